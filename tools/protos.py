@@ -1,0 +1,105 @@
+"""Generates gen/ from protos/ and lints the contracts.
+
+  python tools/protos.py gen [OUT]   regenerate gen/ (or OUT) from protos/
+  python tools/protos.py lint        buf lint (STANDARD) on protos/
+
+The googleapis protos come from the installed googleapis-common-protos
+package; nothing is fetched and nothing of theirs is copied into git.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+from grpc_tools import protoc
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTOS = ROOT / "protos"
+GEN = ROOT / "gen"
+DESCRIPTOR_NAME = "descriptor.pb"
+# google/rpc/error_details.proto is not imported by our protos but must be in
+# Envoy's descriptor set, or converted errors lose their BadRequest details.
+EXTRA_DESCRIPTOR_INPUTS = ["google/rpc/error_details.proto", "google/rpc/status.proto"]
+# What buf needs of googleapis to resolve our imports.
+GOOGLEAPIS_FOR_BUF = [
+    "google/api/annotations.proto",
+    "google/api/http.proto",
+    "google/api/field_behavior.proto",
+]
+
+
+def googleapis_root() -> Path:
+    """The site-packages folder holding google/api/*.proto."""
+    import google.api
+
+    return Path(next(iter(google.api.__path__))).parent.parent
+
+
+def wkt_root() -> Path:
+    return Path(str(resources.files("grpc_tools") / "_proto"))
+
+
+def our_protos() -> list[str]:
+    return sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
+
+
+def run_protoc(args: list[str]) -> None:
+    includes = [f"-I{PROTOS}", f"-I{googleapis_root()}", f"-I{wkt_root()}"]
+    code = protoc.main(["protoc", *includes, *args])
+    if code != 0:
+        raise SystemExit(f"protoc failed ({code}): {args}")
+
+
+def generate(out: Path) -> None:
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    files = our_protos()
+    run_protoc([f"--python_out={out}", f"--grpc_python_out={out}", f"--pyi_out={out}", *files])
+    run_protoc(
+        [
+            f"--descriptor_set_out={out / DESCRIPTOR_NAME}",
+            "--include_imports",
+            *files,
+            *EXTRA_DESCRIPTOR_INPUTS,
+        ]
+    )
+
+
+def lint() -> int:
+    """buf lint with the googleapis protos laid beside ours in a temp workspace."""
+    buf = shutil.which("buf", path=str(Path(sys.executable).parent)) or "buf"
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        shutil.copytree(PROTOS, work / "protos")
+        for name in GOOGLEAPIS_FOR_BUF:
+            target = work / "deps" / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(googleapis_root() / name, target)
+        (work / "buf.yaml").write_text(_workspace_config())
+        return subprocess.run([buf, "lint", "protos"], cwd=work).returncode
+
+
+def _workspace_config() -> str:
+    """The repository's buf.yaml plus a module for the googleapis copies."""
+    config = (ROOT / "buf.yaml").read_text()
+    return config.replace("  - path: protos\n", "  - path: protos\n  - path: deps\n", 1)
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["gen"]:
+        generate(Path(argv[1]) if len(argv) > 1 else GEN)
+        return 0
+    if argv[:1] == ["lint"]:
+        return lint()
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
