@@ -1,0 +1,122 @@
+"""In-flight jobs of the mock AI: asyncio timers, not a thread each.
+
+A job waits a random delay on the event loop, makes its result and delivers
+it to CallbackService, retrying with backoff until acknowledged. A restart
+loses the jobs held here; the api_server's completion deadline recovers them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+
+import grpc
+from leo.ai.v1 import ai_pb2
+from leo.callback.v1 import callback_pb2, callback_pb2_grpc
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_random_exponential
+
+from leo_mesh.status import is_retryable
+from mock_ai_server.settings import Settings
+
+log = logging.getLogger("mock_ai_server.jobs")
+
+
+class CallbackDropped(Exception):
+    """A callback attempt lost on purpose (failure injection)."""
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    if isinstance(exc, CallbackDropped):
+        return True
+    return isinstance(exc, grpc.aio.AioRpcError) and is_retryable(exc.code())
+
+
+@dataclass
+class Job:
+    request: ai_pb2.StartGenerationRequest
+    timer: asyncio.TimerHandle | None = None
+    task: asyncio.Task | None = None
+
+
+class Jobs:
+    def __init__(self, settings: Settings, callbacks: callback_pb2_grpc.CallbackServiceStub, rng: random.Random | None = None) -> None:
+        self._settings = settings
+        self._callbacks = callbacks
+        self._rng = rng or random.Random()
+        self._jobs: dict[str, Job] = {}
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def start(self, request: ai_pb2.StartGenerationRequest) -> bool:
+        """Hold a job for this generation; False if one is already held."""
+        if request.generation_id in self._jobs:
+            return False
+        job = Job(request)
+        settings = self._settings
+        delay = self._rng.uniform(settings.mock_ai_min_delay_s, settings.mock_ai_max_delay_s)
+        job.timer = asyncio.get_running_loop().call_later(delay, self._finish, job)
+        self._jobs[request.generation_id] = job
+        return True
+
+    def _finish(self, job: Job) -> None:
+        job.timer = None
+        job.task = asyncio.create_task(self._deliver(job), name=f"callback {job.request.generation_id}")
+
+    def _result(self, request: ai_pb2.StartGenerationRequest) -> callback_pb2.CompleteGenerationRequest:
+        settings = self._settings
+        message = callback_pb2.CompleteGenerationRequest(
+            generation_id=request.generation_id, callback_token=request.callback_token
+        )
+        if self._rng.random() < settings.mock_ai_generation_failure_rate:
+            message.failure_reason = "the model could not render this prompt (simulated failure)"
+            return message
+        base = settings.mock_ai_image_base_url.rstrip("/")
+        for index in range(settings.mock_ai_images_per_generation):
+            message.completed.images.add(
+                url=f"{base}/{request.generation_id}/{index}.png", width=request.width, height=request.height
+            )
+        return message
+
+    async def _deliver(self, job: Job) -> None:
+        settings = self._settings
+        message = self._result(job.request)
+        generation_id = job.request.generation_id
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception(_worth_retrying),
+                wait=wait_random_exponential(
+                    multiplier=settings.mock_ai_callback_backoff_base_s, max=settings.mock_ai_callback_backoff_cap_s
+                ),
+                stop=stop_after_delay(settings.mock_ai_callback_give_up_s),
+                reraise=True,
+            ):
+                with attempt:
+                    number = attempt.retry_state.attempt_number
+                    if self._rng.random() < settings.mock_ai_callback_drop_rate:
+                        log.info("callback dropped", extra={"generation_id": generation_id, "attempt": number})
+                        raise CallbackDropped()
+                    await self._callbacks.CompleteGeneration(message, timeout=settings.mock_ai_callback_timeout_s)
+            log.info("callback delivered", extra={"generation_id": generation_id, "attempts": number})
+        except grpc.aio.AioRpcError as exc:
+            log.warning(
+                "callback refused",
+                extra={"generation_id": generation_id, "code": exc.code().name, "error": exc.details()},
+            )
+        except CallbackDropped:
+            log.warning("callback given up", extra={"generation_id": generation_id})
+        finally:
+            self._jobs.pop(generation_id, None)
+
+    async def close(self) -> None:
+        """Drop every held job (the api_server's deadline recovers them)."""
+        for job in self._jobs.values():
+            if job.timer is not None:
+                job.timer.cancel()
+            if job.task is not None:
+                job.task.cancel()
+        tasks = [job.task for job in self._jobs.values() if job.task is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._jobs.clear()

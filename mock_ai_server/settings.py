@@ -1,0 +1,37 @@
+"""mock_ai_server settings, read from environment variables (see README)."""
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    listen_host: str = "127.0.0.1"
+    mock_ai_port: int = 50052
+    callback_server_address: str = "127.0.0.1:50053"
+    log_level: str = "INFO"
+
+    mock_ai_min_delay_s: float = Field(4.0, ge=0)
+    mock_ai_max_delay_s: float = Field(8.0, ge=0)
+    mock_ai_images_per_generation: int = Field(2, ge=1, le=16)
+    mock_ai_image_base_url: str = "https://images.leo.example"
+
+    # Failure injection.
+    mock_ai_start_failure_rate: float = Field(0.0, ge=0, le=1)
+    # The first N StartGeneration calls of each generation answer UNAVAILABLE.
+    mock_ai_start_failures_per_generation: int = Field(0, ge=0)
+    mock_ai_generation_failure_rate: float = Field(0.0, ge=0, le=1)
+    mock_ai_callback_drop_rate: float = Field(0.0, ge=0, le=1)
+
+    # Callback delivery retries until acknowledged.
+    mock_ai_callback_backoff_base_s: float = Field(0.2, gt=0)
+    mock_ai_callback_backoff_cap_s: float = Field(5.0, gt=0)
+    mock_ai_callback_timeout_s: float = Field(5.0, gt=0)
+    mock_ai_callback_give_up_s: float = Field(3600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.mock_ai_max_delay_s < self.mock_ai_min_delay_s:
+            raise ValueError("MOCK_AI_MAX_DELAY_S must be at least MOCK_AI_MIN_DELAY_S")
+        return self
