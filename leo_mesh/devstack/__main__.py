@@ -1,0 +1,78 @@
+"""`make run`: the whole mesh on this machine, stopped cleanly by Ctrl-C.
+
+Starts embedded PostgreSQL unless DATABASE_URL is set, migrates it, starts
+callback_server, mock_ai_server, api_server and Envoy on the default ports,
+and prints what is where. Logs go to .run/logs/.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import psycopg
+
+from leo_mesh.db import migrate
+from leo_mesh.devstack.mesh import Mesh
+from leo_mesh.devstack.postgres import EmbeddedPostgres
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_DIR = ROOT / ".run"
+EMBEDDED_PG_PORT = int(os.environ.get("EMBEDDED_POSTGRES_PORT", "54329"))
+DATABASE = "leo"
+
+
+def _ensure_database(postgres: EmbeddedPostgres) -> str:
+    with psycopg.connect(postgres.url(), autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone() is None:
+            postgres.create_database(DATABASE)
+    return postgres.url(DATABASE)
+
+
+def main() -> int:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+    postgres = None
+    database_url = os.environ.get("DATABASE_URL")
+    if not database_url:
+        postgres = EmbeddedPostgres(RUN_DIR / "postgres", EMBEDDED_PG_PORT)
+        postgres.start()
+        database_url = _ensure_database(postgres)
+    mesh = Mesh(database_url, RUN_DIR / "logs")
+    try:
+        migrate.upgrade(database_url)
+        mesh.start()
+        ports = mesh.ports
+        print(
+            f"""
+Leo generation mesh is running (logs in {RUN_DIR / 'logs'}):
+  JSON/HTTP and gRPC via Envoy  http://127.0.0.1:{ports.envoy}
+  Envoy admin                   http://127.0.0.1:{ports.envoy_admin}
+  api_server (gRPC)             127.0.0.1:{ports.api[0]}
+  mock_ai_server (gRPC)         127.0.0.1:{ports.ai}
+  callback_server (gRPC)        127.0.0.1:{ports.callback}
+  PostgreSQL                    {database_url}
+Press Ctrl-C to stop.""",
+            flush=True,
+        )
+        while not stop.wait(0.5):
+            dead = [p.name for p in mesh.processes() if not p.running()]
+            if dead:
+                print(f"{', '.join(dead)} exited; stopping (see {RUN_DIR / 'logs'})", file=sys.stderr)
+                return 1
+        return 0
+    finally:
+        print("stopping…", flush=True)
+        mesh.stop()
+        if postgres is not None:
+            postgres.stop()
+        print("stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,152 @@
+"""The whole mesh as child processes: callback_server, mock_ai_server,
+api_server (one or more replicas) and optionally Envoy, on one database.
+
+`make run` uses it with the default ports; tests use it on free ports.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from leo_mesh.devstack import envoy
+from leo_mesh.devstack.processes import ManagedProcess, free_port, wait_serving
+
+GENERATION_SERVICE = "leo.generation.v1.GenerationService"
+
+
+@dataclass
+class Ports:
+    api: list[int] = field(default_factory=lambda: [50051])
+    ai: int = 50052
+    callback: int = 50053
+    envoy: int = 8080
+    envoy_admin: int = 9901
+
+    @classmethod
+    def free(cls, api_replicas: int = 1) -> "Ports":
+        return cls(
+            api=[free_port() for _ in range(api_replicas)],
+            ai=free_port(),
+            callback=free_port(),
+            envoy=free_port(),
+            envoy_admin=free_port(),
+        )
+
+
+class Mesh:
+    def __init__(
+        self,
+        database_url: str,
+        run_dir: Path,
+        *,
+        ports: Ports | None = None,
+        env: dict[str, str] | None = None,
+        with_envoy: bool = True,
+    ) -> None:
+        self.database_url = database_url
+        self.run_dir = run_dir
+        self.ports = ports or Ports()
+        self.env = env or {}
+        self.callback_server = self._service("callback_server", CALLBACK_SERVER_PORT=str(self.ports.callback))
+        self.mock_ai = self._service(
+            "mock_ai_server",
+            MOCK_AI_PORT=str(self.ports.ai),
+            CALLBACK_SERVER_ADDRESS=f"127.0.0.1:{self.ports.callback}",
+        )
+        self.api_servers = [self._api_server(i) for i in range(len(self.ports.api))]
+        self.envoy = self._envoy() if with_envoy else None
+
+    def _service(self, module: str, name: str | None = None, **env: str) -> ManagedProcess:
+        name = name or module
+        return ManagedProcess.python_module(
+            name,
+            module,
+            env={"DATABASE_URL": self.database_url, **self.env, **env},
+            log_path=self.run_dir / f"{name}.log",
+        )
+
+    def _api_server(self, index: int) -> ManagedProcess:
+        return self._service(
+            "api_server",
+            f"api_server-{index}" if index else "api_server",
+            API_SERVER_PORT=str(self.ports.api[index]),
+            AI_SERVER_ADDRESS=f"127.0.0.1:{self.ports.ai}",
+        )
+
+    def _envoy(self) -> ManagedProcess:
+        config = envoy.write_config(
+            self.run_dir / "envoy.yaml",
+            listen_port=self.ports.envoy,
+            admin_port=self.ports.envoy_admin,
+            api_server_port=self.ports.api[0],
+        )
+        argv = [envoy.envoy_binary(), "-c", str(config), "--use-dynamic-base-id", "--log-level", "warning"]
+        return ManagedProcess("envoy", argv, env={}, log_path=self.run_dir / "envoy.log")
+
+    @property
+    def api_address(self) -> str:
+        return f"127.0.0.1:{self.ports.api[0]}"
+
+    @property
+    def envoy_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.envoy}"
+
+    def processes(self) -> list[ManagedProcess]:
+        """In start order."""
+        return [self.callback_server, self.mock_ai, *self.api_servers, *([self.envoy] if self.envoy else [])]
+
+    def start(self) -> "Mesh":
+        try:
+            self.start_process(self.callback_server)
+            self.start_process(self.mock_ai)
+            for api in self.api_servers:
+                self.start_process(api)
+            if self.envoy is not None:
+                self.start_process(self.envoy)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def start_process(self, process: ManagedProcess, timeout_s: float = 30.0) -> None:
+        """Start one of the mesh's processes and wait until it is ready."""
+        process.start()
+        try:
+            if process is self.envoy:
+                self._wait_envoy_ready(timeout_s)
+            else:
+                port = process.env.get("API_SERVER_PORT") or process.env.get("MOCK_AI_PORT") or process.env["CALLBACK_SERVER_PORT"]
+                wait_serving(f"127.0.0.1:{port}", timeout_s=timeout_s)
+        except TimeoutError as exc:
+            raise RuntimeError(f"{process.name} did not start:\n{process.log_text()[-4000:]}") from exc
+
+    def _wait_envoy_ready(self, timeout_s: float) -> None:
+        """Until the admin says ready and the api_server upstream is healthy."""
+        admin = f"http://127.0.0.1:{self.ports.envoy_admin}"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.envoy.running():
+                break
+            try:
+                with urllib.request.urlopen(f"{admin}/ready", timeout=1) as ready:
+                    with urllib.request.urlopen(f"{admin}/clusters", timeout=1) as clusters:
+                        body = clusters.read().decode()
+                        if ready.status == 200 and "health_flags::healthy" in body:
+                            return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError("envoy not ready")
+
+    def stop(self) -> None:
+        for process in reversed(self.processes()):
+            process.stop()
+
+    def __enter__(self) -> "Mesh":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
