@@ -9,6 +9,7 @@ package; nothing is fetched and nothing of theirs is copied into git.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -16,12 +17,15 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
+from google.protobuf import descriptor_pb2
 from grpc_tools import protoc
+from openapi import build_openapi
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 GEN = ROOT / "gen"
 DESCRIPTOR_NAME = "descriptor.pb"
+OPENAPI_NAME = "openapi.json"
 # google/rpc/error_details.proto is not imported by our protos but must be in
 # Envoy's descriptor set, or converted errors lose their BadRequest details.
 EXTRA_DESCRIPTOR_INPUTS = ["google/rpc/error_details.proto", "google/rpc/status.proto"]
@@ -69,6 +73,16 @@ def generate(out: Path) -> None:
             *EXTRA_DESCRIPTOR_INPUTS,
         ]
     )
+    write_openapi(files, out / OPENAPI_NAME)
+
+
+def write_openapi(files: list[str], target: Path) -> None:
+    """The OpenAPI spec, from a descriptor set with comments (descriptor.pb has none)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        commented = Path(tmp) / DESCRIPTOR_NAME
+        run_protoc([f"--descriptor_set_out={commented}", "--include_imports", "--include_source_info", *files])
+        spec = build_openapi(descriptor_pb2.FileDescriptorSet.FromString(commented.read_bytes()))
+    target.write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
 
 
 def lint() -> int:

@@ -24,6 +24,7 @@ class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STATUS_PENDING: _ClassVar[Status]
     STATUS_COMPLETE: _ClassVar[Status]
     STATUS_FAILED: _ClassVar[Status]
+    STATUS_CANCELLED: _ClassVar[Status]
 MODEL_UNSPECIFIED: Model
 MODEL_SD: Model
 MODEL_SDXL: Model
@@ -31,6 +32,7 @@ STATUS_UNSPECIFIED: Status
 STATUS_PENDING: Status
 STATUS_COMPLETE: Status
 STATUS_FAILED: Status
+STATUS_CANCELLED: Status
 
 class Image(_message.Message):
     __slots__ = ("url", "width", "height")
@@ -43,7 +45,7 @@ class Image(_message.Message):
     def __init__(self, url: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
 class Generation(_message.Message):
-    __slots__ = ("generation_id", "status", "prompt", "model", "width", "height", "images", "attempts", "failure_reason", "create_time", "update_time", "complete_time")
+    __slots__ = ("generation_id", "status", "prompt", "model", "width", "height", "images", "attempts", "failure_reason", "create_time", "update_time", "complete_time", "webhook_url")
     GENERATION_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +58,7 @@ class Generation(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     COMPLETE_TIME_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
     generation_id: str
     status: Status
     prompt: str
@@ -68,19 +71,24 @@ class Generation(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     complete_time: _timestamp_pb2.Timestamp
-    def __init__(self, generation_id: _Optional[str] = ..., status: _Optional[_Union[Status, str]] = ..., prompt: _Optional[str] = ..., model: _Optional[_Union[Model, str]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., attempts: _Optional[int] = ..., failure_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    webhook_url: str
+    def __init__(self, generation_id: _Optional[str] = ..., status: _Optional[_Union[Status, str]] = ..., prompt: _Optional[str] = ..., model: _Optional[_Union[Model, str]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., attempts: _Optional[int] = ..., failure_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., webhook_url: _Optional[str] = ...) -> None: ...
 
 class CreateGenerationRequest(_message.Message):
-    __slots__ = ("prompt", "model", "width", "height")
+    __slots__ = ("prompt", "model", "width", "height", "request_id", "webhook_url")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     model: Model
     width: int
     height: int
-    def __init__(self, prompt: _Optional[str] = ..., model: _Optional[_Union[Model, str]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
+    request_id: str
+    webhook_url: str
+    def __init__(self, prompt: _Optional[str] = ..., model: _Optional[_Union[Model, str]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., request_id: _Optional[str] = ..., webhook_url: _Optional[str] = ...) -> None: ...
 
 class CreateGenerationResponse(_message.Message):
     __slots__ = ("generation",)
@@ -99,3 +107,55 @@ class GetGenerationResponse(_message.Message):
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     generation: Generation
     def __init__(self, generation: _Optional[_Union[Generation, _Mapping]] = ...) -> None: ...
+
+class ListGenerationsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "status")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    status: Status
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., status: _Optional[_Union[Status, str]] = ...) -> None: ...
+
+class ListGenerationsResponse(_message.Message):
+    __slots__ = ("generations", "next_page_token")
+    GENERATIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    generations: _containers.RepeatedCompositeFieldContainer[Generation]
+    next_page_token: str
+    def __init__(self, generations: _Optional[_Iterable[_Union[Generation, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CancelGenerationRequest(_message.Message):
+    __slots__ = ("generation_id",)
+    GENERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    generation_id: str
+    def __init__(self, generation_id: _Optional[str] = ...) -> None: ...
+
+class CancelGenerationResponse(_message.Message):
+    __slots__ = ("generation",)
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    generation: Generation
+    def __init__(self, generation: _Optional[_Union[Generation, _Mapping]] = ...) -> None: ...
+
+class WatchGenerationRequest(_message.Message):
+    __slots__ = ("generation_id",)
+    GENERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    generation_id: str
+    def __init__(self, generation_id: _Optional[str] = ...) -> None: ...
+
+class WatchGenerationResponse(_message.Message):
+    __slots__ = ("generation",)
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    generation: Generation
+    def __init__(self, generation: _Optional[_Union[Generation, _Mapping]] = ...) -> None: ...
+
+class RotateWebhookSecretRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RotateWebhookSecretResponse(_message.Message):
+    __slots__ = ("secret",)
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    secret: str
+    def __init__(self, secret: _Optional[str] = ...) -> None: ...

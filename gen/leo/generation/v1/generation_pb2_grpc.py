@@ -45,6 +45,26 @@ class GenerationServiceStub:
                 request_serializer=leo_dot_generation_dot_v1_dot_generation__pb2.GetGenerationRequest.SerializeToString,
                 response_deserializer=leo_dot_generation_dot_v1_dot_generation__pb2.GetGenerationResponse.FromString,
                 _registered_method=True)
+        self.ListGenerations = channel.unary_unary(
+                '/leo.generation.v1.GenerationService/ListGenerations',
+                request_serializer=leo_dot_generation_dot_v1_dot_generation__pb2.ListGenerationsRequest.SerializeToString,
+                response_deserializer=leo_dot_generation_dot_v1_dot_generation__pb2.ListGenerationsResponse.FromString,
+                _registered_method=True)
+        self.CancelGeneration = channel.unary_unary(
+                '/leo.generation.v1.GenerationService/CancelGeneration',
+                request_serializer=leo_dot_generation_dot_v1_dot_generation__pb2.CancelGenerationRequest.SerializeToString,
+                response_deserializer=leo_dot_generation_dot_v1_dot_generation__pb2.CancelGenerationResponse.FromString,
+                _registered_method=True)
+        self.WatchGeneration = channel.unary_stream(
+                '/leo.generation.v1.GenerationService/WatchGeneration',
+                request_serializer=leo_dot_generation_dot_v1_dot_generation__pb2.WatchGenerationRequest.SerializeToString,
+                response_deserializer=leo_dot_generation_dot_v1_dot_generation__pb2.WatchGenerationResponse.FromString,
+                _registered_method=True)
+        self.RotateWebhookSecret = channel.unary_unary(
+                '/leo.generation.v1.GenerationService/RotateWebhookSecret',
+                request_serializer=leo_dot_generation_dot_v1_dot_generation__pb2.RotateWebhookSecretRequest.SerializeToString,
+                response_deserializer=leo_dot_generation_dot_v1_dot_generation__pb2.RotateWebhookSecretResponse.FromString,
+                _registered_method=True)
 
 
 class GenerationServiceServicer:
@@ -66,6 +86,36 @@ class GenerationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListGenerations(self, request, context):
+        """The caller's generations, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelGeneration(self, request, context):
+        """Cancels a PENDING generation; a finished one is FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchGeneration(self, request, context):
+        """Streams the generation's current state, then every change; ends after
+        the final state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateWebhookSecret(self, request, context):
+        """Makes a new secret for signing the caller's webhooks and returns it; it
+        is shown only here. The previous secret stops being used at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GenerationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -78,6 +128,26 @@ def add_GenerationServiceServicer_to_server(servicer, server):
                     servicer.GetGeneration,
                     request_deserializer=leo_dot_generation_dot_v1_dot_generation__pb2.GetGenerationRequest.FromString,
                     response_serializer=leo_dot_generation_dot_v1_dot_generation__pb2.GetGenerationResponse.SerializeToString,
+            ),
+            'ListGenerations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGenerations,
+                    request_deserializer=leo_dot_generation_dot_v1_dot_generation__pb2.ListGenerationsRequest.FromString,
+                    response_serializer=leo_dot_generation_dot_v1_dot_generation__pb2.ListGenerationsResponse.SerializeToString,
+            ),
+            'CancelGeneration': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelGeneration,
+                    request_deserializer=leo_dot_generation_dot_v1_dot_generation__pb2.CancelGenerationRequest.FromString,
+                    response_serializer=leo_dot_generation_dot_v1_dot_generation__pb2.CancelGenerationResponse.SerializeToString,
+            ),
+            'WatchGeneration': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchGeneration,
+                    request_deserializer=leo_dot_generation_dot_v1_dot_generation__pb2.WatchGenerationRequest.FromString,
+                    response_serializer=leo_dot_generation_dot_v1_dot_generation__pb2.WatchGenerationResponse.SerializeToString,
+            ),
+            'RotateWebhookSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateWebhookSecret,
+                    request_deserializer=leo_dot_generation_dot_v1_dot_generation__pb2.RotateWebhookSecretRequest.FromString,
+                    response_serializer=leo_dot_generation_dot_v1_dot_generation__pb2.RotateWebhookSecretResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -135,6 +205,114 @@ class GenerationService:
             '/leo.generation.v1.GenerationService/GetGeneration',
             leo_dot_generation_dot_v1_dot_generation__pb2.GetGenerationRequest.SerializeToString,
             leo_dot_generation_dot_v1_dot_generation__pb2.GetGenerationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGenerations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/leo.generation.v1.GenerationService/ListGenerations',
+            leo_dot_generation_dot_v1_dot_generation__pb2.ListGenerationsRequest.SerializeToString,
+            leo_dot_generation_dot_v1_dot_generation__pb2.ListGenerationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelGeneration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/leo.generation.v1.GenerationService/CancelGeneration',
+            leo_dot_generation_dot_v1_dot_generation__pb2.CancelGenerationRequest.SerializeToString,
+            leo_dot_generation_dot_v1_dot_generation__pb2.CancelGenerationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchGeneration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/leo.generation.v1.GenerationService/WatchGeneration',
+            leo_dot_generation_dot_v1_dot_generation__pb2.WatchGenerationRequest.SerializeToString,
+            leo_dot_generation_dot_v1_dot_generation__pb2.WatchGenerationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateWebhookSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/leo.generation.v1.GenerationService/RotateWebhookSecret',
+            leo_dot_generation_dot_v1_dot_generation__pb2.RotateWebhookSecretRequest.SerializeToString,
+            leo_dot_generation_dot_v1_dot_generation__pb2.RotateWebhookSecretResponse.FromString,
             options,
             channel_credentials,
             insecure,
