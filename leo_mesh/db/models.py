@@ -11,7 +11,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, Enum, Index, Integer, String, Text, text
+from sqlalchemy import Boolean, Enum, ForeignKey, Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -29,9 +29,10 @@ class GenerationStatus(enum.Enum):
     PENDING = "PENDING"
     COMPLETE = "COMPLETE"
     FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
 
 
-FINAL_STATUSES = frozenset({GenerationStatus.COMPLETE, GenerationStatus.FAILED})
+FINAL_STATUSES = frozenset({GenerationStatus.COMPLETE, GenerationStatus.FAILED, GenerationStatus.CANCELLED})
 
 PROMPT_MAX_LENGTH = 1500
 
@@ -78,6 +79,18 @@ class Generation(Base):
     # end of a claim lease, or the completion deadline. NULL: nothing due.
     next_attempt_at: Mapped[datetime | None] = mapped_column("nextAttemptAt", Timestamp)
 
+    # Revision 4: ownership, idempotent create, callback authentication.
+    # NULL owner: made before API keys existed; nobody can see it.
+    owner: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[uuid.UUID | None] = mapped_column("requestId", UUID(as_uuid=True))
+    # Digest of the create's parameters, to refuse a reused request_id.
+    request_fingerprint: Mapped[str | None] = mapped_column("requestFingerprint", Text)
+    # SHA-256 of the current dispatch's callback token.
+    callback_token_hash: Mapped[bytes | None] = mapped_column("callbackTokenHash", LargeBinary)
+
+    # Revision 5: webhooks.
+    webhook_url: Mapped[str | None] = mapped_column("webhookUrl", Text)
+
     __table_args__ = (
         # A unique index, not a constraint, as Prisma made it: upserts must
         # name the column (ON CONFLICT ("generationId")), not a constraint.
@@ -87,4 +100,93 @@ class Generation(Base):
             "nextAttemptAt",
             postgresql_where=text("status = 'PENDING'"),
         ),
+        Index(
+            "generations_owner_requestId_key",
+            "owner",
+            "requestId",
+            unique=True,
+            postgresql_where=text('"requestId" IS NOT NULL'),
+        ),
+        Index("generations_owner_page_idx", "owner", "createdAt", "id"),
+        Index("generations_owner_pending_idx", "owner", postgresql_where=text("status = 'PENDING'")),
     )
+
+
+class ApiKey(Base):
+    """An API key, stored as its SHA-256 (keys are random, 256 bits)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    owner: Mapped[str] = mapped_column(Text, nullable=False)
+    key_hash: Mapped[bytes] = mapped_column("keyHash", LargeBinary, nullable=False)
+    # The key's first characters, to tell keys apart in listings.
+    prefix: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        "createdAt", Timestamp, nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
+    revoked_at: Mapped[datetime | None] = mapped_column("revokedAt", Timestamp)
+
+    __table_args__ = (Index("api_keys_keyHash_key", "keyHash", unique=True),)
+
+
+class WebhookSecret(Base):
+    __tablename__ = "webhook_secrets"
+
+    owner: Mapped[str] = mapped_column(Text, primary_key=True)
+    secret: Mapped[str] = mapped_column(Text, nullable=False)
+    rotated_at: Mapped[datetime] = mapped_column(
+        "rotatedAt", Timestamp, nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
+
+
+class DeliveryStatus(enum.Enum):
+    PENDING = "PENDING"
+    DELIVERED = "DELIVERED"
+    FAILED = "FAILED"
+
+
+class WebhookDelivery(Base):
+    """One webhook to deliver, claimed like the dispatch outbox."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    generation_id: Mapped[uuid.UUID] = mapped_column(
+        "generationId", UUID(as_uuid=True), ForeignKey("generations.generationId", ondelete="CASCADE"), nullable=False
+    )
+    owner: Mapped[str] = mapped_column(Text, nullable=False)
+    url: Mapped[str] = mapped_column(Text, nullable=False)
+    # The exact body sent on every attempt.
+    payload: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[DeliveryStatus] = mapped_column(
+        Enum(DeliveryStatus, name="delivery_status"), nullable=False, server_default=text("'PENDING'")
+    )
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    next_attempt_at: Mapped[datetime | None] = mapped_column("nextAttemptAt", Timestamp)
+    last_error: Mapped[str | None] = mapped_column("lastError", Text)
+    created_at: Mapped[datetime] = mapped_column(
+        "createdAt", Timestamp, nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        "updatedAt", Timestamp, nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
+    delivered_at: Mapped[datetime | None] = mapped_column("deliveredAt", Timestamp)
+
+    __table_args__ = (
+        Index("webhook_deliveries_generationId_key", "generationId", unique=True),
+        Index("webhook_deliveries_due_idx", "nextAttemptAt", postgresql_where=text("status = 'PENDING'")),
+    )
+
+
+class WebhookAttempt(Base):
+    __tablename__ = "webhook_attempts"
+
+    delivery_id: Mapped[uuid.UUID] = mapped_column(
+        "deliveryId", UUID(as_uuid=True), ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), primary_key=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(Timestamp, nullable=False, server_default=text("CURRENT_TIMESTAMP"))
+    status_code: Mapped[int | None] = mapped_column("statusCode", Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    ms: Mapped[int] = mapped_column(Integer, nullable=False)
