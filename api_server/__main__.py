@@ -9,7 +9,9 @@ import grpc
 from leo.ai.v1 import ai_pb2_grpc
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
 
+from api_server.auth import AuthInterceptor
 from api_server.dispatcher import Dispatcher
+from api_server.keys import KeyStore
 from api_server.service import GenerationService
 from api_server.settings import Settings
 from leo_mesh import logs
@@ -24,7 +26,8 @@ async def main() -> None:
     settings = Settings()
     logs.configure("api_server", settings.log_level)
     engine = create_engine(settings.database_url)
-    store = GenerationStore(sessionmaker(engine))
+    sessions = sessionmaker(engine)
+    store = GenerationStore(sessions)
     channel = grpc.aio.insecure_channel(settings.ai_server_address)
     dispatcher = Dispatcher(store, ai_pb2_grpc.AIServiceStub(channel), settings)
     tasks: list[asyncio.Task] = []
@@ -42,7 +45,7 @@ async def main() -> None:
         await channel.close()
         await engine.dispose()
 
-    service = GenerationService(store, dispatcher)
+    service = GenerationService(store, dispatcher, settings)
     await serve(
         name="api_server",
         host=settings.listen_host,
@@ -50,6 +53,7 @@ async def main() -> None:
         services=[(SERVICE_NAME, lambda server: generation_pb2_grpc.add_GenerationServiceServicer_to_server(service, server))],
         on_started=started,
         on_stopping=stopping,
+        interceptors=[AuthInterceptor(KeyStore(sessions))],
     )
 
 

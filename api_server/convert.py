@@ -13,6 +13,7 @@ STATUSES = {
     GenerationStatus.PENDING: generation_pb2.STATUS_PENDING,
     GenerationStatus.COMPLETE: generation_pb2.STATUS_COMPLETE,
     GenerationStatus.FAILED: generation_pb2.STATUS_FAILED,
+    GenerationStatus.CANCELLED: generation_pb2.STATUS_CANCELLED,
 }
 MODELS = {CoreModel.SD: generation_pb2.MODEL_SD, CoreModel.SDXL: generation_pb2.MODEL_SDXL}
 
@@ -40,4 +41,5 @@ def to_proto(row: Generation) -> generation_pb2.Generation:
         create_time=_timestamp(row.created_at),
         update_time=_timestamp(row.updated_at),
         complete_time=_timestamp(row.completed_at),
+        webhook_url=row.webhook_url or "",
     )

@@ -75,10 +75,10 @@ class Dispatcher:
                 extra={"generation_id": str(row.generation_id), "attempt": row.attempts, "reason": row.failure_reason},
             )
         if claimed:
-            await asyncio.gather(*(self._send(row) for row in claimed))
+            await asyncio.gather(*(self._send(row, token) for row, token in claimed))
         return len(claimed) + len(timed_out) >= settings.dispatch_batch_size
 
-    async def _send(self, row: Generation) -> None:
+    async def _send(self, row: Generation, callback_token: str) -> None:
         settings = self._settings
         generation_id = str(row.generation_id)
         attempt = row.attempts
@@ -88,6 +88,7 @@ class Dispatcher:
             model=AI_MODELS[row.core_model],
             width=row.image_width,
             height=row.image_height,
+            callback_token=callback_token,
         )
         try:
             await self._ai.StartGeneration(request, timeout=settings.dispatch_rpc_timeout_s)

@@ -13,6 +13,9 @@ class Settings(BaseSettings):
     ai_server_address: str = "127.0.0.1:50052"
     log_level: str = "INFO"
 
+    # How many PENDING generations one owner may have at once.
+    max_pending_per_owner: int = Field(100, ge=1)
+
     dispatch_max_attempts: int = Field(5, ge=1)
     dispatch_backoff_base_s: float = Field(1.0, gt=0)
     dispatch_backoff_cap_s: float = Field(60.0, gt=0)

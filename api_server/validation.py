@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 
 from leo.generation.v1 import generation_pb2
 
-from leo_mesh.db.models import PROMPT_MAX_LENGTH, CoreModel
+from leo_mesh.db.generations import NewGeneration
+from leo_mesh.db.models import PROMPT_MAX_LENGTH, CoreModel, GenerationStatus
 from leo_mesh.status import FieldViolation, invalid_argument
 
 DEFAULT_MODEL = CoreModel.SDXL
@@ -16,13 +16,7 @@ MIN_SIDE, MAX_SIDE, SIDE_STEP = 64, 2048, 8
 
 MODELS = {generation_pb2.MODEL_SD: CoreModel.SD, generation_pb2.MODEL_SDXL: CoreModel.SDXL}
 
-
-@dataclass(frozen=True)
-class NewGeneration:
-    prompt: str
-    model: CoreModel
-    width: int
-    height: int
+IDEMPOTENCY_HEADER = "idempotency-key"
 
 
 def _side(field: str, value: int, violations: list[FieldViolation]) -> int:
@@ -35,7 +29,23 @@ def _side(field: str, value: int, violations: list[FieldViolation]) -> int:
     return value
 
 
-def validate_create(request: generation_pb2.CreateGenerationRequest) -> NewGeneration:
+def _request_id(request_id: str, header: str | None, violations: list[FieldViolation]) -> uuid.UUID | None:
+    """request_id and the Idempotency-Key header mean the same; both UUIDs."""
+    parsed = {}
+    for field, value in (("request_id", request_id), ("Idempotency-Key", header)):
+        if value:
+            try:
+                parsed[field] = uuid.UUID(value)
+            except ValueError:
+                violations.append(FieldViolation(field, "must be a UUID"))
+    if len(set(parsed.values())) > 1:
+        violations.append(FieldViolation("request_id", "differs from the Idempotency-Key header; send one, or the same"))
+    return next(iter(parsed.values()), None)
+
+
+def validate_create(
+    request: generation_pb2.CreateGenerationRequest, *, owner: str, idempotency_key: str | None = None
+) -> NewGeneration:
     """The generation to create, or INVALID_ARGUMENT listing every bad field."""
     violations: list[FieldViolation] = []
     prompt = request.prompt
@@ -56,9 +66,18 @@ def validate_create(request: generation_pb2.CreateGenerationRequest) -> NewGener
 
     width = _side("width", request.width, violations)
     height = _side("height", request.height, violations)
+    request_id = _request_id(request.request_id, idempotency_key, violations)
     if violations:
         raise invalid_argument(violations)
-    return NewGeneration(prompt=prompt, model=model, width=width, height=height)
+    return NewGeneration(
+        owner=owner,
+        prompt=prompt,
+        model=model,
+        width=width,
+        height=height,
+        request_id=request_id,
+        webhook_url=request.webhook_url or None,
+    )
 
 
 def parse_generation_id(value: str, field: str = "generation_id") -> uuid.UUID:
@@ -66,3 +85,28 @@ def parse_generation_id(value: str, field: str = "generation_id") -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError:
         raise invalid_argument([FieldViolation(field, "must be a UUID")]) from None
+
+
+DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
+
+STATUS_FILTERS = {
+    generation_pb2.STATUS_PENDING: GenerationStatus.PENDING,
+    generation_pb2.STATUS_COMPLETE: GenerationStatus.COMPLETE,
+    generation_pb2.STATUS_FAILED: GenerationStatus.FAILED,
+    generation_pb2.STATUS_CANCELLED: GenerationStatus.CANCELLED,
+}
+
+
+def page_size(value: int) -> int:
+    """Default 20; above 100 is taken as 100; negative is an error."""
+    if value < 0:
+        raise invalid_argument([FieldViolation("page_size", "must not be negative")])
+    return min(value or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def status_filter(value: int) -> GenerationStatus | None:
+    if value == generation_pb2.STATUS_UNSPECIFIED:
+        return None
+    if value not in STATUS_FILTERS:
+        raise invalid_argument([FieldViolation("status", "must be a known status")])
+    return STATUS_FILTERS[value]

@@ -52,10 +52,12 @@ class CallbackService(callback_pb2_grpc.CallbackServiceServicer):
 
     async def CompleteGeneration(self, request, context):
         generation_id, result = parse_result(request)
-        outcome = await self._store.complete(generation_id, result)
+        outcome = await self._store.complete(generation_id, request.callback_token, result)
         log.info("completion", extra={"generation_id": str(generation_id), "outcome": outcome.value, "status": result.status.value})
         if outcome is CompletionOutcome.NOT_FOUND:
             raise not_found(f"generation {generation_id}")
+        if outcome is CompletionOutcome.BAD_TOKEN:
+            raise RpcError(grpc.StatusCode.UNAUTHENTICATED, "the callback token is missing or not the latest dispatch's")
         if outcome is CompletionOutcome.CONFLICT:
             raise RpcError(
                 grpc.StatusCode.FAILED_PRECONDITION,

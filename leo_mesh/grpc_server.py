@@ -120,6 +120,7 @@ async def serve(
     services: Iterable[tuple[str, Callable[[grpc.aio.Server], None]]],
     on_started: Callable[[], Awaitable[None]] | None = None,
     on_stopping: Callable[[], Awaitable[None]] | None = None,
+    interceptors: Iterable[grpc.aio.ServerInterceptor] = (),
     grace_s: float = 10.0,
 ) -> None:
     """Run a server until SIGTERM/SIGINT, then stop gracefully.
@@ -129,7 +130,8 @@ async def serve(
     from the moment shutdown begins, so a proxy stops routing here first.
     """
     services = list(services)
-    server = grpc.aio.server(interceptors=[RpcInterceptor()], options=SERVER_OPTIONS)
+    # RpcInterceptor is outermost: it logs and maps what the others raise.
+    server = grpc.aio.server(interceptors=[RpcInterceptor(), *interceptors], options=SERVER_OPTIONS)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for _, add in services:

@@ -51,8 +51,11 @@ class Jobs:
         return len(self._jobs)
 
     def start(self, request: ai_pb2.StartGenerationRequest) -> bool:
-        """Hold a job for this generation; False if one is already held."""
-        if request.generation_id in self._jobs:
+        """Hold a job for this generation; False if one is already held (it
+        then reports with the newer dispatch's callback token)."""
+        held = self._jobs.get(request.generation_id)
+        if held is not None:
+            held.request = request
             return False
         job = Job(request)
         settings = self._settings
@@ -95,6 +98,7 @@ class Jobs:
             ):
                 with attempt:
                     number = attempt.retry_state.attempt_number
+                    message.callback_token = job.request.callback_token  # the latest dispatch's
                     if self._rng.random() < settings.mock_ai_callback_drop_rate:
                         log.info("callback dropped", extra={"generation_id": generation_id, "attempt": number})
                         raise CallbackDropped()

@@ -28,19 +28,28 @@ def wait_for(check: Callable[[], T], *, timeout_s: float = 30.0, interval_s: flo
 
 
 class Api:
-    """A gRPC client of GenerationService."""
+    """A gRPC client of GenerationService, calling with one API key."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, key: str) -> None:
         self.channel = grpc.insecure_channel(address)
         self.stub = generation_pb2_grpc.GenerationServiceStub(self.channel)
+        self.metadata = [("authorization", f"Bearer {key}")]
 
     def create(self, prompt: str = "a lighthouse at dusk", **fields) -> generation_pb2.Generation:
         request = generation_pb2.CreateGenerationRequest(prompt=prompt, **fields)
-        return self.stub.CreateGeneration(request, timeout=10).generation
+        return self.stub.CreateGeneration(request, timeout=10, metadata=self.metadata).generation
 
     def get(self, generation_id: str) -> generation_pb2.Generation:
         request = generation_pb2.GetGenerationRequest(generation_id=generation_id)
-        return self.stub.GetGeneration(request, timeout=10).generation
+        return self.stub.GetGeneration(request, timeout=10, metadata=self.metadata).generation
+
+    def list(self, **fields) -> generation_pb2.ListGenerationsResponse:
+        request = generation_pb2.ListGenerationsRequest(**fields)
+        return self.stub.ListGenerations(request, timeout=10, metadata=self.metadata)
+
+    def cancel(self, generation_id: str) -> generation_pb2.Generation:
+        request = generation_pb2.CancelGenerationRequest(generation_id=generation_id)
+        return self.stub.CancelGeneration(request, timeout=10, metadata=self.metadata).generation
 
     def wait_final(self, generation_id: str, timeout_s: float = 30.0) -> generation_pb2.Generation:
         return wait_for(
@@ -51,6 +60,11 @@ class Api:
 
     def close(self) -> None:
         self.channel.close()
+
+
+def api_for(mesh, owner: str = "tester", address: str | None = None) -> Api:
+    """A client with a new API key of `owner` on this mesh."""
+    return Api(address or mesh.api_address, mesh.create_api_key(owner))
 
 
 def count_generations(database_url: str) -> int:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+
 import grpc
 import psycopg
 import pytest
 from leo.callback.v1 import callback_pb2, callback_pb2_grpc
 from leo.generation.v1 import generation_pb2
 
-from tests.clients import Api
+from tests.clients import api_for, wait_for
 
 # The AI holds jobs far longer than these tests run, so only we call back.
 SLOW_AI = {"MOCK_AI_MIN_DELAY_S": "600", "MOCK_AI_MAX_DELAY_S": "600"}
@@ -21,7 +24,7 @@ def mesh(make_mesh):
 
 @pytest.fixture(scope="module")
 def api(mesh):
-    return Api(mesh.api_address)
+    return api_for(mesh)
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +33,43 @@ def callbacks(mesh):
         yield callback_pb2_grpc.CallbackServiceStub(channel)
 
 
-def completed(generation_id: str, *urls: str) -> callback_pb2.CompleteGenerationRequest:
+TOKENS: dict[str, str] = {}
+
+
+def new_dispatch(mesh, generation_id: str) -> str:
+    """Give the generation a fresh callback token, as a dispatch does
+    (the AI holding the real one is far from calling back)."""
+    token = secrets.token_urlsafe(16)
+    with psycopg.connect(mesh.database_url) as conn:
+        conn.execute(
+            'UPDATE generations SET "callbackTokenHash" = %s WHERE "generationId" = %s',
+            (hashlib.sha256(token.encode()).digest(), generation_id),
+        )
+    TOKENS[generation_id] = token
+    return token
+
+
+def created(api, mesh, prompt: str) -> str:
+    """A generation the AI holds, with a token this test knows."""
+    generation_id = api.create(prompt).generation_id
+    wait_for(lambda: api.get(generation_id).attempts == 1, timeout_s=10, what="the dispatch")
+    new_dispatch(mesh, generation_id)
+    return generation_id
+
+
+def completed(generation_id: str, *urls: str, token: str | None = None) -> callback_pb2.CompleteGenerationRequest:
     images = callback_pb2.Images(images=[callback_pb2.Image(url=u, width=64, height=64) for u in urls])
-    return callback_pb2.CompleteGenerationRequest(generation_id=generation_id, completed=images)
+    return callback_pb2.CompleteGenerationRequest(
+        generation_id=generation_id,
+        callback_token=TOKENS.get(generation_id, "") if token is None else token,
+        completed=images,
+    )
 
 
 def failed(generation_id: str, reason: str) -> callback_pb2.CompleteGenerationRequest:
-    return callback_pb2.CompleteGenerationRequest(generation_id=generation_id, failure_reason=reason)
+    return callback_pb2.CompleteGenerationRequest(
+        generation_id=generation_id, callback_token=TOKENS.get(generation_id, ""), failure_reason=reason
+    )
 
 
 def row(mesh, generation_id: str):
@@ -54,7 +87,7 @@ def code_of(call) -> grpc.StatusCode:
 
 
 def test_same_result_twice_is_ok_and_changes_nothing(api, callbacks, mesh):
-    generation_id = api.create("twice").generation_id
+    generation_id = created(api, mesh, "twice")
     callbacks.CompleteGeneration(completed(generation_id, "https://img/a.png"), timeout=5)
     first = row(mesh, generation_id)
     assert first[0] == "COMPLETE" and first[1] == [{"url": "https://img/a.png", "width": 64, "height": 64}]
@@ -65,7 +98,7 @@ def test_same_result_twice_is_ok_and_changes_nothing(api, callbacks, mesh):
 
 
 def test_other_result_for_a_final_generation_is_refused(api, callbacks, mesh):
-    generation_id = api.create("conflict").generation_id
+    generation_id = created(api, mesh, "conflict")
     callbacks.CompleteGeneration(completed(generation_id, "https://img/b.png"), timeout=5)
     before = row(mesh, generation_id)
     other_images = lambda: callbacks.CompleteGeneration(completed(generation_id, "https://img/c.png"), timeout=5)  # noqa: E731
@@ -76,7 +109,7 @@ def test_other_result_for_a_final_generation_is_refused(api, callbacks, mesh):
 
 
 def test_failure_is_recorded_with_its_reason_and_repeats_are_ok(api, callbacks, mesh):
-    generation_id = api.create("will fail").generation_id
+    generation_id = created(api, mesh, "will fail")
     callbacks.CompleteGeneration(failed(generation_id, "content policy"), timeout=5)
     callbacks.CompleteGeneration(failed(generation_id, "content policy"), timeout=5)
     got = api.get(generation_id)
@@ -105,3 +138,36 @@ def test_unknown_generation_is_not_found(callbacks):
 )
 def test_malformed_callbacks_are_invalid_argument(callbacks, request_):
     assert code_of(lambda: callbacks.CompleteGeneration(request_, timeout=5)) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_forged_callbacks_change_nothing(api, callbacks, mesh):
+    generation_id = created(api, mesh, "forged")
+    other_id = created(api, mesh, "other")
+    before = row(mesh, generation_id)
+    forgeries = [
+        completed(generation_id, "https://evil/x.png", token=""),  # no token
+        completed(generation_id, "https://evil/x.png", token="not-the-token"),
+        completed(generation_id, "https://evil/x.png", token=TOKENS[other_id]),  # another generation's
+    ]
+    for forged in forgeries:
+        assert code_of(lambda: callbacks.CompleteGeneration(forged, timeout=5)) == grpc.StatusCode.UNAUTHENTICATED
+    assert row(mesh, generation_id) == before
+
+
+def test_token_of_an_earlier_dispatch_no_longer_completes(api, callbacks, mesh):
+    generation_id = created(api, mesh, "redispatched")
+    first = TOKENS[generation_id]
+    new_dispatch(mesh, generation_id)
+    stale = completed(generation_id, "https://img/old.png", token=first)
+    assert code_of(lambda: callbacks.CompleteGeneration(stale, timeout=5)) == grpc.StatusCode.UNAUTHENTICATED
+    callbacks.CompleteGeneration(completed(generation_id, "https://img/new.png"), timeout=5)
+    assert [i.url for i in api.get(generation_id).images] == ["https://img/new.png"]
+
+
+def test_late_callback_for_a_cancelled_generation_changes_nothing(api, callbacks, mesh):
+    generation_id = created(api, mesh, "cancel me")
+    cancelled = api.cancel(generation_id)
+    before = row(mesh, generation_id)
+    callbacks.CompleteGeneration(completed(generation_id, "https://img/late.png"), timeout=5)  # acknowledged
+    assert row(mesh, generation_id) == before
+    assert api.get(generation_id).status == cancelled.status

@@ -13,7 +13,7 @@ import pytest
 
 from leo_mesh.devstack.mesh import Mesh, Ports
 from tests.conftest import new_postgres
-from tests.clients import Api, statuses, wait_for
+from tests.clients import api_for, statuses, wait_for
 from tests.mesh_fixtures import new_migrated_database
 
 FAST = {
@@ -38,7 +38,7 @@ def own_postgres():
 def test_database_outage(own_postgres, tmp_path):
     mesh = Mesh(new_migrated_database(own_postgres), tmp_path / "mesh", ports=Ports.free(), env=FAST)
     with mesh:
-        api = Api(mesh.api_address)
+        api = api_for(mesh)
         accepted: list[str] = []
         refused: list[grpc.StatusCode] = []
         stop = threading.Event()

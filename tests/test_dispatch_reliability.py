@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 from leo.generation.v1 import generation_pb2
 
-from tests.clients import Api, statuses, wait_for
+from tests.clients import api_for, statuses, wait_for
 
 QUICK_RETRIES = {
     "DISPATCH_BACKOFF_BASE_S": "0.05",
@@ -46,7 +46,7 @@ def start_calls(mesh) -> Counter:
 
 def test_unavailable_twice_then_accepted(make_mesh):
     mesh = make_mesh(env={**QUICK_RETRIES, "MOCK_AI_START_FAILURES_PER_GENERATION": "2"}, with_envoy=False)
-    api = Api(mesh.api_address)
+    api = api_for(mesh)
     generation_id = api.create("retry me").generation_id
     done = api.wait_final(generation_id)
     assert done.status == generation_pb2.STATUS_COMPLETE
@@ -63,7 +63,7 @@ def test_unavailable_twice_then_accepted(make_mesh):
 def test_always_unavailable_fails_after_max_attempts(make_mesh):
     env = {**QUICK_RETRIES, "MOCK_AI_START_FAILURE_RATE": "1", "DISPATCH_MAX_ATTEMPTS": "4"}
     mesh = make_mesh(env=env, with_envoy=False)
-    api = Api(mesh.api_address)
+    api = api_for(mesh)
     done = api.wait_final(api.create("never").generation_id)
     assert done.status == generation_pb2.STATUS_FAILED
     assert done.attempts == 4
@@ -86,7 +86,7 @@ def test_kill_9_mock_ai_with_generations_in_flight(make_mesh):
         "DISPATCH_BACKOFF_CAP_S": "2",
     }
     mesh = make_mesh(env=env, with_envoy=False)
-    api = Api(mesh.api_address)
+    api = api_for(mesh)
     total = 250
     ids = create_many(api, total)
 
@@ -115,7 +115,7 @@ def test_kill_9_mock_ai_with_generations_in_flight(make_mesh):
 def test_callback_server_down_for_a_while(make_mesh):
     env = {**QUICK_RETRIES, "COMPLETION_DEADLINE_S": "60"}
     mesh = make_mesh(env=env, with_envoy=False)
-    api = Api(mesh.api_address)
+    api = api_for(mesh)
     mesh.callback_server.stop()
     ids = create_many(api, 40)
     # The AI finishes its jobs while nobody takes its callbacks.
@@ -134,7 +134,7 @@ def test_callback_server_down_for_a_while(make_mesh):
 
 def test_two_api_servers_send_each_generation_exactly_once(make_mesh):
     mesh = make_mesh(env=QUICK_RETRIES, api_replicas=2, with_envoy=False)
-    clients = [Api(f"127.0.0.1:{port}") for port in mesh.ports.api]
+    clients = [api_for(mesh, address=f"127.0.0.1:{port}") for port in mesh.ports.api]
     total = 500
     with ThreadPoolExecutor(16) as pool:
         ids = list(pool.map(lambda i: clients[i % 2].create(f"shared {i}").generation_id, range(total)))
@@ -154,7 +154,7 @@ def test_kill_9_api_server_right_after_creates(make_mesh):
     env = {**QUICK_RETRIES, "DISPATCH_RPC_TIMEOUT_S": "1"}
     mesh = make_mesh(env=env, api_replicas=2, with_envoy=False)
     victim, survivor = mesh.api_servers
-    api = Api(f"127.0.0.1:{mesh.ports.api[0]}")
+    api = api_for(mesh, address=f"127.0.0.1:{mesh.ports.api[0]}")
     ids = create_many(api, 120, prefix="orphan")
     victim.kill()
     counts = wait_all_final(mesh.database_url, timeout_s=60)
@@ -162,7 +162,7 @@ def test_kill_9_api_server_right_after_creates(make_mesh):
     assert set(start_calls(mesh)) >= set(ids)
     # Restarted, the victim serves again and work still flows.
     mesh.start_process(victim)
-    again = Api(f"127.0.0.1:{mesh.ports.api[0]}")
+    again = api_for(mesh, address=f"127.0.0.1:{mesh.ports.api[0]}")
     assert again.wait_final(again.create("after restart").generation_id).status == generation_pb2.STATUS_COMPLETE
 
 
@@ -170,7 +170,7 @@ def test_kill_9_lone_api_server_then_restart(make_mesh):
     env = {**QUICK_RETRIES, "DISPATCH_RPC_TIMEOUT_S": "1"}
     mesh = make_mesh(env=env, with_envoy=False)
     (server,) = mesh.api_servers
-    api = Api(mesh.api_address)
+    api = api_for(mesh)
     ids = create_many(api, 120, prefix="lone")
     server.kill()
     mesh.start_process(server)

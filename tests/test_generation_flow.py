@@ -10,7 +10,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from leo.generation.v1 import generation_pb2
 
-from tests.clients import FINAL, Api, count_generations, wait_for
+from tests.clients import FINAL, api_for, count_generations, wait_for
 
 FAST = {"MOCK_AI_MIN_DELAY_S": "0.3", "MOCK_AI_MAX_DELAY_S": "0.8"}
 
@@ -22,14 +22,15 @@ def mesh(make_mesh):
 
 @pytest.fixture(scope="module")
 def api(mesh):
-    client = Api(mesh.api_address)
+    client = api_for(mesh)
     yield client
     client.close()
 
 
 @pytest.fixture(scope="module")
 def http(mesh):
-    with httpx.Client(base_url=mesh.envoy_url, timeout=10) as client:
+    key = mesh.create_api_key("json client")
+    with httpx.Client(base_url=mesh.envoy_url, timeout=10, headers={"authorization": f"Bearer {key}"}) as client:
         yield client
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import grpc
 from leo.ai.v1 import ai_pb2, ai_pb2_grpc
 
-from tests.clients import Api, statuses, wait_for
+from tests.clients import api_for, statuses, wait_for
 
 
 def threads_of(pid: int) -> int:
@@ -21,7 +21,7 @@ def threads_of(pid: int) -> int:
 
 def test_thousands_of_jobs_without_a_thread_each(make_mesh):
     mesh = make_mesh(env={"MOCK_AI_MIN_DELAY_S": "20", "MOCK_AI_MAX_DELAY_S": "24"}, with_envoy=False)
-    api = Api(mesh.api_address)
+    api = api_for(mesh)
     total = 1500
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda i: api.create(f"job {i}"), range(total)))

@@ -12,7 +12,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.clients import Api, wait_for
+from tests.clients import api_for, wait_for
 
 GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or "grpcurl"
 
@@ -60,12 +60,18 @@ def test_health_is_serving(mesh, which):
 
 
 def test_grpcurl_calls_the_api(mesh):
-    out = grpcurl("-d", '{"prompt": "from grpcurl"}', address(mesh, "api"), "leo.generation.v1.GenerationService/CreateGeneration")
+    key = mesh.create_api_key("grpcurl user")
+    out = grpcurl(
+        "-H", f"authorization: Bearer {key}",
+        "-d", '{"prompt": "from grpcurl"}',
+        address(mesh, "api"),
+        "leo.generation.v1.GenerationService/CreateGeneration",
+    )
     assert '"status": "STATUS_PENDING"' in out
 
 
 def test_one_structured_log_line_per_rpc(mesh):
-    client = Api(mesh.api_address)
+    client = api_for(mesh)
     missing = "00000000-0000-4000-8000-0000000000aa"
     with pytest.raises(grpc.RpcError):
         client.get(missing)

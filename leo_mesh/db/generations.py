@@ -1,18 +1,22 @@
 """All SQL about generations. Each method is one transaction.
 
-State machine: PENDING → COMPLETE | FAILED, nothing else. A PENDING row is
-its own outbox entry: `nextAttemptAt` says when the dispatcher must next look
-at it (a retry, the end of a claim lease, or the completion deadline).
+State machine: PENDING → COMPLETE | FAILED | CANCELLED, nothing else. A
+PENDING row is its own outbox entry: `nextAttemptAt` says when the dispatcher
+must next look at it (a retry, the end of a claim lease, or the completion
+deadline). Every read and change made for a client names its owner.
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
+import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, bindparam, func, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from leo_mesh.db.models import CoreModel, Generation, GenerationStatus
@@ -22,7 +26,45 @@ class CompletionOutcome(enum.Enum):
     APPLIED = "applied"  # the generation moved to its final state
     DUPLICATE = "duplicate"  # it already had exactly this result
     CONFLICT = "conflict"  # it already had another final state
+    IGNORED = "ignored"  # it was cancelled: the result is dropped
     NOT_FOUND = "not_found"
+    BAD_TOKEN = "bad_token"  # not the token of the latest dispatch
+
+
+class CancelOutcome(enum.Enum):
+    CANCELLED = "cancelled"
+    ALREADY_FINAL = "already_final"
+    NOT_FOUND = "not_found"
+
+
+class IdempotencyConflict(Exception):
+    """The request id was used before with other parameters."""
+
+
+class TooManyPending(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+
+@dataclass(frozen=True)
+class NewGeneration:
+    owner: str
+    prompt: str
+    model: CoreModel
+    width: int
+    height: int
+    request_id: uuid.UUID | None = None
+    webhook_url: str | None = None
+
+    def fingerprint(self) -> str:
+        """A digest of what the client asked for, to recognise a repeat."""
+        fields = "\x1f".join([self.prompt, self.model.value, str(self.width), str(self.height), self.webhook_url or ""])
+        return hashlib.sha256(fields.encode()).hexdigest()
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
 
 
 @dataclass(frozen=True)
@@ -45,39 +87,113 @@ class GenerationStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    async def create(self, *, prompt: str, model: CoreModel, width: int, height: int) -> Generation:
-        """Insert a PENDING generation, due for dispatch at once."""
+    async def create(self, new: NewGeneration, *, max_pending: int) -> tuple[Generation, bool]:
+        """Insert a PENDING generation, due for dispatch at once.
+
+        Returns (generation, created). A repeated request id with the same
+        parameters returns the original (created False), even under a race:
+        creates of one owner are serialised by an advisory lock, and the
+        unique index on (owner, requestId) backs it up.
+        """
         async with self._sessions.begin() as session:
+            await session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:owner, 0))"), {"owner": new.owner}
+            )
+            if new.request_id is not None:
+                existing = await session.scalar(
+                    select(Generation).where(Generation.owner == new.owner, Generation.request_id == new.request_id)
+                )
+                if existing is not None:
+                    if existing.request_fingerprint != new.fingerprint():
+                        raise IdempotencyConflict()
+                    return existing, False
+            pending = await session.scalar(
+                select(func.count())
+                .select_from(Generation)
+                .where(Generation.owner == new.owner, Generation.status == GenerationStatus.PENDING)
+            )
+            if pending >= max_pending:
+                raise TooManyPending(max_pending)
             row = Generation(
                 id=uuid.uuid4(),
                 generation_id=uuid.uuid4(),
-                prompt=prompt,
-                core_model=model,
-                image_width=width,
-                image_height=height,
+                owner=new.owner,
+                prompt=new.prompt,
+                core_model=new.model,
+                image_width=new.width,
+                image_height=new.height,
+                request_id=new.request_id,
+                request_fingerprint=new.fingerprint() if new.request_id else None,
+                webhook_url=new.webhook_url,
                 status=GenerationStatus.PENDING,
-                updated_at=func.now(),
+                # Taken under the owner's lock, so an owner's generations are
+                # ordered as committed and a page cursor never skips one.
+                created_at=func.clock_timestamp(),
+                updated_at=func.clock_timestamp(),
                 next_attempt_at=func.now(),
             )
             session.add(row)
             await session.flush()
             await session.refresh(row)
-            return row
+            return row, True
 
-    async def get(self, generation_id: uuid.UUID) -> Generation | None:
+    async def get(self, generation_id: uuid.UUID, owner: str) -> Generation | None:
         async with self._sessions() as session:
-            return await session.scalar(select(Generation).where(Generation.generation_id == generation_id))
+            return await session.scalar(
+                select(Generation).where(Generation.generation_id == generation_id, Generation.owner == owner)
+            )
+
+    async def list(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        after: tuple[datetime, uuid.UUID] | None = None,
+        status: GenerationStatus | None = None,
+    ) -> list[Generation]:
+        """The owner's generations, newest first, strictly after the keyset
+        position `after` = (createdAt, id) of the previous page's last row."""
+        query = select(Generation).where(Generation.owner == owner)
+        if status is not None:
+            query = query.where(Generation.status == status)
+        if after is not None:
+            query = query.where(tuple_(Generation.created_at, Generation.id) < tuple_(*after))
+        query = query.order_by(Generation.created_at.desc(), Generation.id.desc()).limit(limit)
+        async with self._sessions() as session:
+            return list(await session.scalars(query))
+
+    async def cancel(self, generation_id: uuid.UUID, owner: str) -> tuple[CancelOutcome, Generation | None]:
+        async with self._sessions.begin() as session:
+            row = await session.scalar(
+                select(Generation)
+                .where(Generation.generation_id == generation_id, Generation.owner == owner)
+                .with_for_update()
+            )
+            if row is None:
+                return CancelOutcome.NOT_FOUND, None
+            if row.status is not GenerationStatus.PENDING:
+                return CancelOutcome.ALREADY_FINAL, row
+            row.status = GenerationStatus.CANCELLED
+            row.completed_at = func.now()
+            row.updated_at = func.now()
+            row.next_attempt_at = None
+            await session.flush()
+            await session.refresh(row)
+            return CancelOutcome.CANCELLED, row
 
     async def claim_due(
         self, *, limit: int, lease_s: float, max_attempts: int
-    ) -> tuple[list[Generation], list[Generation]]:
+    ) -> tuple[list[tuple[Generation, str]], list[Generation]]:
         """Claim up to `limit` due PENDING rows for one dispatch attempt each.
 
         The claim counts the attempt and pushes `nextAttemptAt` a lease ahead
         before anything is sent, so other dispatchers skip these rows (and a
         crash mid-send only delays them by the lease). Due rows that already
-        had their last attempt timed out: they end FAILED here. Returns
-        (claimed, timed_out).
+        had their last attempt timed out: they end FAILED here.
+
+        Each claim mints a fresh callback token; only its hash is stored, so
+        a token of an earlier dispatch no longer completes the generation.
+        Returns ([(row, token)], timed_out).
         """
         async with self._sessions.begin() as session:
             due = (
@@ -113,7 +229,15 @@ class GenerationStore:
                 )
                 .returning(Generation)
             )
-            return list(claimed), timed_out
+            claimed = [(row, secrets.token_urlsafe(32)) for row in claimed]
+            if claimed:
+                await session.execute(
+                    update(Generation.__table__)
+                    .where(Generation.__table__.c.id == bindparam("row_id"))
+                    .values(callbackTokenHash=bindparam("token_hash")),
+                    [{"row_id": row.id, "token_hash": token_hash(token)} for row, token in claimed],
+                )
+            return claimed, timed_out
 
     async def mark_dispatched(self, row_id: uuid.UUID, attempt: int, *, deadline_s: float) -> None:
         """The AI accepted the job: wait for its callback until the deadline."""
@@ -153,14 +277,22 @@ class GenerationStore:
             )
             return result.rowcount == 1
 
-    async def complete(self, generation_id: uuid.UUID, result: Result) -> CompletionOutcome:
-        """Apply the AI's result, idempotently: one final state per generation."""
+    async def complete(self, generation_id: uuid.UUID, token: str, result: Result) -> CompletionOutcome:
+        """Apply the AI's result, idempotently: one final state per generation.
+
+        Only the token of the latest dispatch is accepted (compared in
+        constant time); a result for a cancelled generation is dropped.
+        """
         async with self._sessions.begin() as session:
             row = await session.scalar(
                 select(Generation).where(Generation.generation_id == generation_id).with_for_update()
             )
             if row is None:
                 return CompletionOutcome.NOT_FOUND
+            if row.callback_token_hash is None or not hmac.compare_digest(row.callback_token_hash, token_hash(token)):
+                return CompletionOutcome.BAD_TOKEN
+            if row.status is GenerationStatus.CANCELLED:
+                return CompletionOutcome.IGNORED
             if row.status is not GenerationStatus.PENDING:
                 same = row.status is result.status and (
                     row.images == result.images

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RUN_DIR = ROOT / ".run"
 EMBEDDED_PG_PORT = int(os.environ.get("EMBEDDED_POSTGRES_PORT", "54329"))
 DATABASE = "leo"
+DEV_OWNER = "dev"
 
 
 def _ensure_database(postgres: EmbeddedPostgres) -> str:
@@ -46,6 +47,7 @@ def main() -> int:
     mesh = Mesh(database_url, RUN_DIR / "logs")
     try:
         migrate.upgrade(database_url)
+        api_key = mesh.create_api_key(DEV_OWNER, os.environ.get("LEO_DEV_API_KEY") or None)
         mesh.start()
         ports = mesh.ports
         print(
@@ -57,6 +59,9 @@ Leo generation mesh is running (logs in {RUN_DIR / 'logs'}):
   mock_ai_server (gRPC)         127.0.0.1:{ports.ai}
   callback_server (gRPC)        127.0.0.1:{ports.callback}
   PostgreSQL                    {database_url}
+  API key of owner "{DEV_OWNER}"            {api_key}
+    (export LEO_API_KEY={api_key} for the README's examples;
+     set LEO_DEV_API_KEY to keep the same key across runs)
 Press Ctrl-C to stop.""",
             flush=True,
         )

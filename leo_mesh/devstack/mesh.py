@@ -6,11 +6,14 @@ api_server (one or more replicas) and optionally Envoy, on one database.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from api_server.keys import KeyStore
+from leo_mesh.db.engine import create_engine, sessionmaker
 from leo_mesh.devstack import envoy
 from leo_mesh.devstack.processes import ManagedProcess, free_port, wait_serving
 
@@ -140,6 +143,18 @@ class Mesh:
                 pass
             time.sleep(0.1)
         raise TimeoutError("envoy not ready")
+
+    def create_api_key(self, owner: str, key: str | None = None) -> str:
+        """Store an API key for `owner` in the mesh's database; returns it."""
+
+        async def create() -> str:
+            engine = create_engine(self.database_url, pool_size=1)
+            try:
+                return await KeyStore(sessionmaker(engine)).create(owner, key)
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(create())
 
     def stop(self) -> None:
         for process in reversed(self.processes()):
