@@ -16,10 +16,10 @@ import grpc
 from leo.ai.v1 import ai_pb2, ai_pb2_grpc
 
 from api_server.backoff import backoff_delay
+from api_server.outbox import OutboxLoop
 from api_server.settings import Settings
 from leo_mesh.db.generations import GenerationStore
 from leo_mesh.db.models import CoreModel, Generation
-from leo_mesh.grpc_server import DB_UNAVAILABLE
 from leo_mesh.status import is_retryable
 
 log = logging.getLogger("api_server.dispatcher")
@@ -27,39 +27,15 @@ log = logging.getLogger("api_server.dispatcher")
 AI_MODELS = {CoreModel.SD: ai_pb2.MODEL_SD, CoreModel.SDXL: ai_pb2.MODEL_SDXL}
 
 
-class Dispatcher:
+class Dispatcher(OutboxLoop):
     def __init__(self, store: GenerationStore, ai: ai_pb2_grpc.AIServiceStub, settings: Settings) -> None:
+        super().__init__(poll_interval_s=settings.dispatch_poll_interval_s, log=log)
         self._store = store
         self._ai = ai
         self._settings = settings
-        self._wake = asyncio.Event()
-        self._stopping = False
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self) -> None:
-        """Finish the current round, then return from run()."""
-        self._stopping = True
-        self._wake.set()
-
-    async def run(self) -> None:
-        """Dispatch until cancelled; database outages only pause it."""
-        poll = self._settings.dispatch_poll_interval_s
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                full_batch = await self.dispatch_due()
-            except DB_UNAVAILABLE as exc:
-                log.warning("dispatch paused: database unavailable", extra={"error": str(exc)})
-                await asyncio.sleep(poll)
-                continue
-            if full_batch or self._stopping:
-                continue
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=poll)
-            except TimeoutError:
-                pass
+    async def round(self) -> bool:
+        return await self.dispatch_due()
 
     async def dispatch_due(self) -> bool:
         """One round: claim due rows and send them. True if the batch was full."""

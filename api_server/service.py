@@ -8,7 +8,6 @@ from leo.generation.v1 import generation_pb2, generation_pb2_grpc
 
 from api_server import paging
 from api_server.auth import current_owner
-from api_server.convert import to_proto
 from api_server.dispatcher import Dispatcher
 from api_server.settings import Settings
 from api_server.validation import (
@@ -18,8 +17,17 @@ from api_server.validation import (
     status_filter,
     validate_create,
 )
-from leo_mesh.db.generations import CancelOutcome, GenerationStore, IdempotencyConflict, TooManyPending
-from leo_mesh.status import RpcError, not_found
+from api_server.watch import Watches
+from api_server.webhooks import WebhookSettings, check_url
+from leo_mesh.convert import to_proto
+from leo_mesh.db.generations import (
+    CancelOutcome,
+    GenerationStore,
+    IdempotencyConflict,
+    TooManyPending,
+)
+from leo_mesh.db.webhooks import WebhookStore
+from leo_mesh.status import FieldViolation, RpcError, invalid_argument, not_found
 
 
 def _header(context: grpc.aio.ServicerContext, name: str) -> str | None:
@@ -27,13 +35,38 @@ def _header(context: grpc.aio.ServicerContext, name: str) -> str | None:
 
 
 class GenerationService(generation_pb2_grpc.GenerationServiceServicer):
-    def __init__(self, store: GenerationStore, dispatcher: Dispatcher, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: GenerationStore,
+        dispatcher: Dispatcher,
+        settings: Settings,
+        *,
+        watches: Watches,
+        webhooks: WebhookStore,
+        webhook_settings: WebhookSettings,
+    ) -> None:
         self._store = store
         self._dispatcher = dispatcher
         self._settings = settings
+        self._watches = watches
+        self._webhooks = webhooks
+        self._webhook_settings = webhook_settings
+
+    async def _check_webhook(self, url: str, owner: str) -> None:
+        """A webhook URL must be public http(s), and signable."""
+        problem = await check_url(url, allow_private=self._webhook_settings.allow_private_urls)
+        if problem:
+            raise invalid_argument([FieldViolation("webhook_url", problem)])
+        if not await self._webhooks.has_secret(owner):
+            raise RpcError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "webhooks are signed: make a webhook secret first (POST /v1/webhookSecret:rotate)",
+            )
 
     async def CreateGeneration(self, request, context):
         new = validate_create(request, owner=current_owner(), idempotency_key=_header(context, IDEMPOTENCY_HEADER))
+        if new.webhook_url:
+            await self._check_webhook(new.webhook_url, new.owner)
         try:
             row, created = await self._store.create(new, max_pending=self._settings.max_pending_per_owner)
         except IdempotencyConflict:
@@ -79,3 +112,12 @@ class GenerationService(generation_pb2_grpc.GenerationServiceServicer):
                 f"generation {generation_id} is already {row.status.value}; only PENDING generations can be cancelled",
             )
         return generation_pb2.CancelGenerationResponse(generation=to_proto(row))
+
+    async def RotateWebhookSecret(self, request, context):
+        secret = await self._webhooks.rotate_secret(current_owner())
+        return generation_pb2.RotateWebhookSecretResponse(secret=secret)
+
+    async def WatchGeneration(self, request, context):
+        generation_id = parse_generation_id(request.generation_id)
+        async for message in self._watches.follow(generation_id, current_owner(), context):
+            yield message

@@ -27,6 +27,15 @@ class Settings(BaseSettings):
     # How long a dispatched generation may wait for its callback.
     completion_deadline_s: float = Field(120.0, gt=0)
 
+    # WatchGeneration: a stream whose message is not written within this
+    # (the peer grants no flow-control window) is dropped.
+    watch_write_timeout_s: float = Field(10.0, gt=0)
+    # How many watchers of this process read the database at once (the pool holds 10 to 20 connections).
+    watch_max_concurrent_reads: int = Field(5, ge=1)
+    # Delays before re-opening a dropped LISTEN connection (backoff with full jitter).
+    watch_reconnect_base_s: float = Field(0.5, gt=0)
+    watch_reconnect_cap_s: float = Field(10.0, gt=0)
+
     @model_validator(mode="after")
     def _cap_not_below_base(self):
         if self.dispatch_backoff_cap_s < self.dispatch_backoff_base_s:

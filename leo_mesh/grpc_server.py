@@ -35,6 +35,8 @@ async def _status_of(exc: BaseException, context: grpc.aio.ServicerContext) -> N
     """Turn what a servicer raised into a gRPC status (aborts the call)."""
     if isinstance(exc, RpcError):
         await context.abort_with_status(exc.to_status())
+    if isinstance(exc, NotImplementedError):
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not implemented")
     if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated or isinstance(exc, DB_UNAVAILABLE):
         await context.abort(grpc.StatusCode.UNAVAILABLE, "the database is unavailable; retry later")
     log.exception("unhandled error", exc_info=exc)
@@ -65,7 +67,7 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
 
     @staticmethod
     def _log(method: str, context: grpc.aio.ServicerContext, started: float, messages: int | None = None) -> None:
-        code = context.code() or grpc.StatusCode.OK
+        code = context.code() or (grpc.StatusCode.CANCELLED if context.cancelled() else grpc.StatusCode.OK)
         if isinstance(code, int):  # set by abort() as an int in some grpc versions
             code = next(c for c in grpc.StatusCode if c.value[0] == code)
         fields = {

@@ -15,7 +15,12 @@ from dataclasses import dataclass
 import grpc
 from leo.ai.v1 import ai_pb2
 from leo.callback.v1 import callback_pb2, callback_pb2_grpc
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_random_exponential
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_delay,
+    wait_random_exponential,
+)
 
 from leo_mesh.status import is_retryable
 from mock_ai_server.settings import Settings

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from psycopg import sql

@@ -20,7 +20,7 @@ def threads_of(pid: int) -> int:
 
 
 def test_thousands_of_jobs_without_a_thread_each(make_mesh):
-    mesh = make_mesh(env={"MOCK_AI_MIN_DELAY_S": "20", "MOCK_AI_MAX_DELAY_S": "24"}, with_envoy=False)
+    mesh = make_mesh(env={"MOCK_AI_MIN_DELAY_S": "20", "MOCK_AI_MAX_DELAY_S": "24", "MAX_PENDING_PER_OWNER": "2000"}, with_envoy=False)
     api = api_for(mesh)
     total = 1500
     with ThreadPoolExecutor(16) as pool:

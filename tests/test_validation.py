@@ -5,7 +5,12 @@ import pytest
 from google.rpc import error_details_pb2
 from leo.generation.v1 import generation_pb2
 
-from api_server.validation import page_size, parse_generation_id, status_filter, validate_create
+from api_server.validation import (
+    page_size,
+    parse_generation_id,
+    status_filter,
+    validate_create,
+)
 from leo_mesh.db.models import CoreModel
 from leo_mesh.status import RpcError
 

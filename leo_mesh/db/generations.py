@@ -13,13 +13,17 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from google.protobuf import json_format
 from sqlalchemy import and_, bindparam, func, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from leo_mesh.convert import to_proto
 from leo_mesh.db.models import CoreModel, Generation, GenerationStatus
+from leo_mesh.db.webhooks import WebhookStore
 
 
 class CompletionOutcome(enum.Enum):
@@ -81,6 +85,29 @@ class Result:
 
 def _seconds(value: float) -> timedelta:
     return timedelta(seconds=value)
+
+
+# NOTIFY channel of every change of a generation; the payload is its generationId.
+CHANGES_CHANNEL = "generation_changed"
+
+
+async def _notify_changed(session: AsyncSession, generation_ids: Iterable[uuid.UUID]) -> None:
+    """Tell listening api_servers that these generations changed. PostgreSQL
+    delivers a NOTIFY only when its transaction commits, so whoever reads the
+    row on receipt sees the change."""
+    ids = list(generation_ids)
+    if ids:
+        await session.execute(
+            text("SELECT pg_notify(:channel, id::text) FROM unnest(CAST(:ids AS uuid[])) AS id"),
+            {"channel": CHANGES_CHANNEL, "ids": ids},
+        )
+
+
+async def _finalised(session: AsyncSession, rows: list[Generation]) -> None:
+    """What must commit together with a final state: the webhook delivery."""
+    for row in rows:
+        data = json_format.MessageToDict(to_proto(row), always_print_fields_with_no_presence=True)
+        await WebhookStore.enqueue(session, row, data)
 
 
 class GenerationStore:
@@ -179,6 +206,8 @@ class GenerationStore:
             row.next_attempt_at = None
             await session.flush()
             await session.refresh(row)
+            await _finalised(session, [row])
+            await _notify_changed(session, [row.generation_id])
             return CancelOutcome.CANCELLED, row
 
     async def claim_due(
@@ -219,6 +248,7 @@ class GenerationStore:
                 .returning(Generation)
             )
             timed_out = list(timed_out)
+            await _finalised(session, timed_out)
             claimed = await session.scalars(
                 update(Generation)
                 .where(Generation.id.in_(due), Generation.attempts < max_attempts)
@@ -237,6 +267,8 @@ class GenerationStore:
                     .values(callbackTokenHash=bindparam("token_hash")),
                     [{"row_id": row.id, "token_hash": token_hash(token)} for row, token in claimed],
                 )
+            changed = [row.generation_id for row in timed_out] + [row.generation_id for row, _ in claimed]
+            await _notify_changed(session, changed)
             return claimed, timed_out
 
     async def mark_dispatched(self, row_id: uuid.UUID, attempt: int, *, deadline_s: float) -> None:
@@ -253,6 +285,7 @@ class GenerationStore:
         return await self._update_pending(
             row_id,
             attempt,
+            final=True,
             status=GenerationStatus.FAILED,
             failure_reason=reason,
             last_error=error,
@@ -260,11 +293,11 @@ class GenerationStore:
             next_attempt_at=None,
         )
 
-    async def _update_pending(self, row_id: uuid.UUID, attempt: int, **values) -> bool:
+    async def _update_pending(self, row_id: uuid.UUID, attempt: int, *, final: bool = False, **values) -> bool:
         """Update a row still PENDING at this attempt; a callback or a newer
         attempt that got there first wins."""
         async with self._sessions.begin() as session:
-            result = await session.execute(
+            row = await session.scalar(
                 update(Generation)
                 .where(
                     and_(
@@ -274,8 +307,14 @@ class GenerationStore:
                     )
                 )
                 .values(updated_at=func.now(), **values)
+                .returning(Generation)
             )
-            return result.rowcount == 1
+            if row is None:
+                return False
+            if final:
+                await _finalised(session, [row])
+            await _notify_changed(session, [row.generation_id])
+            return True
 
     async def complete(self, generation_id: uuid.UUID, token: str, result: Result) -> CompletionOutcome:
         """Apply the AI's result, idempotently: one final state per generation.
@@ -306,4 +345,8 @@ class GenerationStore:
             row.completed_at = func.now()
             row.updated_at = func.now()
             row.next_attempt_at = None
+            await session.flush()
+            await session.refresh(row)
+            await _finalised(session, [row])
+            await _notify_changed(session, [generation_id])
             return CompletionOutcome.APPLIED
