@@ -20,9 +20,9 @@ def threads_of(pid: int) -> int:
 
 
 def test_thousands_of_jobs_without_a_thread_each(make_mesh):
-    mesh = make_mesh(env={"MOCK_AI_MIN_DELAY_S": "20", "MOCK_AI_MAX_DELAY_S": "24", "MAX_PENDING_PER_OWNER": "2000"}, with_envoy=False)
+    mesh = make_mesh(env={"MOCK_AI_MIN_DELAY_S": "30", "MOCK_AI_MAX_DELAY_S": "32", "MAX_PENDING_PER_OWNER": "2000"}, with_envoy=False)
     api = api_for(mesh)
-    total = 1500
+    total = 1200
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda i: api.create(f"job {i}"), range(total)))
     in_flight = lambda: sum(  # noqa: E731
@@ -32,9 +32,9 @@ def test_thousands_of_jobs_without_a_thread_each(make_mesh):
     held = statuses(mesh.database_url).get("PENDING", 0)
     threads = threads_of(mesh.mock_ai.proc.pid)
     print(f"mock AI: {held} jobs in flight on {threads} threads")
-    assert held >= 1200 and threads < 40
+    assert held >= 1000 and threads < 40
     counts = wait_for(
-        lambda: (c := statuses(mesh.database_url)).get("PENDING", 0) == 0 and c, timeout_s=60, what="completion"
+        lambda: (c := statuses(mesh.database_url)).get("PENDING", 0) == 0 and c, timeout_s=90, what="completion"
     )
     assert counts == {"COMPLETE": total}
 
