@@ -28,7 +28,14 @@ SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", 1 * 1024 * 1024),
 ]
 
-DB_UNAVAILABLE = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, psycopg.OperationalError, OSError)
+# The database cannot be reached, or no pooled connection frees up in time.
+DB_UNAVAILABLE = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    psycopg.OperationalError,
+    OSError,
+)
 
 
 async def _status_of(exc: BaseException, context: grpc.aio.ServicerContext) -> None:

@@ -47,9 +47,12 @@ def not_found(what: str) -> RpcError:
     return RpcError(grpc.StatusCode.NOT_FOUND, f"{what} not found")
 
 
-# Codes after which the same call may succeed later.
+# Codes after which the same call may succeed later. CANCELLED is among
+# them: the calls we retry are idempotent, and a call cancelled on the way
+# (a reset stream) may not have been handled at all.
 RETRYABLE_CODES = frozenset(
     {
+        grpc.StatusCode.CANCELLED,
         grpc.StatusCode.UNAVAILABLE,
         grpc.StatusCode.DEADLINE_EXCEEDED,
         grpc.StatusCode.RESOURCE_EXHAUSTED,

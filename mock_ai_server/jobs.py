@@ -51,6 +51,9 @@ class Jobs:
         self._callbacks = callbacks
         self._rng = rng or random.Random()
         self._jobs: dict[str, Job] = {}
+        # Jobs finish in bursts; the callback service gets a bounded number
+        # of calls at once, the rest wait here (not on its connection pool).
+        self._sending = asyncio.Semaphore(settings.mock_ai_max_concurrent_callbacks)
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -107,7 +110,8 @@ class Jobs:
                     if self._rng.random() < settings.mock_ai_callback_drop_rate:
                         log.info("callback dropped", extra={"generation_id": generation_id, "attempt": number})
                         raise CallbackDropped()
-                    await self._callbacks.CompleteGeneration(message, timeout=settings.mock_ai_callback_timeout_s)
+                    async with self._sending:
+                        await self._callbacks.CompleteGeneration(message, timeout=settings.mock_ai_callback_timeout_s)
             log.info("callback delivered", extra={"generation_id": generation_id, "attempts": number})
         except grpc.aio.AioRpcError as exc:
             log.warning(

@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     mock_ai_callback_backoff_cap_s: float = Field(5.0, gt=0)
     mock_ai_callback_timeout_s: float = Field(5.0, gt=0)
     mock_ai_callback_give_up_s: float = Field(3600.0, gt=0)
+    mock_ai_max_concurrent_callbacks: int = Field(50, ge=1)
 
     @model_validator(mode="after")
     def _ordered(self):

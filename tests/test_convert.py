@@ -59,6 +59,7 @@ def test_fields_and_times():
         (grpc.StatusCode.UNAVAILABLE, True),
         (grpc.StatusCode.DEADLINE_EXCEEDED, True),
         (grpc.StatusCode.RESOURCE_EXHAUSTED, True),
+        (grpc.StatusCode.CANCELLED, True),
         (grpc.StatusCode.INVALID_ARGUMENT, False),
         (grpc.StatusCode.PERMISSION_DENIED, False),
         (grpc.StatusCode.UNAUTHENTICATED, False),
