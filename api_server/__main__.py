@@ -50,6 +50,9 @@ async def main() -> None:
         tasks.append(asyncio.create_task(sender.run(), name="webhook sender"))
         feed_task = asyncio.create_task(feed.run(), name="change feed")
 
+    async def drain_watches() -> None:
+        watches.drain()
+
     async def stopping() -> None:
         # The server has stopped: no watcher is left to tell.
         feed_task.cancel()
@@ -81,6 +84,7 @@ async def main() -> None:
         port=settings.api_server_port,
         services=[(SERVICE_NAME, lambda server: generation_pb2_grpc.add_GenerationServiceServicer_to_server(service, server))],
         on_started=started,
+        on_draining=drain_watches,
         on_stopping=stopping,
         interceptors=[AuthInterceptor(KeyStore(sessions))],
     )

@@ -24,7 +24,7 @@ from api_server.backoff import backoff_delay
 from leo_mesh.convert import to_proto
 from leo_mesh.db.generations import CHANGES_CHANNEL, GenerationStore
 from leo_mesh.db.models import FINAL_STATUSES
-from leo_mesh.status import not_found
+from leo_mesh.status import RpcError, not_found
 
 log = logging.getLogger("api_server.watch")
 
@@ -68,7 +68,7 @@ class ChangeFeed:
         for dirty in self._watchers.get(key, ()):
             dirty.set()
 
-    def _mark_all(self) -> None:
+    def mark_all(self) -> None:
         for watchers in self._watchers.values():
             for dirty in watchers:
                 dirty.set()
@@ -91,7 +91,7 @@ class ChangeFeed:
                         log.info("change feed reconnected", extra={"generations_watched": len(self._watchers)})
                     failures = 0
                     # Whatever committed while nobody listened is read now.
-                    self._mark_all()
+                    self.mark_all()
                     async for notify in conn.notifies():
                         self._mark(notify.payload)
             except Exception as exc:  # whatever broke it, listen again
@@ -114,6 +114,14 @@ class Watches:
         # Many watchers woken at once (a reconnect wakes all) queue here, not
         # for the connection pool, which stays free for the other calls.
         self._reads = asyncio.Semaphore(max_reads)
+        self._draining = False
+
+    def drain(self) -> None:
+        """End every stream (the server is shutting down): each sends the
+        state it has not sent yet, then ends UNAVAILABLE so its client
+        watches again, on another replica."""
+        self._draining = True
+        self._feed.mark_all()
 
     async def follow(
         self, generation_id: uuid.UUID, owner: str, context: grpc.aio.ServicerContext
@@ -136,6 +144,8 @@ class Watches:
                     sent = generation
                 if row.status in FINAL_STATUSES:
                     return
+                if self._draining:
+                    raise RpcError(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; watch again to resume")
                 await dirty.wait()
 
     @contextlib.contextmanager

@@ -128,6 +128,7 @@ async def serve(
     port: int,
     services: Iterable[tuple[str, Callable[[grpc.aio.Server], None]]],
     on_started: Callable[[], Awaitable[None]] | None = None,
+    on_draining: Callable[[], Awaitable[None]] | None = None,
     on_stopping: Callable[[], Awaitable[None]] | None = None,
     interceptors: Iterable[grpc.aio.ServerInterceptor] = (),
     grace_s: float = 10.0,
@@ -137,6 +138,8 @@ async def serve(
     `services` pairs each full service name with the function that adds its
     servicer. Health reports SERVING for each once started and NOT_SERVING
     from the moment shutdown begins, so a proxy stops routing here first.
+    `on_draining` runs then, before in-flight calls get their grace period:
+    the place to end calls that would otherwise last it out (streams).
     """
     services = list(services)
     # RpcInterceptor is outermost: it logs and maps what the others raise.
@@ -166,6 +169,8 @@ async def serve(
     await stop.wait()
     logging.getLogger(name).info("shutting down", extra={"grace_s": grace_s})
     await health_servicer.enter_graceful_shutdown()
+    if on_draining is not None:
+        await on_draining()
     await server.stop(grace_s)
     if on_stopping is not None:
         await on_stopping()

@@ -486,3 +486,21 @@ async def test_a_thousand_watchers_on_one_process(replicas):
         f"({per_watcher:.1f} KiB per watcher), {after / 1024:.1f} MiB after they ended"
     )
     assert per_watcher < RSS_BUDGET_PER_WATCHER_KIB
+
+
+# --- shutdown ---
+
+
+def test_sigterm_ends_open_watches_at_once_so_clients_move_on(make_mesh):
+    mesh = make_mesh(env={"MOCK_AI_MIN_DELAY_S": "600", "MOCK_AI_MAX_DELAY_S": "600"}, with_envoy=False)
+    api = Api(mesh.api_address, mesh.create_api_key("drained"))
+    generation_id = api.create("held for long").generation_id
+    request = generation_pb2.WatchGenerationRequest(generation_id=generation_id)
+    stream = api.stub.WatchGeneration(request, metadata=api.metadata, timeout=60)
+    assert next(stream).generation.status == PENDING
+    (server,) = mesh.api_servers
+    assert server.stop() == 0
+    # Ended by the drain, not cut when the grace period ran out.
+    with pytest.raises(grpc.RpcError) as caught:
+        list(stream)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE and "watch again" in caught.value.details()
