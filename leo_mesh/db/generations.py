@@ -106,8 +106,9 @@ async def _notify_changed(session: AsyncSession, generation_ids: Iterable[uuid.U
 async def _finalised(session: AsyncSession, rows: list[Generation]) -> None:
     """What must commit together with a final state: the webhook delivery."""
     for row in rows:
-        data = json_format.MessageToDict(to_proto(row), always_print_fields_with_no_presence=True)
-        await WebhookStore.enqueue(session, row, data)
+        if row.webhook_url is not None:
+            data = json_format.MessageToDict(to_proto(row), always_print_fields_with_no_presence=True)
+            await WebhookStore.enqueue(session, row, data)
 
 
 class GenerationStore:
