@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup gen lint run test clean
+.PHONY: setup gen lint breaking run test clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ gen: $(STAMP)
 
 lint: $(STAMP)
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) tools/protos.py lint
+
+breaking: $(STAMP)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) tools/protos.py breaking main
 
 run: $(STAMP)
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m leo_mesh.devstack

@@ -1,11 +1,15 @@
-"""The contracts: buf lint is clean and gen/ is what `make gen` makes."""
+"""The contracts: buf lint is clean, nothing breaks what main published, and
+gen/ is what `make gen` makes."""
 
 import filecmp
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import protos  # noqa: E402  (tools/protos.py, not a package)
 
 
 def _tree(path: Path) -> dict[str, Path]:
@@ -17,17 +21,40 @@ def test_buf_lint_standard_is_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_buf_lint_catches_a_violation(tmp_path, monkeypatch):
-    """The lint run really lints: a badly named enum value fails it."""
-    sys.path.insert(0, str(ROOT / "tools"))
-    import protos
+def edited_protos(tmp_path: Path, old: str, new: str) -> Path:
+    """A copy of protos/ with one edit in the public API's file."""
+    copy = tmp_path / "protos"
+    shutil.copytree(ROOT / "protos", copy)
+    proto = copy / "leo/generation/v1/generation.proto"
+    assert old in proto.read_text()
+    proto.write_text(proto.read_text().replace(old, new))
+    return copy
 
-    bad = tmp_path / "protos"
-    subprocess.run(["cp", "-r", ROOT / "protos", bad], check=True)
-    proto = bad / "leo/ai/v1/ai.proto"
-    proto.write_text(proto.read_text().replace("MODEL_SD = 1;", "SD = 1;"))
-    monkeypatch.setattr(protos, "PROTOS", bad)
-    assert protos.lint() != 0
+
+def test_buf_lint_catches_a_violation(tmp_path):
+    """The lint run really lints: a badly named enum value fails it."""
+    assert protos.lint(edited_protos(tmp_path, "MODEL_SD = 1;", "SD = 1;")) != 0
+
+
+def main_ref() -> str:
+    """main as this clone knows it (a CI checkout may only have origin/main)."""
+    for ref in ("main", "origin/main"):
+        found = subprocess.run(["git", "-C", ROOT, "rev-parse", "--verify", "--quiet", ref], capture_output=True)
+        if found.returncode == 0:
+            return ref
+    return "HEAD"
+
+
+def test_no_breaking_change_against_main():
+    result = subprocess.run(
+        [sys.executable, ROOT / "tools/protos.py", "breaking", main_ref()], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_buf_breaking_catches_a_removed_field(tmp_path):
+    removed = edited_protos(tmp_path, "  int32 attempts = 8 [(google.api.field_behavior) = OUTPUT_ONLY];\n", "")
+    assert protos.breaking("HEAD", removed) != 0
 
 
 def test_gen_matches_protos(tmp_path):

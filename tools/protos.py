@@ -2,6 +2,8 @@
 
   python tools/protos.py gen [OUT]   regenerate gen/ (or OUT) from protos/
   python tools/protos.py lint        buf lint (STANDARD) on protos/
+  python tools/protos.py breaking [REV]
+                                     buf breaking on protos/ against git REV (main)
 
 The googleapis protos come from the installed googleapis-common-protos
 package; nothing is fetched and nothing of theirs is copied into git.
@@ -85,18 +87,41 @@ def write_openapi(files: list[str], target: Path) -> None:
     target.write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
 
 
-def lint() -> int:
-    """buf lint with the googleapis protos laid beside ours in a temp workspace."""
-    buf = shutil.which("buf", path=str(Path(sys.executable).parent)) or "buf"
+def _buf() -> str:
+    return shutil.which("buf", path=str(Path(sys.executable).parent)) or "buf"
+
+
+def _workspace(root: Path, protos: Path) -> Path:
+    """A buf workspace at `root`: a copy of `protos` and the googleapis
+    protos it imports, laid beside it."""
+    shutil.copytree(protos, root / "protos")
+    for name in GOOGLEAPIS_FOR_BUF:
+        target = root / "deps" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(googleapis_root() / name, target)
+    (root / "buf.yaml").write_text(_workspace_config())
+    return root
+
+
+def lint(protos: Path = PROTOS) -> int:
+    """buf lint (STANDARD) of the contracts."""
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        shutil.copytree(PROTOS, work / "protos")
-        for name in GOOGLEAPIS_FOR_BUF:
-            target = work / "deps" / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(googleapis_root() / name, target)
-        (work / "buf.yaml").write_text(_workspace_config())
-        return subprocess.run([buf, "lint", "protos"], cwd=work).returncode
+        work = _workspace(Path(tmp), protos)
+        return subprocess.run([_buf(), "lint", "protos"], cwd=work).returncode
+
+
+def breaking(against: str = "main", protos: Path = PROTOS) -> int:
+    """buf breaking (FILE rules) of the contracts against their version at
+    the git revision `against`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        old = Path(tmp) / "old"
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", against, "protos"], check=True, capture_output=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        _workspace(old, Path(tmp) / "protos")
+        work = _workspace(Path(tmp) / "new", protos)
+        return subprocess.run([_buf(), "breaking", "protos", "--against", str(old / "protos")], cwd=work).returncode
 
 
 def _workspace_config() -> str:
@@ -111,6 +136,8 @@ def main(argv: list[str]) -> int:
         return 0
     if argv[:1] == ["lint"]:
         return lint()
+    if argv[:1] == ["breaking"]:
+        return breaking(*argv[1:2])
     print(__doc__, file=sys.stderr)
     return 2
 
