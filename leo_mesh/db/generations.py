@@ -111,6 +111,20 @@ async def _finalised(session: AsyncSession, rows: list[Generation]) -> None:
             await WebhookStore.enqueue(session, row, data)
 
 
+async def _make_final(session: AsyncSession, row: Generation, status: GenerationStatus, **result) -> None:
+    """Move a locked PENDING row to its final state, with what must commit
+    with it (the webhook) and the notification that goes out at commit."""
+    row.status = status
+    for name, value in result.items():
+        setattr(row, name, value)
+    row.completed_at = row.updated_at = func.now()
+    row.next_attempt_at = None
+    await session.flush()
+    await session.refresh(row)
+    await _finalised(session, [row])
+    await _notify_changed(session, [row.generation_id])
+
+
 class GenerationStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -201,14 +215,7 @@ class GenerationStore:
                 return CancelOutcome.NOT_FOUND, None
             if row.status is not GenerationStatus.PENDING:
                 return CancelOutcome.ALREADY_FINAL, row
-            row.status = GenerationStatus.CANCELLED
-            row.completed_at = func.now()
-            row.updated_at = func.now()
-            row.next_attempt_at = None
-            await session.flush()
-            await session.refresh(row)
-            await _finalised(session, [row])
-            await _notify_changed(session, [row.generation_id])
+            await _make_final(session, row, GenerationStatus.CANCELLED)
             return CancelOutcome.CANCELLED, row
 
     async def claim_due(
@@ -340,14 +347,7 @@ class GenerationStore:
                     else row.failure_reason == result.failure_reason
                 )
                 return CompletionOutcome.DUPLICATE if same else CompletionOutcome.CONFLICT
-            row.status = result.status
-            row.images = result.images or []
-            row.failure_reason = result.failure_reason
-            row.completed_at = func.now()
-            row.updated_at = func.now()
-            row.next_attempt_at = None
-            await session.flush()
-            await session.refresh(row)
-            await _finalised(session, [row])
-            await _notify_changed(session, [generation_id])
+            await _make_final(
+                session, row, result.status, images=result.images or [], failure_reason=result.failure_reason
+            )
             return CompletionOutcome.APPLIED
