@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from google.protobuf import json_format
-from sqlalchemy import and_, bindparam, func, select, text, tuple_, update
+from sqlalchemy import and_, bindparam, func, insert, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from leo_mesh.convert import to_proto
@@ -156,27 +156,28 @@ class GenerationStore:
             )
             if pending >= max_pending:
                 raise TooManyPending(max_pending)
-            row = Generation(
-                id=uuid.uuid4(),
-                generation_id=uuid.uuid4(),
-                owner=new.owner,
-                prompt=new.prompt,
-                core_model=new.model,
-                image_width=new.width,
-                image_height=new.height,
-                request_id=new.request_id,
-                request_fingerprint=new.fingerprint() if new.request_id else None,
-                webhook_url=new.webhook_url,
-                status=GenerationStatus.PENDING,
-                # Taken under the owner's lock, so an owner's generations are
-                # ordered as committed and a page cursor never skips one.
-                created_at=func.clock_timestamp(),
-                updated_at=func.clock_timestamp(),
-                next_attempt_at=func.now(),
+            row = await session.scalar(
+                insert(Generation)
+                .values(
+                    id=uuid.uuid4(),
+                    generation_id=uuid.uuid4(),
+                    owner=new.owner,
+                    prompt=new.prompt,
+                    core_model=new.model,
+                    image_width=new.width,
+                    image_height=new.height,
+                    request_id=new.request_id,
+                    request_fingerprint=new.fingerprint() if new.request_id else None,
+                    webhook_url=new.webhook_url,
+                    status=GenerationStatus.PENDING,
+                    # Taken under the owner's lock, so an owner's generations are
+                    # ordered as committed and a page cursor never skips one.
+                    created_at=func.clock_timestamp(),
+                    updated_at=func.clock_timestamp(),
+                    next_attempt_at=func.now(),
+                )
+                .returning(Generation)
             )
-            session.add(row)
-            await session.flush()
-            await session.refresh(row)
             return row, True
 
     async def get(self, generation_id: uuid.UUID, owner: str) -> Generation | None:
