@@ -34,7 +34,8 @@ def bearer_key(metadata) -> str | None:
     return None
 
 
-UNAUTHENTICATED = RpcError(grpc.StatusCode.UNAUTHENTICATED, "a valid API key is required: Authorization: Bearer <key>")
+def unauthenticated() -> RpcError:
+    return RpcError(grpc.StatusCode.UNAUTHENTICATED, "a valid API key is required: Authorization: Bearer <key>")
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
@@ -51,7 +52,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         async def authenticate() -> None:
             owner = await keys.owner_of(key) if key else None
             if owner is None:
-                raise UNAUTHENTICATED
+                raise unauthenticated()
             _owner.set(owner)
 
         if handler.unary_unary:

@@ -75,8 +75,6 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
     @staticmethod
     def _log(method: str, context: grpc.aio.ServicerContext, started: float, messages: int | None = None) -> None:
         code = context.code() or (grpc.StatusCode.CANCELLED if context.cancelled() else grpc.StatusCode.OK)
-        if isinstance(code, int):  # set by abort() as an int in some grpc versions
-            code = next(c for c in grpc.StatusCode if c.value[0] == code)
         fields = {
             "method": method,
             "code": code.name,

@@ -53,17 +53,23 @@ class Mesh:
         self.run_dir = run_dir
         self.ports = ports or Ports()
         self.env = env or {}
-        self.callback_server = self._service("callback_server", CALLBACK_SERVER_PORT=str(self.ports.callback))
+        # Where each gRPC process serves health, by process name.
+        self._grpc_ports: dict[str, int] = {}
+        self.callback_server = self._service(
+            "callback_server", port=self.ports.callback, CALLBACK_SERVER_PORT=str(self.ports.callback)
+        )
         self.mock_ai = self._service(
             "mock_ai_server",
+            port=self.ports.ai,
             MOCK_AI_PORT=str(self.ports.ai),
             CALLBACK_SERVER_ADDRESS=f"127.0.0.1:{self.ports.callback}",
         )
         self.api_servers = [self._api_server(i) for i in range(len(self.ports.api))]
         self.envoy = self._envoy() if with_envoy else None
 
-    def _service(self, module: str, name: str | None = None, **env: str) -> ManagedProcess:
+    def _service(self, module: str, name: str | None = None, *, port: int, **env: str) -> ManagedProcess:
         name = name or module
+        self._grpc_ports[name] = port
         return ManagedProcess.python_module(
             name,
             module,
@@ -75,6 +81,7 @@ class Mesh:
         return self._service(
             "api_server",
             f"api_server-{index}" if index else "api_server",
+            port=self.ports.api[index],
             API_SERVER_PORT=str(self.ports.api[index]),
             AI_SERVER_ADDRESS=f"127.0.0.1:{self.ports.ai}",
         )
@@ -121,8 +128,7 @@ class Mesh:
             if process is self.envoy:
                 self._wait_envoy_ready(timeout_s)
             else:
-                port = process.env.get("API_SERVER_PORT") or process.env.get("MOCK_AI_PORT") or process.env["CALLBACK_SERVER_PORT"]
-                wait_serving(f"127.0.0.1:{port}", timeout_s=timeout_s)
+                wait_serving(f"127.0.0.1:{self._grpc_ports[process.name]}", timeout_s=timeout_s)
         except TimeoutError as exc:
             raise RuntimeError(f"{process.name} did not start:\n{process.log_text()[-4000:]}") from exc
 
