@@ -7,7 +7,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import grpc
+import httpx
 import psycopg
+import pytest
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
 
 T = TypeVar("T")
@@ -33,6 +35,7 @@ class Api:
     def __init__(self, address: str, key: str) -> None:
         self.channel = grpc.insecure_channel(address)
         self.stub = generation_pb2_grpc.GenerationServiceStub(self.channel)
+        self.key = key
         self.metadata = [("authorization", f"Bearer {key}")]
 
     def create(self, prompt: str = "a lighthouse at dusk", **fields) -> generation_pb2.Generation:
@@ -60,6 +63,20 @@ class Api:
 
     def close(self) -> None:
         self.channel.close()
+
+
+def code_of(call: Callable[[], object]) -> grpc.StatusCode:
+    """The status code of a call that must fail."""
+    with pytest.raises(grpc.RpcError) as caught:
+        call()
+    return caught.value.code()
+
+
+def json_client(mesh, key: str | None = None, *, timeout_s: float = 10, **headers: str) -> httpx.Client:
+    """An HTTP client of Envoy's JSON API, with `key` as bearer token if given."""
+    if key:
+        headers["authorization"] = f"Bearer {key}"
+    return httpx.Client(base_url=mesh.envoy_url, timeout=timeout_s, headers=headers)
 
 
 def api_for(mesh, owner: str = "tester", address: str | None = None) -> Api:

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from leo_mesh.db import migrate
 from leo_mesh.devstack.mesh import Mesh, Ports
+from tests.conftest import new_database
 
 
 def new_migrated_database(postgres) -> str:
     """A new database at the head revision; returns its URL."""
-    name = f"mesh_{uuid.uuid4().hex[:12]}"
-    postgres.create_database(name)
-    url = postgres.url(name)
+    url = new_database(postgres)
     migrate.upgrade(url)
     return url
 

@@ -10,14 +10,20 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
-import httpx
 import psycopg
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from leo.callback.v1 import callback_pb2, callback_pb2_grpc
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
 
-from tests.clients import Api, api_for, count_generations, wait_for
+from tests.clients import (
+    Api,
+    api_for,
+    code_of,
+    count_generations,
+    json_client,
+    wait_for,
+)
 
 ENV = {"MOCK_AI_MIN_DELAY_S": "1.5", "MOCK_AI_MAX_DELAY_S": "2"}
 MISSING = "00000000-0000-4000-8000-000000000404"
@@ -36,18 +42,6 @@ def alice(mesh):
 @pytest.fixture(scope="module")
 def bob(mesh):
     return api_for(mesh, "bob")
-
-
-def http_client(mesh, key: str | None = None, **headers) -> httpx.Client:
-    if key:
-        headers["authorization"] = f"Bearer {key}"
-    return httpx.Client(base_url=mesh.envoy_url, timeout=10, headers=headers)
-
-
-def code_of(call) -> grpc.StatusCode:
-    with pytest.raises(grpc.RpcError) as caught:
-        call()
-    return caught.value.code()
 
 
 # --- authentication -------------------------------------------------------
@@ -120,7 +114,7 @@ def test_json_routes_without_a_valid_key_are_401(mesh, bad_credentials, verb, pa
     before = count_generations(mesh.database_url)
     for name, value in bad_credentials.items():
         headers = {"authorization": value} if value else {}
-        with http_client(mesh, **headers) as http:
+        with json_client(mesh, **headers) as http:
             response = http.request(verb, path, json=body)
         assert response.status_code == 401, (name, response.text)
         assert response.json()["code"] == 16
@@ -177,7 +171,7 @@ def test_another_owners_generation_is_not_found_everywhere(alice, bob, mesh):
     )
     assert code_of(watch) == grpc.StatusCode.NOT_FOUND
     # Indistinguishable from an id that does not exist:
-    with http_client(mesh, alice.metadata[0][1].split()[1]) as http:
+    with json_client(mesh, alice.key) as http:
         mine_missing = http.get(f"/v1/generations/{MISSING}")
         not_mine = http.get(f"/v1/generations/{theirs}")
     assert (mine_missing.status_code, not_mine.status_code) == (404, 404)
@@ -231,7 +225,7 @@ def test_status_filter(mesh):
 
 def test_list_over_json(mesh):
     key = mesh.create_api_key("json pager")
-    with http_client(mesh, key) as http:
+    with json_client(mesh, key) as http:
         for i in range(3):
             http.post("/v1/generations", json={"prompt": f"json {i}"}).raise_for_status()
         first = http.get("/v1/generations", params={"pageSize": 2}).json()
@@ -264,7 +258,7 @@ def test_cancel_of_a_final_generation_is_failed_precondition(mesh, alice):
     generation_id = alice.create("finish first").generation_id
     wait_for(lambda: alice.get(generation_id).status == generation_pb2.STATUS_COMPLETE, timeout_s=20, what="completion")
     assert code_of(lambda: alice.cancel(generation_id)) == grpc.StatusCode.FAILED_PRECONDITION
-    with http_client(mesh, alice.metadata[0][1].split()[1]) as http:
+    with json_client(mesh, alice.key) as http:
         response = http.post(f"/v1/generations/{generation_id}:cancel", json={})
     assert response.status_code == 400 and response.json()["code"] == 9
     assert "only PENDING" in response.json()["message"]
@@ -297,7 +291,7 @@ def test_twenty_concurrent_creates_with_one_key_make_one_generation(mesh):
 def test_idempotency_key_header_means_request_id_and_conflicts_are_409(mesh):
     key = mesh.create_api_key("stripe style")
     idempotency_key = str(uuid.uuid4())
-    with http_client(mesh, key, **{"idempotency-key": idempotency_key}) as http:
+    with json_client(mesh, key, **{"idempotency-key": idempotency_key}) as http:
         first = http.post("/v1/generations", json={"prompt": "once"})
         again = http.post("/v1/generations", json={"prompt": "once"})
         other = http.post("/v1/generations", json={"prompt": "another prompt"})
@@ -305,7 +299,7 @@ def test_idempotency_key_header_means_request_id_and_conflicts_are_409(mesh):
     assert first.json()["generation"]["generationId"] == again.json()["generation"]["generationId"]
     assert other.status_code == 409 and other.json()["code"] == 6
     assert "already used with other parameters" in other.json()["message"]
-    with http_client(mesh, key) as http:
+    with json_client(mesh, key) as http:
         same_as_field = http.post("/v1/generations", json={"prompt": "once", "requestId": idempotency_key})
     assert same_as_field.json()["generation"]["generationId"] == first.json()["generation"]["generationId"]
 
@@ -327,7 +321,7 @@ def test_pending_cap_per_owner_is_429_naming_the_limit(make_mesh):
         api.create("one too many")
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "at most 3 may be PENDING" in caught.value.details()
-    with http_client(mesh, api.metadata[0][1].split()[1]) as http:
+    with json_client(mesh, api.key) as http:
         response = http.post("/v1/generations", json={"prompt": "via json"})
     assert response.status_code == 429 and response.json()["code"] == 8
     assert "at most 3" in response.json()["message"]
@@ -335,7 +329,7 @@ def test_pending_cap_per_owner_is_429_naming_the_limit(make_mesh):
 
 
 def test_envoy_rate_limits_the_public_listener_with_json_429s(mesh):
-    with http_client(mesh) as http, ThreadPoolExecutor(32) as pool:
+    with json_client(mesh) as http, ThreadPoolExecutor(32) as pool:
         responses = list(pool.map(lambda _: http.get("/v1/generations"), range(1000)))
     codes = {r.status_code for r in responses}
     assert codes <= {401, 429} and 429 in codes, codes
@@ -350,7 +344,7 @@ def test_envoy_rate_limits_the_public_listener_with_json_429s(mesh):
 
 def test_internal_services_are_not_routed(mesh):
     before = len(mesh.callback_server.log_records()) + len(mesh.mock_ai.log_records())
-    with http_client(mesh) as http:
+    with json_client(mesh) as http:
         for path in ("/leo.callback.v1.CallbackService/CompleteGeneration", "/leo.ai.v1.AIService/StartGeneration"):
             response = http.post(path, json={"generationId": MISSING})
             assert response.status_code == 404 and response.json()["code"] == 5
@@ -365,7 +359,7 @@ def test_internal_services_are_not_routed(mesh):
 
 
 def test_every_error_the_api_returns_maps_like_grpc_gateway(mesh, alice):
-    key = alice.metadata[0][1].split()[1]
+    key = alice.key
     done = alice.create("for the table").generation_id
     wait_for(lambda: alice.get(done).status == generation_pb2.STATUS_COMPLETE, timeout_s=20, what="completion")
     request_id = str(uuid.uuid4())
@@ -378,7 +372,7 @@ def test_every_error_the_api_returns_maps_like_grpc_gateway(mesh, alice):
         ("ALREADY_EXISTS", ("POST", "/v1/generations", {"prompt": "second use", "requestId": request_id}), 409, 6),
         ("FAILED_PRECONDITION", ("POST", f"/v1/generations/{done}:cancel", {}), 400, 9),
     ]
-    with http_client(mesh, key) as http, http_client(mesh) as anonymous:
+    with json_client(mesh, key) as http, json_client(mesh) as anonymous:
         for name, request, status, code in cases:
             verb, path, body, *authenticated = request
             client = anonymous if authenticated == [False] else http

@@ -11,7 +11,7 @@ import pytest
 from leo.callback.v1 import callback_pb2, callback_pb2_grpc
 from leo.generation.v1 import generation_pb2
 
-from tests.clients import api_for, wait_for
+from tests.clients import api_for, code_of, wait_for
 
 # The AI holds jobs far longer than these tests run, so only we call back.
 SLOW_AI = {"MOCK_AI_MIN_DELAY_S": "600", "MOCK_AI_MAX_DELAY_S": "600"}
@@ -78,12 +78,6 @@ def row(mesh, generation_id: str):
             'SELECT status::text, images, "failureReason", "updatedAt", "completedAt" FROM generations WHERE "generationId" = %s',
             (generation_id,),
         ).fetchone()
-
-
-def code_of(call) -> grpc.StatusCode:
-    with pytest.raises(grpc.RpcError) as caught:
-        call()
-    return caught.value.code()
 
 
 def test_same_result_twice_is_ok_and_changes_nothing(api, callbacks, mesh):

@@ -8,11 +8,10 @@ import threading
 import time
 
 import grpc
-import httpx
 import pytest
 
 from leo_mesh.devstack.mesh import Mesh, Ports
-from tests.clients import api_for, statuses, wait_for
+from tests.clients import api_for, json_client, statuses, wait_for
 from tests.conftest import new_postgres
 from tests.mesh_fixtures import new_migrated_database
 
@@ -57,8 +56,7 @@ def test_database_outage(own_postgres, tmp_path):
             wait_for(lambda: len(accepted) >= 20, timeout_s=10, what="creates before the outage")
             own_postgres.stop()
             wait_for(lambda: len(refused) >= 10, timeout_s=30, what="creates refused during the outage")
-            key = api.metadata[0][1]
-            with httpx.Client(base_url=mesh.envoy_url, timeout=10, headers={"authorization": key}) as http:
+            with json_client(mesh, api.key) as http:
                 response = http.post("/v1/generations", json={"prompt": "during"})
             assert response.status_code == 503, response.text
             assert response.json()["code"] == 14

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 from urllib.parse import quote
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.clients import count_generations
+from tests.clients import count_generations, json_client
 
 ROUTES = [
     ("POST", "/v1/generations"),
@@ -49,7 +48,7 @@ def mesh(make_mesh):
 @pytest.fixture(scope="module")
 def http(mesh):
     key = mesh.create_api_key("fuzzer")
-    with httpx.Client(base_url=mesh.envoy_url, timeout=10, headers={"authorization": f"Bearer {key}"}) as client:
+    with json_client(mesh, key) as client:
         yield client
 
 

@@ -10,7 +10,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from leo.generation.v1 import generation_pb2
 
-from tests.clients import FINAL, api_for, count_generations, wait_for
+from tests.clients import FINAL, api_for, count_generations, json_client, wait_for
 
 FAST = {"MOCK_AI_MIN_DELAY_S": "0.3", "MOCK_AI_MAX_DELAY_S": "0.8"}
 
@@ -30,7 +30,7 @@ def api(mesh):
 @pytest.fixture(scope="module")
 def http(mesh):
     key = mesh.create_api_key("json client")
-    with httpx.Client(base_url=mesh.envoy_url, timeout=10, headers={"authorization": f"Bearer {key}"}) as client:
+    with json_client(mesh, key) as client:
         yield client
 
 

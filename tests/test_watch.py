@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
-import secrets
 import socket
 import statistics
 import struct
@@ -20,16 +18,14 @@ import uuid
 from datetime import datetime, timezone
 
 import grpc
-import httpx
 import psycopg
 import pytest
-from leo.callback.v1 import callback_pb2, callback_pb2_grpc
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
 
 from api_server.watch import ChangeFeed
 from leo_mesh.db.engine import libpq_url
 from leo_mesh.db.generations import CHANGES_CHANNEL
-from tests.clients import Api, wait_for
+from tests.clients import Api, code_of, json_client, wait_for
 
 FAST = {"MOCK_AI_MIN_DELAY_S": "0.5", "MOCK_AI_MAX_DELAY_S": "1.0"}
 PENDING, COMPLETE = generation_pb2.STATUS_PENDING, generation_pb2.STATUS_COMPLETE
@@ -61,12 +57,6 @@ def watch(api: Api, generation_id: str, timeout_s: float = 20) -> list[generatio
     return [message.generation for message in stream]
 
 
-def status_of(call) -> grpc.StatusCode:
-    with pytest.raises(grpc.RpcError) as caught:
-        call()
-    return caught.value.code()
-
-
 def received_after_update(generation: generation_pb2.Generation, received: float) -> float:
     """Seconds from the row's last change (its commit, near enough) to receipt."""
     return received - generation.update_time.ToDatetime(tzinfo=timezone.utc).timestamp()
@@ -95,10 +85,10 @@ def test_another_owners_generation_is_not_found(mesh, api):
     generation_id = api.create("mine").generation_id
     stranger = Api(mesh.api_address, mesh.create_api_key("stranger"))
     try:
-        assert status_of(lambda: watch(stranger, generation_id)) == grpc.StatusCode.NOT_FOUND
+        assert code_of(lambda: watch(stranger, generation_id)) == grpc.StatusCode.NOT_FOUND
         missing = "00000000-0000-4000-8000-000000000000"
-        assert status_of(lambda: watch(api, missing)) == grpc.StatusCode.NOT_FOUND
-        assert status_of(lambda: watch(api, "12345")) == grpc.StatusCode.INVALID_ARGUMENT
+        assert code_of(lambda: watch(api, missing)) == grpc.StatusCode.NOT_FOUND
+        assert code_of(lambda: watch(api, "12345")) == grpc.StatusCode.INVALID_ARGUMENT
     finally:
         stranger.close()
 
@@ -109,7 +99,7 @@ def test_unauthenticated(mesh, api):
         anonymous = Api(mesh.api_address, "unused")
         anonymous.metadata = metadata
         try:
-            assert status_of(lambda: watch(anonymous, generation_id)) == grpc.StatusCode.UNAUTHENTICATED
+            assert code_of(lambda: watch(anonymous, generation_id)) == grpc.StatusCode.UNAUTHENTICATED
         finally:
             anonymous.close()
 
@@ -119,7 +109,7 @@ def test_unauthenticated(mesh, api):
 
 @pytest.fixture(scope="module")
 def http(mesh, key):
-    with httpx.Client(base_url=mesh.envoy_url, timeout=20, headers={"authorization": f"Bearer {key}"}) as client:
+    with json_client(mesh, key, timeout_s=20) as client:
         yield client
 
 
@@ -331,104 +321,60 @@ async def test_the_listener_waits_out_a_database_it_cannot_reach(postgres, caplo
                 await listening
 
 
-# --- Two replicas, and 1,000 watchers on one of them ---
+# --- Two replicas, and 1,000 watchers on one process ---
 #
-# Here the AI holds its jobs far longer than the tests run; the tests report
-# results to the callback service themselves, as the AI would, when they
-# choose to.
+# The real mock AI finishes the jobs; its delay is set long enough for the
+# watchers to be open before the first result comes back.
 
-SLOW_AI = {"MOCK_AI_MIN_DELAY_S": "600", "MOCK_AI_MAX_DELAY_S": "600", "MAX_PENDING_PER_OWNER": "1000"}
 GENERATIONS, WATCHERS_EACH, CHANNELS = 200, 5, 10
 # What one more open watch may cost the api_server, at most.
 RSS_BUDGET_PER_WATCHER_KIB = 64
 
 
-@pytest.fixture(scope="module")
-def replicas(make_mesh):
-    mesh = make_mesh(env=SLOW_AI, api_replicas=2, with_envoy=False)
-    return mesh, mesh.create_api_key("replicated")
-
-
-async def dispatched_generations(mesh, key: str, count: int) -> dict[str, str]:
-    """`count` generations created on the first replica and dispatched, each
-    with a callback token this test knows: {generation_id: token}."""
-    async with grpc.aio.insecure_channel(mesh.api_address) as channel:
+async def create_generations(address: str, key: str, count: int) -> list[str]:
+    async with grpc.aio.insecure_channel(address) as channel:
         stub = generation_pb2_grpc.GenerationServiceStub(channel)
         metadata = [("authorization", f"Bearer {key}")]
         created = await asyncio.gather(
             *(
-                stub.CreateGeneration(generation_pb2.CreateGenerationRequest(prompt=f"held {i}"), metadata=metadata, timeout=20)
+                stub.CreateGeneration(generation_pb2.CreateGenerationRequest(prompt=f"watched {i}"), metadata=metadata, timeout=20)
                 for i in range(count)
             )
         )
-    ids = [response.generation.generation_id for response in created]
-
-    def all_dispatched() -> bool:
-        with psycopg.connect(mesh.database_url) as conn:
-            query = 'SELECT count(*) FROM generations WHERE "generationId" = ANY(%s::uuid[]) AND attempts = 1'
-            return conn.execute(query, (ids,)).fetchone()[0] == count
-
-    wait_for(all_dispatched, timeout_s=20, what="every generation to be dispatched")
-    tokens = {generation_id: secrets.token_urlsafe(16) for generation_id in ids}
-    with psycopg.connect(mesh.database_url) as conn:
-        conn.cursor().executemany(
-            'UPDATE generations SET "callbackTokenHash" = %s WHERE "generationId" = %s',
-            [(hashlib.sha256(token.encode()).digest(), generation_id) for generation_id, token in tokens.items()],
-        )
-    return tokens
+    return [response.generation.generation_id for response in created]
 
 
-async def complete_all(mesh, tokens: dict[str, str], *, one_by_one_s: float | None = None) -> None:
-    """Report every generation COMPLETE, all at once or one every `one_by_one_s`."""
-    image = callback_pb2.Image(url="https://images.example/done.png", width=64, height=64)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{mesh.ports.callback}") as channel:
-        callbacks = callback_pb2_grpc.CallbackServiceStub(channel)
-
-        async def complete(generation_id: str, token: str) -> None:
-            request = callback_pb2.CompleteGenerationRequest(
-                generation_id=generation_id, callback_token=token, completed=callback_pb2.Images(images=[image])
-            )
-            await callbacks.CompleteGeneration(request, timeout=20)
-
-        if one_by_one_s is None:
-            await asyncio.gather(*(complete(*item) for item in tokens.items()))
-            return
-        for item in tokens.items():
-            await complete(*item)
-            await asyncio.sleep(one_by_one_s)
+def pending_then_complete(statuses: list[int]) -> bool:
+    """PENDING first (more PENDING messages as attempts are counted), COMPLETE last."""
+    return len(statuses) >= 2 and set(statuses[:-1]) == {PENDING} and statuses[-1] == COMPLETE
 
 
-async def test_a_watcher_on_one_replica_sees_a_generation_finished_through_another(replicas):
-    mesh, key = replicas
-    tokens = await dispatched_generations(mesh, key, 10)
+async def test_a_watcher_on_one_replica_sees_a_generation_finished_through_another(make_mesh):
+    mesh = make_mesh(env={"MOCK_AI_MIN_DELAY_S": "2", "MOCK_AI_MAX_DELAY_S": "3"}, api_replicas=2, with_envoy=False)
+    key = await asyncio.to_thread(mesh.create_api_key, "replicated")
+    ids = await create_generations(mesh.api_address, key, 10)  # on the first replica
     metadata = [("authorization", f"Bearer {key}")]
-    opened: list[bool] = []
 
     async def watch_on_second(channel, generation_id: str) -> list[tuple[generation_pb2.Generation, float]]:
         stub = generation_pb2_grpc.GenerationServiceStub(channel)
         request = generation_pb2.WatchGenerationRequest(generation_id=generation_id)
-        messages = []
-        async for message in stub.WatchGeneration(request, metadata=metadata, timeout=30):
-            messages.append((message.generation, time.time()))
-            opened.append(True)
-        return messages
+        return [
+            (message.generation, time.time())
+            async for message in stub.WatchGeneration(request, metadata=metadata, timeout=30)
+        ]
 
     async with grpc.aio.insecure_channel(f"127.0.0.1:{mesh.ports.api[1]}") as second:
-        watchers = [asyncio.create_task(watch_on_second(second, generation_id)) for generation_id in tokens]
-        while len(opened) < len(watchers):
-            await asyncio.sleep(0.01)
-        await complete_all(mesh, tokens, one_by_one_s=0.05)
-        results = await asyncio.wait_for(asyncio.gather(*watchers), timeout=20)
+        results = await asyncio.wait_for(
+            asyncio.gather(*(watch_on_second(second, generation_id) for generation_id in ids)), timeout=30
+        )
 
     for messages in results:
-        assert [generation.status for generation, _ in messages] == [PENDING, COMPLETE]
-        assert messages[0][0].attempts == 1
+        assert pending_then_complete([generation.status for generation, _ in messages])
     delays = sorted(received_after_update(*messages[-1]) for messages in results)
     print(
         f"\ncompletion seen on the other replica, commit to receipt ({len(delays)} generations): "
         f"min {delays[0] * 1000:.1f} ms, median {statistics.median(delays) * 1000:.1f} ms, max {delays[-1] * 1000:.1f} ms"
     )
-    assert delays[-1] < 1.0
 
 
 def rss_kib(pid: int) -> int:
@@ -436,10 +382,11 @@ def rss_kib(pid: int) -> int:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
 
 
-async def test_a_thousand_watchers_on_one_process(replicas):
-    mesh, key = replicas
-    tokens = await dispatched_generations(mesh, key, GENERATIONS)
-    ids = list(tokens)
+async def test_a_thousand_watchers_on_one_process(make_mesh):
+    env = {"MOCK_AI_MIN_DELAY_S": "15", "MOCK_AI_MAX_DELAY_S": "17", "MAX_PENDING_PER_OWNER": "1000"}
+    mesh = make_mesh(env=env, with_envoy=False)
+    key = await asyncio.to_thread(mesh.create_api_key, "crowd")
+    ids = await create_generations(mesh.api_address, key, GENERATIONS)
     metadata = [("authorization", f"Bearer {key}")]
     pid = mesh.api_servers[0].proc.pid
     before = rss_kib(pid)
@@ -468,20 +415,16 @@ async def test_a_thousand_watchers_on_one_process(replicas):
         await asyncio.wait_for(all_open.wait(), timeout=30)
         opened_s = time.monotonic() - started
         during = rss_kib(pid)
-        started = time.monotonic()
-        await complete_all(mesh, tokens)
-        results = await asyncio.wait_for(asyncio.gather(*watchers), timeout=30)
-        finished_s = time.monotonic() - started
+        results = await asyncio.wait_for(asyncio.gather(*watchers), timeout=45)
     finally:
         for channel in channels:
             await channel.close()
     after = rss_kib(pid)
 
-    assert all(statuses == [PENDING, COMPLETE] for statuses in results)
+    assert all(pending_then_complete(statuses) for statuses in results)
     per_watcher = (during - before) / watchers_count
     print(
-        f"\n{watchers_count} watchers on {GENERATIONS} generations: all open in {opened_s:.2f} s, "
-        f"all final {finished_s:.2f} s after the completions began; api_server RSS "
+        f"\n{watchers_count} watchers on {GENERATIONS} generations: all open in {opened_s:.2f} s; api_server RSS "
         f"{before / 1024:.1f} MiB before, {during / 1024:.1f} MiB with all open "
         f"({per_watcher:.1f} KiB per watcher), {after / 1024:.1f} MiB after they ended"
     )

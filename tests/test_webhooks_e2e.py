@@ -7,10 +7,9 @@ import json
 import time
 
 import grpc
-import httpx
 import pytest
 
-from tests.clients import api_for, wait_for
+from tests.clients import api_for, json_client, wait_for
 from tests.webhook_receiver import Receiver, verified
 
 FAST = {
@@ -33,7 +32,7 @@ def mesh(make_mesh):
 def owner(mesh):
     """A JSON client whose owner has a webhook secret."""
     key = mesh.create_api_key("hooked")
-    with httpx.Client(base_url=mesh.envoy_url, timeout=10, headers={"authorization": f"Bearer {key}"}) as http:
+    with json_client(mesh, key) as http:
         rotated = http.post("/v1/webhookSecret:rotate", json={})
         assert rotated.status_code == 200, rotated.text
         yield http, rotated.json()["secret"]
@@ -108,7 +107,7 @@ def test_a_cancelled_generation_is_delivered_too(owner):
 def test_bad_webhook_urls_are_rejected_at_create(strict_mesh, url, words):
     mesh = strict_mesh
     key = mesh.create_api_key("strict")
-    with httpx.Client(base_url=mesh.envoy_url, timeout=10, headers={"authorization": f"Bearer {key}"}) as http:
+    with json_client(mesh, key) as http:
         http.post("/v1/webhookSecret:rotate", json={}).raise_for_status()
         response = http.post("/v1/generations", json={"prompt": "x", "webhookUrl": url})
     assert response.status_code == 400, response.text
