@@ -14,7 +14,7 @@ from google.protobuf import descriptor_pb2
 from openapi_spec_validator import validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = "#/components/schemas/"
 VERBS = {"get", "put", "post", "delete", "patch"}
 

@@ -28,7 +28,7 @@ import mock_ai_server.settings
 from leo_mesh.devstack import envoy as envoy_config
 from leo_mesh.devstack.mesh import Ports
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 

@@ -9,7 +9,7 @@ from api_server.webhooks import WebhookSettings
 from callback_server.settings import Settings as CallbackSettings
 from mock_ai_server.settings import Settings as MockAiSettings
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 
 def env_names(settings_class) -> list[str]:
