@@ -62,6 +62,9 @@ BACKLOG_IN_FLIGHT = Gauge(
 BACKLOG_OLDEST_DUE_AGE = Gauge(
     "leo_dispatch_oldest_due_age_seconds", "How long the oldest due PENDING generation has been due (0: none)."
 )
+PENDING_OLDEST_AGE = Gauge(
+    "leo_generations_pending_oldest_age_seconds", "Age of the oldest PENDING generation since its create (0: none)."
+)
 
 # --- callbacks (callback_server) ---
 CALLBACK_RESULTS = Counter(
