@@ -1,26 +1,41 @@
 """API-key authentication of GenerationService calls.
 
 Runs before the servicer: a call without a live key never reads or writes
-anything. The caller's owner is then available to the servicer through
-`current_owner()`.
+anything. The caller (owner and key hash) is then available to the servicer
+through `current_caller()`. Lookups are cached for a short TTL; a revoked
+key is evicted at once on every replica (KeyStore.revoke's NOTIFY reaches
+`Authenticator.revoked` through the change feed).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import grpc
 
-from api_server.keys import KeyStore
-from leo_mesh.status import RpcError
+from leo_mesh.db.keys import KeyStore, key_hash
+from leo_mesh.errors import ApiKeyInvalid
 
 PROTECTED_PREFIX = "/leo.generation.v1.GenerationService/"
+CACHE_MAX_ENTRIES = 10_000
 
-_owner: contextvars.ContextVar[str] = contextvars.ContextVar("owner")
+
+@dataclass(frozen=True)
+class Caller:
+    owner: str
+    key_hash: bytes
 
 
-def current_owner() -> str:
-    return _owner.get()
+_caller: contextvars.ContextVar[Caller] = contextvars.ContextVar("caller")
+
+
+def current_caller() -> Caller:
+    return _caller.get()
 
 
 def bearer_key(metadata) -> str | None:
@@ -34,26 +49,70 @@ def bearer_key(metadata) -> str | None:
     return None
 
 
-def unauthenticated() -> RpcError:
-    return RpcError(grpc.StatusCode.UNAUTHENTICATED, "a valid API key is required: Authorization: Bearer <key>")
+class Authenticator:
+    """Key hash → owner, remembered for `ttl_s`. Unknown keys are not
+    remembered (random keys cannot fill the cache); concurrent lookups of one
+    key share one query."""
+
+    def __init__(self, keys: KeyStore, *, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._keys = keys
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._cache: OrderedDict[bytes, tuple[str, float]] = OrderedDict()
+        self._lookups: dict[bytes, asyncio.Future[str | None]] = {}
+        # Bumped by every eviction: a lookup that started before one does not
+        # cache its (possibly revoked) answer.
+        self._epoch = 0
+
+    async def caller(self, key: str) -> Caller | None:
+        hashed = key_hash(key)
+        cached = self._cache.get(hashed)
+        if cached is not None and cached[1] > self._clock():
+            return Caller(cached[0], hashed)
+        lookup = self._lookups.get(hashed)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self._look_up(hashed))
+            self._lookups[hashed] = lookup
+            lookup.add_done_callback(lambda _: self._lookups.pop(hashed, None))
+        owner = await asyncio.shield(lookup)
+        return Caller(owner, hashed) if owner is not None else None
+
+    async def _look_up(self, hashed: bytes) -> str | None:
+        epoch = self._epoch
+        owner = await self._keys.owner_of(hashed)
+        if owner is not None and epoch == self._epoch and self._ttl_s > 0:
+            self._cache[hashed] = (owner, self._clock() + self._ttl_s)
+            self._cache.move_to_end(hashed)
+            while len(self._cache) > CACHE_MAX_ENTRIES:
+                self._cache.popitem(last=False)
+        return owner
+
+    def revoked(self, hashed: bytes) -> None:
+        self._epoch += 1
+        self._cache.pop(hashed, None)
+
+    def forget_all(self) -> None:
+        """Revocations may have been missed (the change feed reconnected)."""
+        self._epoch += 1
+        self._cache.clear()
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, keys: KeyStore) -> None:
-        self._keys = keys
+    def __init__(self, authenticator: Authenticator) -> None:
+        self._authenticator = authenticator
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         if handler is None or not handler_call_details.method.startswith(PROTECTED_PREFIX):
             return handler
         key = bearer_key(handler_call_details.invocation_metadata)
-        keys = self._keys
+        authenticator = self._authenticator
 
         async def authenticate() -> None:
-            owner = await keys.owner_of(key) if key else None
-            if owner is None:
-                raise unauthenticated()
-            _owner.set(owner)
+            caller = await authenticator.caller(key) if key else None
+            if caller is None:
+                raise ApiKeyInvalid()
+            _caller.set(caller)
 
         if handler.unary_unary:
             behavior = handler.unary_unary
@@ -63,13 +122,15 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 return await behavior(request, context)
 
             return grpc.unary_unary_rpc_method_handler(
-                unary, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+                unary,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
             )
-        behavior = handler.unary_stream
+        stream_behavior = handler.unary_stream
 
         async def stream(request, context):
             await authenticate()
-            async for message in behavior(request, context):
+            async for message in stream_behavior(request, context):
                 yield message
 
         return grpc.unary_stream_rpc_method_handler(

@@ -6,13 +6,19 @@ import abc
 import asyncio
 import logging
 
-from leo_mesh.grpc_server import DB_UNAVAILABLE
+from leo_mesh.errors import DatabaseUnavailable, ServerBusy
 
 
 class OutboxLoop(abc.ABC):
     """Runs rounds of due work: at once when woken, otherwise every poll
-    interval, and back to back while rounds come back full. A database
-    outage only pauses it."""
+    interval, and back to back while rounds come back full.
+
+    Nothing ends the loop but stop(): a database outage pauses it, and any
+    other error of a round is logged and the next round runs after a poll
+    interval. (Each worker records the failure of one item against that
+    item; a round fails only around the claim itself, and claimed rows
+    come back after their lease, one attempt used.)
+    """
 
     def __init__(self, *, poll_interval_s: float, log: logging.Logger) -> None:
         self._poll_interval_s = poll_interval_s
@@ -37,8 +43,12 @@ class OutboxLoop(abc.ABC):
             self._wake.clear()
             try:
                 full_batch = await self.round()
-            except DB_UNAVAILABLE as exc:
-                self._log.warning("paused: database unavailable", extra={"error": str(exc)})
+            except (DatabaseUnavailable, ServerBusy) as exc:
+                self._log.warning("paused: database unavailable or busy", extra={"error": str(exc)})
+                await asyncio.sleep(self._poll_interval_s)
+                continue
+            except Exception:
+                self._log.exception("round failed; trying again after the poll interval")
                 await asyncio.sleep(self._poll_interval_s)
                 continue
             if full_batch or self._stopping:

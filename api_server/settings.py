@@ -1,17 +1,20 @@
 """api_server settings, read from environment variables (see README)."""
 
+from __future__ import annotations
+
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from leo_mesh.rules import RetryPolicy
+from leo_mesh.settings import DatabaseSettings
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore")
+# How long a webhook's host may take to resolve.
+RESOLVE_TIMEOUT_S = 2.0
 
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/leo"
-    listen_host: str = "127.0.0.1"
+
+class Settings(DatabaseSettings):
     api_server_port: int = 50051
     ai_server_address: str = "127.0.0.1:50052"
-    log_level: str = "INFO"
 
     # How many PENDING generations one owner may have at once.
     max_pending_per_owner: int = Field(100, ge=1)
@@ -27,23 +30,62 @@ class Settings(BaseSettings):
     # How long a dispatched generation may wait for its callback.
     completion_deadline_s: float = Field(120.0, gt=0)
 
+    # Database connections of this process, and how many calls may queue for one.
+    db_pool_size: int = Field(10, ge=1)
+    db_max_waiting: int = Field(200, ge=1)
+
+    # How long an API key's owner is remembered; a revocation ends it at once
+    # on every replica (NOTIFY), this bounds it if the notification is lost.
+    auth_cache_ttl_s: float = Field(5.0, ge=0)
+
     # WatchGeneration: a stream whose message is not written within this
     # (the peer grants no flow-control window) is dropped.
     watch_write_timeout_s: float = Field(10.0, gt=0)
-    # How many watchers of this process read the database at once (the pool holds 10 to 20 connections).
-    watch_max_concurrent_reads: int = Field(5, ge=1)
     # Delays before re-opening a dropped LISTEN connection (backoff with full jitter).
     watch_reconnect_base_s: float = Field(0.5, gt=0)
     watch_reconnect_cap_s: float = Field(10.0, gt=0)
 
     @model_validator(mode="after")
-    def _cap_not_below_base(self):
+    def _cap_not_below_base(self) -> Settings:
         if self.dispatch_backoff_cap_s < self.dispatch_backoff_base_s:
             raise ValueError("DISPATCH_BACKOFF_CAP_S must be at least DISPATCH_BACKOFF_BASE_S")
         return self
+
+    @property
+    def dispatch_retry(self) -> RetryPolicy:
+        return RetryPolicy(self.dispatch_max_attempts, self.dispatch_backoff_base_s, self.dispatch_backoff_cap_s)
 
     @property
     def claim_lease_s(self) -> float:
         """How long a claimed row stays invisible to other dispatchers while
         its StartGeneration is in flight."""
         return 2 * self.dispatch_rpc_timeout_s + 5
+
+
+class WebhookSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WEBHOOK_", extra="ignore")
+
+    max_attempts: int = Field(6, ge=1)
+    backoff_base_s: float = Field(2.0, gt=0)
+    backoff_cap_s: float = Field(300.0, gt=0)
+    # Deadline of one POST, connecting included.
+    timeout_s: float = Field(10.0, gt=0)
+    poll_interval_s: float = Field(1.0, gt=0)
+    # Lets webhook URLs reach loopback and private networks (tests, dev).
+    allow_private_urls: bool = False
+
+    @model_validator(mode="after")
+    def _cap_not_below_base(self) -> WebhookSettings:
+        if self.backoff_cap_s < self.backoff_base_s:
+            raise ValueError("WEBHOOK_BACKOFF_CAP_S must be at least WEBHOOK_BACKOFF_BASE_S")
+        return self
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(self.max_attempts, self.backoff_base_s, self.backoff_cap_s)
+
+    @property
+    def claim_lease_s(self) -> float:
+        """How long a claimed delivery stays invisible to other senders while
+        its attempt (address check and POST) is in flight."""
+        return 2 * (RESOLVE_TIMEOUT_S + self.timeout_s) + 5

@@ -5,16 +5,16 @@ from __future__ import annotations
 import uuid
 
 from leo.generation.v1 import generation_pb2
-
 from leo_mesh.db.generations import NewGeneration
-from leo_mesh.db.models import PROMPT_MAX_LENGTH, CoreModel, GenerationStatus
-from leo_mesh.status import FieldViolation, invalid_argument
+from leo_mesh.db.models import PROMPT_MAX_LENGTH
+from leo_mesh.errors import FieldViolation, InvalidArgument
+from leo_mesh.rules import Model, Status
 
-DEFAULT_MODEL = CoreModel.SDXL
+DEFAULT_MODEL = Model.SDXL
 DEFAULT_SIDE = 1024
 MIN_SIDE, MAX_SIDE, SIDE_STEP = 64, 2048, 8
 
-MODELS = {generation_pb2.MODEL_SD: CoreModel.SD, generation_pb2.MODEL_SDXL: CoreModel.SDXL}
+MODELS = {generation_pb2.MODEL_SD: Model.SD, generation_pb2.MODEL_SDXL: Model.SDXL}
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 
@@ -24,7 +24,9 @@ def _side(field: str, value: int, violations: list[FieldViolation]) -> int:
         return DEFAULT_SIDE
     if not MIN_SIDE <= value <= MAX_SIDE or value % SIDE_STEP:
         violations.append(
-            FieldViolation(field, f"must be a multiple of {SIDE_STEP} from {MIN_SIDE} to {MAX_SIDE} (or unset for {DEFAULT_SIDE})")
+            FieldViolation(
+                field, f"must be a multiple of {SIDE_STEP} from {MIN_SIDE} to {MAX_SIDE} (or unset for {DEFAULT_SIDE})"
+            )
         )
     return value
 
@@ -39,7 +41,9 @@ def _request_id(request_id: str, header: str | None, violations: list[FieldViola
             except ValueError:
                 violations.append(FieldViolation(field, "must be a UUID"))
     if len(set(parsed.values())) > 1:
-        violations.append(FieldViolation("request_id", "differs from the Idempotency-Key header; send one, or the same"))
+        violations.append(
+            FieldViolation("request_id", "differs from the Idempotency-Key header; send one, or the same")
+        )
     return next(iter(parsed.values()), None)
 
 
@@ -52,7 +56,9 @@ def validate_create(
     if not prompt.strip():
         violations.append(FieldViolation("prompt", "is required and must not be blank"))
     elif len(prompt) > PROMPT_MAX_LENGTH:
-        violations.append(FieldViolation("prompt", f"must be at most {PROMPT_MAX_LENGTH} characters (got {len(prompt)})"))
+        violations.append(
+            FieldViolation("prompt", f"must be at most {PROMPT_MAX_LENGTH} characters (got {len(prompt)})")
+        )
     elif "\x00" in prompt:
         violations.append(FieldViolation("prompt", "must not contain NUL characters"))
 
@@ -68,7 +74,7 @@ def validate_create(
     height = _side("height", request.height, violations)
     request_id = _request_id(request.request_id, idempotency_key, violations)
     if violations:
-        raise invalid_argument(violations)
+        raise InvalidArgument(violations)
     return NewGeneration(
         owner=owner,
         prompt=prompt,
@@ -84,29 +90,29 @@ def parse_generation_id(value: str, field: str = "generation_id") -> uuid.UUID:
     try:
         return uuid.UUID(value)
     except ValueError:
-        raise invalid_argument([FieldViolation(field, "must be a UUID")]) from None
+        raise InvalidArgument([FieldViolation(field, "must be a UUID")]) from None
 
 
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
 
 STATUS_FILTERS = {
-    generation_pb2.STATUS_PENDING: GenerationStatus.PENDING,
-    generation_pb2.STATUS_COMPLETE: GenerationStatus.COMPLETE,
-    generation_pb2.STATUS_FAILED: GenerationStatus.FAILED,
-    generation_pb2.STATUS_CANCELLED: GenerationStatus.CANCELLED,
+    generation_pb2.STATUS_PENDING: Status.PENDING,
+    generation_pb2.STATUS_COMPLETE: Status.COMPLETE,
+    generation_pb2.STATUS_FAILED: Status.FAILED,
+    generation_pb2.STATUS_CANCELLED: Status.CANCELLED,
 }
 
 
 def page_size(value: int) -> int:
     """Default 20; above 100 is taken as 100; negative is an error."""
     if value < 0:
-        raise invalid_argument([FieldViolation("page_size", "must not be negative")])
+        raise InvalidArgument([FieldViolation("page_size", "must not be negative")])
     return min(value or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 
 
-def status_filter(value: int) -> GenerationStatus | None:
+def status_filter(value: int) -> Status | None:
     if value == generation_pb2.STATUS_UNSPECIFIED:
         return None
     if value not in STATUS_FILTERS:
-        raise invalid_argument([FieldViolation("status", "must be a known status")])
+        raise InvalidArgument([FieldViolation("status", "must be a known status")])
     return STATUS_FILTERS[value]

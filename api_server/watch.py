@@ -1,11 +1,12 @@
 """WatchGeneration: a generation's state now, then each committed change.
 
-Every change of a generation commits with a NOTIFY carrying only its id
-(GenerationStore). Each api_server process holds one dedicated LISTEN
-connection (ChangeFeed) and marks the watchers of that id dirty; a watcher
-then re-reads the committed row and sends it if it changed. Nothing is
-queued per watcher: a burst of changes costs one read, and a watcher that
-cannot keep up is dropped (Watches.follow), never waited for.
+Every change of a generation a client can see commits with a NOTIFY carrying
+its id (GenerationStore). Each api_server process holds one LISTEN
+connection (ChangeFeed). Watches keeps one Topic per watched generation:
+on a notification the generation is read once, whatever the number of its
+watchers in this process, and the state is handed to each of them. A
+watcher that cannot keep up is dropped (Watches.follow), never waited for.
+Revoking an API key (KeyStore.revoke) ends its open watches.
 """
 
 from __future__ import annotations
@@ -14,17 +15,21 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
 
 import grpc
 import psycopg
-from leo.generation.v1 import generation_pb2
 
-from api_server.backoff import backoff_delay
+from leo.generation.v1 import generation_pb2
+from leo_mesh.backoff import backoff_delay
 from leo_mesh.convert import to_proto
 from leo_mesh.db.generations import CHANGES_CHANNEL, GenerationStore
-from leo_mesh.db.models import FINAL_STATUSES
-from leo_mesh.status import RpcError, not_found
+from leo_mesh.db.keys import REVOKED_CHANNEL
+from leo_mesh.db.rows import GenerationRow
+from leo_mesh.errors import ApiKeyRevoked, DomainError, GenerationNotFound, ShuttingDown, WatcherTooSlow
+from leo_mesh.rules import FINAL
+from leo_mesh.status import status_proto
 
 log = logging.getLogger("api_server.watch")
 
@@ -34,48 +39,35 @@ APPLICATION_NAME = "leo-listen"
 # (and replaced) within about idle + interval * count seconds.
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
 CONNECT_TIMEOUT_S = 5
+# Generations read in one statement when many changed at once.
+READ_BATCH = 500
+# Pause before reading again after a failed read.
+READ_RETRY_S = 0.5
+
+
+@dataclass
+class FeedListeners:
+    """Who the change feed tells: a generation changed, a key was revoked,
+    or anything may have been missed (the connection was (re)opened)."""
+
+    changed: Callable[[str], None] = lambda generation_id: None
+    revoked: Callable[[str], None] = lambda key_hash_hex: None
+    resync: Callable[[], None] = lambda: None
 
 
 class ChangeFeed:
-    """The process's LISTEN connection, fanned out to its watchers.
-
-    A plain psycopg connection, never a pooled one: it stays in LISTEN for
-    the life of the process. When it drops it is replaced, and every watched
-    generation is marked dirty so that changes committed meanwhile are read.
-    """
+    """The process's LISTEN connection (a plain psycopg connection, never a
+    pooled one: it stays in LISTEN for the life of the process). When it
+    drops it is replaced, and the listeners are told to resync."""
 
     def __init__(self, conninfo: str, *, reconnect_base_s: float, reconnect_cap_s: float) -> None:
         self._conninfo = conninfo
         self._reconnect_base_s = reconnect_base_s
         self._reconnect_cap_s = reconnect_cap_s
-        self._watchers: dict[str, set[asyncio.Event]] = {}
-
-    @contextlib.contextmanager
-    def subscribe(self, generation_id: uuid.UUID) -> Iterator[asyncio.Event]:
-        """An event set whenever the generation may have changed."""
-        key = str(generation_id)
-        dirty = asyncio.Event()
-        self._watchers.setdefault(key, set()).add(dirty)
-        try:
-            yield dirty
-        finally:
-            watchers = self._watchers[key]
-            watchers.discard(dirty)
-            if not watchers:
-                del self._watchers[key]
-
-    def _mark(self, key: str) -> None:
-        for dirty in self._watchers.get(key, ()):
-            dirty.set()
-
-    def mark_all(self) -> None:
-        for watchers in self._watchers.values():
-            for dirty in watchers:
-                dirty.set()
+        self.listeners = FeedListeners()
 
     async def run(self) -> None:
-        """Listen until cancelled; a dropped connection or a database
-        outage only pauses delivery."""
+        """Listen until cancelled; a dropped connection or a database outage only pauses delivery."""
         failures = 0
         while True:
             try:
@@ -86,14 +78,17 @@ class ChangeFeed:
                     connect_timeout=CONNECT_TIMEOUT_S,
                     **KEEPALIVES,
                 ) as conn:
-                    await conn.execute(f"LISTEN {CHANGES_CHANNEL}")
+                    await conn.execute(f"LISTEN {CHANGES_CHANNEL}; LISTEN {REVOKED_CHANNEL}")
                     if failures:
-                        log.info("change feed reconnected", extra={"generations_watched": len(self._watchers)})
+                        log.info("change feed reconnected")
                     failures = 0
                     # Whatever committed while nobody listened is read now.
-                    self.mark_all()
+                    self.listeners.resync()
                     async for notify in conn.notifies():
-                        self._mark(notify.payload)
+                        if notify.channel == CHANGES_CHANNEL:
+                            self.listeners.changed(notify.payload)
+                        else:
+                            self.listeners.revoked(notify.payload)
             except Exception as exc:  # whatever broke it, listen again
                 failures += 1
                 delay = backoff_delay(failures, base_s=self._reconnect_base_s, cap_s=self._reconnect_cap_s)
@@ -104,49 +99,146 @@ class ChangeFeed:
                 await asyncio.sleep(delay)
 
 
-class Watches:
-    """What one WatchGeneration stream sends."""
+@dataclass(eq=False)
+class Watcher:
+    key_hash_hex: str
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    ended_by: DomainError | None = None
 
-    def __init__(self, store: GenerationStore, feed: ChangeFeed, *, write_timeout_s: float, max_reads: int) -> None:
+
+@dataclass(eq=False)
+class Topic:
+    """One watched generation: its latest state read, and who wants it."""
+
+    watchers: set[Watcher] = field(default_factory=set)
+    row: GenerationRow | None = None
+    # How many reads were published (0: not read yet).
+    version: int = 0
+
+
+class Watches:
+    def __init__(self, store: GenerationStore, *, write_timeout_s: float) -> None:
         self._store = store
-        self._feed = feed
         self._write_timeout_s = write_timeout_s
-        # Many watchers woken at once (a reconnect wakes all) queue here, not
-        # for the connection pool, which stays free for the other calls.
-        self._reads = asyncio.Semaphore(max_reads)
+        self._topics: dict[uuid.UUID, Topic] = {}
+        self._by_key: dict[str, set[Watcher]] = {}
+        self._to_read: set[uuid.UUID] = set()
+        self._read_wanted = asyncio.Event()
         self._draining = False
+
+    def __len__(self) -> int:
+        """Open watch streams."""
+        return sum(len(topic.watchers) for topic in self._topics.values())
+
+    # --- what the change feed tells ---
+
+    def changed(self, generation_id: str) -> None:
+        with contextlib.suppress(ValueError):
+            self._want_read(uuid.UUID(generation_id))
+
+    def resync(self) -> None:
+        for generation_id in self._topics:
+            self._want_read(generation_id)
+
+    def revoked(self, key_hash_hex: str) -> None:
+        for watcher in self._by_key.get(key_hash_hex, ()):
+            watcher.ended_by = ApiKeyRevoked()
+            watcher.wake.set()
 
     def drain(self) -> None:
         """End every stream (the server is shutting down): each sends the
         state it has not sent yet, then ends UNAVAILABLE so its client
         watches again, on another replica."""
         self._draining = True
-        self._feed.mark_all()
+        for topic in self._topics.values():
+            for watcher in topic.watchers:
+                watcher.ended_by = ShuttingDown("watch again to resume")
+                watcher.wake.set()
+
+    # --- reading ---
+
+    def _want_read(self, generation_id: uuid.UUID) -> None:
+        if generation_id in self._topics:
+            self._to_read.add(generation_id)
+            self._read_wanted.set()
+
+    async def run(self) -> None:
+        """Read the generations that changed, in batches, and hand each state
+        to its watchers. A failed read is retried; it never ends the loop."""
+        while True:
+            await self._read_wanted.wait()
+            self._read_wanted.clear()
+            while self._to_read:
+                batch = [self._to_read.pop() for _ in range(min(READ_BATCH, len(self._to_read)))]
+                try:
+                    rows = {row.generation_id: row for row in await self._store.get_any(batch)}
+                except Exception as exc:
+                    log.warning("watch read failed; retrying", extra={"error": str(exc), "generations": len(batch)})
+                    self._to_read.update(batch)
+                    await asyncio.sleep(READ_RETRY_S)
+                    continue
+                for generation_id in batch:
+                    self._publish(generation_id, rows.get(generation_id))
+
+    def _publish(self, generation_id: uuid.UUID, row: GenerationRow | None) -> None:
+        topic = self._topics.get(generation_id)
+        if topic is None:
+            return
+        topic.row = row
+        topic.version += 1
+        for watcher in topic.watchers:
+            watcher.wake.set()
+
+    @contextlib.contextmanager
+    def _subscribed(self, generation_id: uuid.UUID, watcher: Watcher) -> Iterator[Topic]:
+        topic = self._topics.get(generation_id)
+        if topic is None:
+            topic = self._topics[generation_id] = Topic()
+            self._want_read(generation_id)
+        topic.watchers.add(watcher)
+        self._by_key.setdefault(watcher.key_hash_hex, set()).add(watcher)
+        try:
+            yield topic
+        finally:
+            topic.watchers.discard(watcher)
+            if not topic.watchers:
+                del self._topics[generation_id]
+                self._to_read.discard(generation_id)
+            same_key = self._by_key[watcher.key_hash_hex]
+            same_key.discard(watcher)
+            if not same_key:
+                del self._by_key[watcher.key_hash_hex]
+
+    # --- one stream ---
 
     async def follow(
-        self, generation_id: uuid.UUID, owner: str, context: grpc.aio.ServicerContext
+        self, generation_id: uuid.UUID, owner: str, key_hash: bytes, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[generation_pb2.WatchGenerationResponse]:
         """The owner's generation now, then on each change, ending with its
         final state; NOT_FOUND if the owner has no such generation."""
-        # Subscribed before the first read, so no change slips in between.
-        with self._feed.subscribe(generation_id) as dirty:
+        if self._draining:
+            raise ShuttingDown("watch again to resume")
+        watcher = Watcher(key_hash.hex())
+        with self._subscribed(generation_id, watcher) as topic:
             sent = None
+            seen = 0
             while True:
-                dirty.clear()
-                async with self._reads:
-                    row = await self._store.get(generation_id, owner)
-                if row is None:
-                    raise not_found(f"generation {generation_id}")
-                generation = to_proto(row)
-                if generation != sent:
-                    with self._write_deadline(context):
-                        yield generation_pb2.WatchGenerationResponse(generation=generation)
-                    sent = generation
-                if row.status in FINAL_STATUSES:
-                    return
-                if self._draining:
-                    raise RpcError(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; watch again to resume")
-                await dirty.wait()
+                if topic.version > seen:
+                    seen, row = topic.version, topic.row
+                    if row is None or row.owner != owner:
+                        raise GenerationNotFound(generation_id)
+                    generation = to_proto(row)
+                    if generation != sent:
+                        with self._write_deadline(context):
+                            yield generation_pb2.WatchGenerationResponse(generation=generation)
+                        sent = generation
+                    if row.status in FINAL:
+                        return
+                if watcher.ended_by is not None:
+                    raise watcher.ended_by
+                watcher.wake.clear()
+                if topic.version == seen:
+                    await watcher.wake.wait()
 
     @contextlib.contextmanager
     def _write_deadline(self, context: grpc.aio.ServicerContext) -> Iterator[None]:
@@ -158,10 +250,13 @@ class Watches:
         task ends the call here: the generator is closed and unsubscribed.
         """
         task = asyncio.current_task()
+        assert task is not None
 
         def drop() -> None:
+            status = status_proto(WatcherTooSlow(self._write_timeout_s))
             context.set_code(grpc.StatusCode.DEADLINE_EXCEEDED)
-            context.set_details(f"watcher dropped: a message was not written within {self._write_timeout_s} s")
+            context.set_details(status.message)
+            context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))
             log.warning("slow watcher dropped", extra={"peer": context.peer(), "timeout_s": self._write_timeout_s})
             task.cancel()
 

@@ -1,48 +1,73 @@
-"""CallbackService: the AI backend reports results here (the seed's Lambda)."""
+"""CallbackService: the AI backend reports results here (the seed's Lambda).
+
+The token is checked before anything else: an unknown generation and a
+wrong token get the same answer, so this port does not reveal which
+generation ids exist.
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid
 
-import grpc
 from leo.callback.v1 import callback_pb2, callback_pb2_grpc
-
-from leo_mesh.db.generations import CompletionOutcome, GenerationStore, Result
-from leo_mesh.status import FieldViolation, RpcError, invalid_argument, not_found
+from leo_mesh.db.generations import GenerationStore
+from leo_mesh.errors import CallbackTokenInvalid, FieldViolation, InvalidArgument, ResultConflict
+from leo_mesh.rules import Completion, Image, Result
 
 log = logging.getLogger("callback_server.service")
 
 MAX_REASON_LENGTH = 2000
+MAX_URL_LENGTH = 2048
+
+
+def _has_control_characters(text: str) -> bool:
+    return any(ord(c) < 0x20 or ord(c) == 0x7F for c in text)
 
 
 def parse_result(request: callback_pb2.CompleteGenerationRequest) -> tuple[uuid.UUID, Result]:
     violations: list[FieldViolation] = []
+    generation_id = None
     try:
         generation_id = uuid.UUID(request.generation_id)
     except ValueError:
         violations.append(FieldViolation("generation_id", "must be a UUID"))
     kind = request.WhichOneof("result")
-    result = None
+    result = Result()
     if kind == "completed":
         images = request.completed.images
         if not images:
             violations.append(FieldViolation("completed.images", "must hold at least one image"))
         for index, image in enumerate(images):
-            if not image.url.startswith(("https://", "http://")):
-                violations.append(FieldViolation(f"completed.images[{index}].url", "must be an http(s) URL"))
+            url = image.url
+            if not url.startswith(("https://", "http://")) or len(url) > MAX_URL_LENGTH:
+                violations.append(
+                    FieldViolation(
+                        f"completed.images[{index}].url",
+                        f"must be an http(s) URL of at most {MAX_URL_LENGTH} characters",
+                    )
+                )
+            elif _has_control_characters(url) or " " in url:
+                violations.append(
+                    FieldViolation(
+                        f"completed.images[{index}].url", "must not contain white space or control characters"
+                    )
+                )
             if image.width <= 0 or image.height <= 0:
                 violations.append(FieldViolation(f"completed.images[{index}]", "width and height must be positive"))
-        result = Result(images=[{"url": i.url, "width": i.width, "height": i.height} for i in images])
+        result = Result(images=tuple(Image(i.url, i.width, i.height) for i in images))
     elif kind == "failure_reason":
         reason = request.failure_reason.strip()
         if not reason or len(reason) > MAX_REASON_LENGTH:
             violations.append(FieldViolation("failure_reason", f"must be 1 to {MAX_REASON_LENGTH} characters"))
+        elif "\x00" in reason:
+            violations.append(FieldViolation("failure_reason", "must not contain NUL characters"))
         result = Result(failure_reason=reason)
     else:
         violations.append(FieldViolation("result", "one of completed or failure_reason is required"))
     if violations:
-        raise invalid_argument(violations)
+        raise InvalidArgument(violations)
+    assert generation_id is not None
     return generation_id, result
 
 
@@ -53,14 +78,12 @@ class CallbackService(callback_pb2_grpc.CallbackServiceServicer):
     async def CompleteGeneration(self, request, context):
         generation_id, result = parse_result(request)
         outcome = await self._store.complete(generation_id, request.callback_token, result)
-        log.info("completion", extra={"generation_id": str(generation_id), "outcome": outcome.value, "status": result.status.value})
-        if outcome is CompletionOutcome.NOT_FOUND:
-            raise not_found(f"generation {generation_id}")
-        if outcome is CompletionOutcome.BAD_TOKEN:
-            raise RpcError(grpc.StatusCode.UNAUTHENTICATED, "the callback token is missing or not the latest dispatch's")
-        if outcome is CompletionOutcome.CONFLICT:
-            raise RpcError(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"generation {generation_id} already has another final result",
-            )
+        log.info(
+            "completion",
+            extra={"generation_id": str(generation_id), "outcome": outcome.value, "status": result.status.value},
+        )
+        if outcome is Completion.BAD_TOKEN:
+            raise CallbackTokenInvalid()
+        if outcome is Completion.CONFLICT:
+            raise ResultConflict(generation_id)
         return callback_pb2.CompleteGenerationResponse()

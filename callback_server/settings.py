@@ -1,12 +1,14 @@
 """callback_server settings, read from environment variables (see README)."""
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from __future__ import annotations
+
+from pydantic import Field
+
+from leo_mesh.settings import DatabaseSettings
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore")
-
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/leo"
-    listen_host: str = "127.0.0.1"
+class Settings(DatabaseSettings):
     callback_server_port: int = 50053
-    log_level: str = "INFO"
+    # Database connections of this process, and how many calls may queue for one.
+    db_pool_size: int = Field(10, ge=1)
+    db_max_waiting: int = Field(200, ge=1)

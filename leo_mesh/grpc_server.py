@@ -1,21 +1,31 @@
 """What every gRPC server of the mesh has: health, reflection, one log line
-per RPC, errors mapped to statuses, and graceful shutdown on SIGTERM/SIGINT."""
+per RPC, domain errors mapped to statuses, supervised background tasks and
+an orderly stop.
+
+`create_server` builds a server (port 0 picks a free one); `running` starts,
+serves and drains it in the current event loop; `GrpcApp` adds the
+background tasks a service runs beside it; `serve` is the process's main
+loop: it runs an app until SIGTERM/SIGINT (exit 0) or until a background
+task dies (NOT_SERVING at once, exit 1, so a supervisor restarts it).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import grpc
-import psycopg
-import sqlalchemy.exc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from leo_mesh.status import RpcError
+from leo_mesh.errors import DomainError, MalformedRequest
+from leo_mesh.status import internal_status, to_status
 
 log = logging.getLogger("leo.rpc")
 
@@ -28,30 +38,54 @@ SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", 1 * 1024 * 1024),
 ]
 
-# The database cannot be reached, or no pooled connection frees up in time.
-DB_UNAVAILABLE = (
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-    sqlalchemy.exc.TimeoutError,
-    psycopg.OperationalError,
-    OSError,
-)
+
+@dataclass(frozen=True)
+class Service:
+    """A servicer to serve: its full name (for health and reflection) and how to add it."""
+
+    name: str
+    add: Callable[[grpc.aio.Server], None]
 
 
-async def _status_of(exc: BaseException, context: grpc.aio.ServicerContext) -> None:
-    """Turn what a servicer raised into a gRPC status (aborts the call)."""
-    if isinstance(exc, RpcError):
-        await context.abort_with_status(exc.to_status())
-    if isinstance(exc, NotImplementedError):
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not implemented")
-    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated or isinstance(exc, DB_UNAVAILABLE):
-        await context.abort(grpc.StatusCode.UNAVAILABLE, "the database is unavailable; retry later")
-    log.exception("unhandled error", exc_info=exc)
-    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+# --- one interceptor: parse failures, error mapping, the log line ---
+
+
+@dataclass(frozen=True)
+class _Unparsable:
+    error: str
+
+
+def _lenient(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """A deserializer that hands bad bytes on as _Unparsable instead of
+    raising (which gRPC would answer INTERNAL)."""
+    if deserialize is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception as exc:
+            return _Unparsable(str(exc) or type(exc).__name__)
+
+    return parse
+
+
+async def _abort(exc: Exception, context: grpc.aio.ServicerContext, method: str) -> None:
+    """Turn what a servicer raised into its status (aborts the call)."""
+    if isinstance(exc, DomainError):
+        await context.abort_with_status(to_status(exc))
+    log.error("unhandled error", exc_info=exc, extra={"method": method})
+    await context.abort_with_status(internal_status())
+
+
+def _check_parsed(request: Any) -> None:
+    if isinstance(request, _Unparsable):
+        raise MalformedRequest(f"the request is not a valid message of this method ({request.error})")
 
 
 class RpcInterceptor(grpc.aio.ServerInterceptor):
-    """Logs one line per RPC and maps exceptions to statuses."""
+    """Outermost interceptor: maps what the others and the servicer raise,
+    and logs one line per RPC."""
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
@@ -61,13 +95,13 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
                 self._stream(method, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler
@@ -75,7 +109,7 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
     @staticmethod
     def _log(method: str, context: grpc.aio.ServicerContext, started: float, messages: int | None = None) -> None:
         code = context.code() or (grpc.StatusCode.CANCELLED if context.cancelled() else grpc.StatusCode.OK)
-        fields = {
+        fields: dict[str, Any] = {
             "method": method,
             "code": code.name,
             "ms": round((time.perf_counter() - started) * 1000, 2),
@@ -91,11 +125,12 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
         async def wrapper(request, context):
             started = time.perf_counter()
             try:
+                _check_parsed(request)
                 return await behavior(request, context)
             except (asyncio.CancelledError, grpc.aio.AbortError):
                 raise
             except Exception as exc:
-                await _status_of(exc, context)
+                await _abort(exc, context, method)
             finally:
                 self._log(method, context, started)
 
@@ -106,70 +141,182 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
             started = time.perf_counter()
             sent = 0
             try:
+                _check_parsed(request)
                 async for message in behavior(request, context):
                     sent += 1
                     yield message
             except (asyncio.CancelledError, grpc.aio.AbortError, GeneratorExit):
                 raise
             except Exception as exc:
-                await _status_of(exc, context)
+                await _abort(exc, context, method)
             finally:
                 self._log(method, context, started, sent)
 
         return wrapper
 
 
-async def serve(
+# --- building and running a server ---
+
+
+def create_server(
+    services: Sequence[Service],
     *,
-    name: str,
     host: str,
     port: int,
-    services: Iterable[tuple[str, Callable[[grpc.aio.Server], None]]],
-    on_started: Callable[[], Awaitable[None]] | None = None,
-    on_draining: Callable[[], Awaitable[None]] | None = None,
-    on_stopping: Callable[[], Awaitable[None]] | None = None,
+    health_servicer: health.aio.HealthServicer,
     interceptors: Iterable[grpc.aio.ServerInterceptor] = (),
-    grace_s: float = 10.0,
-) -> None:
-    """Run a server until SIGTERM/SIGINT, then stop gracefully.
-
-    `services` pairs each full service name with the function that adds its
-    servicer. Health reports SERVING for each once started and NOT_SERVING
-    from the moment shutdown begins, so a proxy stops routing here first.
-    `on_draining` runs then, before in-flight calls get their grace period:
-    the place to end calls that would otherwise last it out (streams).
-    """
-    services = list(services)
+) -> tuple[grpc.aio.Server, int]:
+    """A server with the services, health and reflection, bound to host:port
+    (0: a free port). Returns it, not started, with the port it got."""
     # RpcInterceptor is outermost: it logs and maps what the others raise.
     server = grpc.aio.server(interceptors=[RpcInterceptor(), *interceptors], options=SERVER_OPTIONS)
-    health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for _, add in services:
-        add(server)
-    names = [service for service, _ in services]
+    for service in services:
+        service.add(server)
+    names = [service.name for service in services]
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
-        raise SystemExit(f"{name}: cannot listen on {host}:{port}")
-    await server.start()
+        raise OSError(f"cannot listen on {host}:{port}")
+    return server, bound
 
+
+@contextlib.asynccontextmanager
+async def running(
+    server: grpc.aio.Server,
+    health_servicer: health.aio.HealthServicer,
+    names: Iterable[str],
+    *,
+    grace_s: float,
+) -> AsyncIterator[None]:
+    """Start the server and report SERVING; on exit, NOT_SERVING first (so a
+    proxy stops routing here), then stop with a grace period for calls in flight."""
+    await server.start()
+    try:
+        for name in ["", *names]:
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        yield
+    finally:
+        await health_servicer.enter_graceful_shutdown()
+        await server.stop(grace_s)
+
+
+# --- a service: its server and its background tasks ---
+
+
+class BackgroundTasks:
+    """Tasks a service runs beside its server. One that ends while the
+    service is not stopping (it raised, or returned) is logged and sets
+    `failed`: the service cannot go on."""
+
+    def __init__(self, name: str) -> None:
+        self._log = logging.getLogger(name)
+        self._tasks: list[asyncio.Task] = []
+        self._stopping = False
+        self.failed = asyncio.Event()
+
+    def start(self, name: str, work: Awaitable[None]) -> asyncio.Task:
+        task = asyncio.ensure_future(work)
+        task.set_name(name)
+        task.add_done_callback(self._ended)
+        self._tasks.append(task)
+        return task
+
+    def _ended(self, task: asyncio.Task) -> None:
+        if self._stopping:
+            return
+        error = None if task.cancelled() else task.exception()
+        self._log.critical(
+            "background task ended; the service cannot go on",
+            exc_info=error,
+            extra={"task": task.get_name(), "error": str(error) if error else "returned or was cancelled"},
+        )
+        self.failed.set()
+
+    async def stop(self, timeout_s: float) -> None:
+        """Wait up to timeout_s for the tasks (told to stop by their owner), then cancel the rest."""
+        self._stopping = True
+        if not self._tasks:
+            return
+        _, late = await asyncio.wait(self._tasks, timeout=timeout_s)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class GrpcApp:
+    """A gRPC server with health and reflection, and its background tasks."""
+
+    def __init__(
+        self,
+        name: str,
+        services: Sequence[Service],
+        *,
+        host: str,
+        port: int,
+        interceptors: Iterable[grpc.aio.ServerInterceptor] = (),
+        grace_s: float = 10.0,
+    ) -> None:
+        self.name = name
+        self.health = health.aio.HealthServicer()
+        self._names = [service.name for service in services]
+        self._server, self.port = create_server(
+            services, host=host, port=port, health_servicer=self.health, interceptors=interceptors
+        )
+        self._host = host
+        self._grace_s = grace_s
+        self.background = BackgroundTasks(name)
+        self._serving: contextlib.AbstractAsyncContextManager[None] | None = None
+
+    @property
+    def failed(self) -> asyncio.Event:
+        return self.background.failed
+
+    async def start(self) -> None:
+        self._serving = running(self._server, self.health, self._names, grace_s=self._grace_s)
+        await self._serving.__aenter__()
+        logging.getLogger(self.name).info("listening", extra={"address": f"{self._host}:{self.port}"})
+
+    async def drain(self, before_grace: Callable[[], Awaitable[None]] | None = None) -> None:
+        """NOT_SERVING at once; `before_grace` ends calls that would last the
+        grace period out (streams); then calls in flight get the grace period."""
+        logging.getLogger(self.name).info("shutting down", extra={"grace_s": self._grace_s})
+        await self.health.enter_graceful_shutdown()
+        if before_grace is not None:
+            await before_grace()
+        if self._serving is not None:
+            serving, self._serving = self._serving, None
+            await serving.__aexit__(None, None, None)
+
+
+class App(Protocol):
+    """What `serve` runs: a service's composition root."""
+
+    name: str
+
+    @property
+    def failed(self) -> asyncio.Event: ...
+
+    async def start(self) -> None: ...
+
+    async def drain(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+async def serve(app: App) -> int:
+    """Run `app` until SIGTERM/SIGINT or until it fails; returns the exit code."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-
-    if on_started is not None:
-        await on_started()
-    for service in ["", *names]:
-        await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-    logging.getLogger(name).info("listening", extra={"address": f"{host}:{bound}"})
-
-    await stop.wait()
-    logging.getLogger(name).info("shutting down", extra={"grace_s": grace_s})
-    await health_servicer.enter_graceful_shutdown()
-    if on_draining is not None:
-        await on_draining()
-    await server.stop(grace_s)
-    if on_stopping is not None:
-        await on_stopping()
-    logging.getLogger(name).info("stopped")
+    await app.start()
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(app.failed.wait())]
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in waiters:
+        waiter.cancel()
+    failed = app.failed.is_set()
+    await app.drain()
+    await app.stop()
+    logging.getLogger(app.name).info("stopped", extra={"exit_code": int(failed)})
+    return int(failed)

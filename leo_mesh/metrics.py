@@ -14,9 +14,7 @@ LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.
 LIFETIME_BUCKETS_S = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 
 # --- gRPC servers (all three services) ---
-RPC_STARTED = Counter(
-    "grpc_server_started_total", "RPCs started on the server.", ["grpc_service", "grpc_method"]
-)
+RPC_STARTED = Counter("grpc_server_started_total", "RPCs started on the server.", ["grpc_service", "grpc_method"])
 RPC_HANDLED = Counter(
     "grpc_server_handled_total",
     "RPCs completed on the server, by status code.",
@@ -56,9 +54,7 @@ DISPATCH_TIMEOUTS = Counter(
     "leo_dispatch_timeouts_total", "Dispatched generations that got no callback before their deadline."
 )
 BACKLOG_DUE = Gauge("leo_dispatch_backlog_due", "PENDING generations due for (re)dispatch now.")
-BACKLOG_IN_FLIGHT = Gauge(
-    "leo_dispatch_in_flight", "PENDING generations dispatched and waiting for the AI's callback."
-)
+BACKLOG_IN_FLIGHT = Gauge("leo_dispatch_in_flight", "PENDING generations dispatched and waiting for the AI's callback.")
 BACKLOG_OLDEST_DUE_AGE = Gauge(
     "leo_dispatch_oldest_due_age_seconds", "How long the oldest due PENDING generation has been due (0: none)."
 )
@@ -85,7 +81,9 @@ WEBHOOK_LATENCY = Histogram(
 )
 
 # --- mock AI ---
-MOCK_AI_JOBS_IN_FLIGHT = Gauge("leo_mock_ai_jobs_in_flight", "Jobs the mock AI holds (queued, running or calling back).")
+MOCK_AI_JOBS_IN_FLIGHT = Gauge(
+    "leo_mock_ai_jobs_in_flight", "Jobs the mock AI holds (queued, running or calling back)."
+)
 MOCK_AI_JOBS_QUEUED = Gauge("leo_mock_ai_jobs_queued", "Jobs waiting for a free slot of the mock AI.")
 
 # --- database pool (api_server, callback_server) ---

@@ -1,68 +1,87 @@
-"""Rich gRPC errors (google.rpc.Status with details) and their classification."""
+"""The one table from domain errors to gRPC statuses.
+
+Every error a client can get carries a `google.rpc.ErrorInfo` (AIP-193) with
+a machine-readable reason of DOMAIN; field errors also carry
+`google.rpc.BadRequest`, and errors that retrying fixes `google.rpc.RetryInfo`.
+docs/errors.md lists the reasons (a test compares it with this table).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import grpc
+from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from leo_mesh import errors
 
-@dataclass(frozen=True)
-class FieldViolation:
-    field: str
-    description: str
+DOMAIN = "generation.leo.example"
 
+Code = grpc.StatusCode
 
-class RpcError(Exception):
-    """An error a servicer raises; the server turns it into a gRPC status."""
+ERROR_TABLE: dict[type[errors.DomainError], tuple[grpc.StatusCode, str]] = {
+    errors.InvalidArgument: (Code.INVALID_ARGUMENT, "FIELD_VIOLATION"),
+    errors.MalformedRequest: (Code.INVALID_ARGUMENT, "MALFORMED_MESSAGE"),
+    errors.ApiKeyInvalid: (Code.UNAUTHENTICATED, "API_KEY_INVALID"),
+    errors.ApiKeyRevoked: (Code.UNAUTHENTICATED, "API_KEY_REVOKED"),
+    errors.GenerationNotFound: (Code.NOT_FOUND, "GENERATION_NOT_FOUND"),
+    errors.RequestIdReused: (Code.ALREADY_EXISTS, "REQUEST_ID_REUSED"),
+    errors.PendingLimitReached: (Code.RESOURCE_EXHAUSTED, "PENDING_LIMIT_REACHED"),
+    errors.GenerationAlreadyFinal: (Code.FAILED_PRECONDITION, "GENERATION_ALREADY_FINAL"),
+    errors.WebhookSecretRequired: (Code.FAILED_PRECONDITION, "WEBHOOK_SECRET_REQUIRED"),
+    errors.CallbackTokenInvalid: (Code.UNAUTHENTICATED, "CALLBACK_TOKEN_INVALID"),
+    errors.ResultConflict: (Code.FAILED_PRECONDITION, "RESULT_CONFLICT"),
+    errors.DatabaseUnavailable: (Code.UNAVAILABLE, "DATABASE_UNAVAILABLE"),
+    errors.ServerBusy: (Code.UNAVAILABLE, "SERVER_BUSY"),
+    errors.ShuttingDown: (Code.UNAVAILABLE, "SHUTTING_DOWN"),
+    errors.WatcherTooSlow: (Code.DEADLINE_EXCEEDED, "WATCHER_TOO_SLOW"),
+    errors.BackendOverloaded: (Code.UNAVAILABLE, "BACKEND_OVERLOADED"),
+}
 
-    def __init__(self, code: grpc.StatusCode, message: str, *details) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details
-
-    def to_status(self) -> grpc.Status:
-        status = status_pb2.Status(code=self.code.value[0], message=self.message)
-        for detail in self.details:
-            status.details.add().Pack(detail)
-        return rpc_status.to_status(status)
-
-
-def invalid_argument(violations: list[FieldViolation]) -> RpcError:
-    """INVALID_ARGUMENT naming every bad field, with google.rpc.BadRequest details."""
-    message = "; ".join(f"{v.field}: {v.description}" for v in violations)
-    bad_request = error_details_pb2.BadRequest(
-        field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-            for v in violations
-        ]
-    )
-    return RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid request: {message}", bad_request)
+# What a client gets for an error nobody expected (the details are logged).
+INTERNAL = (Code.INTERNAL, "INTERNAL")
+INTERNAL_MESSAGE = "internal error"
 
 
-def not_found(what: str) -> RpcError:
-    return RpcError(grpc.StatusCode.NOT_FOUND, f"{what} not found")
+def code_and_reason(exc: errors.DomainError) -> tuple[grpc.StatusCode, str]:
+    """The most specific table entry for the exception's class."""
+    for cls in type(exc).__mro__:
+        if cls in ERROR_TABLE:
+            return ERROR_TABLE[cls]
+    return INTERNAL
 
 
-# Codes after which the same call may succeed later. CANCELLED is among
-# them: the calls we retry are idempotent, and a call cancelled on the way
-# (a reset stream) may not have been handled at all.
-RETRYABLE_CODES = frozenset(
-    {
-        grpc.StatusCode.CANCELLED,
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-        grpc.StatusCode.ABORTED,
-        grpc.StatusCode.INTERNAL,
-        grpc.StatusCode.UNKNOWN,
-    }
-)
+def _status(code: grpc.StatusCode, reason: str, message: str, extra: list) -> status_pb2.Status:
+    """The details: what is specific to the error (BadRequest, RetryInfo) first, the ErrorInfo last."""
+    status = status_pb2.Status(code=code.value[0], message=message)
+    for detail in [*extra, error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN)]:
+        status.details.add().Pack(detail)
+    return status
 
 
-def is_retryable(code: grpc.StatusCode) -> bool:
-    return code in RETRYABLE_CODES
+def status_proto(exc: errors.DomainError) -> status_pb2.Status:
+    code, reason = code_and_reason(exc)
+    extra: list = []
+    if isinstance(exc, errors.InvalidArgument):
+        extra.append(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                    for v in exc.violations
+                ]
+            )
+        )
+    if exc.retry_after_s is not None:
+        delay = duration_pb2.Duration()
+        delay.FromMilliseconds(round(exc.retry_after_s * 1000))
+        extra.append(error_details_pb2.RetryInfo(retry_delay=delay))
+    return _status(code, reason, exc.message, extra)
 
+
+def to_status(exc: errors.DomainError) -> grpc.Status:
+    return rpc_status.to_status(status_proto(exc))
+
+
+def internal_status() -> grpc.Status:
+    code, reason = INTERNAL
+    return rpc_status.to_status(_status(code, reason, INTERNAL_MESSAGE, []))

@@ -1,20 +1,20 @@
 """Alembic environment: runs the revisions online against one PostgreSQL database.
 
 The URL is `sqlalchemy.url` when set programmatically (leo_mesh.db.migrate),
-else the DATABASE_URL environment variable.
+else DATABASE_URL as the services read it (leo_mesh.settings).
 """
 
 from __future__ import annotations
 
 import logging.config
-import os
 
 from alembic import context
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
-from leo_mesh.db.engine import sqlalchemy_url
 from leo_mesh.db.models import Base
+from leo_mesh.db.urls import sqlalchemy_url
+from leo_mesh.settings import DatabaseSettings
 
 config = context.config
 
@@ -24,10 +24,7 @@ if config.config_file_name is not None:
 
 
 def database_url() -> str:
-    url = config.get_main_option("sqlalchemy.url") or os.environ.get("DATABASE_URL")
-    if not url:
-        raise RuntimeError("no database: set DATABASE_URL")
-    return url
+    return config.get_main_option("sqlalchemy.url") or DatabaseSettings().database_url
 
 
 def run_migrations() -> None:

@@ -8,13 +8,12 @@ loses the jobs held here; the api_server's completion deadline recovers them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
-from leo.ai.v1 import ai_pb2
-from leo.callback.v1 import callback_pb2, callback_pb2_grpc
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -22,7 +21,9 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from leo_mesh.status import is_retryable
+from leo.ai.v1 import ai_pb2
+from leo.callback.v1 import callback_pb2, callback_pb2_grpc
+from leo_mesh.rules import RETRYABLE_CODES
 from mock_ai_server.settings import Settings
 
 log = logging.getLogger("mock_ai_server.jobs")
@@ -32,10 +33,15 @@ class CallbackDropped(Exception):
     """A callback attempt lost on purpose (failure injection)."""
 
 
+class NewerToken(Exception):
+    """The callback was refused for its token, and meanwhile a newer dispatch
+    of the same generation handed this job a newer one: send it again."""
+
+
 def _worth_retrying(exc: BaseException) -> bool:
-    if isinstance(exc, CallbackDropped):
+    if isinstance(exc, CallbackDropped | NewerToken):
         return True
-    return isinstance(exc, grpc.aio.AioRpcError) and is_retryable(exc.code())
+    return isinstance(exc, grpc.aio.AioRpcError) and exc.code().name in RETRYABLE_CODES
 
 
 @dataclass
@@ -43,10 +49,14 @@ class Job:
     request: ai_pb2.StartGenerationRequest
     timer: asyncio.TimerHandle | None = None
     task: asyncio.Task | None = None
+    # Set when a newer dispatch of the generation hands over its token.
+    new_token: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Jobs:
-    def __init__(self, settings: Settings, callbacks: callback_pb2_grpc.CallbackServiceStub, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, settings: Settings, callbacks: callback_pb2_grpc.CallbackServiceStub, rng: random.Random | None = None
+    ) -> None:
         self._settings = settings
         self._callbacks = callbacks
         self._rng = rng or random.Random()
@@ -64,6 +74,7 @@ class Jobs:
         held = self._jobs.get(request.generation_id)
         if held is not None:
             held.request = request
+            held.new_token.set()
             return False
         job = Job(request)
         settings = self._settings
@@ -106,12 +117,11 @@ class Jobs:
             ):
                 with attempt:
                     number = attempt.retry_state.attempt_number
-                    message.callback_token = job.request.callback_token  # the latest dispatch's
+                    token = message.callback_token = job.request.callback_token  # the latest dispatch's
                     if self._rng.random() < settings.mock_ai_callback_drop_rate:
                         log.info("callback dropped", extra={"generation_id": generation_id, "attempt": number})
                         raise CallbackDropped()
-                    async with self._sending:
-                        await self._callbacks.CompleteGeneration(message, timeout=settings.mock_ai_callback_timeout_s)
+                    await self._send(message, token, job)
             log.info("callback delivered", extra={"generation_id": generation_id, "attempts": number})
         except grpc.aio.AioRpcError as exc:
             log.warning(
@@ -122,6 +132,27 @@ class Jobs:
             log.warning("callback given up", extra={"generation_id": generation_id})
         finally:
             self._jobs.pop(generation_id, None)
+
+    async def _send(self, message: callback_pb2.CompleteGenerationRequest, token: str, job: Job) -> None:
+        try:
+            async with self._sending:
+                await self._callbacks.CompleteGeneration(
+                    message, timeout=self._settings.mock_ai_callback_timeout_s, wait_for_ready=True
+                )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() is grpc.StatusCode.UNAUTHENTICATED and await self._newer_token(job, token):
+                raise NewerToken() from exc
+            raise
+
+    async def _newer_token(self, job: Job, refused: str) -> bool:
+        """Whether the job holds (or receives within the grace period) a newer
+        dispatch's token than the refused one. A token is refused because a
+        newer dispatch exists; its StartGeneration may still be on its way."""
+        if job.request.callback_token == refused:
+            job.new_token.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(job.new_token.wait(), timeout=self._settings.mock_ai_stale_token_grace_s)
+        return job.request.callback_token != refused
 
     async def close(self) -> None:
         """Drop every held job (the api_server's deadline recovers them)."""

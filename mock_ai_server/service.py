@@ -6,10 +6,8 @@ import logging
 import random
 from collections import Counter
 
-import grpc
 from leo.ai.v1 import ai_pb2, ai_pb2_grpc
-
-from leo_mesh.status import RpcError
+from leo_mesh.errors import BackendOverloaded
 from mock_ai_server.jobs import Jobs
 from mock_ai_server.settings import Settings
 
@@ -33,5 +31,5 @@ class AIService(ai_pb2_grpc.AIServiceServicer):
         )
         log.info("start_generation", extra={"generation_id": generation_id, "call": calls, "refused": injected})
         if injected:
-            raise RpcError(grpc.StatusCode.UNAVAILABLE, "the AI backend is overloaded (simulated)")
+            raise BackendOverloaded()
         return ai_pb2.StartGenerationResponse(accepted_new=self._jobs.start(request))

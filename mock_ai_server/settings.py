@@ -1,16 +1,15 @@
 """mock_ai_server settings, read from environment variables (see README)."""
 
+from __future__ import annotations
+
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from leo_mesh.settings import CommonSettings
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore")
-
-    listen_host: str = "127.0.0.1"
+class Settings(CommonSettings):
     mock_ai_port: int = 50052
     callback_server_address: str = "127.0.0.1:50053"
-    log_level: str = "INFO"
 
     mock_ai_min_delay_s: float = Field(4.0, ge=0)
     mock_ai_max_delay_s: float = Field(8.0, ge=0)
@@ -30,9 +29,12 @@ class Settings(BaseSettings):
     mock_ai_callback_timeout_s: float = Field(5.0, gt=0)
     mock_ai_callback_give_up_s: float = Field(3600.0, gt=0)
     mock_ai_max_concurrent_callbacks: int = Field(50, ge=1)
+    # A callback refused for its token waits this long for a newer dispatch's
+    # token (its StartGeneration may still be on the way) before giving up.
+    mock_ai_stale_token_grace_s: float = Field(2.0, ge=0)
 
     @model_validator(mode="after")
-    def _ordered(self):
+    def _ordered(self) -> Settings:
         if self.mock_ai_max_delay_s < self.mock_ai_min_delay_s:
             raise ValueError("MOCK_AI_MAX_DELAY_S must be at least MOCK_AI_MIN_DELAY_S")
         return self

@@ -10,6 +10,7 @@ import grpc
 import httpx
 import psycopg
 import pytest
+
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
 
 T = TypeVar("T")
@@ -70,6 +71,16 @@ def code_of(call: Callable[[], object]) -> grpc.StatusCode:
     with pytest.raises(grpc.RpcError) as caught:
         call()
     return caught.value.code()
+
+
+def error_info(reason: str) -> dict:
+    """The google.rpc.ErrorInfo detail of an error, as the JSON API shows it."""
+    return {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": reason,
+        "domain": "generation.leo.example",
+        "metadata": {},
+    }
 
 
 def json_client(mesh, key: str | None = None, *, timeout_s: float = 10, **headers: str) -> httpx.Client:

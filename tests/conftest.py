@@ -38,4 +38,6 @@ def new_database(postgres: EmbeddedPostgres) -> str:
 @pytest.fixture
 def fresh_database_url(postgres: EmbeddedPostgres) -> str:
     return new_database(postgres)
+
+
 pytest_plugins = ["tests.mesh_fixtures"]

@@ -1,61 +1,45 @@
-"""All SQL about generations. Each method is one transaction.
+"""All SQL about generations; the decisions come from leo_mesh.rules.
 
-State machine: PENDING → COMPLETE | FAILED | CANCELLED, nothing else. A
-PENDING row is its own outbox entry: `nextAttemptAt` says when the dispatcher
-must next look at it (a retry, the end of a claim lease, or the completion
-deadline). Every read and change made for a client names its owner.
+A PENDING row is its own outbox entry: `nextAttemptAt` says when the
+dispatcher must next look at it (a retry, the end of a claim lease, or the
+completion deadline). Every read and change made for a client names its
+owner. A change a client can see commits with a NOTIFY on CHANGES_CHANNEL
+(payload: the generationId), and a final state commits with its webhook
+delivery, if the generation has a webhook.
 """
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import hmac
 import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from google.protobuf import json_format
-from sqlalchemy import and_, bindparam, func, insert, select, text, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
 
-from leo_mesh.convert import to_proto
-from leo_mesh.db.models import CoreModel, Generation, GenerationStatus
-from leo_mesh.db.webhooks import WebhookStore
+from leo_mesh import rules
+from leo_mesh.db import webhooks
+from leo_mesh.db.pool import Database
+from leo_mesh.db.rows import COLUMNS, GenerationRow, generation_rows, images_json
+from leo_mesh.errors import GenerationAlreadyFinal, GenerationNotFound, PendingLimitReached, RequestIdReused
+from leo_mesh.rules import Completion, Model, Result, Status
 
+CHANGES_CHANNEL = "generation_changed"
 
-class CompletionOutcome(enum.Enum):
-    APPLIED = "applied"  # the generation moved to its final state
-    DUPLICATE = "duplicate"  # it already had exactly this result
-    CONFLICT = "conflict"  # it already had another final state
-    IGNORED = "ignored"  # it was cancelled: the result is dropped
-    NOT_FOUND = "not_found"
-    BAD_TOKEN = "bad_token"  # not the token of the latest dispatch
-
-
-class CancelOutcome(enum.Enum):
-    CANCELLED = "cancelled"
-    ALREADY_FINAL = "already_final"
-    NOT_FOUND = "not_found"
-
-
-class IdempotencyConflict(Exception):
-    """The request id was used before with other parameters."""
-
-
-class TooManyPending(Exception):
-    def __init__(self, limit: int) -> None:
-        super().__init__(limit)
-        self.limit = limit
+# Compared with when no generation has the id, so that an unknown id costs
+# the same as a wrong token.
+_NO_TOKEN_HASH = bytes(32)
 
 
 @dataclass(frozen=True)
 class NewGeneration:
     owner: str
     prompt: str
-    model: CoreModel
+    model: Model
     width: int
     height: int
     request_id: uuid.UUID | None = None
@@ -67,123 +51,114 @@ class NewGeneration:
         return hashlib.sha256(fields.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class Claimed:
+    row: GenerationRow
+    callback_token: str
+
+
 def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-@dataclass(frozen=True)
-class Result:
-    """What the AI reported: images, or a failure reason."""
-
-    images: list[dict] | None = None
-    failure_reason: str | None = None
-
-    @property
-    def status(self) -> GenerationStatus:
-        return GenerationStatus.COMPLETE if self.images is not None else GenerationStatus.FAILED
+async def _rows(conn: AsyncConnection, sql: str, params: Sequence[object] = ()) -> list[GenerationRow]:
+    async with conn.cursor(row_factory=generation_rows) as cursor:
+        await cursor.execute(sql, params)
+        return await cursor.fetchall()
 
 
-def _seconds(value: float) -> timedelta:
-    return timedelta(seconds=value)
+async def _row(conn: AsyncConnection, sql: str, params: Sequence[object] = ()) -> GenerationRow | None:
+    rows = await _rows(conn, sql, params)
+    return rows[0] if rows else None
 
 
-# NOTIFY channel of every change of a generation; the payload is its generationId.
-CHANGES_CHANNEL = "generation_changed"
-
-
-async def _notify_changed(session: AsyncSession, generation_ids: Iterable[uuid.UUID]) -> None:
-    """Tell listening api_servers that these generations changed. PostgreSQL
-    delivers a NOTIFY only when its transaction commits, so whoever reads the
-    row on receipt sees the change."""
-    ids = list(generation_ids)
-    if ids:
-        await session.execute(
-            text("SELECT pg_notify(:channel, id::text) FROM unnest(CAST(:ids AS uuid[])) AS id"),
-            {"channel": CHANGES_CHANNEL, "ids": ids},
+async def _notify(conn: AsyncConnection, generation_ids: Sequence[uuid.UUID]) -> None:
+    """Delivered when the transaction commits, so a listener reading the row sees the change."""
+    if generation_ids:
+        await conn.execute(
+            "SELECT pg_notify(%s, id::text) FROM unnest(%s::uuid[]) AS id", (CHANGES_CHANNEL, list(generation_ids))
         )
 
 
-async def _finalised(session: AsyncSession, rows: list[Generation]) -> None:
-    """What must commit together with a final state: the webhook delivery."""
-    for row in rows:
-        if row.webhook_url is not None:
-            data = json_format.MessageToDict(to_proto(row), always_print_fields_with_no_presence=True)
-            await WebhookStore.enqueue(session, row, data)
-
-
-async def _make_final(session: AsyncSession, row: Generation, status: GenerationStatus, **result) -> None:
-    """Move a locked PENDING row to its final state, with what must commit
-    with it (the webhook) and the notification that goes out at commit."""
-    row.status = status
-    for name, value in result.items():
-        setattr(row, name, value)
-    row.completed_at = row.updated_at = func.now()
-    row.next_attempt_at = None
-    await session.flush()
-    await session.refresh(row)
-    await _finalised(session, [row])
-    await _notify_changed(session, [row.generation_id])
-
-
 class GenerationStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    def __init__(self, db: Database, *, webhook_body: Callable[[GenerationRow], str]) -> None:
+        """`webhook_body` makes the body of a final generation's webhook (the public wire format)."""
+        self._db = db
+        self._webhook_body = webhook_body
 
-    async def create(self, new: NewGeneration, *, max_pending: int) -> tuple[Generation, bool]:
+    async def _finalised(self, conn: AsyncConnection, rows: Sequence[GenerationRow]) -> None:
+        """What commits with final states: their webhooks, and the notification."""
+        await webhooks.enqueue(conn, [(row, self._webhook_body(row)) for row in rows if row.webhook_url])
+        await _notify(conn, [row.generation_id for row in rows])
+
+    # --- the public API ---
+
+    async def create(self, new: NewGeneration, *, max_pending: int) -> tuple[GenerationRow, bool]:
         """Insert a PENDING generation, due for dispatch at once.
 
         Returns (generation, created). A repeated request id with the same
         parameters returns the original (created False), even under a race:
         creates of one owner are serialised by an advisory lock, and the
-        unique index on (owner, requestId) backs it up.
+        unique index on (owner, requestId) backs it up. createdAt is taken
+        under that lock, so an owner's generations are ordered as committed
+        and a page cursor never skips one.
         """
-        async with self._sessions.begin() as session:
-            await session.execute(
-                text("SELECT pg_advisory_xact_lock(hashtextextended(:owner, 0))"), {"owner": new.owner}
-            )
+        async with self._db.transaction() as conn:
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (new.owner,))
             if new.request_id is not None:
-                existing = await session.scalar(
-                    select(Generation).where(Generation.owner == new.owner, Generation.request_id == new.request_id)
-                )
+                async with conn.cursor() as cursor:
+                    await cursor.execute(
+                        f'SELECT {COLUMNS}, "requestFingerprint" FROM generations'
+                        ' WHERE owner = %s AND "requestId" = %s',
+                        (new.owner, new.request_id),
+                    )
+                    existing = await cursor.fetchone()
                 if existing is not None:
-                    if existing.request_fingerprint != new.fingerprint():
-                        raise IdempotencyConflict()
-                    return existing, False
-            pending = await session.scalar(
-                select(func.count())
-                .select_from(Generation)
-                .where(Generation.owner == new.owner, Generation.status == GenerationStatus.PENDING)
+                    if existing[-1] != new.fingerprint():
+                        raise RequestIdReused(new.request_id)
+                    return generation_rows(None)(existing[:-1]), False
+            cursor = await conn.execute(
+                "SELECT count(*) FROM generations WHERE owner = %s AND status = 'PENDING'", (new.owner,)
             )
-            if pending >= max_pending:
-                raise TooManyPending(max_pending)
-            row = await session.scalar(
-                insert(Generation)
-                .values(
-                    id=uuid.uuid4(),
-                    generation_id=uuid.uuid4(),
-                    owner=new.owner,
-                    prompt=new.prompt,
-                    core_model=new.model,
-                    image_width=new.width,
-                    image_height=new.height,
-                    request_id=new.request_id,
-                    request_fingerprint=new.fingerprint() if new.request_id else None,
-                    webhook_url=new.webhook_url,
-                    status=GenerationStatus.PENDING,
-                    # Taken under the owner's lock, so an owner's generations are
-                    # ordered as committed and a page cursor never skips one.
-                    created_at=func.clock_timestamp(),
-                    updated_at=func.clock_timestamp(),
-                    next_attempt_at=func.now(),
-                )
-                .returning(Generation)
+            (pending,) = await cursor.fetchone() or (0,)
+            if rules.pending_room(pending, max_pending) < 1:
+                raise PendingLimitReached(max_pending)
+            row = await _row(
+                conn,
+                'INSERT INTO generations (id, "generationId", owner, prompt, "coreModel", "imageWidth",'
+                ' "imageHeight", "requestId", "requestFingerprint", "webhookUrl", status, "createdAt", "updatedAt",'
+                ' "nextAttemptAt")'
+                " VALUES (%s, %s, %s, %s, %s::core_models, %s, %s, %s, %s, %s, 'PENDING', clock_timestamp(),"
+                f" clock_timestamp(), now()) RETURNING {COLUMNS}",
+                (
+                    uuid.uuid4(),
+                    uuid.uuid4(),
+                    new.owner,
+                    new.prompt,
+                    new.model.value,
+                    new.width,
+                    new.height,
+                    new.request_id,
+                    new.fingerprint() if new.request_id else None,
+                    new.webhook_url,
+                ),
             )
+            assert row is not None  # INSERT … RETURNING returns the row
             return row, True
 
-    async def get(self, generation_id: uuid.UUID, owner: str) -> Generation | None:
-        async with self._sessions() as session:
-            return await session.scalar(
-                select(Generation).where(Generation.generation_id == generation_id, Generation.owner == owner)
+    async def get(self, generation_id: uuid.UUID, owner: str) -> GenerationRow | None:
+        async with self._db.connection() as conn:
+            return await _row(
+                conn,
+                f'SELECT {COLUMNS} FROM generations WHERE "generationId" = %s AND owner = %s',
+                (generation_id, owner),
+            )
+
+    async def get_any(self, generation_ids: Sequence[uuid.UUID]) -> list[GenerationRow]:
+        """These generations, whoever owns them (callers check the owner)."""
+        async with self._db.connection() as conn:
+            return await _rows(
+                conn, f'SELECT {COLUMNS} FROM generations WHERE "generationId" = ANY(%s)', (list(generation_ids),)
             )
 
     async def list(
@@ -192,163 +167,168 @@ class GenerationStore:
         *,
         limit: int,
         after: tuple[datetime, uuid.UUID] | None = None,
-        status: GenerationStatus | None = None,
-    ) -> list[Generation]:
+        status: Status | None = None,
+    ) -> list[GenerationRow]:
         """The owner's generations, newest first, strictly after the keyset
         position `after` = (createdAt, id) of the previous page's last row."""
-        query = select(Generation).where(Generation.owner == owner)
+        where, params = ["owner = %s"], [owner]
         if status is not None:
-            query = query.where(Generation.status == status)
+            where.append("status = %s::generation_status")
+            params.append(status.value)
         if after is not None:
-            query = query.where(tuple_(Generation.created_at, Generation.id) < tuple_(*after))
-        query = query.order_by(Generation.created_at.desc(), Generation.id.desc()).limit(limit)
-        async with self._sessions() as session:
-            return list(await session.scalars(query))
+            where.append('("createdAt", id) < (%s, %s)')
+            params.extend(after)
+        sql = (
+            f'SELECT {COLUMNS} FROM generations WHERE {" AND ".join(where)} ORDER BY "createdAt" DESC, id DESC LIMIT %s'
+        )
+        async with self._db.connection() as conn:
+            return await _rows(conn, sql, [*params, limit])
 
-    async def cancel(self, generation_id: uuid.UUID, owner: str) -> tuple[CancelOutcome, Generation | None]:
-        async with self._sessions.begin() as session:
-            row = await session.scalar(
-                select(Generation)
-                .where(Generation.generation_id == generation_id, Generation.owner == owner)
-                .with_for_update()
+    async def cancel(self, generation_id: uuid.UUID, owner: str) -> GenerationRow:
+        """Cancel the owner's PENDING generation; returns it CANCELLED."""
+        async with self._db.transaction() as conn:
+            row = await _row(
+                conn,
+                f'SELECT {COLUMNS} FROM generations WHERE "generationId" = %s AND owner = %s FOR UPDATE',
+                (generation_id, owner),
             )
             if row is None:
-                return CancelOutcome.NOT_FOUND, None
-            if row.status is not GenerationStatus.PENDING:
-                return CancelOutcome.ALREADY_FINAL, row
-            await _make_final(session, row, GenerationStatus.CANCELLED)
-            return CancelOutcome.CANCELLED, row
+                raise GenerationNotFound(generation_id)
+            if not rules.can_move(row.status, Status.CANCELLED):
+                raise GenerationAlreadyFinal(generation_id, row.status.value)
+            return await self._make_final(conn, row.id, Status.CANCELLED, Result())
+
+    async def _make_final(
+        self, conn: AsyncConnection, row_id: uuid.UUID, status: Status, result: Result
+    ) -> GenerationRow:
+        row = await _row(
+            conn,
+            'UPDATE generations SET status = %s::generation_status, images = %s, "failureReason" = %s,'
+            ' "completedAt" = now(), "updatedAt" = now(), "nextAttemptAt" = NULL'
+            f" WHERE id = %s RETURNING {COLUMNS}",
+            (status.value, Jsonb(images_json(result.images or ())), result.failure_reason, row_id),
+        )
+        assert row is not None  # the caller holds the row's lock
+        await self._finalised(conn, [row])
+        return row
+
+    # --- dispatch ---
 
     async def claim_due(
         self, *, limit: int, lease_s: float, max_attempts: int
-    ) -> tuple[list[tuple[Generation, str]], list[Generation]]:
+    ) -> tuple[list[Claimed], list[GenerationRow]]:
         """Claim up to `limit` due PENDING rows for one dispatch attempt each.
 
         The claim counts the attempt and pushes `nextAttemptAt` a lease ahead
         before anything is sent, so other dispatchers skip these rows (and a
         crash mid-send only delays them by the lease). Due rows that already
-        had their last attempt timed out: they end FAILED here.
+        had their last attempt end FAILED here (rules.when_due).
 
         Each claim mints a fresh callback token; only its hash is stored, so
         a token of an earlier dispatch no longer completes the generation.
-        Returns ([(row, token)], timed_out).
+        Returns (claimed, timed out).
         """
-        async with self._sessions.begin() as session:
-            due = (
-                select(Generation.id)
-                .where(Generation.status == GenerationStatus.PENDING, Generation.next_attempt_at <= func.now())
-                .order_by(Generation.next_attempt_at)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-                .scalar_subquery()
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "SELECT id, attempts FROM generations WHERE status = 'PENDING' AND \"nextAttemptAt\" <= now()"
+                ' ORDER BY "nextAttemptAt" LIMIT %s FOR UPDATE SKIP LOCKED',
+                (limit,),
             )
-            timed_out = await session.scalars(
-                update(Generation)
-                .where(Generation.id.in_(due), Generation.attempts >= max_attempts)
-                .values(
-                    status=GenerationStatus.FAILED,
-                    failure_reason=func.concat(
-                        "timed out: the AI backend sent no result after ", Generation.attempts, " attempts"
-                    ),
-                    completed_at=func.now(),
-                    updated_at=func.now(),
-                    next_attempt_at=None,
-                )
-                .returning(Generation)
+            due = await cursor.fetchall()
+            if not due:
+                return [], []
+            ids, reasons, hashes, tokens = [], [], [], {}
+            for row_id, attempts in due:
+                verdict = rules.when_due(attempts, max_attempts)
+                ids.append(row_id)
+                if verdict is None:
+                    tokens[row_id] = secrets.token_urlsafe(32)
+                    reasons.append(None)
+                    hashes.append(token_hash(tokens[row_id]))
+                else:
+                    reasons.append(verdict.reason)
+                    hashes.append(None)
+            # One statement for both kinds: a row with a reason ends FAILED,
+            # a row with a token hash is claimed.
+            changed = await _rows(
+                conn,
+                "UPDATE generations AS g SET"
+                " status = CASE WHEN t.reason IS NULL THEN g.status ELSE 'FAILED' END,"
+                ' "failureReason" = COALESCE(t.reason, g."failureReason"),'
+                ' "completedAt" = CASE WHEN t.reason IS NULL THEN g."completedAt" ELSE now() END,'
+                " attempts = g.attempts + (t.reason IS NULL)::int,"
+                ' "callbackTokenHash" = COALESCE(t.hash, g."callbackTokenHash"),'
+                ' "nextAttemptAt" = CASE WHEN t.reason IS NULL THEN now() + make_interval(secs => %s) END,'
+                ' "updatedAt" = now()'
+                " FROM unnest(%s::uuid[], %s::text[], %s::bytea[]) AS t(row_id, reason, hash)"
+                f" WHERE g.id = t.row_id RETURNING {COLUMNS}",
+                (lease_s, ids, reasons, hashes),
             )
-            timed_out = list(timed_out)
-            await _finalised(session, timed_out)
-            claimed = await session.scalars(
-                update(Generation)
-                .where(Generation.id.in_(due), Generation.attempts < max_attempts)
-                .values(
-                    attempts=Generation.attempts + 1,
-                    next_attempt_at=func.now() + _seconds(lease_s),
-                    updated_at=func.now(),
-                )
-                .returning(Generation)
-            )
-            claimed = [(row, secrets.token_urlsafe(32)) for row in claimed]
-            if claimed:
-                await session.execute(
-                    update(Generation.__table__)
-                    .where(Generation.__table__.c.id == bindparam("row_id"))
-                    .values(callbackTokenHash=bindparam("token_hash")),
-                    [{"row_id": row.id, "token_hash": token_hash(token)} for row, token in claimed],
-                )
-            changed = [row.generation_id for row in timed_out] + [row.generation_id for row, _ in claimed]
-            await _notify_changed(session, changed)
+            claimed = [Claimed(row, tokens[row.id]) for row in changed if row.id in tokens]
+            timed_out = [row for row in changed if row.id not in tokens]
+            await webhooks.enqueue(conn, [(row, self._webhook_body(row)) for row in timed_out if row.webhook_url])
+            await _notify(conn, [row.generation_id for row in changed])
             return claimed, timed_out
 
-    async def mark_dispatched(self, row_id: uuid.UUID, attempt: int, *, deadline_s: float) -> None:
-        """The AI accepted the job: wait for its callback until the deadline."""
-        await self._update_pending(
-            row_id, attempt, next_attempt_at=func.now() + _seconds(deadline_s), last_error=None
+    async def mark_dispatched(self, row_id: uuid.UUID, attempt: int, *, deadline_s: float) -> bool:
+        """The AI accepted the job: wait for its callback until the deadline.
+        Nothing a client sees changes, so nobody is notified."""
+        return await self._update_pending(
+            row_id, attempt, '"nextAttemptAt" = now() + make_interval(secs => %s), "lastError" = NULL', (deadline_s,)
         )
 
-    async def schedule_retry(self, row_id: uuid.UUID, attempt: int, *, error: str, delay_s: float) -> None:
-        await self._update_pending(row_id, attempt, next_attempt_at=func.now() + _seconds(delay_s), last_error=error)
+    async def schedule_retry(self, row_id: uuid.UUID, attempt: int, *, error: str, delay_s: float) -> bool:
+        return await self._update_pending(
+            row_id, attempt, '"nextAttemptAt" = now() + make_interval(secs => %s), "lastError" = %s', (delay_s, error)
+        )
+
+    async def _update_pending(self, row_id: uuid.UUID, attempt: int, assignments: str, params: tuple) -> bool:
+        """Update a row still PENDING at this attempt; a callback or a newer
+        attempt that got there first wins."""
+        async with self._db.connection() as conn:
+            cursor = await conn.execute(
+                f"UPDATE generations SET {assignments} WHERE id = %s AND status = 'PENDING' AND attempts = %s",
+                (*params, row_id, attempt),
+            )
+            return cursor.rowcount == 1
 
     async def fail(self, row_id: uuid.UUID, attempt: int, *, reason: str, error: str | None = None) -> bool:
         """End a PENDING generation FAILED (only if this attempt still owns it)."""
-        return await self._update_pending(
-            row_id,
-            attempt,
-            final=True,
-            status=GenerationStatus.FAILED,
-            failure_reason=reason,
-            last_error=error,
-            completed_at=func.now(),
-            next_attempt_at=None,
-        )
-
-    async def _update_pending(self, row_id: uuid.UUID, attempt: int, *, final: bool = False, **values) -> bool:
-        """Update a row still PENDING at this attempt; a callback or a newer
-        attempt that got there first wins."""
-        async with self._sessions.begin() as session:
-            row = await session.scalar(
-                update(Generation)
-                .where(
-                    and_(
-                        Generation.id == row_id,
-                        Generation.status == GenerationStatus.PENDING,
-                        Generation.attempts == attempt,
-                    )
-                )
-                .values(updated_at=func.now(), **values)
-                .returning(Generation)
+        async with self._db.transaction() as conn:
+            row = await _row(
+                conn,
+                'UPDATE generations SET status = \'FAILED\', "failureReason" = %s, "lastError" = %s,'
+                ' "completedAt" = now(), "updatedAt" = now(), "nextAttemptAt" = NULL'
+                f" WHERE id = %s AND status = 'PENDING' AND attempts = %s RETURNING {COLUMNS}",
+                (reason, error, row_id, attempt),
             )
             if row is None:
                 return False
-            if final:
-                await _finalised(session, [row])
-            await _notify_changed(session, [row.generation_id])
+            await self._finalised(conn, [row])
             return True
 
-    async def complete(self, generation_id: uuid.UUID, token: str, result: Result) -> CompletionOutcome:
-        """Apply the AI's result, idempotently: one final state per generation.
+    # --- the AI's callback ---
 
-        Only the token of the latest dispatch is accepted (compared in
-        constant time); a result for a cancelled generation is dropped.
-        """
-        async with self._sessions.begin() as session:
-            row = await session.scalar(
-                select(Generation).where(Generation.generation_id == generation_id).with_for_update()
-            )
-            if row is None:
-                return CompletionOutcome.NOT_FOUND
-            if row.callback_token_hash is None or not hmac.compare_digest(row.callback_token_hash, token_hash(token)):
-                return CompletionOutcome.BAD_TOKEN
-            if row.status is GenerationStatus.CANCELLED:
-                return CompletionOutcome.IGNORED
-            if row.status is not GenerationStatus.PENDING:
-                same = row.status is result.status and (
-                    row.images == result.images
-                    if result.images is not None
-                    else row.failure_reason == result.failure_reason
+    async def complete(self, generation_id: uuid.UUID, token: str, result: Result) -> Completion:
+        """Apply the AI's result, idempotently: one final state per generation
+        (rules.decide_completion). Only the token of the latest dispatch is
+        accepted, compared in constant time."""
+        async with self._db.transaction() as conn:
+            async with conn.cursor() as cursor:
+                await cursor.execute(
+                    f'SELECT {COLUMNS}, "callbackTokenHash" FROM generations WHERE "generationId" = %s FOR UPDATE',
+                    (generation_id,),
                 )
-                return CompletionOutcome.DUPLICATE if same else CompletionOutcome.CONFLICT
-            await _make_final(
-                session, row, result.status, images=result.images or [], failure_reason=result.failure_reason
+                found = await cursor.fetchone()
+            row = generation_rows(None)(found[:-1]) if found else None
+            stored_hash = (found[-1] if found else None) or _NO_TOKEN_HASH
+            outcome = rules.decide_completion(
+                status=row.status if row else None,
+                token_matches=hmac.compare_digest(bytes(stored_hash), token_hash(token)),
+                stored=row.result if row else Result(),
+                reported=result,
             )
-            return CompletionOutcome.APPLIED
+            if outcome is Completion.APPLIED:
+                assert row is not None
+                await self._make_final(conn, row.id, result.status, result)
+            return outcome

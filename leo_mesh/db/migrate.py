@@ -1,16 +1,18 @@
 """Schema migrations from code: alembic's command API on the repository's migrations/.
 
-`python -m leo_mesh.db.migrate` upgrades the DATABASE_URL database to head.
+`python -m leo_mesh.db.migrate` upgrades the DATABASE_URL database to head
+(leo_mesh.settings; its default is the local development database).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+
+from leo_mesh.settings import DatabaseSettings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -34,10 +36,7 @@ def downgrade(database_url: str, revision: str) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s [%(name)s] %(message)s")
-    database_url = os.environ.get("DATABASE_URL")
-    if not database_url:
-        raise SystemExit("DATABASE_URL is not set")
-    upgrade(database_url)
+    upgrade(DatabaseSettings().database_url)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,10 @@
 
 Column names keep the seed's Prisma spelling (camelCase, quoted) so a
 database made by the seed upgrades in place. A test compares these models
-with what the migrations build.
+with what the migrations build. The services do not go through them: their
+SQL is written out in the store modules (generations, webhooks, keys), run
+on psycopg directly, and every statement is exercised by the integration
+tests against this schema.
 """
 
 from __future__ import annotations
@@ -25,24 +28,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from leo_mesh.rules import Model, Status
+
 
 class Base(DeclarativeBase):
     pass
 
-
-class CoreModel(enum.Enum):
-    SD = "SD"
-    SDXL = "SDXL"
-
-
-class GenerationStatus(enum.Enum):
-    PENDING = "PENDING"
-    COMPLETE = "COMPLETE"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-
-FINAL_STATUSES = frozenset({GenerationStatus.COMPLETE, GenerationStatus.FAILED, GenerationStatus.CANCELLED})
 
 PROMPT_MAX_LENGTH = 1500
 
@@ -62,9 +53,9 @@ class Generation(Base):
     public: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     flagged: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     nsfw: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
-    core_model: Mapped[CoreModel] = mapped_column(
+    core_model: Mapped[Model] = mapped_column(
         "coreModel",
-        Enum(CoreModel, name="core_models"),
+        Enum(Model, name="core_models"),
         nullable=False,
         server_default=text("'SDXL'"),
     )
@@ -73,8 +64,8 @@ class Generation(Base):
     prompt: Mapped[str] = mapped_column(String(PROMPT_MAX_LENGTH), nullable=False)
 
     # Revision 2: status and result.
-    status: Mapped[GenerationStatus] = mapped_column(
-        Enum(GenerationStatus, name="generation_status"),
+    status: Mapped[Status] = mapped_column(
+        Enum(Status, name="generation_status"),
         nullable=False,
         server_default=text("'PENDING'"),
     )

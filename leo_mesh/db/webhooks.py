@@ -3,116 +3,86 @@
 A delivery is its own outbox entry, claimed like a PENDING generation (see
 GenerationStore.claim_due): `nextAttemptAt` says when a sender must next
 look at it (a retry, or the end of a claim lease). Every attempt is recorded
-in webhook_attempts.
+in webhook_attempts; what follows an attempt is rules.after_webhook_attempt's.
 """
 
 from __future__ import annotations
 
 import base64
-import enum
-import json
 import secrets
 import uuid
-from datetime import datetime, timedelta, timezone
-from typing import NamedTuple
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import exists, func, select, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from psycopg import AsyncConnection
 
-from leo_mesh.db.models import (
-    DeliveryStatus,
-    Generation,
-    GenerationStatus,
-    WebhookAttempt,
-    WebhookDelivery,
-    WebhookSecret,
-)
+from leo_mesh import rules
+from leo_mesh.db.pool import Database
+from leo_mesh.db.rows import GenerationRow
 
-EVENT_TYPES = {
-    GenerationStatus.COMPLETE: "generation.completed",
-    GenerationStatus.FAILED: "generation.failed",
-    GenerationStatus.CANCELLED: "generation.cancelled",
-}
-
-NO_SECRET_ERROR = "the owner has no webhook secret: rotate one (RotateWebhookSecret) before using webhooks"
+SECRET_PREFIX = "whsec_"
 
 
-class Outcome(enum.Enum):
-    DELIVERED = "delivered"
-    RETRY = "retry"  # try again after a delay
-    FAILED = "failed"  # no more attempts
-
-
-class ClaimedDelivery(NamedTuple):
-    delivery: WebhookDelivery
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    id: uuid.UUID
+    generation_id: uuid.UUID
+    url: str
+    # The exact body every attempt sends.
+    payload: str
+    attempt: int
+    # The owner's current signing secret.
     secret: str
 
 
-def _new_secret() -> str:
+def new_secret() -> str:
     """A Standard Webhooks secret: "whsec_" + base64 of 32 random bytes."""
-    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
 
 
-def _rfc3339(value: datetime) -> str:
-    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _payload(generation: Generation, data: dict) -> str:
-    """The body every attempt sends: compact JSON, serialized once."""
-    event = {"type": EVENT_TYPES[generation.status], "timestamp": _rfc3339(generation.completed_at), "data": data}
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+async def enqueue(conn: AsyncConnection, finished: Sequence[tuple[GenerationRow, str]]) -> None:
+    """Queue the webhooks of generations that just reached their final state,
+    inside the caller's transaction: a delivery exists if and only if its
+    final state commits. Rows without an owner or URL, or that have a
+    delivery already, are skipped."""
+    finished = [(row, body) for row, body in finished if row.webhook_url and row.owner]
+    if not finished:
+        return
+    await conn.execute(
+        'INSERT INTO webhook_deliveries (id, "generationId", owner, url, payload, status, "nextAttemptAt")'
+        " SELECT id, gid, owner, url, payload, 'PENDING', now()"
+        " FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::text[]) AS t(id, gid, owner, url, payload)"
+        ' ON CONFLICT ("generationId") DO NOTHING',
+        (
+            [uuid.uuid4() for _ in finished],
+            [row.generation_id for row, _ in finished],
+            [row.owner for row, _ in finished],
+            [row.webhook_url for row, _ in finished],
+            [body for _, body in finished],
+        ),
+    )
 
 
 class WebhookStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def rotate_secret(self, owner: str) -> str:
         """Replace the owner's secret with a new one and return it; it is
         shown only here. Deliveries claimed from now on are signed with it."""
-        secret = _new_secret()
-        async with self._sessions.begin() as session:
-            await session.execute(
-                insert(WebhookSecret)
-                .values(owner=owner, secret=secret)
-                .on_conflict_do_update(
-                    index_elements=[WebhookSecret.owner], set_={"secret": secret, "rotatedAt": func.now()}
-                )
+        secret = new_secret()
+        async with self._db.connection() as conn:
+            await conn.execute(
+                "INSERT INTO webhook_secrets (owner, secret) VALUES (%s, %s)"
+                ' ON CONFLICT (owner) DO UPDATE SET secret = EXCLUDED.secret, "rotatedAt" = now()',
+                (owner, secret),
             )
         return secret
 
     async def has_secret(self, owner: str) -> bool:
-        async with self._sessions() as session:
-            return bool(await session.scalar(select(exists().where(WebhookSecret.owner == owner))))
-
-    @staticmethod
-    async def enqueue(session: AsyncSession, generation: Generation, data: dict) -> None:
-        """Queue the webhook of a generation that just reached its final state.
-
-        Runs inside the caller's transaction, so the delivery exists if and
-        only if the final state is committed. `generation` must be flushed
-        and refreshed (final status and completedAt loaded); `data` is the
-        generation as the public API shows it (proto3 JSON). Nothing happens
-        without a webhook_url or owner, or if a delivery already exists.
-        """
-        if generation.webhook_url is None or generation.owner is None:
-            return
-        if generation.status not in EVENT_TYPES or not isinstance(generation.completed_at, datetime):
-            raise ValueError("enqueue needs a generation in a final state, with completedAt loaded")
-        await session.execute(
-            insert(WebhookDelivery)
-            .values(
-                id=uuid.uuid4(),
-                generation_id=generation.generation_id,
-                owner=generation.owner,
-                url=generation.webhook_url,
-                payload=_payload(generation, data),
-                status=DeliveryStatus.PENDING,
-                next_attempt_at=func.now(),
-            )
-            .on_conflict_do_nothing(index_elements=[WebhookDelivery.generation_id])
-        )
+        async with self._db.connection() as conn:
+            cursor = await conn.execute("SELECT 1 FROM webhook_secrets WHERE owner = %s", (owner,))
+            return await cursor.fetchone() is not None
 
     async def claim_due(self, *, limit: int, lease_s: float, max_attempts: int) -> list[ClaimedDelivery]:
         """Claim up to `limit` due deliveries for one attempt each, with the
@@ -124,54 +94,47 @@ class WebhookStore:
         be attempted end FAILED here: those whose last attempt was claimed
         but never recorded, and those whose owner has no secret.
         """
-        async with self._sessions.begin() as session:
-            ids = list(
-                await session.scalars(
-                    select(WebhookDelivery.id)
-                    .where(
-                        WebhookDelivery.status == DeliveryStatus.PENDING,
-                        WebhookDelivery.next_attempt_at <= func.now(),
-                    )
-                    .order_by(WebhookDelivery.next_attempt_at)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "SELECT d.id, d.attempts, s.secret FROM webhook_deliveries d"
+                " LEFT JOIN webhook_secrets s ON s.owner = d.owner"
+                " WHERE d.status = 'PENDING' AND d.\"nextAttemptAt\" <= now()"
+                ' ORDER BY d."nextAttemptAt" LIMIT %s FOR UPDATE OF d SKIP LOCKED',
+                (limit,),
             )
-            if not ids:
+            due = await cursor.fetchall()
+            if not due:
                 return []
-            has_secret = exists().where(WebhookSecret.owner == WebhookDelivery.owner)
-            await self._fail_due(
-                session,
-                WebhookDelivery.id.in_(ids),
-                WebhookDelivery.attempts >= max_attempts,
-                error=func.concat("no result recorded for the last attempt (", WebhookDelivery.attempts, ")"),
+            ids, errors, secrets_by_id = [], [], {}
+            for delivery_id, attempts, secret in due:
+                ids.append(delivery_id)
+                if attempts >= max_attempts:
+                    errors.append(rules.unrecorded_attempt_error(attempts))
+                elif secret is None:
+                    errors.append(rules.NO_SECRET_ERROR)
+                else:
+                    errors.append(None)
+                    secrets_by_id[delivery_id] = secret
+            claimable = [i for i, e in zip(ids, errors, strict=True) if e is None]
+            cursor = await conn.execute(
+                "UPDATE webhook_deliveries SET attempts = attempts + 1,"
+                ' "nextAttemptAt" = now() + make_interval(secs => %s), "updatedAt" = now()'
+                ' WHERE id = ANY(%s) RETURNING id, "generationId", url, payload, attempts',
+                (lease_s, claimable),
             )
-            await self._fail_due(session, WebhookDelivery.id.in_(ids), ~has_secret, error=NO_SECRET_ERROR)
-            claimed = await session.execute(
-                update(WebhookDelivery)
-                .where(
-                    WebhookDelivery.id.in_(ids),
-                    WebhookDelivery.status == DeliveryStatus.PENDING,
-                    WebhookDelivery.attempts < max_attempts,
-                    WebhookDelivery.owner == WebhookSecret.owner,
+            claimed = [
+                ClaimedDelivery(id_, generation_id, url, payload, attempt, secrets_by_id[id_])
+                for id_, generation_id, url, payload, attempt in await cursor.fetchall()
+            ]
+            failed = [(i, e) for i, e in zip(ids, errors, strict=True) if e is not None]
+            if failed:
+                await conn.execute(
+                    "UPDATE webhook_deliveries AS d SET status = 'FAILED', \"lastError\" = t.error,"
+                    ' "nextAttemptAt" = NULL, "updatedAt" = now()'
+                    " FROM unnest(%s::uuid[], %s::text[]) AS t(delivery_id, error) WHERE d.id = t.delivery_id",
+                    ([i for i, _ in failed], [e for _, e in failed]),
                 )
-                .values(
-                    attempts=WebhookDelivery.attempts + 1,
-                    next_attempt_at=func.now() + timedelta(seconds=lease_s),
-                    updated_at=func.now(),
-                )
-                .returning(WebhookDelivery, WebhookSecret.secret)
-                .execution_options(synchronize_session=False)
-            )
-            return [ClaimedDelivery(delivery, secret) for delivery, secret in claimed]
-
-    @staticmethod
-    async def _fail_due(session: AsyncSession, *where, error) -> None:
-        await session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.status == DeliveryStatus.PENDING, *where)
-            .values(status=DeliveryStatus.FAILED, last_error=error, next_attempt_at=None, updated_at=func.now())
-        )
+            return claimed
 
     async def record_attempt(
         self,
@@ -181,36 +144,36 @@ class WebhookStore:
         status_code: int | None,
         error: str | None,
         ms: int,
-        outcome: Outcome,
-        retry_delay_s: float | None = None,
+        decision: rules.DeliveryDecision,
     ) -> bool:
-        """Record an attempt and apply its outcome, in one transaction.
+        """Record an attempt and apply what follows it, in one transaction.
 
         Only if this attempt still owns the delivery (still PENDING at this
-        attempt number); returns whether it did. RETRY needs retry_delay_s.
+        attempt number); returns whether it did.
         """
-        values: dict = {"last_error": error, "updated_at": func.now()}
-        if outcome is Outcome.DELIVERED:
-            values |= {"status": DeliveryStatus.DELIVERED, "delivered_at": func.now(), "next_attempt_at": None}
-        elif outcome is Outcome.FAILED:
-            values |= {"status": DeliveryStatus.FAILED, "next_attempt_at": None}
-        elif retry_delay_s is None:
-            raise ValueError("a RETRY outcome needs retry_delay_s")
-        else:
-            values["next_attempt_at"] = func.now() + timedelta(seconds=retry_delay_s)
-        async with self._sessions.begin() as session:
-            result = await session.execute(
-                update(WebhookDelivery)
-                .where(
-                    WebhookDelivery.id == delivery_id,
-                    WebhookDelivery.status == DeliveryStatus.PENDING,
-                    WebhookDelivery.attempts == attempt,
-                )
-                .values(**values)
+        status = {rules.Delivery.DELIVERED: "DELIVERED", rules.Delivery.FAILED: "FAILED"}.get(
+            decision.outcome, "PENDING"
+        )
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                'UPDATE webhook_deliveries SET status = %s::delivery_status, "lastError" = %s, "updatedAt" = now(),'
+                ' "deliveredAt" = CASE WHEN %s THEN now() END,'
+                ' "nextAttemptAt" = CASE WHEN %s::float8 IS NULL THEN NULL ELSE now() + make_interval(secs => %s) END'
+                " WHERE id = %s AND status = 'PENDING' AND attempts = %s",
+                (
+                    status,
+                    error,
+                    decision.outcome is rules.Delivery.DELIVERED,
+                    decision.delay_s,
+                    decision.delay_s,
+                    delivery_id,
+                    attempt,
+                ),
             )
-            if result.rowcount != 1:
+            if cursor.rowcount != 1:
                 return False
-            session.add(
-                WebhookAttempt(delivery_id=delivery_id, attempt=attempt, status_code=status_code, error=error, ms=ms)
+            await conn.execute(
+                'INSERT INTO webhook_attempts ("deliveryId", attempt, "statusCode", error, ms) VALUES (%s, %s, %s, %s, %s)',
+                (delivery_id, attempt, status_code, error, ms),
             )
             return True

@@ -7,7 +7,6 @@ and prints what is where. Logs go to .run/logs/.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
@@ -18,12 +17,20 @@ import psycopg
 from leo_mesh.db import migrate
 from leo_mesh.devstack.mesh import Mesh
 from leo_mesh.devstack.postgres import EmbeddedPostgres
+from leo_mesh.settings import DatabaseSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_DIR = ROOT / ".run"
-EMBEDDED_PG_PORT = int(os.environ.get("EMBEDDED_POSTGRES_PORT", "54329"))
 DATABASE = "leo"
 DEV_OWNER = "dev"
+
+
+class DevStackSettings(DatabaseSettings):
+    # Unset DATABASE_URL: `make run` starts an embedded PostgreSQL on this port.
+    database_url: str | None = None  # type: ignore[assignment]
+    embedded_postgres_port: int = 54329
+    # The dev owner's API key (kept across runs when set).
+    leo_dev_api_key: str | None = None
 
 
 def _ensure_database(postgres: EmbeddedPostgres) -> str:
@@ -38,21 +45,22 @@ def main() -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
 
+    settings = DevStackSettings()
     postgres = None
-    database_url = os.environ.get("DATABASE_URL")
+    database_url = settings.database_url
     if not database_url:
-        postgres = EmbeddedPostgres(RUN_DIR / "postgres", EMBEDDED_PG_PORT)
+        postgres = EmbeddedPostgres(RUN_DIR / "postgres", settings.embedded_postgres_port)
         postgres.start()
         database_url = _ensure_database(postgres)
     mesh = Mesh(database_url, RUN_DIR / "logs")
     try:
         migrate.upgrade(database_url)
-        api_key = mesh.create_api_key(DEV_OWNER, os.environ.get("LEO_DEV_API_KEY") or None)
+        api_key = mesh.create_api_key(DEV_OWNER, settings.leo_dev_api_key or None)
         mesh.start()
         ports = mesh.ports
         print(
             f"""
-Leo generation mesh is running (logs in {RUN_DIR / 'logs'}):
+Leo generation mesh is running (logs in {RUN_DIR / "logs"}):
   JSON/HTTP and gRPC via Envoy  http://127.0.0.1:{ports.envoy}
   Envoy admin                   http://127.0.0.1:{ports.envoy_admin}
   api_server (gRPC)             127.0.0.1:{ports.api[0]}

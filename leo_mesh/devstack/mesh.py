@@ -12,8 +12,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from api_server.keys import KeyStore
-from leo_mesh.db.engine import create_engine, sessionmaker
+from leo_mesh.db.keys import KeyStore
+from leo_mesh.db.pool import Database
 from leo_mesh.devstack import envoy
 from leo_mesh.devstack.processes import ManagedProcess, free_port, wait_serving
 
@@ -29,7 +29,7 @@ class Ports:
     envoy_admin: int = 9901
 
     @classmethod
-    def free(cls, api_replicas: int = 1) -> "Ports":
+    def free(cls, api_replicas: int = 1) -> Ports:
         return cls(
             api=[free_port() for _ in range(api_replicas)],
             ai=free_port(),
@@ -108,7 +108,7 @@ class Mesh:
         """In start order."""
         return [self.callback_server, self.mock_ai, *self.api_servers, *([self.envoy] if self.envoy else [])]
 
-    def start(self) -> "Mesh":
+    def start(self) -> Mesh:
         try:
             self.start_process(self.callback_server)
             self.start_process(self.mock_ai)
@@ -154,11 +154,8 @@ class Mesh:
         """Store an API key for `owner` in the mesh's database; returns it."""
 
         async def create() -> str:
-            engine = create_engine(self.database_url, pool_size=1)
-            try:
-                return await KeyStore(sessionmaker(engine)).create(owner, key)
-            finally:
-                await engine.dispose()
+            async with Database(self.database_url, name="devstack", max_size=1) as db:
+                return await KeyStore(db).create(owner, key)
 
         return asyncio.run(create())
 
@@ -166,7 +163,7 @@ class Mesh:
         for process in reversed(self.processes()):
             process.stop()
 
-    def __enter__(self) -> "Mesh":
+    def __enter__(self) -> Mesh:
         return self.start()
 
     def __exit__(self, *exc) -> None:

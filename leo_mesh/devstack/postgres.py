@@ -98,9 +98,13 @@ class EmbeddedPostgres:
         if self._process is not None:
             self._kill_process_group()
 
-    def create_database(self, name: str) -> None:
+    def create_database(self, name: str, *, template: str | None = None) -> None:
+        """A new database, empty or a copy of `template` (which nobody may be connected to)."""
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template is not None:
+            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
         with psycopg.connect(self.url(), autocommit=True) as connection:
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            connection.execute(statement)
 
     def __enter__(self) -> EmbeddedPostgres:
         self.start()

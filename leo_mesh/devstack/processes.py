@@ -52,10 +52,10 @@ class ManagedProcess:
         self.proc: subprocess.Popen | None = None
 
     @classmethod
-    def python_module(cls, name: str, module: str, *, env: dict[str, str], log_path: Path) -> "ManagedProcess":
+    def python_module(cls, name: str, module: str, *, env: dict[str, str], log_path: Path) -> ManagedProcess:
         return cls(name, [sys.executable, "-m", module], env=env, log_path=log_path)
 
-    def start(self) -> "ManagedProcess":
+    def start(self) -> ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(

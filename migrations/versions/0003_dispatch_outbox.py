@@ -22,9 +22,7 @@ def upgrade() -> None:
         """
     )
     # Only PENDING rows are ever due, so only they are indexed.
-    op.execute(
-        """CREATE INDEX "generations_due_idx" ON "generations" ("nextAttemptAt") WHERE "status" = 'PENDING'"""
-    )
+    op.execute("""CREATE INDEX "generations_due_idx" ON "generations" ("nextAttemptAt") WHERE "status" = 'PENDING'""")
 
 
 def downgrade() -> None:

@@ -74,9 +74,7 @@ def downgrade() -> None:
         'ALTER TABLE "generations" ALTER COLUMN "status" TYPE "generation_status"'
         ' USING "status"::text::"generation_status"'
     )
-    op.execute("ALTER TABLE \"generations\" ALTER COLUMN \"status\" SET DEFAULT 'PENDING'")
+    op.execute('ALTER TABLE "generations" ALTER COLUMN "status" SET DEFAULT \'PENDING\'')
     op.execute('DROP TYPE "generation_status_old"')
-    op.execute(
-        """CREATE INDEX "generations_due_idx" ON "generations" ("nextAttemptAt") WHERE "status" = 'PENDING'"""
-    )
+    op.execute("""CREATE INDEX "generations_due_idx" ON "generations" ("nextAttemptAt") WHERE "status" = 'PENDING'""")
     op.execute('DROP TABLE "api_keys"')

@@ -45,9 +45,7 @@ def upgrade() -> None:
         )
         """
     )
-    op.execute(
-        'CREATE UNIQUE INDEX "webhook_deliveries_generationId_key" ON "webhook_deliveries" ("generationId")'
-    )
+    op.execute('CREATE UNIQUE INDEX "webhook_deliveries_generationId_key" ON "webhook_deliveries" ("generationId")')
     op.execute(
         """CREATE INDEX "webhook_deliveries_due_idx" ON "webhook_deliveries" ("nextAttemptAt") WHERE "status" = 'PENDING'"""
     )

@@ -13,9 +13,9 @@ import grpc
 import psycopg
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from leo.callback.v1 import callback_pb2, callback_pb2_grpc
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
-
 from tests.clients import (
     Api,
     api_for,
@@ -265,8 +265,15 @@ def test_cancel_of_a_final_generation_is_failed_precondition(mesh, alice):
 
 
 def test_dispatcher_never_sends_a_cancelled_generation(make_mesh):
-    mesh = make_mesh(env={**ENV, "MOCK_AI_START_FAILURES_PER_GENERATION": "1", "DISPATCH_BACKOFF_BASE_S": "3",
-                          "DISPATCH_BACKOFF_CAP_S": "3"}, with_envoy=False)
+    mesh = make_mesh(
+        env={
+            **ENV,
+            "MOCK_AI_START_FAILURES_PER_GENERATION": "1",
+            "DISPATCH_BACKOFF_BASE_S": "3",
+            "DISPATCH_BACKOFF_CAP_S": "3",
+        },
+        with_envoy=False,
+    )
     api = api_for(mesh)
     generation_id = api.create("cancel during backoff").generation_id
     wait_for(lambda: api.get(generation_id).attempts == 1, timeout_s=10, what="the first, refused, attempt")
@@ -306,7 +313,9 @@ def test_idempotency_key_header_means_request_id_and_conflicts_are_409(mesh):
 
 def test_the_same_request_id_of_another_owner_is_independent(alice, bob):
     request_id = str(uuid.uuid4())
-    assert alice.create("a", request_id=request_id).generation_id != bob.create("b", request_id=request_id).generation_id
+    assert (
+        alice.create("a", request_id=request_id).generation_id != bob.create("b", request_id=request_id).generation_id
+    )
 
 
 # --- rate limits ----------------------------------------------------------

@@ -10,8 +10,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
-from leo.generation.v1 import generation_pb2
 
+from leo.generation.v1 import generation_pb2
 from tests.clients import Api, api_for, statuses, wait_for
 
 QUICK_RETRIES = {
@@ -53,7 +53,9 @@ def test_unavailable_twice_then_accepted(make_mesh):
     assert done.status == generation_pb2.STATUS_COMPLETE
     assert done.attempts == 3
     retries = [
-        r for r in mesh.api_servers[0].log_records() if r.get("event") == "dispatch retry" and r["generation_id"] == generation_id
+        r
+        for r in mesh.api_servers[0].log_records()
+        if r.get("event") == "dispatch retry" and r["generation_id"] == generation_id
     ]
     assert [r["attempt"] for r in retries] == [1, 2]
     for retry in retries:
@@ -95,7 +97,7 @@ def test_kill_9_mock_ai_with_generations_in_flight(make_mesh):
         with psycopg.connect(mesh.database_url) as conn:
             return conn.execute(
                 "SELECT count(*) FROM generations WHERE attempts = 1 AND status = 'PENDING'"
-                " AND \"lastError\" IS NULL AND \"nextAttemptAt\" > now()"
+                ' AND "lastError" IS NULL AND "nextAttemptAt" > now()'
             ).fetchone()[0]
 
     wait_for(lambda: held_by_the_ai() >= 200, timeout_s=20, what="200 generations held by the AI")
@@ -145,9 +147,7 @@ def test_two_api_servers_send_each_generation_exactly_once(make_mesh):
     assert set(calls) == set(ids)
     assert Counter(calls.values()) == {1: total}
     # Both replicas took part.
-    per_replica = [
-        sum(1 for r in api.log_records() if r.get("event") == "dispatched") for api in mesh.api_servers
-    ]
+    per_replica = [sum(1 for r in api.log_records() if r.get("event") == "dispatched") for api in mesh.api_servers]
     assert sum(per_replica) == total and min(per_replica) > 0
 
 

@@ -22,7 +22,18 @@ ROUTES = [
     ("GET", "/v1/generations/{id}:watch"),
     ("POST", "/v1/webhookSecret:rotate"),
 ]
-FIELDS = ["prompt", "model", "width", "height", "requestId", "webhookUrl", "pageSize", "pageToken", "status", "generationId"]
+FIELDS = [
+    "prompt",
+    "model",
+    "width",
+    "height",
+    "requestId",
+    "webhookUrl",
+    "pageSize",
+    "pageToken",
+    "status",
+    "generationId",
+]
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
@@ -59,7 +70,10 @@ def test_no_5xx_and_nothing_written_on_rejection(mesh, http, verb, template, bod
     path = template.replace("{id}", quote(path_id, safe="") or "x")
     before = count_generations(mesh.database_url)
     response = http.request(
-        verb, path, params=query, content=body.encode() if verb == "POST" else None,
+        verb,
+        path,
+        params=query,
+        content=body.encode() if verb == "POST" else None,
         headers={"content-type": "application/json"},
     )
     assert response.status_code < 500, (verb, path, body, response.status_code, response.text)

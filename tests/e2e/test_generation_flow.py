@@ -8,9 +8,9 @@ import httpx
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from leo.generation.v1 import generation_pb2
 
-from tests.clients import FINAL, api_for, count_generations, json_client, wait_for
+from leo.generation.v1 import generation_pb2
+from tests.clients import FINAL, api_for, count_generations, error_info, json_client, wait_for
 
 FAST = {"MOCK_AI_MIN_DELAY_S": "0.3", "MOCK_AI_MAX_DELAY_S": "0.8"}
 
@@ -74,7 +74,9 @@ def test_grpc_create_keeps_model_and_size(api):
     assert {(i.width, i.height) for i in done.images} == {(512, 256)}
 
 
-@pytest.mark.parametrize("create_path, get_path", [("/v1/generations", "/v1/generations/"), ("/api/generation", "/api/generation/")])
+@pytest.mark.parametrize(
+    "create_path, get_path", [("/v1/generations", "/v1/generations/"), ("/api/generation", "/api/generation/")]
+)
 def test_json_through_envoy(http, create_path, get_path):
     response = http.post(create_path, json={"prompt": "a castle made of glass"})
     assert response.status_code == 200, response.text
@@ -99,7 +101,11 @@ def test_unknown_id_is_not_found(api, http):
     for path in (f"/v1/generations/{missing}", f"/api/generation/{missing}"):
         response = http.get(path)
         assert response.status_code == 404
-        assert response.json() == {"code": 5, "message": f"generation {missing} not found", "details": []}
+        assert response.json() == {
+            "code": 5,
+            "message": f"generation {missing} not found",
+            "details": [error_info("GENERATION_NOT_FOUND")],
+        }
 
 
 def test_malformed_id_is_invalid_argument(api, http):
@@ -129,7 +135,8 @@ def test_bad_input_is_400_with_field_details_and_writes_nothing(http, mesh, body
     assert response.status_code == 400, response.text
     error = response.json()
     assert error["code"] == 3 and field in error["message"]
-    (detail,) = error["details"]
+    detail, info = error["details"]
+    assert info == error_info("FIELD_VIOLATION")
     assert detail["@type"] == "type.googleapis.com/google.rpc.BadRequest"
     assert [v["field"] for v in detail["fieldViolations"]] == [field]
     assert count_generations(mesh.database_url) == before

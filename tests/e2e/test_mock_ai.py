@@ -10,8 +10,8 @@ from pathlib import Path
 
 import grpc
 import psycopg
-from leo.ai.v1 import ai_pb2, ai_pb2_grpc
 
+from leo.ai.v1 import ai_pb2, ai_pb2_grpc
 from tests.clients import statuses, wait_for
 
 

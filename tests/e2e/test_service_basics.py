@@ -62,8 +62,10 @@ def test_health_is_serving(mesh, which):
 def test_grpcurl_calls_the_api(mesh):
     key = mesh.create_api_key("grpcurl user")
     out = grpcurl(
-        "-H", f"authorization: Bearer {key}",
-        "-d", '{"prompt": "from grpcurl"}',
+        "-H",
+        f"authorization: Bearer {key}",
+        "-d",
+        '{"prompt": "from grpcurl"}',
         address(mesh, "api"),
         "leo.generation.v1.GenerationService/CreateGeneration",
     )

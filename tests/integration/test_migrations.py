@@ -22,8 +22,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
 from leo_mesh.db import migrate
-from leo_mesh.db.engine import sqlalchemy_url
 from leo_mesh.db.models import Base
+from leo_mesh.db.urls import sqlalchemy_url
 from leo_mesh.devstack.postgres import EmbeddedPostgres
 
 UNRECORDED_OUTCOME = "created before status tracking; the outcome was not recorded"

@@ -7,23 +7,22 @@ import asyncio
 import json
 import time
 import uuid
+from types import SimpleNamespace
 
 import pytest
-from google.protobuf import json_format
-from sqlalchemy import func, select
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
-from api_server.webhooks import WebhookSender, WebhookSettings
-from leo_mesh.convert import to_proto
-from leo_mesh.db.engine import create_engine, sessionmaker
-from leo_mesh.db.models import (
-    DeliveryStatus,
-    Generation,
-    GenerationStatus,
-    WebhookAttempt,
-    WebhookDelivery,
-)
-from leo_mesh.db.webhooks import NO_SECRET_ERROR, WebhookStore
-from tests.mesh_fixtures import new_migrated_database
+from api_server.settings import WebhookSettings
+from api_server.webhook_sender import WebhookSender
+from leo_mesh.convert import webhook_body
+from leo_mesh.db import webhooks
+from leo_mesh.db.models import DeliveryStatus
+from leo_mesh.db.pool import Database
+from leo_mesh.db.rows import COLUMNS, generation_rows
+from leo_mesh.db.webhooks import WebhookStore
+from leo_mesh.rules import NO_SECRET_ERROR
+from leo_mesh.rules import Status as GenerationStatus
 from tests.webhook_receiver import Receiver, verified
 
 OWNER = "owner-1"
@@ -31,59 +30,61 @@ QUICK = {"backoff_base_s": 0.02, "backoff_cap_s": 0.05, "timeout_s": 2, "poll_in
 
 
 @pytest.fixture
-def database_url(postgres) -> str:
-    return new_migrated_database(postgres)
+def store(db) -> WebhookStore:
+    return WebhookStore(db)
 
 
 @pytest.fixture
-async def sessions(database_url):
-    engine = create_engine(database_url, pool_size=5)
-    yield sessionmaker(engine)
-    await engine.dispose()
+def sessions(db) -> Database:
+    return db
 
 
-@pytest.fixture
-def store(sessions) -> WebhookStore:
-    return WebhookStore(sessions)
-
-
-async def finished_generation(sessions, url: str, *, status=GenerationStatus.COMPLETE, owner=OWNER) -> uuid.UUID:
+async def finished_generation(db, url: str | None, *, status=GenerationStatus.COMPLETE, owner=OWNER) -> uuid.UUID:
     """Insert a generation in its final state and queue its webhook in the
     same transaction, as the code that finishes generations does."""
-    async with sessions.begin() as session:
-        row = Generation(
-            id=uuid.uuid4(),
-            generation_id=uuid.uuid4(),
-            prompt="a lighthouse at dusk",
-            status=status,
-            images=[{"url": "https://cdn.example/1.png", "width": 1024, "height": 1024}]
-            if status is GenerationStatus.COMPLETE
-            else [],
-            failure_reason=None if status is GenerationStatus.COMPLETE else "the AI backend rejected it",
-            attempts=1,
-            owner=owner,
-            webhook_url=url,
-            updated_at=func.now(),
-            completed_at=func.now(),
+    complete = status is GenerationStatus.COMPLETE
+    async with db.transaction() as conn, conn.cursor(row_factory=generation_rows) as cursor:
+        await cursor.execute(
+            'INSERT INTO generations (id, "generationId", prompt, status, images, "failureReason", attempts, owner,'
+            ' "webhookUrl", "updatedAt", "completedAt") VALUES (%s, %s, %s, %s::generation_status, %s, %s, 1, %s, %s,'
+            f" now(), now()) RETURNING {COLUMNS}",
+            (
+                uuid.uuid4(),
+                uuid.uuid4(),
+                "a lighthouse at dusk",
+                status.value,
+                Jsonb([{"url": "https://cdn.example/1.png", "width": 1024, "height": 1024}] if complete else []),
+                None if complete else "the AI backend rejected it",
+                owner,
+                url,
+            ),
         )
-        session.add(row)
-        await session.flush()
-        await session.refresh(row)
-        await WebhookStore.enqueue(session, row, json_format.MessageToDict(to_proto(row)))
+        row = await cursor.fetchone()
+        await webhooks.enqueue(conn, [(row, webhook_body(row))])
         return row.generation_id
 
 
-async def delivery_of(sessions, generation_id: uuid.UUID) -> WebhookDelivery:
-    async with sessions() as session:
-        return await session.scalar(select(WebhookDelivery).where(WebhookDelivery.generation_id == generation_id))
-
-
-async def attempts_of(sessions, delivery_id: uuid.UUID) -> list[WebhookAttempt]:
-    async with sessions() as session:
-        rows = await session.scalars(
-            select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery_id).order_by(WebhookAttempt.attempt)
+async def delivery_of(db, generation_id: uuid.UUID) -> SimpleNamespace | None:
+    async with db.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
+        await cursor.execute(
+            'SELECT id, status::text, attempts, payload, "lastError" AS last_error, "deliveredAt" AS delivered_at,'
+            ' "nextAttemptAt" AS next_attempt_at FROM webhook_deliveries WHERE "generationId" = %s',
+            (generation_id,),
         )
-        return list(rows)
+        found = await cursor.fetchone()
+    if found is None:
+        return None
+    return SimpleNamespace(**{**found, "status": DeliveryStatus(found["status"])})
+
+
+async def attempts_of(db, delivery_id: uuid.UUID) -> list[SimpleNamespace]:
+    async with db.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
+        await cursor.execute(
+            'SELECT attempt, "statusCode" AS status_code, error, ms FROM webhook_attempts'
+            ' WHERE "deliveryId" = %s ORDER BY attempt',
+            (delivery_id,),
+        )
+        return [SimpleNamespace(**found) for found in await cursor.fetchall()]
 
 
 async def run_until_final(store, sessions, generation_ids, *, wait_s: float = 20, **settings):
@@ -102,6 +103,7 @@ async def run_until_final(store, sessions, generation_ids, *, wait_s: float = 20
     finally:
         sender.stop()
         await task
+        await sender.close()
 
 
 async def test_delivers_stored_bytes_signed(store, sessions):
@@ -138,16 +140,17 @@ async def test_delivers_stored_bytes_signed(store, sessions):
 async def test_enqueue_is_idempotent_and_needs_a_url(store, sessions):
     await store.rotate_secret(OWNER)
     generation_id = await finished_generation(sessions, "http://127.0.0.1:9/hook", status=GenerationStatus.FAILED)
-    async with sessions.begin() as session:
-        row = await session.scalar(select(Generation).where(Generation.generation_id == generation_id))
-        await WebhookStore.enqueue(session, row, {"changed": True})
+    async with sessions.transaction() as conn, conn.cursor(row_factory=generation_rows) as cursor:
+        await cursor.execute(f'SELECT {COLUMNS} FROM generations WHERE "generationId" = %s', (generation_id,))
+        row = await cursor.fetchone()
+        await webhooks.enqueue(conn, [(row, json.dumps({"changed": True}))])
     delivery = await delivery_of(sessions, generation_id)
     assert json.loads(delivery.payload)["type"] == "generation.failed"
     assert "changed" not in json.loads(delivery.payload)["data"]
 
     no_url = await finished_generation(sessions, None)
-    async with sessions() as session:
-        assert await session.scalar(select(func.count()).select_from(WebhookDelivery)) == 1
+    async with sessions.connection() as conn:
+        assert await (await conn.execute("SELECT count(*) FROM webhook_deliveries")).fetchone() == (1,)
     assert await delivery_of(sessions, no_url) is None
 
 
@@ -213,9 +216,7 @@ async def test_private_url_refused_at_send_time(store, sessions):
     await store.rotate_secret(OWNER)
     with Receiver() as receiver:
         generation_id = await finished_generation(sessions, receiver.url())
-        [delivery] = await run_until_final(
-            store, sessions, [generation_id], max_attempts=1, allow_private_urls=False
-        )
+        [delivery] = await run_until_final(store, sessions, [generation_id], max_attempts=1, allow_private_urls=False)
     assert delivery.status is DeliveryStatus.FAILED
     assert delivery.last_error.startswith("refused: ") and "loopback" in delivery.last_error
     assert receiver.requests == []
@@ -243,9 +244,10 @@ async def test_two_senders_deliver_each_exactly_once(sessions, database_url):
     """More deliveries than one batch, so both senders get a share."""
     store = CountingStore(sessions)
     await store.rotate_secret(OWNER)
-    # The second sender has its own engine, as another replica would.
-    other_engine = create_engine(database_url, pool_size=5)
-    other_store = CountingStore(sessionmaker(other_engine))
+    # The second sender has its own pool, as another replica would.
+    other_db = Database(database_url, name="other replica", max_size=5)
+    await other_db.open()
+    other_store = CountingStore(other_db)
     with Receiver() as receiver:
         generation_ids = [await finished_generation(sessions, receiver.url(f"/hook/{i}")) for i in range(60)]
         config = WebhookSettings(allow_private_urls=True, **QUICK)
@@ -261,7 +263,9 @@ async def test_two_senders_deliver_each_exactly_once(sessions, database_url):
             for sender in senders:
                 sender.stop()
             await asyncio.gather(*tasks)
-            await other_engine.dispose()
+            for sender in senders:
+                await sender.close()
+            await other_db.close()
 
     paths = sorted(r.path for r in receiver.requests)
     assert paths == sorted(f"/hook/{i}" for i in range(60))

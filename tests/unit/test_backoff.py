@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from api_server.backoff import backoff_ceiling, backoff_delay
+from leo_mesh.backoff import backoff_ceiling, backoff_delay
 
 
 def test_ceiling_doubles_from_base_then_caps():

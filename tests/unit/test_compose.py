@@ -45,7 +45,11 @@ SETTINGS = {
     "mock_ai_server": mock_ai_server.settings.Settings,
     "callback_server": callback_server.settings.Settings,
 }
-PORT_VARS = {"api_server": "API_SERVER_PORT", "mock_ai_server": "MOCK_AI_PORT", "callback_server": "CALLBACK_SERVER_PORT"}
+PORT_VARS = {
+    "api_server": "API_SERVER_PORT",
+    "mock_ai_server": "MOCK_AI_PORT",
+    "callback_server": "CALLBACK_SERVER_PORT",
+}
 
 
 @pytest.fixture(scope="module")
@@ -123,16 +127,22 @@ def test_ports_are_the_local_defaults(services, default_ports, name):
 
 def test_addresses_point_at_the_services(services, default_ports):
     assert env(services["api_server"])["AI_SERVER_ADDRESS"] == f"mock_ai_server:{default_ports['mock_ai_server']}"
-    assert env(services["mock_ai_server"])["CALLBACK_SERVER_ADDRESS"] == f"callback_server:{default_ports['callback_server']}"
+    assert (
+        env(services["mock_ai_server"])["CALLBACK_SERVER_ADDRESS"]
+        == f"callback_server:{default_ports['callback_server']}"
+    )
     envoy_env = env(services["envoy"])
-    assert (envoy_env["API_SERVER_HOST"], envoy_env["API_SERVER_PORT"]) == ("api_server", str(default_ports["api_server"]))
+    assert (envoy_env["API_SERVER_HOST"], envoy_env["API_SERVER_PORT"]) == (
+        "api_server",
+        str(default_ports["api_server"]),
+    )
 
 
 def test_database_url(services):
     postgres = env(services["postgres"])
-    assert DATABASE_URL == (
+    assert (
         f"postgresql://{postgres['POSTGRES_USER']}:{postgres['POSTGRES_PASSWORD']}@postgres:5432/{postgres['POSTGRES_DB']}"
-    )
+    ) == DATABASE_URL
     users = {name for name in MODULES if "DATABASE_URL" in env(services[name])}
     assert users == {"migrate", *(name for name, s in SETTINGS.items() if "database_url" in s.model_fields)}
     assert all(env(services[name])["DATABASE_URL"] == DATABASE_URL for name in users)
@@ -156,7 +166,9 @@ def test_only_envoy_is_published(services):
     assert {name for name, s in services.items() if s.get("ports")} == {"envoy"}
     assert not any(s.get("network_mode") == "host" for s in services.values())
     local, envoy_env = Ports(), env(services["envoy"])
-    published = {tuple(p.rsplit(":", 2)) if p.count(":") == 2 else ("", *p.split(":")) for p in services["envoy"]["ports"]}
+    published = {
+        tuple(p.rsplit(":", 2)) if p.count(":") == 2 else ("", *p.split(":")) for p in services["envoy"]["ports"]
+    }
     assert published == {
         ("", str(local.envoy), envoy_env["ENVOY_LISTEN_PORT"]),
         ("127.0.0.1", str(local.envoy_admin), envoy_env["ENVOY_ADMIN_PORT"]),
@@ -195,7 +207,9 @@ def test_envoy_config_renders_for_compose(services, tmp_path):
     assert "address: api_server" in out.read_text().replace('"', "")
     binary = shutil.which("envoy", path=str(Path(sys.executable).parent))
     if binary:
-        result = subprocess.run([binary, "--mode", "validate", "-c", str(out)], capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [binary, "--mode", "validate", "-c", str(out)], capture_output=True, text=True, timeout=60
+        )
         assert result.returncode == 0, result.stdout + result.stderr
 
 

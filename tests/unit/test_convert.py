@@ -1,27 +1,41 @@
-"""Rows as API messages, and which errors are worth retrying (pure logic)."""
+"""Rows as API messages and webhook bodies, and which errors are worth retrying (pure logic)."""
 
+import json
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import grpc
 import pytest
+
 from leo.generation.v1 import generation_pb2
+from leo_mesh.convert import to_proto, webhook_body
+from leo_mesh.db.rows import GenerationRow
+from leo_mesh.rules import RETRYABLE_CODES, Image, Model
+from leo_mesh.rules import Status as GenerationStatus
 
-from leo_mesh.convert import to_proto
-from leo_mesh.db.models import CoreModel, Generation, GenerationStatus
-from leo_mesh.status import is_retryable
-
-NOW = datetime(2026, 11, 28, 12, 0, 0, 123000, tzinfo=timezone.utc)
-IMAGES = [{"url": "https://img/1.png", "width": 512, "height": 512}]
+NOW = datetime(2026, 11, 28, 12, 0, 0, 123000, tzinfo=UTC)
+IMAGES = (Image("https://img/1.png", 512, 512),)
 
 
-def row(status: GenerationStatus, **fields) -> Generation:
+def row(status: GenerationStatus, **fields) -> GenerationRow:
     values = dict(
-        id=uuid.uuid4(), generation_id=uuid.uuid4(), prompt="p", core_model=CoreModel.SD, image_width=512,
-        image_height=512, status=status, images=IMAGES, attempts=2, failure_reason=None, created_at=NOW,
-        updated_at=NOW, completed_at=None, webhook_url=None,
+        id=uuid.uuid4(),
+        generation_id=uuid.uuid4(),
+        owner="o",
+        prompt="p",
+        model=Model.SD,
+        width=512,
+        height=512,
+        status=status,
+        images=IMAGES,
+        attempts=2,
+        failure_reason=None,
+        created_at=NOW,
+        updated_at=NOW,
+        completed_at=None,
+        webhook_url=None,
     )
-    return Generation(**{**values, **fields})
+    return GenerationRow(**{**values, **fields})
 
 
 @pytest.mark.parametrize(
@@ -46,9 +60,12 @@ def test_images_only_once_complete():
 def test_fields_and_times():
     message = to_proto(row(GenerationStatus.FAILED, failure_reason="boom", completed_at=NOW, webhook_url="https://h/x"))
     assert (message.model, message.width, message.attempts, message.failure_reason) == (
-        generation_pb2.MODEL_SD, 512, 2, "boom",
+        generation_pb2.MODEL_SD,
+        512,
+        2,
+        "boom",
     )
-    assert message.create_time.ToDatetime(timezone.utc) == NOW and message.HasField("complete_time")
+    assert message.create_time.ToDatetime(UTC) == NOW and message.HasField("complete_time")
     assert message.webhook_url == "https://h/x"
     assert not to_proto(row(GenerationStatus.PENDING)).HasField("complete_time")
 
@@ -68,4 +85,13 @@ def test_fields_and_times():
     ],
 )
 def test_retryable_codes(code, retry):
-    assert is_retryable(code) is retry
+    assert (code.name in RETRYABLE_CODES) is retry
+
+
+def test_webhook_body_is_the_event_with_the_generation_as_the_api_shows_it():
+    done = row(GenerationStatus.COMPLETE, completed_at=NOW)
+    body = json.loads(webhook_body(done))
+    assert body["type"] == "generation.completed" and body["timestamp"] == "2026-11-28T12:00:00.123Z"
+    assert body["data"]["generationId"] == str(done.generation_id) and body["data"]["status"] == "STATUS_COMPLETE"
+    with pytest.raises(ValueError):
+        webhook_body(row(GenerationStatus.PENDING))

@@ -24,9 +24,7 @@ def validate(config: Path) -> None:
 
 def api_server_address(config: Path) -> dict:
     [cluster] = yaml.safe_load(config.read_text())["static_resources"]["clusters"]
-    return cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
-        "socket_address"
-    ]
+    return cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
 
 
 def test_only_addresses_and_paths_are_variables():

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from api_server.settings import Settings as ApiSettings
-from api_server.webhooks import WebhookSettings
+from api_server.settings import WebhookSettings
 from callback_server.settings import Settings as CallbackSettings
 from mock_ai_server.settings import Settings as MockAiSettings
 

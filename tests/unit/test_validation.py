@@ -2,8 +2,6 @@
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from leo.generation.v1 import generation_pb2
 
 from api_server.validation import (
     page_size,
@@ -11,14 +9,14 @@ from api_server.validation import (
     status_filter,
     validate_create,
 )
-from leo_mesh.db.models import CoreModel
-from leo_mesh.status import RpcError
+from leo.generation.v1 import generation_pb2
+from leo_mesh.errors import InvalidArgument as RpcError
+from leo_mesh.rules import Model as CoreModel
+from leo_mesh.status import code_and_reason
 
 
 def violations(error: RpcError) -> dict[str, str]:
-    (detail,) = error.details
-    assert isinstance(detail, error_details_pb2.BadRequest)
-    return {v.field: v.description for v in detail.field_violations}
+    return {v.field: v.description for v in error.violations}
 
 
 def request(**fields):
@@ -56,7 +54,7 @@ def test_explicit_values_are_kept():
 def test_bad_field_is_named(fields, field, words):
     with pytest.raises(RpcError) as caught:
         validate(request(**fields))
-    assert caught.value.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert code_and_reason(caught.value) == (grpc.StatusCode.INVALID_ARGUMENT, "FIELD_VIOLATION")
     found = violations(caught.value)
     assert list(found) == [field]
     assert words in found[field]

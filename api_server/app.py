@@ -1,0 +1,139 @@
+"""The api_server's composition root: every object it runs, wired once.
+
+app = bootstrap(Settings())          # or with a fake AI stub, in tests
+await app.start(); …; await app.drain(); await app.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import grpc
+
+from api_server.auth import Authenticator, AuthInterceptor
+from api_server.dispatcher import Dispatcher
+from api_server.service import GenerationService
+from api_server.settings import Settings, WebhookSettings
+from api_server.watch import ChangeFeed, FeedListeners, Watches
+from api_server.webhook_sender import WebhookSender
+from leo.ai.v1 import ai_pb2_grpc
+from leo.generation.v1 import generation_pb2, generation_pb2_grpc
+from leo_mesh.channels import internal_channel
+from leo_mesh.convert import webhook_body
+from leo_mesh.db.generations import GenerationStore
+from leo_mesh.db.keys import KeyStore
+from leo_mesh.db.pool import Database
+from leo_mesh.db.urls import libpq_url
+from leo_mesh.db.webhooks import WebhookStore
+from leo_mesh.grpc_server import GrpcApp, Service
+
+SERVICE_NAME = generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name
+
+
+@dataclass
+class ApiServer:
+    settings: Settings
+    webhook_settings: WebhookSettings
+    db: Database
+    store: GenerationStore
+    authenticator: Authenticator
+    dispatcher: Dispatcher
+    sender: WebhookSender
+    feed: ChangeFeed
+    watches: Watches
+    grpc: GrpcApp
+    ai_channel: grpc.aio.Channel | None
+
+    name = "api_server"
+
+    @property
+    def port(self) -> int:
+        return self.grpc.port
+
+    @property
+    def failed(self) -> asyncio.Event:
+        return self.grpc.failed
+
+    async def start(self, *, background: bool = True) -> None:
+        """Serve; `background=False` (tests) leaves the dispatcher, the
+        webhook sender and the change feed to be driven by the caller."""
+        await self.db.open()
+        await self.grpc.start()
+        if not background:
+            return
+        tasks = self.grpc.background
+        tasks.start("dispatcher", self.dispatcher.run())
+        tasks.start("webhook sender", self.sender.run())
+        tasks.start("change feed", self.feed.run())
+        tasks.start("watch reads", self.watches.run())
+
+    async def drain(self) -> None:
+        async def end_watches() -> None:
+            self.watches.drain()
+
+        await self.grpc.drain(end_watches)
+
+    async def stop(self) -> None:
+        # Let the current rounds record their results; if one overruns, a
+        # row claimed but not recorded becomes claimable again after its lease.
+        self.dispatcher.stop()
+        self.sender.stop()
+        grace = max(self.settings.dispatch_rpc_timeout_s, self.webhook_settings.timeout_s) + 4
+        await self.grpc.background.stop(grace)
+        await self.sender.close()
+        if self.ai_channel is not None:
+            await self.ai_channel.close()
+        await self.db.close()
+
+
+def bootstrap(
+    settings: Settings,
+    *,
+    webhook_settings: WebhookSettings | None = None,
+    ai: ai_pb2_grpc.AIServiceStub | None = None,
+) -> ApiServer:
+    """Wire the api_server (call it in the event loop that will run it).
+    `ai` replaces the channel to the AI backend: a test stub."""
+    webhook_settings = webhook_settings or WebhookSettings()
+    db = Database(
+        settings.database_url, name="api_server", max_size=settings.db_pool_size, max_waiting=settings.db_max_waiting
+    )
+    store = GenerationStore(db, webhook_body=webhook_body)
+    ai_channel = None
+    if ai is None:
+        ai_channel = internal_channel(settings.ai_server_address)
+        ai = ai_pb2_grpc.AIServiceStub(ai_channel)
+    dispatcher = Dispatcher(store, ai, settings)
+    webhooks = WebhookStore(db)
+    sender = WebhookSender(webhooks, webhook_settings)
+    authenticator = Authenticator(KeyStore(db), ttl_s=settings.auth_cache_ttl_s)
+    watches = Watches(store, write_timeout_s=settings.watch_write_timeout_s)
+    feed = ChangeFeed(
+        libpq_url(settings.database_url),
+        reconnect_base_s=settings.watch_reconnect_base_s,
+        reconnect_cap_s=settings.watch_reconnect_cap_s,
+    )
+
+    def revoked(key_hash_hex: str) -> None:
+        authenticator.revoked(bytes.fromhex(key_hash_hex))
+        watches.revoked(key_hash_hex)
+
+    def resync() -> None:
+        authenticator.forget_all()
+        watches.resync()
+
+    feed.listeners = FeedListeners(changed=watches.changed, revoked=revoked, resync=resync)
+    servicer = GenerationService(
+        store, dispatcher, settings, watches=watches, webhooks=webhooks, webhook_settings=webhook_settings
+    )
+    server = GrpcApp(
+        "api_server",
+        [Service(SERVICE_NAME, lambda s: generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, s))],
+        host=settings.listen_host,
+        port=settings.api_server_port,
+        interceptors=[AuthInterceptor(authenticator)],
+    )
+    return ApiServer(
+        settings, webhook_settings, db, store, authenticator, dispatcher, sender, feed, watches, server, ai_channel
+    )

@@ -1,0 +1,63 @@
+"""The callback server's composition root."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from callback_server.service import CallbackService
+from callback_server.settings import Settings
+from leo.callback.v1 import callback_pb2, callback_pb2_grpc
+from leo_mesh.convert import webhook_body
+from leo_mesh.db.generations import GenerationStore
+from leo_mesh.db.pool import Database
+from leo_mesh.grpc_server import GrpcApp, Service
+
+SERVICE_NAME = callback_pb2.DESCRIPTOR.services_by_name["CallbackService"].full_name
+
+
+@dataclass
+class CallbackServer:
+    settings: Settings
+    db: Database
+    store: GenerationStore
+    grpc: GrpcApp
+
+    name = "callback_server"
+
+    @property
+    def port(self) -> int:
+        return self.grpc.port
+
+    @property
+    def failed(self) -> asyncio.Event:
+        return self.grpc.failed
+
+    async def start(self) -> None:
+        await self.db.open()
+        await self.grpc.start()
+
+    async def drain(self) -> None:
+        await self.grpc.drain()
+
+    async def stop(self) -> None:
+        await self.db.close()
+
+
+def bootstrap(settings: Settings) -> CallbackServer:
+    """Wire the callback server (call it in the event loop that will run it)."""
+    db = Database(
+        settings.database_url,
+        name="callback_server",
+        max_size=settings.db_pool_size,
+        max_waiting=settings.db_max_waiting,
+    )
+    store = GenerationStore(db, webhook_body=webhook_body)
+    servicer = CallbackService(store)
+    server = GrpcApp(
+        "callback_server",
+        [Service(SERVICE_NAME, lambda s: callback_pb2_grpc.add_CallbackServiceServicer_to_server(servicer, s))],
+        host=settings.listen_host,
+        port=settings.callback_server_port,
+    )
+    return CallbackServer(settings, db, store, server)

@@ -1,0 +1,91 @@
+"""The process's database connections, and what their failures mean.
+
+One psycopg pool per process, in autocommit: a single read is one round
+trip (no BEGIN/ROLLBACK around it) and a transaction is asked for
+explicitly. No check on checkout: a connection that died with the server
+fails its statement, is discarded by the pool, and the caller gets
+UNAVAILABLE, which clients retry.
+
+Failures become domain errors here, so nothing above this module knows
+psycopg: a queue for connections that is too long, or a wait that lasts too
+long while the pool is full, is `ServerBusy` (shed load, retry later); no
+connection at all, or one that broke, is `DatabaseUnavailable`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import psycopg
+import psycopg_pool
+from psycopg import AsyncConnection
+
+from leo_mesh.db.urls import libpq_url
+from leo_mesh.errors import DatabaseUnavailable, ServerBusy
+
+CONNECT_TIMEOUT_S = 5
+
+# Errors that mean the server or the connection to it is gone.
+CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, OSError)
+
+
+class Database:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        name: str,
+        max_size: int = 10,
+        max_waiting: int = 200,
+        checkout_timeout_s: float = 3.0,
+    ) -> None:
+        self._pool = psycopg_pool.AsyncConnectionPool(
+            libpq_url(database_url),
+            min_size=min(2, max_size),
+            max_size=max_size,
+            max_waiting=max_waiting,
+            timeout=checkout_timeout_s,
+            open=False,
+            kwargs={"autocommit": True, "application_name": name, "connect_timeout": CONNECT_TIMEOUT_S},
+        )
+
+    async def open(self) -> None:
+        """Start connecting in the background: a process starts even while the database is down."""
+        await self._pool.open(wait=False)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def __aenter__(self) -> Database:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection in autocommit mode."""
+        try:
+            async with self._pool.connection() as conn:
+                yield conn
+        except psycopg_pool.TooManyRequests:
+            raise ServerBusy() from None
+        except psycopg_pool.PoolTimeout:
+            # A full pool is overload; an empty one cannot reach the server.
+            if self._pool.get_stats().get("pool_size", 0) > 0:
+                raise ServerBusy() from None
+            raise DatabaseUnavailable() from None
+        except CONNECTION_ERRORS as exc:
+            raise DatabaseUnavailable() from exc
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection inside one transaction (committed on success)."""
+        async with self.connection() as conn, conn.transaction():
+            yield conn
+
+    def stats(self) -> dict[str, int]:
+        """The pool's counters (psycopg_pool's names): pool_size, pool_available, requests_waiting, …"""
+        return self._pool.get_stats()

@@ -1,0 +1,184 @@
+"""The mesh's decisions, as plain code: no I/O, no gRPC, no SQL.
+
+A generation moves PENDING → COMPLETE | FAILED | CANCELLED and never again.
+The stores execute what these functions decide; every text a user can read
+about a failure is made here.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from dataclasses import dataclass
+
+from leo_mesh.backoff import backoff_delay
+
+
+class Status(enum.Enum):
+    PENDING = "PENDING"
+    COMPLETE = "COMPLETE"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+FINAL = frozenset({Status.COMPLETE, Status.FAILED, Status.CANCELLED})
+
+
+class Model(enum.Enum):
+    SD = "SD"
+    SDXL = "SDXL"
+
+
+def can_move(current: Status, target: Status) -> bool:
+    """The whole state machine: only a PENDING generation moves, and only to a final state."""
+    return current is Status.PENDING and target in FINAL
+
+
+# --- results reported by the AI ---
+
+
+@dataclass(frozen=True)
+class Image:
+    url: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Result:
+    """What the AI reported: images, or a failure reason."""
+
+    images: tuple[Image, ...] | None = None
+    failure_reason: str | None = None
+
+    @property
+    def status(self) -> Status:
+        return Status.COMPLETE if self.images is not None else Status.FAILED
+
+
+class Completion(enum.Enum):
+    APPLIED = "applied"  # the generation moved to its final state
+    DUPLICATE = "duplicate"  # it already had exactly this result
+    CONFLICT = "conflict"  # it already had another final state
+    IGNORED = "ignored"  # it was cancelled: the result is dropped
+    BAD_TOKEN = "bad_token"  # unknown generation, or not the latest dispatch's token
+
+
+def decide_completion(*, status: Status | None, token_matches: bool, stored: Result, reported: Result) -> Completion:
+    """What a callback's result does to a generation (status None: no such generation).
+
+    The token is checked before anything else, so an unknown generation and
+    a wrong token look the same to the caller.
+    """
+    if status is None or not token_matches:
+        return Completion.BAD_TOKEN
+    if status is Status.CANCELLED:
+        return Completion.IGNORED
+    if status in FINAL:
+        return Completion.DUPLICATE if stored == reported else Completion.CONFLICT
+    return Completion.APPLIED
+
+
+# --- dispatch to the AI ---
+
+# gRPC codes (by name) after which the same call may succeed later. CANCELLED
+# is among them: the calls we retry are idempotent, and a call cancelled on
+# the way (a reset stream) may not have been handled at all.
+RETRYABLE_CODES = frozenset(
+    {"CANCELLED", "UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "INTERNAL", "UNKNOWN"}
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int
+    base_s: float
+    cap_s: float
+
+    def delay_s(self, attempt: int, rng: random.Random | None = None) -> float:
+        return backoff_delay(attempt, base_s=self.base_s, cap_s=self.cap_s, rng=rng)
+
+
+@dataclass(frozen=True)
+class RetryLater:
+    delay_s: float
+    error: str
+
+
+@dataclass(frozen=True)
+class GiveUp:
+    reason: str
+    error: str | None = None
+
+
+def rejected_reason(error: str) -> str:
+    return f"the AI backend rejected the generation ({error})"
+
+
+def unreachable_reason(attempts: int, error: str) -> str:
+    return f"the AI backend could not be reached after {attempts} attempts (last error {error})"
+
+
+def timed_out_reason(attempts: int) -> str:
+    return f"timed out: the AI backend sent no result after {attempts} attempts"
+
+
+def after_dispatch_error(
+    attempt: int, code: str, details: str, policy: RetryPolicy, rng: random.Random | None = None
+) -> RetryLater | GiveUp:
+    """What follows a failed StartGeneration (`code` is the gRPC code's name)."""
+    error = f"{code}: {details}"
+    if code not in RETRYABLE_CODES:
+        return GiveUp(rejected_reason(error), error)
+    if attempt >= policy.max_attempts:
+        return GiveUp(unreachable_reason(attempt, error), error)
+    return RetryLater(policy.delay_s(attempt, rng), error)
+
+
+def when_due(attempts: int, max_attempts: int) -> GiveUp | None:
+    """A PENDING generation is due again (a retry, or its callback deadline
+    passed): None to dispatch it once more, or why it ends FAILED."""
+    if attempts >= max_attempts:
+        return GiveUp(timed_out_reason(attempts))
+    return None
+
+
+# --- webhooks ---
+
+
+class Delivery(enum.Enum):
+    DELIVERED = "delivered"
+    RETRY = "retry"  # try again after a delay
+    FAILED = "failed"  # no more attempts
+
+
+@dataclass(frozen=True)
+class DeliveryDecision:
+    outcome: Delivery
+    delay_s: float | None = None
+
+
+def after_webhook_attempt(
+    status_code: int | None, attempt: int, policy: RetryPolicy, rng: random.Random | None = None
+) -> DeliveryDecision:
+    """2xx delivers; 410 Gone stops at once; anything else retries until the attempts run out."""
+    if status_code is not None and 200 <= status_code < 300:
+        return DeliveryDecision(Delivery.DELIVERED)
+    if status_code == 410 or attempt >= policy.max_attempts:
+        return DeliveryDecision(Delivery.FAILED)
+    return DeliveryDecision(Delivery.RETRY, policy.delay_s(attempt, rng))
+
+
+def unrecorded_attempt_error(attempts: int) -> str:
+    return f"no result recorded for the last attempt ({attempts})"
+
+
+NO_SECRET_ERROR = "the owner has no webhook secret: rotate one (RotateWebhookSecret) before using webhooks"
+
+
+# --- quota ---
+
+
+def pending_room(pending: int, cap: int) -> int:
+    """How many more generations an owner with `pending` PENDING ones may create."""
+    return max(0, cap - pending)

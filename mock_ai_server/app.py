@@ -1,0 +1,61 @@
+"""The mock AI's composition root."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import grpc
+
+from leo.ai.v1 import ai_pb2, ai_pb2_grpc
+from leo.callback.v1 import callback_pb2_grpc
+from leo_mesh.channels import internal_channel
+from leo_mesh.grpc_server import GrpcApp, Service
+from mock_ai_server.jobs import Jobs
+from mock_ai_server.service import AIService
+from mock_ai_server.settings import Settings
+
+SERVICE_NAME = ai_pb2.DESCRIPTOR.services_by_name["AIService"].full_name
+
+
+@dataclass
+class MockAi:
+    settings: Settings
+    jobs: Jobs
+    grpc: GrpcApp
+    callback_channel: grpc.aio.Channel
+
+    name = "mock_ai_server"
+
+    @property
+    def port(self) -> int:
+        return self.grpc.port
+
+    @property
+    def failed(self) -> asyncio.Event:
+        return self.grpc.failed
+
+    async def start(self) -> None:
+        await self.grpc.start()
+
+    async def drain(self) -> None:
+        await self.grpc.drain()
+
+    async def stop(self) -> None:
+        """Drop every held job (the api_server's completion deadline recovers them)."""
+        await self.jobs.close()
+        await self.callback_channel.close()
+
+
+def bootstrap(settings: Settings) -> MockAi:
+    """Wire the mock AI (call it in the event loop that will run it)."""
+    channel = internal_channel(settings.callback_server_address)
+    jobs = Jobs(settings, callback_pb2_grpc.CallbackServiceStub(channel))
+    servicer = AIService(jobs, settings)
+    server = GrpcApp(
+        "mock_ai_server",
+        [Service(SERVICE_NAME, lambda s: ai_pb2_grpc.add_AIServiceServicer_to_server(servicer, s))],
+        host=settings.listen_host,
+        port=settings.mock_ai_port,
+    )
+    return MockAi(settings, jobs, server, channel)

@@ -1,0 +1,77 @@
+"""The services built in the test's own event loop (no subprocess), on free ports."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import grpc
+
+from api_server.app import ApiServer
+from api_server.app import bootstrap as api_bootstrap
+from api_server.settings import Settings as ApiSettings
+from api_server.settings import WebhookSettings
+from callback_server.app import CallbackServer
+from callback_server.app import bootstrap as callback_bootstrap
+from callback_server.settings import Settings as CallbackSettings
+from leo.ai.v1 import ai_pb2
+from mock_ai_server.app import MockAi
+from mock_ai_server.app import bootstrap as mock_ai_bootstrap
+from mock_ai_server.settings import Settings as MockAiSettings
+
+
+class FakeAi:
+    """An AIService stub for api_server-only tests: records every
+    StartGeneration and answers what `answer` says (None: accepted)."""
+
+    def __init__(self) -> None:
+        self.requests: list[ai_pb2.StartGenerationRequest] = []
+        self.answer: Exception | None = None
+
+    async def StartGeneration(self, request, **kwargs):
+        self.requests.append(request)
+        if self.answer is not None:
+            raise self.answer
+        return ai_pb2.StartGenerationResponse(accepted_new=True)
+
+
+@contextlib.asynccontextmanager
+async def stopped_after(app) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await app.drain()
+        await app.stop()
+
+
+@contextlib.asynccontextmanager
+async def api_server(
+    database_url: str, *, ai=None, background: bool = True, webhooks: dict | None = None, **settings
+) -> AsyncIterator[ApiServer]:
+    """A running api_server; `background=False` leaves the dispatcher and the
+    other loops to the test, which drives their rounds itself."""
+    config = ApiSettings(database_url=database_url, api_server_port=0, **settings)
+    app = api_bootstrap(config, webhook_settings=WebhookSettings(**(webhooks or {})), ai=ai or FakeAi())
+    await app.start(background=background)
+    async with stopped_after(app):
+        yield app
+
+
+@contextlib.asynccontextmanager
+async def callback_server(database_url: str) -> AsyncIterator[CallbackServer]:
+    app = callback_bootstrap(CallbackSettings(database_url=database_url, callback_server_port=0))
+    await app.start()
+    async with stopped_after(app):
+        yield app
+
+
+@contextlib.asynccontextmanager
+async def mock_ai(callback_address: str, **settings) -> AsyncIterator[MockAi]:
+    app = mock_ai_bootstrap(MockAiSettings(callback_server_address=callback_address, mock_ai_port=0, **settings))
+    await app.start()
+    async with stopped_after(app):
+        yield app
+
+
+def channel_to(app) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(f"127.0.0.1:{app.port}")

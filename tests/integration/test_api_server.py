@@ -1,0 +1,188 @@
+"""The api_server in process with a stub AI: dispatch rounds driven by the
+test, client input that must be a 4xx, overload, and revoked keys."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from leo.generation.v1 import generation_pb2, generation_pb2_grpc
+from leo_mesh.db.keys import KeyStore
+from leo_mesh.rules import Status
+from tests.inprocess import FakeAi, api_server, channel_to
+
+
+def details(error: grpc.aio.AioRpcError) -> tuple[str, list[str]]:
+    """The ErrorInfo reason and the fields a BadRequest names."""
+    status = rpc_status.from_call(error)
+    assert status is not None
+    reason, fields = "", []
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            reason = info.reason
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            fields = [v.field for v in bad.field_violations]
+    return reason, fields
+
+
+class Client:
+    def __init__(self, channel: grpc.aio.Channel, key: str) -> None:
+        self.stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        self.metadata = (("authorization", f"Bearer {key}"),)
+
+    async def create(self, **fields) -> generation_pb2.Generation:
+        request = generation_pb2.CreateGenerationRequest(**{"prompt": "a lighthouse", **fields})
+        return (await self.stub.CreateGeneration(request, metadata=self.metadata, timeout=10)).generation
+
+
+async def new_key(app, owner: str = "alice") -> str:
+    return await KeyStore(app.db).create(owner)
+
+
+async def failure(call) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    return caught.value
+
+
+async def count(app) -> int:
+    async with app.db.connection() as conn:
+        (n,) = await (await conn.execute("SELECT count(*) FROM generations")).fetchone()
+        return n
+
+
+# --- dispatch ---
+
+
+async def test_an_ai_call_that_raises_anything_is_that_generation_s_failed_attempt(database_url):
+    ai = FakeAi()
+    async with api_server(database_url, ai=ai, background=False, dispatch_backoff_base_s=5) as app:
+        async with channel_to(app) as channel:
+            client = Client(channel, await new_key(app))
+            created = [await client.create(prompt=f"p{i}") for i in range(3)]
+            ai.answer = RuntimeError("the stub broke")
+            assert await app.dispatcher.dispatch_due() is False  # the round itself ends normally
+            for generation in created:
+                row = await app.store.get(uuid.UUID(generation.generation_id), "alice")
+                assert row.status is Status.PENDING and row.attempts == 1
+            async with app.db.connection() as conn:
+                errors = await (await conn.execute('SELECT "lastError" FROM generations')).fetchall()
+            assert errors == [("INTERNAL: RuntimeError: the stub broke",)] * 3
+            assert len(ai.requests) == 3
+
+
+# --- client input that must be a 4xx, never a 500 ---
+
+NUL_CREATES = [
+    ({"webhook_url": "http://93.184.216.34/a\x00b"}, "webhook_url"),
+    ({"webhook_url": "http://93.184.216.34/a\u0001b"}, "webhook_url"),
+    ({"webhook_url": "http://93.184.216.34/a\tb"}, "webhook_url"),
+    ({"prompt": "a\x00b"}, "prompt"),
+    ({"request_id": "0b0e6f5c-8b0a-4c7e-9a3e-2f4f0f6a9d1\x00"}, "request_id"),
+]
+
+
+@pytest.mark.parametrize("fields, field", NUL_CREATES)
+async def test_a_string_the_database_cannot_hold_is_a_field_error(database_url, fields, field):
+    async with api_server(database_url, background=False) as app, channel_to(app) as channel:
+        client = Client(channel, await new_key(app))
+        await client.stub.RotateWebhookSecret(generation_pb2.RotateWebhookSecretRequest(), metadata=client.metadata)
+        error = await failure(client.create(**fields))
+        assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert details(error) == ("FIELD_VIOLATION", [field])
+        assert await count(app) == 0
+
+
+async def test_ids_and_page_tokens_with_nul_are_field_errors(database_url):
+    async with api_server(database_url, background=False) as app, channel_to(app) as channel:
+        client = Client(channel, await new_key(app))
+        bad_id = "00000000-0000-4000-8000-00000000000\x00"
+        calls = {
+            "generation_id": [
+                client.stub.GetGeneration(
+                    generation_pb2.GetGenerationRequest(generation_id=bad_id), metadata=client.metadata
+                ),
+                client.stub.CancelGeneration(
+                    generation_pb2.CancelGenerationRequest(generation_id=bad_id), metadata=client.metadata
+                ),
+            ],
+            "page_token": [
+                client.stub.ListGenerations(
+                    generation_pb2.ListGenerationsRequest(page_token="a\x00b"), metadata=client.metadata
+                )
+            ],
+        }
+        for field, field_calls in calls.items():
+            for call in field_calls:
+                error = await failure(call)
+                assert error.code() is grpc.StatusCode.INVALID_ARGUMENT and details(error) == (
+                    "FIELD_VIOLATION",
+                    [field],
+                )
+
+
+# --- overload ---
+
+
+async def test_overload_is_server_busy_at_once_not_a_database_outage(database_url):
+    async with api_server(database_url, background=False, db_pool_size=1, db_max_waiting=1) as app:
+        async with channel_to(app) as channel:
+            client = Client(channel, await new_key(app))
+            generation = await client.create()
+            request = generation_pb2.GetGenerationRequest(generation_id=generation.generation_id)
+            async with app.db.connection():  # the only connection is busy
+                calls = [client.stub.GetGeneration(request, metadata=client.metadata, timeout=10) for _ in range(3)]
+                done, waiting = await asyncio.wait([asyncio.ensure_future(c) for c in calls], timeout=2)
+                busy = [call.exception() for call in done]
+            assert busy and all(details(e) == ("SERVER_BUSY", []) for e in busy)
+            assert all(e.code() is grpc.StatusCode.UNAVAILABLE for e in busy)
+            for call in waiting:  # queued for the connection: answered once it is free
+                assert (await call).generation.generation_id == generation.generation_id
+
+
+# --- revoked keys ---
+
+
+async def test_revoking_a_key_ends_its_watches_and_its_use_on_every_replica(database_url):
+    async with api_server(database_url) as first, api_server(database_url) as second:
+        key = await new_key(first)
+        other_key = await new_key(first, "alice")
+        async with channel_to(first) as one, channel_to(second) as two:
+            clients = [Client(one, key), Client(two, key)]
+            generation = await clients[0].create()
+            for client in clients:  # the key is known (and cached) on both replicas
+                await client.stub.ListGenerations(generation_pb2.ListGenerationsRequest(), metadata=client.metadata)
+            request = generation_pb2.WatchGenerationRequest(generation_id=generation.generation_id)
+            watches = [client.stub.WatchGeneration(request, metadata=client.metadata) for client in clients]
+            survivor = Client(two, other_key).stub.WatchGeneration(request, metadata=Client(two, other_key).metadata)
+            for stream in [*watches, survivor]:
+                assert (await stream.read()).generation.status == generation_pb2.STATUS_PENDING
+
+            assert await KeyStore(first.db).revoke(key[:12]) >= 1
+
+            for stream in watches:
+                ended = await failure(asyncio.wait_for(stream.read(), timeout=10))
+                assert ended.code() is grpc.StatusCode.UNAUTHENTICATED and details(ended)[0] == "API_KEY_REVOKED"
+            for client in clients:
+
+                async def refused(client=client) -> bool:
+                    try:
+                        await client.stub.ListGenerations(
+                            generation_pb2.ListGenerationsRequest(), metadata=client.metadata
+                        )
+                    except grpc.aio.AioRpcError as error:
+                        return error.code() is grpc.StatusCode.UNAUTHENTICATED
+                    return False
+
+                assert await refused()
+            assert survivor.done() is False  # another key's watch goes on
+            survivor.cancel()

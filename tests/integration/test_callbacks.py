@@ -1,0 +1,167 @@
+"""CompleteGeneration is idempotent: one final state per generation. The
+callback server runs in process; generations are created and dispatched
+through the store, so each test holds the token a dispatch handed the AI."""
+
+from __future__ import annotations
+
+import uuid
+
+import grpc
+import pytest
+
+from leo.callback.v1 import callback_pb2, callback_pb2_grpc
+from leo_mesh.convert import webhook_body
+from leo_mesh.db.generations import GenerationStore, NewGeneration
+from leo_mesh.rules import Model, Status
+from tests.inprocess import callback_server, channel_to
+
+OWNER = "tester"
+
+
+@pytest.fixture
+def store(db) -> GenerationStore:
+    return GenerationStore(db, webhook_body=webhook_body)
+
+
+@pytest.fixture
+async def callbacks(database_url):
+    async with callback_server(database_url) as app, channel_to(app) as channel:
+        yield callback_pb2_grpc.CallbackServiceStub(channel)
+
+
+async def dispatched(store: GenerationStore, prompt: str = "p") -> tuple[uuid.UUID, str]:
+    """A generation the AI holds, and the token its dispatch handed over."""
+    row, _ = await store.create(NewGeneration(OWNER, prompt, Model.SDXL, 64, 64), max_pending=100)
+    return row.generation_id, await redispatch(store, row.generation_id)
+
+
+async def redispatch(store: GenerationStore, generation_id: uuid.UUID) -> str:
+    """Dispatch the generation again (its deadline passed): a new token."""
+    async with store._db.connection() as conn:
+        await conn.execute('UPDATE generations SET "nextAttemptAt" = now() WHERE "generationId" = %s', (generation_id,))
+    claimed, _ = await store.claim_due(limit=10, lease_s=60, max_attempts=10)
+    (item,) = [c for c in claimed if c.row.generation_id == generation_id]
+    return item.callback_token
+
+
+def completed(generation_id, token: str, *urls: str) -> callback_pb2.CompleteGenerationRequest:
+    images = callback_pb2.Images(images=[callback_pb2.Image(url=u, width=64, height=64) for u in urls])
+    return callback_pb2.CompleteGenerationRequest(
+        generation_id=str(generation_id), callback_token=token, completed=images
+    )
+
+
+def failed(generation_id, token: str, reason: str) -> callback_pb2.CompleteGenerationRequest:
+    return callback_pb2.CompleteGenerationRequest(
+        generation_id=str(generation_id), callback_token=token, failure_reason=reason
+    )
+
+
+async def code_of(call) -> grpc.StatusCode:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    return caught.value.code()
+
+
+async def test_same_result_twice_is_ok_and_changes_nothing(store, callbacks):
+    generation_id, token = await dispatched(store, "twice")
+    await callbacks.CompleteGeneration(completed(generation_id, token, "https://img/a.png"), timeout=5)
+    first = await store.get(generation_id, OWNER)
+    assert first.status is Status.COMPLETE and [(i.url, i.width) for i in first.images] == [("https://img/a.png", 64)]
+    await callbacks.CompleteGeneration(completed(generation_id, token, "https://img/a.png"), timeout=5)
+    assert await store.get(generation_id, OWNER) == first
+
+
+async def test_other_result_for_a_final_generation_is_refused(store, callbacks):
+    generation_id, token = await dispatched(store, "conflict")
+    await callbacks.CompleteGeneration(completed(generation_id, token, "https://img/b.png"), timeout=5)
+    before = await store.get(generation_id, OWNER)
+    other_images = callbacks.CompleteGeneration(completed(generation_id, token, "https://img/c.png"), timeout=5)
+    assert await code_of(other_images) == grpc.StatusCode.FAILED_PRECONDITION
+    assert await code_of(callbacks.CompleteGeneration(failed(generation_id, token, "boom"), timeout=5)) == (
+        grpc.StatusCode.FAILED_PRECONDITION
+    )
+    assert await store.get(generation_id, OWNER) == before
+
+
+async def test_failure_is_recorded_with_its_reason_and_repeats_are_ok(store, callbacks):
+    generation_id, token = await dispatched(store, "will fail")
+    await callbacks.CompleteGeneration(failed(generation_id, token, "content policy"), timeout=5)
+    await callbacks.CompleteGeneration(failed(generation_id, token, "content policy"), timeout=5)
+    got = await store.get(generation_id, OWNER)
+    assert got.status is Status.FAILED and got.failure_reason == "content policy" and not got.images
+    assert await code_of(callbacks.CompleteGeneration(failed(generation_id, token, "other"), timeout=5)) == (
+        grpc.StatusCode.FAILED_PRECONDITION
+    )
+
+
+async def test_an_unknown_generation_looks_like_a_wrong_token(store, callbacks):
+    """The port does not tell which generation ids exist."""
+    generation_id, _ = await dispatched(store, "exists")
+    missing = uuid.UUID("00000000-0000-4000-8000-00000000beef")
+    unknown = await code_of(callbacks.CompleteGeneration(completed(missing, "t", "https://x/y.png"), timeout=5))
+    wrong = await code_of(callbacks.CompleteGeneration(completed(generation_id, "t", "https://x/y.png"), timeout=5))
+    assert unknown == wrong == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        callback_pb2.CompleteGenerationRequest(generation_id="nope", failure_reason="x"),
+        callback_pb2.CompleteGenerationRequest(generation_id="00000000-0000-4000-8000-000000000001"),
+        callback_pb2.CompleteGenerationRequest(
+            generation_id="00000000-0000-4000-8000-000000000001", completed=callback_pb2.Images()
+        ),
+    ],
+)
+async def test_malformed_callbacks_are_invalid_argument(callbacks, request_):
+    assert await code_of(callbacks.CompleteGeneration(request_, timeout=5)) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda g, t: completed(g, t, "https://img/a\x00.png"),
+        lambda g, t: completed(g, t, "https://img/a\n.png"),
+        lambda g, t: completed(g, t, "https://img/a .png"),
+        lambda g, t: completed(g, t, "https://img/" + "a" * 3000),
+        lambda g, t: failed(g, t, "bad\x00reason"),
+    ],
+)
+async def test_results_the_database_cannot_hold_are_invalid_argument_and_change_nothing(store, callbacks, make):
+    """INVALID_ARGUMENT is final for the AI: it is not retried forever."""
+    generation_id, token = await dispatched(store, "nul")
+    before = await store.get(generation_id, OWNER)
+    assert await code_of(callbacks.CompleteGeneration(make(generation_id, token), timeout=5)) == (
+        grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert await store.get(generation_id, OWNER) == before
+
+
+async def test_forged_callbacks_change_nothing(store, callbacks):
+    generation_id, _ = await dispatched(store, "forged")
+    _, other_token = await dispatched(store, "other")
+    before = await store.get(generation_id, OWNER)
+    for token in ["", "not-the-token", other_token]:  # none, made up, another generation's
+        forged = callbacks.CompleteGeneration(completed(generation_id, token, "https://evil/x.png"), timeout=5)
+        assert await code_of(forged) == grpc.StatusCode.UNAUTHENTICATED
+    assert await store.get(generation_id, OWNER) == before
+
+
+async def test_token_of_an_earlier_dispatch_no_longer_completes(store, callbacks):
+    generation_id, first = await dispatched(store, "redispatched")
+    latest = await redispatch(store, generation_id)
+    stale = callbacks.CompleteGeneration(completed(generation_id, first, "https://img/old.png"), timeout=5)
+    assert await code_of(stale) == grpc.StatusCode.UNAUTHENTICATED
+    await callbacks.CompleteGeneration(completed(generation_id, latest, "https://img/new.png"), timeout=5)
+    assert [i.url for i in (await store.get(generation_id, OWNER)).images] == ["https://img/new.png"]
+
+
+async def test_late_callback_for_a_cancelled_generation_changes_nothing(store, callbacks):
+    generation_id, token = await dispatched(store, "cancel me")
+    cancelled = await store.cancel(generation_id, OWNER)
+    await callbacks.CompleteGeneration(
+        completed(generation_id, token, "https://img/late.png"), timeout=5
+    )  # acknowledged
+    assert await store.get(generation_id, OWNER) == cancelled
+    assert cancelled.status is Status.CANCELLED

@@ -1,0 +1,161 @@
+"""The mesh's decisions (leo_mesh.rules), exhaustively and as properties."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from leo_mesh import rules
+from leo_mesh.rules import FINAL, Completion, Delivery, Image, Result, RetryPolicy, Status
+
+IMAGES = Result(images=(Image("https://img/1.png", 64, 64),))
+OTHER_IMAGES = Result(images=(Image("https://img/2.png", 64, 64),))
+FAILURE = Result(failure_reason="content policy")
+POLICY = RetryPolicy(max_attempts=3, base_s=1.0, cap_s=4.0)
+
+
+@pytest.mark.parametrize("current", list(Status))
+@pytest.mark.parametrize("target", list(Status))
+def test_only_pending_moves_and_only_to_a_final_state(current, target):
+    assert rules.can_move(current, target) is (current is Status.PENDING and target in FINAL)
+
+
+# --- completion ---
+
+
+@pytest.mark.parametrize("reported", [IMAGES, FAILURE])
+def test_a_bad_token_or_an_unknown_generation_is_refused_before_anything_else(reported):
+    for status in [None, *Status]:
+        outcome = rules.decide_completion(status=status, token_matches=False, stored=IMAGES, reported=reported)
+        assert outcome is Completion.BAD_TOKEN
+    unknown = rules.decide_completion(status=None, token_matches=True, stored=Result(), reported=reported)
+    assert unknown is Completion.BAD_TOKEN
+
+
+@pytest.mark.parametrize(
+    "status, stored, reported, outcome",
+    [
+        (Status.PENDING, Result(), IMAGES, Completion.APPLIED),
+        (Status.PENDING, Result(), FAILURE, Completion.APPLIED),
+        (Status.COMPLETE, IMAGES, IMAGES, Completion.DUPLICATE),
+        (Status.COMPLETE, IMAGES, OTHER_IMAGES, Completion.CONFLICT),
+        (Status.COMPLETE, IMAGES, FAILURE, Completion.CONFLICT),
+        (Status.FAILED, FAILURE, FAILURE, Completion.DUPLICATE),
+        (Status.FAILED, FAILURE, Result(failure_reason="other"), Completion.CONFLICT),
+        (Status.FAILED, Result(failure_reason="timed out"), IMAGES, Completion.CONFLICT),
+        (Status.CANCELLED, Result(), IMAGES, Completion.IGNORED),
+        (Status.CANCELLED, Result(), FAILURE, Completion.IGNORED),
+    ],
+)
+def test_what_a_result_does(status, stored, reported, outcome):
+    assert rules.decide_completion(status=status, token_matches=True, stored=stored, reported=reported) is outcome
+
+
+# --- no sequence of events moves a final generation ---
+
+results = st.sampled_from([IMAGES, OTHER_IMAGES, FAILURE, Result(failure_reason="other")])
+events = st.one_of(
+    st.tuples(st.just("callback"), results, st.booleans()),
+    st.tuples(st.just("cancel")),
+    st.tuples(st.just("due")),
+    st.tuples(st.just("dispatch_error"), st.sampled_from(["UNAVAILABLE", "INVALID_ARGUMENT", "INTERNAL"])),
+)
+
+
+class Generation:
+    """A generation driven only by the rules, as the stores drive rows."""
+
+    def __init__(self) -> None:
+        self.status, self.result, self.attempts = Status.PENDING, Result(), 1
+
+    def finish(self, status: Status, result: Result) -> None:
+        assert rules.can_move(self.status, status)
+        self.status, self.result = status, result
+
+    def apply(self, event: tuple) -> None:
+        kind = event[0]
+        if kind == "callback":
+            outcome = rules.decide_completion(
+                status=self.status, token_matches=event[2], stored=self.result, reported=event[1]
+            )
+            if outcome is Completion.APPLIED:
+                self.finish(event[1].status, event[1])
+        elif kind == "cancel" and rules.can_move(self.status, Status.CANCELLED):
+            self.finish(Status.CANCELLED, Result())
+        elif kind == "due" and self.status is Status.PENDING:
+            verdict = rules.when_due(self.attempts, POLICY.max_attempts)
+            if verdict is None:
+                self.attempts += 1
+            else:
+                self.finish(Status.FAILED, Result(failure_reason=verdict.reason))
+        elif kind == "dispatch_error" and self.status is Status.PENDING:
+            verdict = rules.after_dispatch_error(self.attempts, event[1], "x", POLICY, random.Random(0))
+            if isinstance(verdict, rules.GiveUp):
+                self.finish(Status.FAILED, Result(failure_reason=verdict.reason))
+
+
+@given(st.lists(events, max_size=30))
+def test_no_sequence_of_events_moves_a_final_generation(sequence):
+    generation = Generation()
+    final = None
+    for event in sequence:
+        generation.apply(event)
+        if final is not None:
+            assert (generation.status, generation.result) == final
+        elif generation.status in FINAL:
+            final = (generation.status, generation.result)
+    assert generation.attempts <= POLICY.max_attempts
+
+
+# --- dispatch errors ---
+
+
+def test_a_retryable_error_is_retried_with_backoff_until_the_last_attempt():
+    rng = random.Random(1)
+    for attempt in (1, 2):
+        verdict = rules.after_dispatch_error(attempt, "UNAVAILABLE", "down", POLICY, rng)
+        assert isinstance(verdict, rules.RetryLater)
+        assert verdict.error == "UNAVAILABLE: down"
+        assert 0 <= verdict.delay_s <= min(POLICY.cap_s, POLICY.base_s * 2 ** (attempt - 1))
+    last = rules.after_dispatch_error(3, "UNAVAILABLE", "down", POLICY, rng)
+    assert last == rules.GiveUp(
+        "the AI backend could not be reached after 3 attempts (last error UNAVAILABLE: down)", "UNAVAILABLE: down"
+    )
+
+
+@pytest.mark.parametrize("code", ["INVALID_ARGUMENT", "PERMISSION_DENIED", "FAILED_PRECONDITION", "UNIMPLEMENTED"])
+def test_a_refusal_ends_the_generation_at_once(code):
+    verdict = rules.after_dispatch_error(1, code, "no", POLICY)
+    assert verdict == rules.GiveUp(f"the AI backend rejected the generation ({code}: no)", f"{code}: no")
+
+
+def test_due_again_dispatches_until_the_attempts_run_out():
+    assert rules.when_due(2, 3) is None
+    assert rules.when_due(3, 3) == rules.GiveUp("timed out: the AI backend sent no result after 3 attempts")
+
+
+# --- webhooks ---
+
+
+@pytest.mark.parametrize("status_code", [200, 201, 204, 299])
+def test_2xx_delivers(status_code):
+    assert rules.after_webhook_attempt(status_code, 1, POLICY).outcome is Delivery.DELIVERED
+
+
+def test_410_stops_and_other_failures_retry_until_the_last_attempt():
+    assert rules.after_webhook_attempt(410, 1, POLICY) == rules.DeliveryDecision(Delivery.FAILED)
+    for status_code in (None, 300, 404, 500, 503):
+        retry = rules.after_webhook_attempt(status_code, 1, POLICY, random.Random(2))
+        assert retry.outcome is Delivery.RETRY and 0 <= retry.delay_s <= POLICY.base_s
+        assert rules.after_webhook_attempt(status_code, 3, POLICY).outcome is Delivery.FAILED
+
+
+@given(st.integers(min_value=0, max_value=10_000), st.integers(min_value=1, max_value=10_000))
+def test_pending_room(pending, cap):
+    room = rules.pending_room(pending, cap)
+    assert room >= 0 and (room == 0) is (pending >= cap)
+    if pending < cap:
+        assert pending + room == cap  # filling the room reaches the cap, never passes it
