@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# The packages mypy checks.
+TYPED := api_server leo_mesh mock_ai_server callback_server
 
 .PHONY: setup gen lint breaking run test test-fast clean
 
@@ -17,7 +19,11 @@ setup: $(STAMP)
 gen: $(STAMP)
 	$(PY) tools/protos.py gen
 
+# The Python (ruff: lint and format; mypy: types) and the contracts (buf).
 lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy $(TYPED)
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) tools/protos.py lint
 
 breaking: $(STAMP)
@@ -26,7 +32,8 @@ breaking: $(STAMP)
 run: $(STAMP)
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m leo_mesh.devstack
 
-test: $(STAMP)
+# Lint first: CI runs `make test` only, and a finding fails it.
+test: $(STAMP) lint
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest $(PYTEST_ARGS)
 
 # Unit and integration tests only: seconds, not minutes.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-import grpc
+from grpc import aio
 
 from api_server.auth import Authenticator, AuthInterceptor
 from api_server.dispatcher import Dispatcher
@@ -43,7 +43,7 @@ class ApiServer:
     feed: ChangeFeed
     watches: Watches
     grpc: GrpcApp
-    ai_channel: grpc.aio.Channel | None
+    ai_channel: aio.Channel | None
 
     name = "api_server"
 
@@ -63,8 +63,8 @@ class ApiServer:
         if not background:
             return
         tasks = self.grpc.background
-        tasks.start("dispatcher", self.dispatcher.run())
-        tasks.start("webhook sender", self.sender.run())
+        tasks.start("dispatcher", self.dispatcher.run(), finishes=True)
+        tasks.start("webhook sender", self.sender.run(), finishes=True)
         tasks.start("change feed", self.feed.run())
         tasks.start("watch reads", self.watches.run())
 

@@ -22,15 +22,15 @@ async def _cli(args: argparse.Namespace) -> int:
     async with Database(args.database_url, name="keys", max_size=1) as db:
         store = KeyStore(db)
         if args.command == "create":
-            key = await store.create(args.owner)
-            print(key)
+            made = await store.create(args.owner)
+            print(made)
             print(f"API key for {args.owner!r} (shown once; store it now).", file=sys.stderr)
         elif args.command == "revoke":
             revoked = await store.revoke(args.prefix)
             print(f"revoked {revoked} key(s)", file=sys.stderr)
             return 0 if revoked else 1
         else:
-            for key in await store.list(args.owner):
+            for key in await store.listed(args.owner):
                 state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "live"
                 print(f"{key.prefix}…  {key.owner}  created {key.created_at:%Y-%m-%d %H:%M}  {state}")
         return 0

@@ -20,7 +20,8 @@ from leo_mesh.errors import GenerationNotFound, WebhookSecretRequired, invalid
 
 
 def _header(context: grpc.aio.ServicerContext, name: str) -> str | None:
-    return next((value for key, value in context.invocation_metadata() or () if key == name), None)
+    value = next((value for key, value in context.invocation_metadata() or () if key == name), None)
+    return value if isinstance(value, str) or value is None else value.decode("ascii", "replace")
 
 
 class GenerationService(generation_pb2_grpc.GenerationServiceServicer):
@@ -71,7 +72,7 @@ class GenerationService(generation_pb2_grpc.GenerationServiceServicer):
         size = page_size(request.page_size)
         status = status_filter(request.status)
         after = paging.decode(request.page_token, status)
-        rows = await self._store.list(current_caller().owner, limit=size + 1, after=after, status=status)
+        rows = await self._store.page(current_caller().owner, limit=size + 1, after=after, status=status)
         page, more = rows[:size], len(rows) > size
         return generation_pb2.ListGenerationsResponse(
             generations=[to_proto(row) for row in page],

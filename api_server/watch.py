@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import grpc
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 from leo.generation.v1 import generation_pb2
 from leo_mesh.backoff import backoff_delay
@@ -37,7 +38,7 @@ log = logging.getLogger("api_server.watch")
 APPLICATION_NAME = "leo-listen"
 # libpq TCP keepalives: a silently dead LISTEN connection is noticed
 # (and replaced) within about idle + interval * count seconds.
-KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
+KEEPALIVES = "keepalives=1 keepalives_idle=10 keepalives_interval=5 keepalives_count=3"
 CONNECT_TIMEOUT_S = 5
 # Generations read in one statement when many changed at once.
 READ_BATCH = 500
@@ -72,11 +73,10 @@ class ChangeFeed:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
-                    self._conninfo,
+                    make_conninfo(self._conninfo, application_name=APPLICATION_NAME, connect_timeout=CONNECT_TIMEOUT_S)
+                    + " "
+                    + KEEPALIVES,
                     autocommit=True,
-                    application_name=APPLICATION_NAME,
-                    connect_timeout=CONNECT_TIMEOUT_S,
-                    **KEEPALIVES,
                 ) as conn:
                     await conn.execute(f"LISTEN {CHANGES_CHANNEL}; LISTEN {REVOKED_CHANNEL}")
                     if failures:

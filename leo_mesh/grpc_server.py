@@ -211,15 +211,18 @@ class BackgroundTasks:
 
     def __init__(self, name: str) -> None:
         self._log = logging.getLogger(name)
-        self._tasks: list[asyncio.Task] = []
+        self._finishing: list[asyncio.Task] = []
+        self._listening: list[asyncio.Task] = []
         self._stopping = False
         self.failed = asyncio.Event()
 
-    def start(self, name: str, work: Awaitable[None]) -> asyncio.Task:
+    def start(self, name: str, work: Awaitable[None], *, finishes: bool = False) -> asyncio.Task:
+        """Run `work`. `finishes`: it ends by itself once its owner tells it
+        to stop, and stop() waits for that; other tasks are cancelled at once."""
         task = asyncio.ensure_future(work)
         task.set_name(name)
         task.add_done_callback(self._ended)
-        self._tasks.append(task)
+        (self._finishing if finishes else self._listening).append(task)
         return task
 
     def _ended(self, task: asyncio.Task) -> None:
@@ -234,14 +237,16 @@ class BackgroundTasks:
         self.failed.set()
 
     async def stop(self, timeout_s: float) -> None:
-        """Wait up to timeout_s for the tasks (told to stop by their owner), then cancel the rest."""
+        """Cancel the listening tasks; wait up to timeout_s for the finishing
+        ones (told to stop by their owner), then cancel those left."""
         self._stopping = True
-        if not self._tasks:
-            return
-        _, late = await asyncio.wait(self._tasks, timeout=timeout_s)
-        for task in late:
+        for task in self._listening:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._finishing:
+            _, late_finishers = await asyncio.wait(self._finishing, timeout=timeout_s)
+            for task in late_finishers:
+                task.cancel()
+        await asyncio.gather(*self._listening, *self._finishing, return_exceptions=True)
 
 
 class GrpcApp:

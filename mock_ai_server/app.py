@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-import grpc
+from grpc import aio
 
 from leo.ai.v1 import ai_pb2, ai_pb2_grpc
 from leo.callback.v1 import callback_pb2_grpc
@@ -23,7 +23,7 @@ class MockAi:
     settings: Settings
     jobs: Jobs
     grpc: GrpcApp
-    callback_channel: grpc.aio.Channel
+    callback_channel: aio.Channel
 
     name = "mock_ai_server"
 

@@ -161,7 +161,7 @@ class GenerationStore:
                 conn, f'SELECT {COLUMNS} FROM generations WHERE "generationId" = ANY(%s)', (list(generation_ids),)
             )
 
-    async def list(
+    async def page(
         self,
         owner: str,
         *,
@@ -171,7 +171,8 @@ class GenerationStore:
     ) -> list[GenerationRow]:
         """The owner's generations, newest first, strictly after the keyset
         position `after` = (createdAt, id) of the previous page's last row."""
-        where, params = ["owner = %s"], [owner]
+        where: list[str] = ["owner = %s"]
+        params: list[object] = [owner]
         if status is not None:
             where.append("status = %s::generation_status")
             params.append(status.value)
@@ -237,7 +238,10 @@ class GenerationStore:
             due = await cursor.fetchall()
             if not due:
                 return [], []
-            ids, reasons, hashes, tokens = [], [], [], {}
+            ids: list[uuid.UUID] = []
+            reasons: list[str | None] = []
+            hashes: list[bytes | None] = []
+            tokens: dict[uuid.UUID, str] = {}
             for row_id, attempts in due:
                 verdict = rules.when_due(attempts, max_attempts)
                 ids.append(row_id)

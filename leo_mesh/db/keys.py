@@ -73,7 +73,7 @@ class KeyStore:
             )
             return cursor.rowcount
 
-    async def list(self, owner: str | None = None) -> list[KeyInfo]:
+    async def listed(self, owner: str | None = None) -> list[KeyInfo]:
         async with self._db.connection() as conn:
             cursor = await conn.execute(
                 'SELECT prefix, owner, "createdAt", "revokedAt" FROM api_keys'

@@ -105,7 +105,9 @@ class WebhookStore:
             due = await cursor.fetchall()
             if not due:
                 return []
-            ids, errors, secrets_by_id = [], [], {}
+            ids: list[uuid.UUID] = []
+            errors: list[str | None] = []
+            secrets_by_id: dict[uuid.UUID, str] = {}
             for delivery_id, attempts, secret in due:
                 ids.append(delivery_id)
                 if attempts >= max_attempts:
@@ -173,7 +175,8 @@ class WebhookStore:
             if cursor.rowcount != 1:
                 return False
             await conn.execute(
-                'INSERT INTO webhook_attempts ("deliveryId", attempt, "statusCode", error, ms) VALUES (%s, %s, %s, %s, %s)',
+                'INSERT INTO webhook_attempts ("deliveryId", attempt, "statusCode", error, ms)'
+                " VALUES (%s, %s, %s, %s, %s)",
                 (delivery_id, attempt, status_code, error, ms),
             )
             return True

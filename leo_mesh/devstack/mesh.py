@@ -137,14 +137,16 @@ class Mesh:
         admin = f"http://127.0.0.1:{self.ports.envoy_admin}"
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if not self.envoy.running():
+            if self.envoy is None or not self.envoy.running():
                 break
             try:
-                with urllib.request.urlopen(f"{admin}/ready", timeout=1) as ready:
-                    with urllib.request.urlopen(f"{admin}/clusters", timeout=1) as clusters:
-                        body = clusters.read().decode()
-                        if ready.status == 200 and "health_flags::healthy" in body:
-                            return
+                with (
+                    urllib.request.urlopen(f"{admin}/ready", timeout=1) as ready,
+                    urllib.request.urlopen(f"{admin}/clusters", timeout=1) as clusters,
+                ):
+                    body = clusters.read().decode()
+                    if ready.status == 200 and "health_flags::healthy" in body:
+                        return
             except OSError:
                 pass
             time.sleep(0.1)

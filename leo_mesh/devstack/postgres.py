@@ -20,6 +20,7 @@ import time
 import warnings
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -130,7 +131,8 @@ class EmbeddedPostgres:
     def _prepare_data_dir(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
-            user = ensure_user_exists(SYSTEM_USER)
+            ensure_user_exists(SYSTEM_USER)
+            user = pwd.getpwnam(SYSTEM_USER)
             os.chown(self.data_dir, user.pw_uid, user.pw_gid)
             ensure_prefix_permissions(self.data_dir)
         self.data_dir.chmod(0o700)
@@ -193,7 +195,7 @@ class EmbeddedPostgres:
             return "(no log)"
 
 
-def _run_as() -> dict[str, object]:
+def _run_as() -> dict[str, Any]:
     """subprocess arguments that drop root to the `pgserver` user (nothing otherwise)."""
     if os.geteuid() != 0:
         return {}

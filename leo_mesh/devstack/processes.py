@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -25,7 +26,8 @@ def wait_serving(address: str, service: str = "", timeout_s: float = 20.0) -> No
     """Block until the gRPC health service at `address` reports SERVING."""
     deadline = time.monotonic() + timeout_s
     with grpc.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
+        # Any: the published stubs of grpc_health leave HealthStub's methods out.
+        stub: Any = health_pb2_grpc.HealthStub(channel)
         while True:
             try:
                 reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1)
@@ -72,7 +74,7 @@ class ManagedProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def _signal(self, sig: int) -> None:
-        if self.running():
+        if self.proc is not None and self.running():
             try:
                 os.killpg(self.proc.pid, sig)
             except ProcessLookupError:

@@ -47,7 +47,8 @@ def upgrade() -> None:
     )
     op.execute('CREATE UNIQUE INDEX "webhook_deliveries_generationId_key" ON "webhook_deliveries" ("generationId")')
     op.execute(
-        """CREATE INDEX "webhook_deliveries_due_idx" ON "webhook_deliveries" ("nextAttemptAt") WHERE "status" = 'PENDING'"""
+        'CREATE INDEX "webhook_deliveries_due_idx" ON "webhook_deliveries" ("nextAttemptAt")'
+        """ WHERE "status" = 'PENDING'"""
     )
     op.execute(
         """

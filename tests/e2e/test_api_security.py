@@ -105,7 +105,7 @@ def test_grpc_calls_without_a_valid_key_are_unauthenticated(mesh, bad_credential
         stub = generation_pb2_grpc.GenerationServiceStub(channel)
         for name, value in bad_credentials.items():
             metadata = [("authorization", value)] if value else []
-            assert code_of(lambda: GRPC_CALLS[method](stub, metadata)) == grpc.StatusCode.UNAUTHENTICATED, name
+            assert code_of(lambda md=metadata: GRPC_CALLS[method](stub, md)) == grpc.StatusCode.UNAUTHENTICATED, name
     assert count_generations(mesh.database_url) == before
 
 

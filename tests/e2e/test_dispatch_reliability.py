@@ -154,7 +154,7 @@ def test_two_api_servers_send_each_generation_exactly_once(make_mesh):
 def test_kill_9_api_server_right_after_creates(make_mesh):
     env = {**QUICK_RETRIES, "DISPATCH_RPC_TIMEOUT_S": "1"}
     mesh = make_mesh(env=env, api_replicas=2, with_envoy=False)
-    victim, survivor = mesh.api_servers
+    victim, _survivor = mesh.api_servers
     api = api_for(mesh, address=f"127.0.0.1:{mesh.ports.api[0]}")
     ids = create_many(api, 120, prefix="orphan")
     victim.kill()

@@ -48,7 +48,7 @@ bodies = (
     | st.binary(max_size=200).map(lambda raw: raw.decode("latin-1"))
 )
 path_ids = st.text(max_size=60) | st.uuids().map(str)
-queries = st.dictionaries(st.sampled_from(FIELDS + ["x", "page_size"]), st.text(max_size=20), max_size=4)
+queries = st.dictionaries(st.sampled_from([*FIELDS, "x", "page_size"]), st.text(max_size=20), max_size=4)
 
 
 @pytest.fixture(scope="module")

@@ -93,7 +93,7 @@ def test_unauthenticated(mesh, api):
         anonymous = Api(mesh.api_address, "unused")
         anonymous.metadata = metadata
         try:
-            assert code_of(lambda: watch(anonymous, generation_id)) == grpc.StatusCode.UNAUTHENTICATED
+            assert code_of(lambda client=anonymous: watch(client, generation_id)) == grpc.StatusCode.UNAUTHENTICATED
         finally:
             anonymous.close()
 
@@ -262,7 +262,7 @@ async def test_watchers_get_their_final_state_though_the_listen_connection_is_ki
                 time.sleep(0.2)  # let it listen a little
                 killed = conn.execute("SELECT clock_timestamp(), pg_terminate_backend(%s)", (current[0],)).fetchone()[0]
                 new = wait_for(
-                    lambda: (found := listener(conn)) and found[0] != current[0] and found,
+                    lambda old=current: (found := listener(conn)) and found[0] != old[0] and found,
                     timeout_s=10,
                     interval_s=0.01,
                     what="the LISTEN connection to come back",
@@ -353,7 +353,8 @@ async def test_a_watcher_on_one_replica_sees_a_generation_finished_through_anoth
     delays = sorted(received_after_update(*messages[-1]) for messages in results)
     print(
         f"\ncompletion seen on the other replica, commit to receipt ({len(delays)} generations): "
-        f"min {delays[0] * 1000:.1f} ms, median {statistics.median(delays) * 1000:.1f} ms, max {delays[-1] * 1000:.1f} ms"
+        f"min {delays[0] * 1000:.1f} ms, median {statistics.median(delays) * 1000:.1f} ms,"
+        f" max {delays[-1] * 1000:.1f} ms"
     )
 
 

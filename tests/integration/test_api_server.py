@@ -65,19 +65,21 @@ async def count(app) -> int:
 
 async def test_an_ai_call_that_raises_anything_is_that_generation_s_failed_attempt(database_url):
     ai = FakeAi()
-    async with api_server(database_url, ai=ai, background=False, dispatch_backoff_base_s=5) as app:
-        async with channel_to(app) as channel:
-            client = Client(channel, await new_key(app))
-            created = [await client.create(prompt=f"p{i}") for i in range(3)]
-            ai.answer = RuntimeError("the stub broke")
-            assert await app.dispatcher.dispatch_due() is False  # the round itself ends normally
-            for generation in created:
-                row = await app.store.get(uuid.UUID(generation.generation_id), "alice")
-                assert row.status is Status.PENDING and row.attempts == 1
-            async with app.db.connection() as conn:
-                errors = await (await conn.execute('SELECT "lastError" FROM generations')).fetchall()
-            assert errors == [("INTERNAL: RuntimeError: the stub broke",)] * 3
-            assert len(ai.requests) == 3
+    async with (
+        api_server(database_url, ai=ai, background=False, dispatch_backoff_base_s=5) as app,
+        channel_to(app) as channel,
+    ):
+        client = Client(channel, await new_key(app))
+        created = [await client.create(prompt=f"p{i}") for i in range(3)]
+        ai.answer = RuntimeError("the stub broke")
+        assert await app.dispatcher.dispatch_due() is False  # the round itself ends normally
+        for generation in created:
+            row = await app.store.get(uuid.UUID(generation.generation_id), "alice")
+            assert row.status is Status.PENDING and row.attempts == 1
+        async with app.db.connection() as conn:
+            errors = await (await conn.execute('SELECT "lastError" FROM generations')).fetchall()
+        assert errors == [("INTERNAL: RuntimeError: the stub broke",)] * 3
+        assert len(ai.requests) == 3
 
 
 # --- client input that must be a 4xx, never a 500 ---
@@ -134,19 +136,21 @@ async def test_ids_and_page_tokens_with_nul_are_field_errors(database_url):
 
 
 async def test_overload_is_server_busy_at_once_not_a_database_outage(database_url):
-    async with api_server(database_url, background=False, db_pool_size=1, db_max_waiting=1) as app:
-        async with channel_to(app) as channel:
-            client = Client(channel, await new_key(app))
-            generation = await client.create()
-            request = generation_pb2.GetGenerationRequest(generation_id=generation.generation_id)
-            async with app.db.connection():  # the only connection is busy
-                calls = [client.stub.GetGeneration(request, metadata=client.metadata, timeout=10) for _ in range(3)]
-                done, waiting = await asyncio.wait([asyncio.ensure_future(c) for c in calls], timeout=2)
-                busy = [call.exception() for call in done]
-            assert busy and all(details(e) == ("SERVER_BUSY", []) for e in busy)
-            assert all(e.code() is grpc.StatusCode.UNAVAILABLE for e in busy)
-            for call in waiting:  # queued for the connection: answered once it is free
-                assert (await call).generation.generation_id == generation.generation_id
+    async with (
+        api_server(database_url, background=False, db_pool_size=1, db_max_waiting=1) as app,
+        channel_to(app) as channel,
+    ):
+        client = Client(channel, await new_key(app))
+        generation = await client.create()
+        request = generation_pb2.GetGenerationRequest(generation_id=generation.generation_id)
+        async with app.db.connection():  # the only connection is busy
+            calls = [client.stub.GetGeneration(request, metadata=client.metadata, timeout=10) for _ in range(3)]
+            done, waiting = await asyncio.wait([asyncio.ensure_future(c) for c in calls], timeout=2)
+            busy = [call.exception() for call in done]
+        assert busy and all(details(e) == ("SERVER_BUSY", []) for e in busy)
+        assert all(e.code() is grpc.StatusCode.UNAVAILABLE for e in busy)
+        for call in waiting:  # queued for the connection: answered once it is free
+            assert (await call).generation.generation_id == generation.generation_id
 
 
 # --- revoked keys ---
