@@ -27,6 +27,7 @@ import callback_server.settings
 import mock_ai_server.settings
 from leo_mesh.devstack import envoy as envoy_config
 from leo_mesh.devstack.mesh import Ports
+from tests import deploy_contract
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose.yaml"
@@ -50,6 +51,8 @@ PORT_VARS = {
     "mock_ai_server": "MOCK_AI_PORT",
     "callback_server": "CALLBACK_SERVER_PORT",
 }
+# Metrics, dashboards and traces (tests/unit/test_deploy_compose.py checks them).
+OBSERVABILITY = {"prometheus", "grafana", "jaeger"}
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +89,7 @@ def depends(service: dict) -> dict[str, str]:
 
 
 def test_services(services):
-    assert set(services) == {"postgres", *MODULES, "envoy"}
+    assert set(services) == {"postgres", *MODULES, "envoy", *OBSERVABILITY}
 
 
 def test_our_services_share_our_image(services):
@@ -108,7 +111,7 @@ def test_runs_an_importable_module(services, name):
 
 @pytest.mark.parametrize("name", MODULES)
 def test_sets_only_variables_it_reads(services, name):
-    known = {"DATABASE_URL"} if name == "migrate" else {f.upper() for f in SETTINGS[name].model_fields}
+    known = {"DATABASE_URL"} if name == "migrate" else deploy_contract.BY_MODULE[name].variables_read()
     assert set(env(services[name])) <= known
 
 
@@ -162,8 +165,8 @@ def test_start_order(services):
     assert depends(services["envoy"]) == {"api_server": "service_healthy"}
 
 
-def test_only_envoy_is_published(services):
-    assert {name for name, s in services.items() if s.get("ports")} == {"envoy"}
+def test_only_envoy_and_the_observability_uis_are_published(services):
+    assert {name for name, s in services.items() if s.get("ports")} == {"envoy", *OBSERVABILITY}
     assert not any(s.get("network_mode") == "host" for s in services.values())
     local, envoy_env = Ports(), env(services["envoy"])
     published = {
