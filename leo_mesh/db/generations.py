@@ -23,6 +23,7 @@ from psycopg.types.json import Jsonb
 
 from leo_mesh import rules
 from leo_mesh.db import webhooks
+from leo_mesh.db.batching import GroupCommit, Outcome
 from leo_mesh.db.pool import Database
 from leo_mesh.db.rows import COLUMNS, GenerationRow, generation_rows, images_json
 from leo_mesh.errors import GenerationAlreadyFinal, GenerationNotFound, PendingLimitReached, RequestIdReused
@@ -80,11 +81,20 @@ async def _notify(conn: AsyncConnection, generation_ids: Sequence[uuid.UUID]) ->
         )
 
 
+def _repeat(new: NewGeneration, original: GenerationRow, fingerprint: str) -> Outcome[tuple[GenerationRow, bool]]:
+    """A create with a request id used before: the original, if it asked for the same."""
+    if fingerprint != new.fingerprint():
+        return RequestIdReused(new.request_id)
+    return original, False
+
+
 class GenerationStore:
     def __init__(self, db: Database, *, webhook_body: Callable[[GenerationRow], str]) -> None:
         """`webhook_body` makes the body of a final generation's webhook (the public wire format)."""
         self._db = db
         self._webhook_body = webhook_body
+        self._creates = GroupCommit(self._create_batch, name="create")
+        self._completions = GroupCommit(self._complete_batch, name="complete")
 
     async def _finalised(self, conn: AsyncConnection, rows: Sequence[GenerationRow]) -> None:
         """What commits with final states: their webhooks, and the notification."""
@@ -94,57 +104,108 @@ class GenerationStore:
     # --- the public API ---
 
     async def create(self, new: NewGeneration, *, max_pending: int) -> tuple[GenerationRow, bool]:
-        """Insert a PENDING generation, due for dispatch at once.
+        """Insert a PENDING generation, due for dispatch at once; creates that
+        arrive together commit together (GroupCommit).
 
         Returns (generation, created). A repeated request id with the same
         parameters returns the original (created False), even under a race:
-        creates of one owner are serialised by an advisory lock, and the
-        unique index on (owner, requestId) backs it up. createdAt is taken
-        under that lock, so an owner's generations are ordered as committed
-        and a page cursor never skips one.
+        an owner's creates hold the owner's quota row while they insert, and
+        the unique index on (owner, requestId) backs it up. createdAt is
+        taken under that lock, so an owner's generations are ordered as
+        committed and a page cursor never skips one.
         """
+        return await self._creates((new, max_pending))
+
+    async def _create_batch(
+        self, items: Sequence[tuple[NewGeneration, int]]
+    ) -> list[Outcome[tuple[GenerationRow, bool]]]:
+        outcomes: list[Outcome[tuple[GenerationRow, bool]] | None] = [None] * len(items)
+        owners = sorted({new.owner for new, _ in items})
         async with self._db.transaction() as conn:
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (new.owner,))
-            if new.request_id is not None:
-                async with conn.cursor() as cursor:
-                    await cursor.execute(
-                        f'SELECT {COLUMNS}, "requestFingerprint" FROM generations'
-                        ' WHERE owner = %s AND "requestId" = %s',
-                        (new.owner, new.request_id),
-                    )
-                    existing = await cursor.fetchone()
-                if existing is not None:
-                    if existing[-1] != new.fingerprint():
-                        raise RequestIdReused(new.request_id)
-                    return generation_rows(None)(existing[:-1]), False
+            # The owners' quota rows, locked in owner order (as the triggers lock them).
+            await conn.execute(
+                "INSERT INTO owner_quotas (owner) SELECT unnest(%s::text[]) ORDER BY 1 ON CONFLICT DO NOTHING",
+                (owners,),
+            )
             cursor = await conn.execute(
-                "SELECT count(*) FROM generations WHERE owner = %s AND status = 'PENDING'", (new.owner,)
+                "SELECT owner, pending FROM owner_quotas WHERE owner = ANY(%s) ORDER BY owner FOR UPDATE", (owners,)
             )
-            (pending,) = await cursor.fetchone() or (0,)
-            if rules.pending_room(pending, max_pending) < 1:
-                raise PendingLimitReached(max_pending)
-            row = await _row(
-                conn,
-                'INSERT INTO generations (id, "generationId", owner, prompt, "coreModel", "imageWidth",'
-                ' "imageHeight", "requestId", "requestFingerprint", "webhookUrl", status, "createdAt", "updatedAt",'
-                ' "nextAttemptAt")'
-                " VALUES (%s, %s, %s, %s, %s::core_models, %s, %s, %s, %s, %s, 'PENDING', clock_timestamp(),"
-                f" clock_timestamp(), now()) RETURNING {COLUMNS}",
-                (
-                    uuid.uuid4(),
-                    uuid.uuid4(),
-                    new.owner,
-                    new.prompt,
-                    new.model.value,
-                    new.width,
-                    new.height,
-                    new.request_id,
-                    new.fingerprint() if new.request_id else None,
-                    new.webhook_url,
-                ),
+            pending: dict[str, int] = dict(await cursor.fetchall())
+            repeats = await self._earlier_creates(conn, [new for new, _ in items])
+            first_of_key: dict[tuple[str, uuid.UUID], int] = {}
+            repeat_of: dict[int, int] = {}  # an item repeating one admitted earlier in this batch
+            admitted: list[tuple[int, NewGeneration]] = []
+            for index, (new, cap) in enumerate(items):
+                key = (new.owner, new.request_id) if new.request_id is not None else None
+                if key is not None and key in repeats:
+                    outcomes[index] = _repeat(new, *repeats[key])
+                elif key is not None and key in first_of_key:
+                    repeat_of[index] = first_of_key[key]
+                elif rules.pending_room(pending[new.owner], cap) < 1:
+                    outcomes[index] = PendingLimitReached(cap)
+                else:
+                    pending[new.owner] += 1
+                    admitted.append((index, new))
+                    if key is not None:
+                        first_of_key[key] = index
+            inserted = await self._insert(conn, [new for _, new in admitted])
+        created = {index: row for (index, _), row in zip(admitted, inserted, strict=True)}
+        for index, row in created.items():
+            outcomes[index] = (row, True)
+        for index, first in repeat_of.items():
+            outcomes[index] = _repeat(items[index][0], created[first], items[first][0].fingerprint())
+        answered = [outcome for outcome in outcomes if outcome is not None]
+        assert len(answered) == len(items), "every create of the batch is answered"
+        return answered
+
+    @staticmethod
+    async def _earlier_creates(
+        conn: AsyncConnection, news: Sequence[NewGeneration]
+    ) -> dict[tuple[str, uuid.UUID], tuple[GenerationRow, str]]:
+        """Generations made earlier with the request ids of these creates, and their fingerprints."""
+        keyed = [new for new in news if new.request_id is not None]
+        if not keyed:
+            return {}
+        async with conn.cursor() as cursor:
+            await cursor.execute(
+                f'SELECT {COLUMNS}, "requestId", "requestFingerprint" FROM generations'
+                ' WHERE (owner, "requestId") IN (SELECT * FROM unnest(%s::text[], %s::uuid[]))',
+                ([new.owner for new in keyed], [new.request_id for new in keyed]),
             )
-            assert row is not None  # INSERT … RETURNING returns the row
-            return row, True
+            found = await cursor.fetchall()
+        make_row = generation_rows(None)
+        return {(values[2], values[-2]): (make_row(values[:-2]), values[-1]) for values in found}
+
+    @staticmethod
+    async def _insert(conn: AsyncConnection, news: Sequence[NewGeneration]) -> list[GenerationRow]:
+        """One INSERT for all, in order: createdAt grows along the list."""
+        if not news:
+            return []
+        ids = [uuid.uuid4() for _ in news]
+        rows = await _rows(
+            conn,
+            'INSERT INTO generations (id, "generationId", owner, prompt, "coreModel", "imageWidth", "imageHeight",'
+            ' "requestId", "requestFingerprint", "webhookUrl", status, "createdAt", "updatedAt", "nextAttemptAt")'
+            " SELECT gen_random_uuid(), t.gid, t.owner, t.prompt, t.model::core_models, t.width, t.height,"
+            " t.request_id, t.fingerprint, t.webhook_url, 'PENDING', clock_timestamp(), clock_timestamp(), now()"
+            " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::int[], %s::int[], %s::uuid[],"
+            " %s::text[], %s::text[]) WITH ORDINALITY"
+            " AS t(gid, owner, prompt, model, width, height, request_id, fingerprint, webhook_url, position)"
+            f" ORDER BY t.position RETURNING {COLUMNS}",
+            (
+                ids,
+                [new.owner for new in news],
+                [new.prompt for new in news],
+                [new.model.value for new in news],
+                [new.width for new in news],
+                [new.height for new in news],
+                [new.request_id for new in news],
+                [new.fingerprint() if new.request_id else None for new in news],
+                [new.webhook_url for new in news],
+            ),
+        )
+        by_id = {row.generation_id: row for row in rows}
+        return [by_id[generation_id] for generation_id in ids]
 
     async def get(self, generation_id: uuid.UUID, owner: str) -> GenerationRow | None:
         async with self._db.connection() as conn:
@@ -316,23 +377,52 @@ class GenerationStore:
     async def complete(self, generation_id: uuid.UUID, token: str, result: Result) -> Completion:
         """Apply the AI's result, idempotently: one final state per generation
         (rules.decide_completion). Only the token of the latest dispatch is
-        accepted, compared in constant time."""
+        accepted, compared in constant time. Results that arrive together
+        commit together (GroupCommit)."""
+        return await self._completions((generation_id, token, result))
+
+    async def _complete_batch(self, items: Sequence[tuple[uuid.UUID, str, Result]]) -> list[Outcome[Completion]]:
+        ids = sorted({generation_id for generation_id, _, _ in items})
         async with self._db.transaction() as conn:
             async with conn.cursor() as cursor:
                 await cursor.execute(
-                    f'SELECT {COLUMNS}, "callbackTokenHash" FROM generations WHERE "generationId" = %s FOR UPDATE',
-                    (generation_id,),
+                    f'SELECT {COLUMNS}, "callbackTokenHash" FROM generations WHERE "generationId" = ANY(%s)'
+                    " ORDER BY id FOR UPDATE",
+                    (ids,),
                 )
-                found = await cursor.fetchone()
-            row = generation_rows(None)(found[:-1]) if found else None
-            stored_hash = (found[-1] if found else None) or _NO_TOKEN_HASH
-            outcome = rules.decide_completion(
-                status=row.status if row else None,
-                token_matches=hmac.compare_digest(bytes(stored_hash), token_hash(token)),
-                stored=row.result if row else Result(),
-                reported=result,
-            )
-            if outcome is Completion.APPLIED:
-                assert row is not None
-                await self._make_final(conn, row.id, result.status, result)
-            return outcome
+                found = await cursor.fetchall()
+            make_row = generation_rows(None)
+            # Each generation as it stands, and as the items before decide it.
+            state = {values[1]: (make_row(values[:-1]), bytes(values[-1] or _NO_TOKEN_HASH)) for values in found}
+            outcomes: list[Outcome[Completion]] = []
+            applied: dict[uuid.UUID, Result] = {}
+            for generation_id, token, result in items:
+                row, stored_hash = state.get(generation_id, (None, _NO_TOKEN_HASH))
+                status, stored = (row.status, row.result) if row else (None, Result())
+                if generation_id in applied:
+                    status, stored = applied[generation_id].status, applied[generation_id]
+                outcome = rules.decide_completion(
+                    status=status,
+                    token_matches=hmac.compare_digest(stored_hash, token_hash(token)),
+                    stored=stored,
+                    reported=result,
+                )
+                if outcome is Completion.APPLIED:
+                    applied[generation_id] = result
+                outcomes.append(outcome)
+            if applied:
+                finished = await _rows(
+                    conn,
+                    "UPDATE generations AS g SET status = t.final::generation_status, images = t.made,"
+                    ' "failureReason" = t.why, "completedAt" = now(), "updatedAt" = now(), "nextAttemptAt" = NULL'
+                    " FROM unnest(%s::uuid[], %s::text[], %s::jsonb[], %s::text[]) AS t(gid, final, made, why)"
+                    f' WHERE g."generationId" = t.gid RETURNING {COLUMNS}',
+                    (
+                        list(applied),
+                        [result.status.value for result in applied.values()],
+                        [Jsonb(images_json(result.images or ())) for result in applied.values()],
+                        [result.failure_reason for result in applied.values()],
+                    ),
+                )
+                await self._finalised(conn, finished)
+            return outcomes

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     Boolean,
+    CheckConstraint,
     Enum,
     ForeignKey,
     Index,
@@ -111,6 +112,17 @@ class Generation(Base):
         Index("generations_owner_page_idx", "owner", "createdAt", "id"),
         Index("generations_owner_pending_idx", "owner", postgresql_where=text("status = 'PENDING'")),
     )
+
+
+class OwnerQuota(Base):
+    """How many PENDING generations an owner has (kept by triggers, migration 0007)."""
+
+    __tablename__ = "owner_quotas"
+
+    owner: Mapped[str] = mapped_column(Text, primary_key=True)
+    pending: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+
+    __table_args__ = (CheckConstraint("pending >= 0", name="owner_quotas_pending_check"),)
 
 
 class ApiKey(Base):

@@ -48,7 +48,13 @@ class Database:
             timeout=checkout_timeout_s,
             open=False,
             kwargs={"autocommit": True, "application_name": name, "connect_timeout": CONNECT_TIMEOUT_S},
+            configure=self._connected,
         )
+        # The pool's count of failed connection attempts when one last succeeded.
+        self._errors_when_last_connected = 0
+
+    async def _connected(self, conn: AsyncConnection) -> None:
+        self._errors_when_last_connected = self._pool.get_stats().get("connections_errors", 0)
 
     async def open(self) -> None:
         """Start connecting in the background: a process starts even while the database is down."""
@@ -73,10 +79,11 @@ class Database:
         except psycopg_pool.TooManyRequests:
             raise ServerBusy() from None
         except psycopg_pool.PoolTimeout:
-            # A full pool is overload; an empty one cannot reach the server.
-            if self._pool.get_stats().get("pool_size", 0) > 0:
-                raise ServerBusy() from None
-            raise DatabaseUnavailable() from None
+            # No connection freed in time: overload, unless connecting has
+            # failed since a connection was last made.
+            if self._pool.get_stats().get("connections_errors", 0) > self._errors_when_last_connected:
+                raise DatabaseUnavailable() from None
+            raise ServerBusy() from None
         except CONNECTION_ERRORS as exc:
             raise DatabaseUnavailable() from exc
 

@@ -1,0 +1,161 @@
+"""The generation store on a real database: creates and completions that
+arrive together commit together, each caller answered on its own; the
+PENDING counter stays exact; an owner's creates wait for each other."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+
+import pytest
+
+from leo_mesh.convert import webhook_body
+from leo_mesh.db.generations import GenerationStore, NewGeneration
+from leo_mesh.db.pool import Database
+from leo_mesh.errors import DatabaseUnavailable, PendingLimitReached, RequestIdReused
+from leo_mesh.rules import Completion, Image, Model, Result, Status
+
+DONE = Result(images=(Image("https://img/1.png", 64, 64),))
+
+
+@pytest.fixture
+def store(db) -> GenerationStore:
+    return GenerationStore(db, webhook_body=webhook_body)
+
+
+def new(owner: str = "alice", prompt: str = "p", request_id: uuid.UUID | None = None) -> NewGeneration:
+    return NewGeneration(owner, prompt, Model.SDXL, 64, 64, request_id=request_id)
+
+
+async def counters(db: Database) -> tuple[dict[str, int], dict[str, int]]:
+    """The owners' PENDING counters, and the PENDING rows counted."""
+    async with db.connection() as conn:
+        kept = dict(await (await conn.execute("SELECT owner, pending FROM owner_quotas WHERE pending > 0")).fetchall())
+        counted = dict(
+            await (
+                await conn.execute("SELECT owner, count(*) FROM generations WHERE status = 'PENDING' GROUP BY owner")
+            ).fetchall()
+        )
+    return kept, counted
+
+
+async def test_concurrent_creates_fill_each_owner_s_cap_exactly(store, db):
+    calls = [store.create(new(owner), max_pending=5) for owner in ("alice", "bob") for _ in range(12)]
+    got = await asyncio.gather(*calls, return_exceptions=True)
+    for owner_results in (got[:12], got[12:]):
+        assert sum(isinstance(r, tuple) for r in owner_results) == 5
+        assert all(isinstance(r, PendingLimitReached) for r in owner_results if not isinstance(r, tuple))
+    kept, counted = await counters(db)
+    assert kept == counted == {"alice": 5, "bob": 5}
+
+
+async def test_repeats_and_reuses_of_a_request_id_in_one_batch(store):
+    request_id, other_id = uuid.uuid4(), uuid.uuid4()
+    got = await asyncio.gather(
+        store.create(new(request_id=request_id), max_pending=100),
+        store.create(new(request_id=request_id), max_pending=100),
+        store.create(new(prompt="other", request_id=request_id), max_pending=100),
+        store.create(new(request_id=other_id), max_pending=100),
+        return_exceptions=True,
+    )
+    (first, created), (again, created_again) = got[0], got[1]
+    assert created and not created_again and again.generation_id == first.generation_id
+    assert isinstance(got[2], RequestIdReused)
+    assert got[3][1] and got[3][0].generation_id != first.generation_id
+    # Later, outside the batch: still the original.
+    later, created_later = await store.create(new(request_id=request_id), max_pending=100)
+    assert later.generation_id == first.generation_id and not created_later
+
+
+async def test_a_repeat_is_answered_even_at_the_cap(store):
+    request_id = uuid.uuid4()
+    original, _ = await store.create(new(request_id=request_id), max_pending=1)
+    assert (await store.create(new(request_id=request_id), max_pending=1))[0] == original
+    with pytest.raises(PendingLimitReached):
+        await store.create(new(), max_pending=1)
+
+
+async def test_completions_that_arrive_together_are_each_decided_alone(store, db):
+    rows = [(await store.create(new(prompt=f"p{i}"), max_pending=100))[0] for i in range(5)]
+    claimed, _ = await store.claim_due(limit=10, lease_s=60, max_attempts=5)
+    tokens = {c.row.generation_id: c.callback_token for c in claimed}
+    a, b, c, d, e = (row.generation_id for row in rows)
+    await store.complete(d, tokens[d], DONE)
+    failed = Result(failure_reason="no")
+    # Both batch slots wait on a row the test holds, so the calls below
+    # gather into one batch, decided in their order.
+    async with db.transaction() as holder:
+        await holder.execute('SELECT 1 FROM generations WHERE "generationId" = %s FOR UPDATE', (e,))
+        blocked = [asyncio.create_task(store.complete(e, tokens[e], DONE)) for _ in range(2)]
+        await asyncio.sleep(0.1)
+        together = asyncio.gather(
+            store.complete(a, tokens[a], DONE),  # applied
+            store.complete(a, tokens[a], DONE),  # the same again: duplicate
+            store.complete(a, tokens[a], failed),  # another result: conflict
+            store.complete(b, "wrong", DONE),  # bad token
+            store.complete(uuid.uuid4(), "any", DONE),  # unknown: looks like a bad token
+            store.complete(c, tokens[c], failed),  # applied
+            store.complete(d, tokens[d], DONE),  # done before: duplicate
+        )
+        await asyncio.sleep(0.1)
+    assert sorted(await asyncio.gather(*blocked), key=str) == [Completion.APPLIED, Completion.DUPLICATE]
+    got = await together
+    assert got == [
+        Completion.APPLIED,
+        Completion.DUPLICATE,
+        Completion.CONFLICT,
+        Completion.BAD_TOKEN,
+        Completion.BAD_TOKEN,
+        Completion.APPLIED,
+        Completion.DUPLICATE,
+    ]
+    assert (await store.get(a, "alice")).status is Status.COMPLETE
+    assert (await store.get(b, "alice")).status is Status.PENDING
+    assert (await store.get(c, "alice")).failure_reason == "no"
+    kept, counted = await counters(db)
+    assert kept == counted == {"alice": 1}  # b
+
+
+async def test_the_pending_counter_follows_every_way_out_of_pending(store, db):
+    rng = random.Random(7)
+    owners = ["o1", "o2", "o3"]
+    for _ in range(60):
+        await store.create(new(rng.choice(owners)), max_pending=1000)
+    claimed, _ = await store.claim_due(limit=1000, lease_s=0, max_attempts=2)
+    for item in claimed[:15]:
+        await store.complete(
+            item.row.generation_id, item.callback_token, DONE if rng.random() < 0.5 else Result(failure_reason="x")
+        )
+    for item in claimed[15:25]:
+        await store.cancel(item.row.generation_id, item.row.owner)
+    for item in claimed[25:35]:
+        await store.fail(item.row.id, item.row.attempts, reason="rejected")
+    # The rest are due again at once (lease 0): a second claim, then a third times them out.
+    await store.claim_due(limit=1000, lease_s=0, max_attempts=2)
+    _, timed_out = await store.claim_due(limit=1000, lease_s=0, max_attempts=2)
+    assert len(timed_out) == 25
+    kept, counted = await counters(db)
+    assert kept == counted == {}
+
+
+async def test_an_owner_s_creates_wait_for_each_other_and_no_one_else(store, db):
+    await store.create(new("alice"), max_pending=100)
+    async with db.transaction() as conn:
+        await conn.execute("SELECT 1 FROM owner_quotas WHERE owner = 'alice' FOR UPDATE")
+        alice = asyncio.create_task(store.create(new("alice"), max_pending=100))
+        bob, _ = await asyncio.wait_for(store.create(new("bob"), max_pending=100), timeout=10)
+        await asyncio.sleep(0.2)
+        assert not alice.done()  # waits for the lock holder, as a concurrent create of alice's would
+        released = await (await conn.execute("SELECT clock_timestamp()")).fetchone()
+    row, _ = await alice
+    assert row.created_at >= released[0]  # createdAt is taken after the lock: as committed
+    assert bob.owner == "bob"
+
+
+async def test_a_database_outage_reaches_every_caller_of_a_batch(postgres):
+    unreachable = postgres.url("postgres").replace(str(postgres.port), "9")
+    async with Database(unreachable, name="test", max_size=2, checkout_timeout_s=0.5) as db:
+        store = GenerationStore(db, webhook_body=webhook_body)
+        got = await asyncio.gather(*(store.create(new(), max_pending=5) for _ in range(5)), return_exceptions=True)
+    assert all(isinstance(r, DatabaseUnavailable) for r in got), got
