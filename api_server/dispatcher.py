@@ -19,7 +19,7 @@ from api_server.outbox import OutboxLoop
 from api_server.settings import Settings
 from leo.ai.v1 import ai_pb2, ai_pb2_grpc
 from leo_mesh import rules
-from leo_mesh.db.generations import Claimed, GenerationStore
+from leo_mesh.db.generations import Claimed, Failure, GenerationStore, Wait
 from leo_mesh.rules import Model
 
 log = logging.getLogger("api_server.dispatcher")
@@ -59,12 +59,21 @@ class Dispatcher(OutboxLoop):
                 extra={"generation_id": str(row.generation_id), "attempt": row.attempts, "reason": row.failure_reason},
             )
         if claimed:
-            await asyncio.gather(*(self._send(item) for item in claimed))
+            outcomes = await asyncio.gather(*(self._send(item) for item in claimed))
+            waits = [outcome for outcome in outcomes if isinstance(outcome, Wait)]
+            failures = [outcome for outcome in outcomes if isinstance(outcome, Failure)]
+            try:
+                await self._store.record_dispatches(waits, failures)
+            except Exception:
+                # The database went away: the claims' leases bring these
+                # generations back, with this attempt counted.
+                log.exception("dispatch outcomes not recorded", extra={"generations": len(claimed)})
+                return False
         return len(claimed) + len(timed_out) >= settings.dispatch_batch_size
 
-    async def _send(self, item: Claimed) -> None:
-        """One StartGeneration, and its outcome recorded against the generation.
-        Nothing raised for one generation stops the others or the loop."""
+    async def _send(self, item: Claimed) -> Wait | Failure:
+        """One StartGeneration, and what follows it for the generation.
+        Whatever it raises is this attempt's failure, no other's."""
         row, settings = item.row, self._settings
         request = ai_pb2.StartGenerationRequest(
             generation_id=str(row.generation_id),
@@ -75,27 +84,19 @@ class Dispatcher(OutboxLoop):
             callback_token=item.callback_token,
         )
         try:
-            try:
-                await self._ai.StartGeneration(request, timeout=settings.dispatch_rpc_timeout_s, wait_for_ready=True)
-            except grpc.aio.AioRpcError as exc:
-                await self._failed(item, exc.code().name, exc.details() or "")
-                return
-            except Exception as exc:  # not a status: still this attempt's failure
-                log.exception("StartGeneration raised", extra={"generation_id": str(row.generation_id)})
-                await self._failed(item, grpc.StatusCode.INTERNAL.name, f"{type(exc).__name__}: {exc}")
-                return
-            await self._store.mark_dispatched(row.id, row.attempts, deadline_s=settings.completion_deadline_s)
-            log.info("dispatched", extra={"generation_id": str(row.generation_id), "attempt": row.attempts})
-        except Exception:
-            # Recording failed (the database went away): the claim's lease
-            # brings the generation back, with this attempt counted.
-            log.exception("dispatch outcome not recorded", extra={"generation_id": str(row.generation_id)})
+            await self._ai.StartGeneration(request, timeout=settings.dispatch_rpc_timeout_s, wait_for_ready=True)
+        except grpc.aio.AioRpcError as exc:
+            return self._failed(item, exc.code().name, exc.details() or "")
+        except Exception as exc:  # not a status: still this attempt's failure
+            log.exception("StartGeneration raised", extra={"generation_id": str(row.generation_id)})
+            return self._failed(item, grpc.StatusCode.INTERNAL.name, f"{type(exc).__name__}: {exc}")
+        log.info("dispatched", extra={"generation_id": str(row.generation_id), "attempt": row.attempts})
+        return Wait(row.id, row.attempts, settings.completion_deadline_s)
 
-    async def _failed(self, item: Claimed, code: str, details: str) -> None:
+    def _failed(self, item: Claimed, code: str, details: str) -> Wait | Failure:
         row, generation_id = item.row, str(item.row.generation_id)
         verdict = rules.after_dispatch_error(row.attempts, code, details, self._settings.dispatch_retry, self._rng)
         if isinstance(verdict, rules.RetryLater):
-            await self._store.schedule_retry(row.id, row.attempts, error=verdict.error, delay_s=verdict.delay_s)
             log.warning(
                 "dispatch retry",
                 extra={
@@ -105,9 +106,9 @@ class Dispatcher(OutboxLoop):
                     "delay_s": round(verdict.delay_s, 3),
                 },
             )
-            return
-        await self._store.fail(row.id, row.attempts, reason=verdict.reason, error=verdict.error)
+            return Wait(row.id, row.attempts, verdict.delay_s, verdict.error)
         log.warning(
             "generation failed",
             extra={"generation_id": generation_id, "attempt": row.attempts, "reason": verdict.reason},
         )
+        return Failure(row.id, row.attempts, verdict.reason, verdict.error)

@@ -53,6 +53,24 @@ class NewGeneration:
 
 
 @dataclass(frozen=True)
+class Wait:
+    """Look at a PENDING generation again in after_s (error: why it was refused, if it was)."""
+
+    row_id: uuid.UUID
+    attempt: int
+    after_s: float
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Failure:
+    row_id: uuid.UUID
+    attempt: int
+    reason: str
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class Claimed:
     row: GenerationRow
     callback_token: str
@@ -335,42 +353,45 @@ class GenerationStore:
             await _notify(conn, [row.generation_id for row in changed])
             return claimed, timed_out
 
-    async def mark_dispatched(self, row_id: uuid.UUID, attempt: int, *, deadline_s: float) -> bool:
-        """The AI accepted the job: wait for its callback until the deadline.
-        Nothing a client sees changes, so nobody is notified."""
-        return await self._update_pending(
-            row_id, attempt, '"nextAttemptAt" = now() + make_interval(secs => %s), "lastError" = NULL', (deadline_s,)
-        )
-
-    async def schedule_retry(self, row_id: uuid.UUID, attempt: int, *, error: str, delay_s: float) -> bool:
-        return await self._update_pending(
-            row_id, attempt, '"nextAttemptAt" = now() + make_interval(secs => %s), "lastError" = %s', (delay_s, error)
-        )
-
-    async def _update_pending(self, row_id: uuid.UUID, attempt: int, assignments: str, params: tuple) -> bool:
-        """Update a row still PENDING at this attempt; a callback or a newer
-        attempt that got there first wins."""
-        async with self._db.connection() as conn:
-            cursor = await conn.execute(
-                f"UPDATE generations SET {assignments} WHERE id = %s AND status = 'PENDING' AND attempts = %s",
-                (*params, row_id, attempt),
-            )
-            return cursor.rowcount == 1
-
-    async def fail(self, row_id: uuid.UUID, attempt: int, *, reason: str, error: str | None = None) -> bool:
-        """End a PENDING generation FAILED (only if this attempt still owns it)."""
+    async def record_dispatches(self, waits: Sequence[Wait], failures: Sequence[Failure]) -> None:
+        """What a round of sends led to, in one transaction: generations to
+        look at again later (accepted: at the callback deadline; refused for
+        now: at the retry), and generations that end FAILED. Only rows still
+        PENDING at the attempt are touched: a callback or a newer attempt
+        that got there first wins. Waiting changes nothing a client sees, so
+        nobody is notified of it."""
         async with self._db.transaction() as conn:
-            row = await _row(
-                conn,
-                'UPDATE generations SET status = \'FAILED\', "failureReason" = %s, "lastError" = %s,'
-                ' "completedAt" = now(), "updatedAt" = now(), "nextAttemptAt" = NULL'
-                f" WHERE id = %s AND status = 'PENDING' AND attempts = %s RETURNING {COLUMNS}",
-                (reason, error, row_id, attempt),
-            )
-            if row is None:
-                return False
-            await self._finalised(conn, [row])
-            return True
+            if waits:
+                await conn.execute(
+                    'UPDATE generations AS g SET "nextAttemptAt" = now() + make_interval(secs => t.after_s),'
+                    ' "lastError" = t.error'
+                    " FROM unnest(%s::uuid[], %s::int[], %s::float8[], %s::text[])"
+                    " AS t(row_id, attempt, after_s, error)"
+                    " WHERE g.id = t.row_id AND g.status = 'PENDING' AND g.attempts = t.attempt",
+                    (
+                        [w.row_id for w in waits],
+                        [w.attempt for w in waits],
+                        [w.after_s for w in waits],
+                        [w.error for w in waits],
+                    ),
+                )
+            if failures:
+                failed = await _rows(
+                    conn,
+                    "UPDATE generations AS g SET status = 'FAILED',"
+                    ' "failureReason" = t.reason, "lastError" = t.error,'
+                    ' "completedAt" = now(), "updatedAt" = now(), "nextAttemptAt" = NULL'
+                    " FROM unnest(%s::uuid[], %s::int[], %s::text[], %s::text[]) AS t(row_id, attempt, reason, error)"
+                    " WHERE g.id = t.row_id AND g.status = 'PENDING' AND g.attempts = t.attempt"
+                    f" RETURNING {COLUMNS}",
+                    (
+                        [f.row_id for f in failures],
+                        [f.attempt for f in failures],
+                        [f.reason for f in failures],
+                        [f.error for f in failures],
+                    ),
+                )
+                await self._finalised(conn, failed)
 
     # --- the AI's callback ---
 

@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from leo_mesh.convert import webhook_body
-from leo_mesh.db.generations import GenerationStore, NewGeneration
+from leo_mesh.db.generations import Failure, GenerationStore, NewGeneration, Wait
 from leo_mesh.db.pool import Database
 from leo_mesh.errors import DatabaseUnavailable, PendingLimitReached, RequestIdReused
 from leo_mesh.rules import Completion, Image, Model, Result, Status
@@ -129,8 +129,10 @@ async def test_the_pending_counter_follows_every_way_out_of_pending(store, db):
         )
     for item in claimed[15:25]:
         await store.cancel(item.row.generation_id, item.row.owner)
-    for item in claimed[25:35]:
-        await store.fail(item.row.id, item.row.attempts, reason="rejected")
+    await store.record_dispatches(
+        [Wait(item.row.id, item.row.attempts, 0, "UNAVAILABLE: later") for item in claimed[35:40]],
+        [Failure(item.row.id, item.row.attempts, "rejected") for item in claimed[25:35]],
+    )
     # The rest are due again at once (lease 0): a second claim, then a third times them out.
     await store.claim_due(limit=1000, lease_s=0, max_attempts=2)
     _, timed_out = await store.claim_due(limit=1000, lease_s=0, max_attempts=2)
