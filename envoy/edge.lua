@@ -2,6 +2,8 @@
 -- own filters cannot do for the public listener. It runs before the JSON
 -- transcoder on every request and last on every response:
 --
+--   * refuses headers over 32 KiB or 100 with 431 (HTTP/1.1 and HTTP/2
+--     alike), and a native gRPC compression the api_server lacks;
 --   * drops request headers that gRPC forbids but HTTP allows (a name outside
 --     [0-9a-z_.-], a "-bin" value that is not base64, a client's grpc-*
 --     header the api_server would choke on), so the api_server never answers
