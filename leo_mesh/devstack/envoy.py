@@ -79,7 +79,7 @@ def http_bindings(descriptor_path: str | os.PathLike[str], service: str = PUBLIC
             if verb is None:
                 continue
             if verb == "custom":
-                verb, path = binding.custom.kind, binding.custom.path
+                verb, path = binding.custom.kind.upper(), binding.custom.path
             else:
                 verb, path = verb.upper(), getattr(binding, verb)
             paths.setdefault(path, set()).add(verb)
