@@ -231,10 +231,15 @@ def test_any_header_http_allows_is_never_a_5xx(mesh, key, http, name, bin_suffix
     if name in HOP_BY_HOP_AND_CREDENTIALS:
         return
     response = http.get("/v1/generations", headers={name: value})
+    over_http2 = h2_json(mesh, key, [(name, value)])
+    native = h2_grpc_list(mesh, key, [(name, value)])
     if "_" in name:  # Envoy refuses underscores in names (headers_with_underscores_action)
         assert response.status_code == 400, response.text
+        assert over_http2.refused and native.refused  # HTTP/2: the stream is reset
     else:
         assert response.status_code == 200, (name, value, response.text)
+        assert over_http2.status == 200, (name, value, over_http2)
+        assert native.grpc_status == grpc.StatusCode.OK.value[0], (name, value, native)
 
 
 def test_names_http2_itself_forbids_are_refused_by_envoy_not_a_5xx(mesh, key):
