@@ -30,12 +30,17 @@ from leo_mesh.status import internal_status, to_status
 log = logging.getLogger("leo.rpc")
 
 # Keepalive agreed with Envoy's cluster settings: clients may ping every 10 s.
+# Metadata up to 64 KiB, one limit (below the hard limit gRPC would refuse
+# some calls at random): above the 32 KiB of headers Envoy lets through plus
+# what it adds, so a call Envoy forwards is never refused for its headers.
 SERVER_OPTIONS = [
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.max_receive_message_length", 1 * 1024 * 1024),
+    ("grpc.max_metadata_size", 64 * 1024),
+    ("grpc.absolute_max_metadata_size", 64 * 1024),
 ]
 
 

@@ -1,64 +1,177 @@
-"""Renders envoy/envoy.yaml, the one Envoy config, for a given set of addresses.
+"""Renders envoy/envoy.yaml, the one Envoy config, from EnvoySettings.
 
   python -m leo_mesh.devstack.envoy OUT_PATH
 
-renders from ENVOY_LISTEN_ADDRESS, ENVOY_LISTEN_PORT, ENVOY_ADMIN_ADDRESS,
-ENVOY_ADMIN_PORT, API_SERVER_HOST, API_SERVER_PORT and ENVOY_DESCRIPTOR_PATH,
-each defaulting to the local development value.
+renders from the environment (ENVOY_LISTEN_ADDRESS, API_SERVER_HOST,
+ENVOY_RATE_LIMIT_PER_KEY_RPS, ...: see EnvoySettings and the README), each
+defaulting to the local development value.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from string import Template
 
+from google.api import annotations_pb2
+from google.protobuf import descriptor_pb2
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "envoy" / "envoy.yaml"
+EDGE_LUA = ROOT / "envoy" / "edge.lua"
 DESCRIPTOR = ROOT / "gen" / "descriptor.pb"
-
-# render() keyword -> environment variable read by the command line.
-ENVIRONMENT = {
-    "listen_address": "ENVOY_LISTEN_ADDRESS",
-    "listen_port": "ENVOY_LISTEN_PORT",
-    "admin_address": "ENVOY_ADMIN_ADDRESS",
-    "admin_port": "ENVOY_ADMIN_PORT",
-    "api_server_host": "API_SERVER_HOST",
-    "api_server_port": "API_SERVER_PORT",
-    "descriptor_path": "ENVOY_DESCRIPTOR_PATH",
-}
+PUBLIC_SERVICE = "leo.generation.v1.GenerationService"
 
 
-def render(
-    *,
-    listen_address: str = "127.0.0.1",
-    listen_port: int = 8080,
-    admin_address: str = "127.0.0.1",
-    admin_port: int = 9901,
-    api_server_host: str = "127.0.0.1",
-    api_server_port: int = 50051,
-    descriptor_path: str | os.PathLike[str] = DESCRIPTOR,
-) -> str:
+class EnvoySettings(BaseSettings):
+    """What is rendered into the template: addresses, paths and rate limits."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    envoy_listen_address: str = "127.0.0.1"
+    envoy_listen_port: int = 8080
+    envoy_admin_address: str = "127.0.0.1"
+    envoy_admin_port: int = 9901
+    api_server_host: str = "127.0.0.1"
+    api_server_port: int = 50051
+    envoy_descriptor_path: Path = DESCRIPTOR
+    # Token bucket of each API key: refilled by RPS every second, holding at most BURST.
+    envoy_rate_limit_per_key_rps: int = Field(50, ge=1)
+    envoy_rate_limit_per_key_burst: int = Field(100, ge=1)
+    # Token bucket of the whole listener, taken from by every request.
+    envoy_rate_limit_global_rps: int = Field(1000, ge=1)
+    envoy_rate_limit_global_burst: int = Field(2000, ge=1)
+
+    @model_validator(mode="after")
+    def _burst_holds_a_refill(self):
+        for scope in ("per_key", "global"):
+            if getattr(self, f"envoy_rate_limit_{scope}_burst") < getattr(self, f"envoy_rate_limit_{scope}_rps"):
+                name = f"ENVOY_RATE_LIMIT_{scope.upper()}"
+                raise ValueError(f"{name}_BURST must be at least {name}_RPS")
+        return self
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **overrides) -> EnvoySettings:
+        """Settings from the process environment, then `env` (variable names
+        as keys, as Mesh(env=...) holds them), then `overrides` (field names)."""
+        given = {name: env[name.upper()] for name in cls.model_fields if name.upper() in env}
+        return cls(**{**given, **overrides})
+
+
+def http_bindings(descriptor_path: str | os.PathLike[str], service: str = PUBLIC_SERVICE) -> dict[str, list[str]]:
+    """The service's google.api.http paths and, for each, its HTTP methods
+    (additional bindings included), read from a descriptor set."""
+    files = descriptor_pb2.FileDescriptorSet.FromString(Path(descriptor_path).read_bytes()).file
+    package, _, name = service.rpartition(".")
+    [service_proto] = [s for f in files if f.package == package for s in f.service if s.name == name]
+    paths: dict[str, list[str]] = {}
+    for method in service_proto.method:
+        rule = method.options.Extensions[annotations_pb2.http]
+        for binding in [rule, *rule.additional_bindings]:
+            verb = binding.WhichOneof("pattern")
+            if verb is None:
+                continue
+            if verb == "custom":
+                verb, path = binding.custom.kind.upper(), binding.custom.path
+            else:
+                verb, path = verb.upper(), getattr(binding, verb)
+            paths.setdefault(path, set()).add(verb)
+    return {path: sorted(verbs) for path, verbs in paths.items()}
+
+
+_VARIABLE = re.compile(r"\{(\w+)(=\*)?\}")
+
+
+def path_regex(template: str) -> str:
+    """An RE2 regex of the paths a google.api.http path template matches.
+
+    A variable is one segment without ':' (ids are UUIDs), so a template and
+    the same template with a ':verb' never match the same path. Only the
+    single-segment forms ({name}, {name=*}) are supported.
+    """
+    literals = _VARIABLE.split(template)[::3]
+    if any(set(literal) & set("{}*") for literal in literals) or not template.startswith("/"):
+        raise ValueError(f"unsupported google.api.http path template: {template}")
+    return "^" + "[^/:]+".join(re.escape(literal) for literal in literals) + "$"
+
+
+def method_not_allowed_routes(descriptor_path: str | os.PathLike[str]) -> Iterator[dict]:
+    """One route per HTTP path: any other method gets 405 and an Allow header.
+
+    Matched before the transcoder, which the route switches off (it would
+    answer 404); the 405's JSON body comes from local_reply_config."""
+    for template, methods in http_bindings(descriptor_path).items():
+        yield {
+            "match": {
+                "safe_regex": {"regex": path_regex(template)},
+                "headers": [
+                    {
+                        "name": ":method",
+                        "string_match": {"safe_regex": {"regex": f"^({'|'.join(methods)})$"}},
+                        "invert_match": True,
+                    }
+                ],
+            },
+            "direct_response": {"status": 405, "body": {"inline_string": "Method Not Allowed"}},
+            "response_headers_to_add": [
+                {"header": {"key": "allow", "value": ", ".join(methods)}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+            ],
+            "typed_per_filter_config": {
+                "envoy.filters.http.grpc_json_transcoder": {
+                    "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig",
+                    "disabled": True,
+                }
+            },
+        }
+
+
+def _block_list(template_text: str, name: str, items: list[dict]) -> str:
+    """`items` as YAML sequence entries (one JSON object a line) indented like
+    the line of the placeholder `name`."""
+    indent = re.search(rf"^( *)\$\{{{name}\}}$", template_text, re.M)
+    if indent is None:
+        raise KeyError(f"{name} must stand alone on its line")
+    return ("\n" + indent[1]).join(f"- {json.dumps(item)}" for item in items)
+
+
+def render(settings: EnvoySettings | None = None) -> str:
     """The config text; raises KeyError/ValueError on a missing or malformed placeholder."""
+    settings = settings or EnvoySettings()
+    text = TEMPLATE.read_text()
     values = {
-        "LISTEN_ADDRESS": listen_address,
-        "LISTEN_PORT": int(listen_port),
-        "ADMIN_ADDRESS": admin_address,
-        "ADMIN_PORT": int(admin_port),
-        "API_SERVER_HOST": api_server_host,
-        "API_SERVER_PORT": int(api_server_port),
-        "DESCRIPTOR_PATH": os.fspath(descriptor_path),
+        "LISTEN_ADDRESS": settings.envoy_listen_address,
+        "LISTEN_PORT": settings.envoy_listen_port,
+        "ADMIN_ADDRESS": settings.envoy_admin_address,
+        "ADMIN_PORT": settings.envoy_admin_port,
+        "API_SERVER_HOST": settings.api_server_host,
+        "API_SERVER_PORT": settings.api_server_port,
+        "DESCRIPTOR_PATH": os.fspath(settings.envoy_descriptor_path),
+        "RATE_LIMIT_PER_KEY_RPS": settings.envoy_rate_limit_per_key_rps,
+        "RATE_LIMIT_PER_KEY_BURST": settings.envoy_rate_limit_per_key_burst,
+        "RATE_LIMIT_GLOBAL_RPS": settings.envoy_rate_limit_global_rps,
+        "RATE_LIMIT_GLOBAL_BURST": settings.envoy_rate_limit_global_burst,
+        # A JSON string is a YAML double-quoted scalar: the rendered config
+        # carries the script and needs no other file.
+        "EDGE_LUA": json.dumps(EDGE_LUA.read_text()),
     }
-    return Template(TEMPLATE.read_text()).substitute(values)
+    if "METHOD_NOT_ALLOWED_ROUTES" in text:
+        routes = list(method_not_allowed_routes(settings.envoy_descriptor_path))
+        values["METHOD_NOT_ALLOWED_ROUTES"] = _block_list(text, "METHOD_NOT_ALLOWED_ROUTES", routes)
+    return Template(text).substitute(values)
 
 
-def write_config(path: str | os.PathLike[str], **kwargs) -> Path:
-    """Renders with render(**kwargs) into path and returns it."""
+def write_config(path: str | os.PathLike[str], settings: EnvoySettings | None = None) -> Path:
+    """Renders with render(settings) into path and returns it."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(**kwargs))
+    out.write_text(render(settings))
     return out
 
 
@@ -74,8 +187,7 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print(__doc__, file=sys.stderr)
         return 2
-    kwargs = {key: os.environ[name] for key, name in ENVIRONMENT.items() if name in os.environ}
-    print(write_config(argv[0], **kwargs))
+    print(write_config(argv[0], EnvoySettings()))
     return 0
 
 

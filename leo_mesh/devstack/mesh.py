@@ -87,12 +87,14 @@ class Mesh:
         )
 
     def _envoy(self) -> ManagedProcess:
-        config = envoy.write_config(
-            self.run_dir / "envoy.yaml",
-            listen_port=self.ports.envoy,
-            admin_port=self.ports.envoy_admin,
+        # ENVOY_* settings in the mesh's env (rate limits) reach Envoy too.
+        settings = envoy.EnvoySettings.from_env(
+            self.env,
+            envoy_listen_port=self.ports.envoy,
+            envoy_admin_port=self.ports.envoy_admin,
             api_server_port=self.ports.api[0],
         )
+        config = envoy.write_config(self.run_dir / "envoy.yaml", settings)
         argv = [envoy.envoy_binary(), "-c", str(config), "--use-dynamic-base-id", "--log-level", "warning"]
         return ManagedProcess("envoy", argv, env={}, log_path=self.run_dir / "envoy.log")
 

@@ -116,7 +116,13 @@ def test_sets_only_variables_it_reads(services, name):
 
 
 def test_envoy_sets_only_variables_it_reads(services):
-    assert set(env(services["envoy"])) <= set(envoy_config.ENVIRONMENT.values())
+    assert set(env(services["envoy"])) <= {name.upper() for name in envoy_config.EnvoySettings.model_fields}
+
+
+def test_envoy_sets_the_rate_limits(services):
+    assert {name for name in env(services["envoy"]) if name.startswith("ENVOY_RATE_LIMIT_")} == {
+        name.upper() for name in envoy_config.EnvoySettings.model_fields if name.startswith("envoy_rate_limit_")
+    }
 
 
 @pytest.mark.parametrize("name", PORT_VARS)

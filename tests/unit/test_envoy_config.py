@@ -1,15 +1,24 @@
-"""envoy/envoy.yaml renders and Envoy accepts it (`envoy --mode validate`)."""
+"""envoy/envoy.yaml renders and Envoy accepts it (`envoy --mode validate`);
+what it says agrees with the descriptor, the gRPC servers and docs/errors.md."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from string import Template
 
 import pytest
 import yaml
+from google.api import annotations_pb2
+from lupa import luajit21
+from pydantic import ValidationError
 
+from leo.generation.v1 import generation_pb2
+from leo_mesh import grpc_server
 from leo_mesh.devstack import envoy
+
+ERRORS_DOC = Path(__file__).resolve().parents[2] / "docs" / "errors.md"
 
 
 def validate(config: Path) -> None:
@@ -27,7 +36,21 @@ def api_server_address(config: Path) -> dict:
     return cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
 
 
-def test_only_addresses_and_paths_are_variables():
+def connection_manager(config: dict) -> dict:
+    return config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+
+
+def http_filter(config: dict, name: str) -> dict:
+    [found] = [f["typed_config"] for f in connection_manager(config)["http_filters"] if f["name"] == name]
+    return found
+
+
+@pytest.fixture(scope="module")
+def config() -> dict:
+    return yaml.safe_load(envoy.render())
+
+
+def test_the_variables_are_the_rendered_settings():
     assert set(Template(envoy.TEMPLATE.read_text()).get_identifiers()) == {
         "LISTEN_ADDRESS",
         "LISTEN_PORT",
@@ -36,13 +59,19 @@ def test_only_addresses_and_paths_are_variables():
         "API_SERVER_HOST",
         "API_SERVER_PORT",
         "DESCRIPTOR_PATH",
+        "RATE_LIMIT_PER_KEY_RPS",
+        "RATE_LIMIT_PER_KEY_BURST",
+        "RATE_LIMIT_GLOBAL_RPS",
+        "RATE_LIMIT_GLOBAL_BURST",
+        "EDGE_LUA",
+        "METHOD_NOT_ALLOWED_ROUTES",
     }
 
 
 def test_default_config_is_valid(tmp_path):
     config = envoy.write_config(tmp_path / "envoy.yaml")
 
-    assert "$" not in config.read_text()
+    assert "${" not in config.read_text()
     assert api_server_address(config) == {"address": "127.0.0.1", "port_value": 50051}
     validate(config)
 
@@ -56,6 +85,10 @@ def test_compose_config_from_environment_is_valid(tmp_path, monkeypatch, capsys)
         "API_SERVER_HOST": "api_server",
         "API_SERVER_PORT": "50051",
         "ENVOY_DESCRIPTOR_PATH": str(envoy.DESCRIPTOR),
+        "ENVOY_RATE_LIMIT_PER_KEY_RPS": "7",
+        "ENVOY_RATE_LIMIT_PER_KEY_BURST": "11",
+        "ENVOY_RATE_LIMIT_GLOBAL_RPS": "300",
+        "ENVOY_RATE_LIMIT_GLOBAL_BURST": "600",
     }.items():
         monkeypatch.setenv(name, value)
     out = tmp_path / "rendered" / "envoy.yaml"
@@ -64,7 +97,28 @@ def test_compose_config_from_environment_is_valid(tmp_path, monkeypatch, capsys)
 
     assert capsys.readouterr().out.strip() == str(out)
     assert api_server_address(out) == {"address": "api_server", "port_value": 50051}
+    limits = http_filter(yaml.safe_load(out.read_text()), "envoy.filters.http.local_ratelimit")
+    assert limits["token_bucket"] == {"max_tokens": 600, "tokens_per_fill": 300, "fill_interval": "1s"}
+    [per_key] = limits["descriptors"]
+    assert per_key["token_bucket"] == {"max_tokens": 11, "tokens_per_fill": 7, "fill_interval": "1s"}
     validate(out)
+
+
+def test_mesh_env_reaches_the_settings_and_ports_win(monkeypatch):
+    monkeypatch.setenv("ENVOY_RATE_LIMIT_GLOBAL_RPS", "5")
+    env = {"ENVOY_RATE_LIMIT_PER_KEY_RPS": "3", "ENVOY_LISTEN_PORT": "1", "MOCK_AI_MIN_DELAY_S": "0.1"}
+
+    settings = envoy.EnvoySettings.from_env(env, envoy_listen_port=18080)
+
+    assert settings.envoy_rate_limit_per_key_rps == 3
+    assert settings.envoy_rate_limit_global_rps == 5
+    assert settings.envoy_listen_port == 18080
+
+
+@pytest.mark.parametrize("scope", ["PER_KEY", "GLOBAL"])
+def test_a_burst_smaller_than_the_rate_is_refused(scope):
+    with pytest.raises(ValidationError, match=f"ENVOY_RATE_LIMIT_{scope}_BURST must be at least"):
+        envoy.EnvoySettings.from_env({f"ENVOY_RATE_LIMIT_{scope}_RPS": "10", f"ENVOY_RATE_LIMIT_{scope}_BURST": "5"})
 
 
 @pytest.mark.parametrize(
@@ -72,6 +126,7 @@ def test_compose_config_from_environment_is_valid(tmp_path, monkeypatch, capsys)
     [
         ("port_value: ${LISTEN_PORT\n", ValueError),  # malformed placeholder
         ("address: ${API_SERVER_ADDRESS}\n", KeyError),  # unknown variable
+        ("routes: ${METHOD_NOT_ALLOWED_ROUTES}\n", KeyError),  # a list needs a line of its own
     ],
 )
 def test_broken_placeholder_fails_to_render(tmp_path, monkeypatch, template, error):
@@ -81,3 +136,129 @@ def test_broken_placeholder_fails_to_render(tmp_path, monkeypatch, template, err
 
     with pytest.raises(error):
         envoy.render()
+
+
+# --- 405 routes -------------------------------------------------------------
+
+
+def proto_bindings() -> set[tuple[str, str]]:
+    """(method, path) of every google.api.http binding, from the generated module."""
+    service = generation_pb2.DESCRIPTOR.services_by_name["GenerationService"]
+    found = set()
+    for method in service.methods:
+        rule = method.GetOptions().Extensions[annotations_pb2.http]
+        for binding in [rule, *rule.additional_bindings]:
+            verb = binding.WhichOneof("pattern")
+            found.add((verb.upper(), getattr(binding, verb)))
+    return found
+
+
+def test_http_bindings_are_read_from_the_descriptor():
+    bindings = envoy.http_bindings(envoy.DESCRIPTOR)
+
+    assert {(verb, path) for path, verbs in bindings.items() for verb in verbs} == proto_bindings()
+    assert bindings["/v1/generations"] == ["GET", "POST"]
+
+
+def test_every_path_has_one_405_route(config):
+    routes = connection_manager(config)["route_config"]["virtual_hosts"][0]["routes"]
+    refused = [r for r in routes if r.get("direct_response", {}).get("status") == 405]
+
+    paths = {path for _, path in proto_bindings()}
+    assert len(refused) == len(paths)
+    for route in refused:
+        [allow] = route["response_headers_to_add"]
+        [methods] = route["match"]["headers"]
+        assert methods["invert_match"] is True
+        assert methods["string_match"]["safe_regex"]["regex"] == f"^({allow['header']['value'].replace(', ', '|')})$"
+        assert route["typed_per_filter_config"]["envoy.filters.http.grpc_json_transcoder"]["disabled"] is True
+    # Before the catch-all 404, after the gRPC routes.
+    assert routes[-1]["match"] == {"prefix": "/"}
+    assert routes[2 : 2 + len(refused)] == refused
+
+
+@pytest.mark.parametrize(
+    ("template", "matches", "misses"),
+    [
+        ("/v1/generations", ["/v1/generations"], ["/v1/generations/", "/v1/generations/x", "/v1/generationsX"]),
+        (
+            "/v1/generations/{generation_id}",
+            ["/v1/generations/abc-1"],
+            ["/v1/generations/a:cancel", "/v1/generations/a/b"],
+        ),
+        ("/v1/generations/{generation_id=*}:cancel", ["/v1/generations/abc:cancel"], ["/v1/generations/abc:watch"]),
+        ("/v1/webhookSecret:rotate", ["/v1/webhookSecret:rotate"], ["/v1/webhookSecretXrotate"]),
+    ],
+)
+def test_path_regex(template, matches, misses):
+    regex = re.compile(envoy.path_regex(template))
+    assert all(regex.match(path) for path in matches)
+    assert not any(regex.match(path) for path in misses)
+
+
+@pytest.mark.parametrize("template", ["/v1/{name=things/*}", "/v1/{path=**}", "/v1/*", "v1/x"])
+def test_path_templates_it_cannot_express_are_refused(template):
+    with pytest.raises(ValueError, match="unsupported"):
+        envoy.path_regex(template)
+
+
+# --- errors Envoy makes -----------------------------------------------------
+
+
+def documented_reasons() -> dict[str, tuple[int, str]]:
+    """HTTP status ("other" for the rest) -> (code, reason), from the table in docs/errors.md."""
+    section = ERRORS_DOC.read_text().split("## Errors made by Envoy", 1)[1]
+    rows = re.findall(r"^\| (\d{3}|other) \| (\d+) `\w+` \| `(\w+)` \|", section, re.M)
+    return {status: (int(code), reason) for status, code, reason in rows}
+
+
+def test_every_local_reply_has_the_documented_code_and_reason(config):
+    replies = {}
+    for mapper in connection_manager(config)["local_reply_config"]["mappers"]:
+        [*_, status_filter] = mapper["filter"]["and_filter"]["filters"]
+        comparison = status_filter["status_code_filter"]["comparison"]
+        status = str(comparison["value"]["default_value"]) if comparison.get("op", "EQ") == "EQ" else "other"
+        body = mapper["body_format_override"]
+        assert body["content_type"] == "application/json"
+        [detail] = body["json_format"]["details"]
+        assert detail == {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": detail["reason"],
+            "domain": "generation.leo.example",
+        }
+        replies[status] = (body["json_format"]["code"], detail["reason"])
+
+    assert replies == documented_reasons()
+    assert set(replies) >= {"400", "404", "405", "408", "413", "429", "431", "503", "504", "other"}
+    # No gRPC code maps to 413 or 431 in grpc-gateway's table: INVALID_ARGUMENT.
+    assert replies["413"][0] == replies["431"][0] == 3
+
+
+# --- limits that must agree ---------------------------------------------------
+
+
+def test_everything_envoy_forwards_fits_the_grpc_metadata_limit(config):
+    lua = luajit21.LuaRuntime()
+    lua.execute(envoy.EDGE_LUA.read_text())
+    edge = lua.globals().edge
+    options = dict(grpc_server.SERVER_OPTIONS)
+    # gRPC counts 32 bytes more per header than Envoy; Envoy adds a few of its own.
+    forwarded = edge.MAX_HEADER_BYTES + 32 * (edge.MAX_HEADERS + 10) + 2048
+    assert options["grpc.max_metadata_size"] == options["grpc.absolute_max_metadata_size"] >= forwarded
+    # The edge filter sees (and answers 431 to) headers before Envoy's codec limits do.
+    manager = connection_manager(config)
+    assert manager["max_request_headers_kb"] * 1024 > edge.MAX_HEADER_BYTES
+    assert manager["common_http_protocol_options"]["max_headers_count"] > edge.MAX_HEADERS
+
+
+def test_a_stalled_api_server_keeps_its_connection_longer_than_its_health(config):
+    [cluster] = config["static_resources"]["clusters"]
+    [check] = cluster["health_checks"]
+    seconds = lambda duration: float(duration.removesuffix("s"))  # noqa: E731
+    keepalive = cluster["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+    ping_timeout = seconds(
+        keepalive["explicit_http_config"]["http2_protocol_options"]["connection_keepalive"]["timeout"]
+    )
+    # Calls on the connection to a stalled api_server fail only after it has
+    # failed a health check: until then they wait for it.
+    assert ping_timeout > seconds(check["timeout"])

@@ -7,6 +7,7 @@ import pytest
 from api_server.settings import Settings as ApiSettings
 from api_server.settings import WebhookSettings
 from callback_server.settings import Settings as CallbackSettings
+from leo_mesh.devstack.envoy import EnvoySettings
 from mock_ai_server.settings import Settings as MockAiSettings
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
@@ -17,7 +18,9 @@ def env_names(settings_class) -> list[str]:
     return [(prefix + name).upper() for name in settings_class.model_fields]
 
 
-@pytest.mark.parametrize("settings_class", [ApiSettings, WebhookSettings, CallbackSettings, MockAiSettings])
+@pytest.mark.parametrize(
+    "settings_class", [ApiSettings, WebhookSettings, CallbackSettings, MockAiSettings, EnvoySettings]
+)
 def test_every_setting_is_in_the_readme(settings_class):
     missing = [name for name in env_names(settings_class) if f"`{name}`" not in README]
     assert not missing, f"add to the README's settings table: {missing}"

@@ -1,0 +1,586 @@
+"""The public edge on the real mesh: Envoy with envoy/edge.lua in front of the
+api_server. Headers gRPC forbids, a stalled or dead api_server, per-key rate
+limits, header sizes, grpc-gateway's answers (405, no grpc-* headers for
+JSON, members named "") and the ErrorInfo of every error Envoy makes."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import string
+import time
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import grpc
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+import httpx
+import pytest
+from google.api import annotations_pb2
+from google.protobuf import json_format
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from leo.generation.v1 import generation_pb2, generation_pb2_grpc
+from tests.clients import code_of, json_client, wait_for
+
+# High enough that only the rate-limit tests meet a limit.
+UNLIMITED = {
+    "ENVOY_RATE_LIMIT_PER_KEY_RPS": "1000",
+    "ENVOY_RATE_LIMIT_PER_KEY_BURST": "2000",
+    "ENVOY_RATE_LIMIT_GLOBAL_RPS": "5000",
+    "ENVOY_RATE_LIMIT_GLOBAL_BURST": "10000",
+}
+FAST_AI = {"MOCK_AI_MIN_DELAY_S": "0.2", "MOCK_AI_MAX_DELAY_S": "0.4"}
+MISSING = "00000000-0000-4000-8000-000000000404"
+SERVICE = "/leo.generation.v1.GenerationService/"
+DOMAIN = "generation.leo.example"
+
+
+@pytest.fixture(scope="module")
+def mesh(make_mesh):
+    return make_mesh(env={**FAST_AI, **UNLIMITED})
+
+
+@pytest.fixture(scope="module")
+def key(mesh):
+    return mesh.create_api_key("edge")
+
+
+@pytest.fixture(scope="module")
+def http(mesh, key):
+    with json_client(mesh, key) as client:
+        yield client
+
+
+def reason_of(body: dict) -> str:
+    """The ErrorInfo reason of a google.rpc.Status JSON body (one ErrorInfo)."""
+    [info] = [d for d in body["details"] if d["@type"] == "type.googleapis.com/google.rpc.ErrorInfo"]
+    assert info["domain"] == DOMAIN
+    return info["reason"]
+
+
+def assert_edge_error(response: httpx.Response, status: int, code: int, reason: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert (body["code"], reason_of(body)) == (code, reason), body
+
+
+# --- HTTP/2 without a client library's checks ---------------------------------
+
+
+@dataclass
+class H2Reply:
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    trailers: dict[str, str] = field(default_factory=dict)
+    # Envoy refused the request at the protocol level (stream reset or
+    # connection closed) instead of answering it.
+    refused: bool = False
+
+    @property
+    def status(self) -> int | None:
+        return int(self.headers[":status"]) if ":status" in self.headers else None
+
+    @property
+    def grpc_status(self) -> int:
+        return int({**self.headers, **self.trailers}["grpc-status"])
+
+
+def h2_request(port: int, method: str, path: str, headers: list[tuple[str, str]], body: bytes = b"") -> H2Reply:
+    """One request over a new h2c connection, headers sent as given."""
+    config = h2.config.H2Configuration(
+        client_side=True, header_encoding="latin-1", validate_outbound_headers=False, normalize_outbound_headers=False
+    )
+    connection = h2.connection.H2Connection(config)
+    reply = H2Reply()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        connection.initiate_connection()
+        request = [(":method", method), (":scheme", "http"), (":path", path), (":authority", "edge.test"), *headers]
+        connection.send_headers(
+            1, [(n.encode("latin-1"), v.encode("latin-1")) for n, v in request], end_stream=not body
+        )
+        if body:
+            connection.send_data(1, body, end_stream=True)
+        sock.sendall(connection.data_to_send())
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                reply.refused = True
+                return reply
+            try:
+                events = connection.receive_data(data)
+            except h2.exceptions.ProtocolError:
+                reply.refused = True
+                return reply
+            for event in events:
+                if isinstance(event, h2.events.ResponseReceived):
+                    reply.headers = dict(event.headers)
+                elif isinstance(event, h2.events.DataReceived):
+                    reply.body += event.data
+                    connection.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                elif isinstance(event, h2.events.TrailersReceived):
+                    reply.trailers = dict(event.headers)
+                elif isinstance(event, h2.events.StreamEnded):
+                    return reply
+                elif isinstance(event, h2.events.StreamReset | h2.events.ConnectionTerminated):
+                    reply.refused = True
+                    return reply
+            sock.sendall(connection.data_to_send())
+
+
+def grpc_frame(message) -> bytes:
+    payload = message.SerializeToString()
+    return b"\x00" + len(payload).to_bytes(4, "big") + payload
+
+
+def h2_grpc_list(mesh, key: str | None, extra: list[tuple[str, str]]) -> H2Reply:
+    """ListGenerations as native gRPC through Envoy."""
+    headers = [("content-type", "application/grpc"), ("te", "trailers"), *extra]
+    if key:
+        headers.append(("authorization", f"Bearer {key}"))
+    return h2_request(
+        mesh.ports.envoy,
+        "POST",
+        SERVICE + "ListGenerations",
+        headers,
+        grpc_frame(generation_pb2.ListGenerationsRequest()),
+    )
+
+
+def h2_json(
+    mesh, key: str | None, extra: list[tuple[str, str]], method: str = "GET", path: str = "/v1/generations"
+) -> H2Reply:
+    headers = [*extra, *([("authorization", f"Bearer {key}")] if key else [])]
+    return h2_request(mesh.ports.envoy, method, path, headers)
+
+
+# --- 1. headers gRPC forbids ----------------------------------------------------
+
+# Names HTTP allows (tchar) and gRPC does not ([0-9a-z_.-]), and values gRPC
+# refuses: each made the api_server answer INTERNAL ("Illegal header key").
+ILLEGAL_HEADERS = [
+    *[(name, "1") for name in ["#e", "x*y", "a|b", "!x", "x'y", "x^y", "x`y", "x~y", "x$y", "x%y", "x&y", "x+y"]],
+    *[("x-b-bin", value) for value in ["!!!", "Y", "YQ==,YQ", "-_8", "YQ=a", "Y===", "YWJjZ", "00", "YR==", "YWJ"]],
+    ("grpc-trace-bin", "!!!"),
+    ("grpc-timeout", "abc"),
+    ("grpc-timeout", "1s"),
+    ("grpc-timeout", "999999999S"),
+    ("grpc-previous-rpc-attempts", "x"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), ILLEGAL_HEADERS)
+def test_headers_grpc_forbids_are_dropped_at_the_edge(mesh, key, http, name, value):
+    assert http.get("/v1/generations", headers={name: value}).status_code == 200
+    with json_client(mesh) as anonymous:
+        assert anonymous.get("/v1/generations", headers={name: value}).status_code == 401
+    assert h2_json(mesh, key, [(name, value)]).status == 200
+    assert h2_grpc_list(mesh, key, [(name, value)]).grpc_status == grpc.StatusCode.OK.value[0]
+
+
+def test_a_json_client_grpc_encoding_is_dropped(mesh, key, http):
+    assert http.get("/v1/generations", headers={"grpc-encoding": "bogus"}).status_code == 200
+    assert h2_json(mesh, key, [("grpc-encoding", "gzip")]).status == 200
+
+
+def test_a_compression_the_api_server_lacks_is_unimplemented_not_internal(mesh, key):
+    assert h2_grpc_list(mesh, key, [("grpc-encoding", "snappy")]).grpc_status == grpc.StatusCode.UNIMPLEMENTED.value[0]
+    assert h2_grpc_list(mesh, key, [("grpc-encoding", "gzip")]).grpc_status == grpc.StatusCode.OK.value[0]
+
+
+@pytest.mark.parametrize("value", ["", "YQ", "YQ=", "YQ==", "a+/A", "YWJjZA", "0w", "YWI="])
+def test_bin_values_that_are_base64_still_reach_the_api_server(mesh, key, value):
+    assert h2_grpc_list(mesh, key, [("x-b-bin", value)]).grpc_status == grpc.StatusCode.OK.value[0]
+
+
+TCHAR = string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~"
+# Headers that change what the request is, not what it carries.
+HOP_BY_HOP_AND_CREDENTIALS = {
+    "authorization",
+    "connection",
+    "content-length",
+    "expect",
+    "host",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "transfer-encoding",
+    "upgrade",
+}
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    name=st.text(alphabet=TCHAR, min_size=1, max_size=12).map(lambda n: n.lower()),
+    bin_suffix=st.booleans(),
+    value=st.text(alphabet=string.ascii_letters + string.digits + "+/=!-_ .:", max_size=12).map(str.strip),
+)
+def test_any_header_http_allows_is_never_a_5xx(mesh, key, http, name, bin_suffix, value):
+    name = f"{name}-bin" if bin_suffix else name
+    if name in HOP_BY_HOP_AND_CREDENTIALS:
+        return
+    response = http.get("/v1/generations", headers={name: value})
+    over_http2 = h2_json(mesh, key, [(name, value)])
+    native = h2_grpc_list(mesh, key, [(name, value)])
+    if "_" in name:  # Envoy refuses underscores in names (headers_with_underscores_action)
+        assert response.status_code == 400, response.text
+        assert over_http2.refused and native.refused  # HTTP/2: the stream is reset
+    else:
+        assert response.status_code == 200, (name, value, response.text)
+        assert over_http2.status == 200, (name, value, over_http2)
+        assert native.grpc_status == grpc.StatusCode.OK.value[0], (name, value, native)
+
+
+def test_names_http2_itself_forbids_are_refused_by_envoy_not_a_5xx(mesh, key):
+    for name in ["X-Upper", "x y"]:
+        for reply in (h2_json(mesh, key, [(name, "1")]), h2_grpc_list(mesh, key, [(name, "1")])):
+            assert reply.refused or (reply.status or 0) < 500, (name, reply)
+
+
+# --- 2. a stalled api_server is not ejected; a dead one is -----------------------
+
+
+def envoy_clusters(mesh) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{mesh.ports.envoy_admin}/clusters", timeout=5) as reply:
+        return reply.read().decode()
+
+
+def test_a_stalled_api_server_keeps_its_traffic(make_mesh):
+    mesh = make_mesh(env=UNLIMITED)
+    key = mesh.create_api_key("patient")
+    group = mesh.api_servers[0].proc.pid
+    with json_client(mesh, key, timeout_s=60) as http:
+        assert http.get("/v1/generations").status_code == 200
+        pool = ThreadPoolExecutor(20)
+        os.killpg(group, signal.SIGSTOP)
+        try:
+            # 7 s: the old health check (1 s timeout, 2 failures) ejected the
+            # host within 4 to 6 s, and then every call was 503.
+            calls = []
+            for _ in range(14):
+                calls.append(pool.submit(http.get, "/v1/generations"))
+                time.sleep(0.5)
+        finally:
+            os.killpg(group, signal.SIGCONT)
+        replies = [call.result() for call in calls]
+        pool.shutdown()
+    assert [r.status_code for r in replies] == [200] * len(replies), [r.text for r in replies if r.status_code != 200]
+    assert "failed_active_hc" not in envoy_clusters(mesh)
+
+
+def test_a_dead_api_server_is_a_503_json_then_ejected_then_back(make_mesh):
+    mesh = make_mesh(env=UNLIMITED)
+    key = mesh.create_api_key("survivor")
+    api_server = mesh.api_servers[0]
+    api_server.kill()
+    with json_client(mesh, key) as http, grpc.insecure_channel(f"127.0.0.1:{mesh.ports.envoy}") as channel:
+        # At once: the connection is refused, nothing waits for a timeout.
+        assert_edge_error(http.get("/v1/generations"), 503, 14, "UPSTREAM_UNAVAILABLE")
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        metadata = [("authorization", f"Bearer {key}")]
+        list_call = lambda: stub.ListGenerations(generation_pb2.ListGenerationsRequest(), metadata=metadata, timeout=10)  # noqa: E731
+        assert code_of(list_call) == grpc.StatusCode.UNAVAILABLE
+        # Then ejected by the health check.
+        wait_for(lambda: "failed_active_hc" in envoy_clusters(mesh), what="the dead api_server to be ejected")
+        ejected = http.get("/v1/generations")
+        assert_edge_error(ejected, 503, 14, "UPSTREAM_UNAVAILABLE")
+        assert ejected.json()["message"] == "no healthy upstream"
+
+        mesh.start_process(api_server)
+        wait_for(lambda: http.get("/v1/generations").status_code == 200, what="the restarted api_server to get traffic")
+        assert list(list_call().generations) == []
+
+
+# --- 3. rate limits per API key, and for the listener ---------------------------
+
+PER_KEY_LIMIT = {
+    "ENVOY_RATE_LIMIT_PER_KEY_RPS": "1",
+    "ENVOY_RATE_LIMIT_PER_KEY_BURST": "5",
+    "ENVOY_RATE_LIMIT_GLOBAL_RPS": "5000",
+    "ENVOY_RATE_LIMIT_GLOBAL_BURST": "10000",
+}
+
+
+@pytest.fixture(scope="module")
+def limited(make_mesh):
+    return make_mesh(env=PER_KEY_LIMIT)
+
+
+def until_limited(send, attempts: int = 60) -> list[httpx.Response]:
+    """Sends until the first 429 (at most `attempts` times)."""
+    responses = []
+    for _ in range(attempts):
+        responses.append(send())
+        if responses[-1].status_code == 429:
+            break
+    return responses
+
+
+def test_one_key_out_of_tokens_does_not_stop_another(limited):
+    alice, bob = limited.create_api_key("alice"), limited.create_api_key("bob")
+    with json_client(limited, alice) as alice_http, json_client(limited, bob) as bob_http:
+        responses = until_limited(lambda: alice_http.get("/v1/generations"))
+        assert [r.status_code for r in responses[:-1]] == [200] * (len(responses) - 1)
+        assert_edge_error(responses[-1], 429, 8, "RATE_LIMITED")
+        assert bob_http.get("/v1/generations").status_code == 200
+
+
+def test_grpc_through_envoy_is_resource_exhausted_not_unavailable(limited):
+    key = limited.create_api_key("grpc client")
+    with grpc.insecure_channel(f"127.0.0.1:{limited.ports.envoy}") as channel:
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        metadata = [("authorization", f"Bearer {key}")]
+        codes = []
+        for _ in range(60):
+            try:
+                stub.ListGenerations(generation_pb2.ListGenerationsRequest(), metadata=metadata, timeout=10)
+                codes.append(grpc.StatusCode.OK)
+            except grpc.RpcError as error:
+                codes.append(error.code())
+                break
+    assert codes[-1] == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert set(codes[:-1]) <= {grpc.StatusCode.OK}
+
+
+def test_requests_without_a_key_share_one_bucket(limited):
+    # Each of these is "no key" to the api_server; with a bucket each they
+    # would get 4 x 5 answers at once.
+    forms = [{}, {"authorization": "Basic dXNlcjpwYXNz"}, {"authorization": "Bearer"}, {"authorization": "leo_notakey"}]
+    started = time.monotonic()
+    with json_client(limited) as http:
+        statuses = [http.get("/v1/generations", headers=form).status_code for form in forms * 6]
+    elapsed = time.monotonic() - started
+    assert set(statuses) == {401, 429}
+    assert statuses.count(401) <= 5 + 1 * (elapsed + 1)
+
+
+def test_the_listener_ceiling_holds_across_keys(make_mesh):
+    mesh = make_mesh(
+        env={
+            "ENVOY_RATE_LIMIT_PER_KEY_RPS": "1000",
+            "ENVOY_RATE_LIMIT_PER_KEY_BURST": "1000",
+            "ENVOY_RATE_LIMIT_GLOBAL_RPS": "1",
+            "ENVOY_RATE_LIMIT_GLOBAL_BURST": "5",
+        }
+    )
+    keys = [mesh.create_api_key(f"crowd {i}") for i in range(4)]
+    clients = [json_client(mesh, key) for key in keys]
+    started = time.monotonic()
+    responses = [clients[i % 4].get("/v1/generations") for i in range(24)]
+    elapsed = time.monotonic() - started
+    for client in clients:
+        client.close()
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) == {200, 429}
+    assert statuses.count(200) <= 5 + 1 * (elapsed + 1)
+    assert_edge_error(next(r for r in responses if r.status_code == 429), 429, 8, "RATE_LIMITED")
+
+
+# --- 4. header sizes ---------------------------------------------------------------
+
+
+def padded(kib: int) -> list[tuple[str, str]]:
+    return [("x-big", "a" * (kib * 1024))]
+
+
+@pytest.mark.parametrize("kib", [8, 15, 20, 31])
+def test_headers_under_the_limit_reach_the_api_server(mesh, key, http, kib):
+    big = dict(padded(kib))
+    assert http.get("/v1/generations", headers=big).status_code == 200
+    with json_client(mesh, "leo_" + "A" * 43) as stranger:
+        assert stranger.get("/v1/generations", headers=big).status_code == 401
+    assert h2_json(mesh, key, padded(kib)).status == 200
+    assert h2_json(mesh, None, padded(kib)).status == 401
+    assert h2_grpc_list(mesh, key, padded(kib)).grpc_status == grpc.StatusCode.OK.value[0]
+    assert h2_grpc_list(mesh, None, padded(kib)).grpc_status == grpc.StatusCode.UNAUTHENTICATED.value[0]
+
+
+@pytest.mark.parametrize("kib", [33, 64])
+def test_headers_over_the_limit_are_431_json(mesh, key, http, kib):
+    assert_edge_error(http.get("/v1/generations", headers=dict(padded(kib))), 431, 3, "HEADERS_TOO_LARGE")
+    reply = h2_json(mesh, key, padded(kib))
+    assert reply.status == 431 and reply.headers["content-type"] == "application/json"
+    assert h2_grpc_list(mesh, key, padded(kib)).grpc_status == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+
+
+def test_too_many_headers_are_431_json(http):
+    assert http.get("/v1/generations", headers={f"x-h{i}": "v" * 200 for i in range(80)}).status_code == 200
+    too_many = {f"x-h{i}": "v" for i in range(101)}
+    assert_edge_error(http.get("/v1/generations", headers=too_many), 431, 3, "HEADERS_TOO_LARGE")
+
+
+def test_headers_over_envoys_own_limit_are_431_over_http1(http):
+    assert_edge_error(http.get("/v1/generations", headers=dict(padded(100))), 431, 3, "HEADERS_TOO_LARGE")
+
+
+# --- 5. what grpc-gateway answers ---------------------------------------------------
+
+METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]
+
+
+def http_paths() -> dict[str, set[str]]:
+    """Each google.api.http path of GenerationService and its methods."""
+    paths: dict[str, set[str]] = {}
+    for method in generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].methods:
+        rule = method.GetOptions().Extensions[annotations_pb2.http]
+        for binding in [rule, *rule.additional_bindings]:
+            verb = binding.WhichOneof("pattern")
+            paths.setdefault(getattr(binding, verb), set()).add(verb.upper())
+    return paths
+
+
+@pytest.mark.parametrize("template", sorted(http_paths()))
+def test_another_method_on_a_known_path_is_405_with_allow(http, template):
+    allowed = http_paths()[template]
+    path = re.sub(r"\{[^}]+\}", MISSING, template)
+    for method in METHODS:
+        response = http.request(method, path, json={} if method in ("POST", "PUT", "PATCH") else None)
+        if method in allowed:
+            assert response.status_code != 405 and response.status_code < 500, (method, path, response.text)
+            continue
+        assert response.status_code == 405, (method, path, response.text)
+        assert set(response.headers["allow"].split(", ")) == allowed
+        if method == "HEAD":
+            assert response.content == b""
+        else:
+            assert response.json() == {
+                "code": 12,
+                "message": "Method Not Allowed",
+                "details": [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": "METHOD_NOT_ALLOWED",
+                        "domain": DOMAIN,
+                    }
+                ],
+            }
+
+
+def test_405_over_http2_too(mesh, key):
+    reply = h2_json(mesh, key, [], method="DELETE", path=f"/v1/generations/{MISSING}")
+    assert (reply.status, reply.headers["allow"]) == (405, "GET")
+
+
+def test_unknown_paths_stay_404(http):
+    assert_edge_error(http.delete("/v2/generations"), 404, 5, "ROUTE_NOT_FOUND")
+    assert_edge_error(http.get("/v1/generations/a/b"), 404, 5, "ROUTE_NOT_FOUND")
+
+
+def no_grpc_headers(headers) -> bool:
+    return not [name for name in headers if name.lower().startswith("grpc-")]
+
+
+def test_json_responses_carry_no_grpc_headers(mesh, key, http):
+    created = http.post("/v1/generations", json={"prompt": "no grpc headers"})
+    generation_id = created.json()["generation"]["generationId"]
+    for response in (
+        created,
+        http.get("/v1/generations"),
+        http.get(f"/v1/generations/{MISSING}"),  # the api_server's error
+        http.delete("/v1/generations"),  # Envoy's
+    ):
+        assert no_grpc_headers(response.headers), (response.status_code, response.headers)
+    # Over HTTP/2 a stream ends with trailers: none for JSON clients either.
+    watch = h2_json(mesh, key, [], path=f"/v1/generations/{generation_id}:watch")
+    assert watch.status == 200 and b"data: " in watch.body
+    assert no_grpc_headers(watch.headers) and no_grpc_headers(watch.trailers)
+    unary = h2_json(mesh, key, [])
+    assert unary.status == 200 and no_grpc_headers(unary.headers) and no_grpc_headers(unary.trailers)
+
+
+def test_native_grpc_keeps_its_status_headers(mesh, key):
+    ok = h2_grpc_list(mesh, key, [])
+    assert ok.trailers["grpc-status"] == "0"
+    # Trailers-only: the status is a header.
+    missing = h2_request(
+        mesh.ports.envoy,
+        "POST",
+        SERVICE + "GetGeneration",
+        [("content-type", "application/grpc"), ("te", "trailers"), ("authorization", f"Bearer {key}")],
+        grpc_frame(generation_pb2.GetGenerationRequest(generation_id=MISSING)),
+    )
+    assert missing.headers["grpc-status"] == str(grpc.StatusCode.NOT_FOUND.value[0]) and not missing.trailers
+    with grpc.insecure_channel(f"127.0.0.1:{mesh.ports.envoy}") as channel:
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        metadata = [("authorization", f"Bearer {key}")]
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.GetGeneration(
+                generation_pb2.GetGenerationRequest(generation_id="12345"), metadata=metadata, timeout=10
+            )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert rpc_status.from_call(caught.value).details  # grpc-status-details-bin came through
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"prompt":"empty name","":1}',
+        '{"":{"":[1,{"":2}]},"prompt":"empty name"}',
+        '{"prompt":"empty name","extra":{"":1}}',
+        '{"prompt":"empty name","extra":[{"":true}]}',
+        ' { "" : "x" , "prompt" : "empty name" } ',
+    ],
+)
+@pytest.mark.parametrize("path", ["/v1/generations", "/api/generation"])
+def test_members_named_empty_are_dropped_like_unknown_fields(http, body, path):
+    response = http.post(path, content=body.encode(), headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    assert response.json()["generation"]["prompt"] == "empty name"
+
+
+def test_an_empty_name_in_a_body_with_a_path_field(http):
+    response = http.post(
+        f"/v1/generations/{MISSING}:cancel", content=b'{"":1}', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 404 and "not found" in response.json()["message"]
+
+
+# --- 6. every error Envoy makes names its reason ----------------------------------
+
+
+def test_errors_envoy_makes_carry_their_reason(http):
+    malformed = http.post("/v1/generations", content=b'{"prompt": ', headers={"content-type": "application/json"})
+    assert_edge_error(malformed, 400, 3, "MALFORMED_REQUEST")
+    wrong_type = http.post("/v1/generations", json={"prompt": "x", "width": "wide"})
+    assert_edge_error(wrong_type, 400, 3, "MALFORMED_REQUEST")
+    assert_edge_error(http.get("/v2/nothing"), 404, 5, "ROUTE_NOT_FOUND")
+    assert_edge_error(http.put("/v1/generations"), 405, 12, "METHOD_NOT_ALLOWED")
+    too_large = http.post("/v1/generations", json={"prompt": "x" * 70_000})
+    assert_edge_error(too_large, 413, 3, "REQUEST_TOO_LARGE")
+
+
+def test_errors_of_the_api_server_keep_their_own_details(mesh, key, http):
+    with grpc.insecure_channel(mesh.api_address) as channel:
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.GetGeneration(
+                generation_pb2.GetGenerationRequest(generation_id="12345"),
+                metadata=[("authorization", f"Bearer {key}")],
+                timeout=10,
+            )
+    status = rpc_status.from_call(caught.value)
+    assert any(detail.Is(error_details_pb2.BadRequest.DESCRIPTOR) for detail in status.details)
+    direct = [json_format.MessageToDict(detail, always_print_fields_with_no_presence=True) for detail in status.details]
+
+    response = http.get("/v1/generations/12345")
+    assert response.status_code == 400
+    assert response.json() == {"code": status.code, "message": status.message, "details": direct}
+
+
+def test_headers_the_api_server_reads_pass_untouched(http):
+    request_id = str(uuid.uuid4())
+    first = http.post("/v1/generations", json={"prompt": "once"}, headers={"idempotency-key": request_id, "x!bad": "1"})
+    again = http.post("/v1/generations", json={"prompt": "once"}, headers={"idempotency-key": request_id})
+    assert first.status_code == again.status_code == 200
+    assert first.json()["generation"]["generationId"] == again.json()["generation"]["generationId"]
