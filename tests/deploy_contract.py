@@ -127,8 +127,8 @@ BY_NAME = {service.name: service for service in SERVICES}
 
 ENVOY_JOB = "envoy"
 JOBS = frozenset({*BY_NAME, ENVOY_JOB})
-ENVOY_ADMIN_PORT: int = inspect.signature(envoy_config.render).parameters["admin_port"].default
-ENVOY_LISTEN_PORT: int = inspect.signature(envoy_config.render).parameters["listen_port"].default
+ENVOY_ADMIN_PORT: int = envoy_config.EnvoySettings.model_fields["envoy_admin_port"].default
+ENVOY_LISTEN_PORT: int = envoy_config.EnvoySettings.model_fields["envoy_listen_port"].default
 
 # --- Shutdown (for terminationGracePeriodSeconds) ---
 # After SIGTERM each server lets in-flight calls finish for this long.
@@ -203,7 +203,8 @@ def envoy_series() -> frozenset[str]:
     listen, admin, upstream = free_port(), free_port(), free_port()
     with tempfile.TemporaryDirectory() as tmp:
         config = envoy_config.write_config(
-            Path(tmp) / "envoy.yaml", listen_port=listen, admin_port=admin, api_server_port=upstream
+            Path(tmp) / "envoy.yaml",
+            envoy_config.EnvoySettings(envoy_listen_port=listen, envoy_admin_port=admin, api_server_port=upstream),
         )
         argv = [envoy_config.envoy_binary(), "-c", str(config), "--use-dynamic-base-id", "--log-level", "warning"]
         envoy = ManagedProcess("envoy", argv, env={}, log_path=Path(tmp) / "envoy.log").start()

@@ -19,9 +19,11 @@ from pathlib import Path
 from string import Template
 
 from google.api import annotations_pb2
-from google.protobuf import descriptor_pb2
+from google.protobuf import descriptor_pool
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from leo.generation.v1 import generation_pb2  # noqa: F401  (registers the service's descriptors)
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "envoy" / "envoy.yaml"
@@ -65,15 +67,13 @@ class EnvoySettings(BaseSettings):
         return cls(**{**given, **overrides})
 
 
-def http_bindings(descriptor_path: str | os.PathLike[str], service: str = PUBLIC_SERVICE) -> dict[str, list[str]]:
+def http_bindings(service: str = PUBLIC_SERVICE) -> dict[str, list[str]]:
     """The service's google.api.http paths and, for each, its HTTP methods
-    (additional bindings included), read from a descriptor set."""
-    files = descriptor_pb2.FileDescriptorSet.FromString(Path(descriptor_path).read_bytes()).file
-    package, _, name = service.rpartition(".")
-    [service_proto] = [s for f in files if f.package == package for s in f.service if s.name == name]
-    paths: dict[str, list[str]] = {}
-    for method in service_proto.method:
-        rule = method.options.Extensions[annotations_pb2.http]
+    (additional bindings included), from the generated code's descriptors
+    (the same protos as the descriptor set Envoy loads)."""
+    paths: dict[str, set[str]] = {}
+    for method in descriptor_pool.Default().FindServiceByName(service).methods:
+        rule = method.GetOptions().Extensions[annotations_pb2.http]
         for binding in [rule, *rule.additional_bindings]:
             verb = binding.WhichOneof("pattern")
             if verb is None:
@@ -102,12 +102,12 @@ def path_regex(template: str) -> str:
     return "^" + "[^/:]+".join(re.escape(literal) for literal in literals) + "$"
 
 
-def method_not_allowed_routes(descriptor_path: str | os.PathLike[str]) -> Iterator[dict]:
+def method_not_allowed_routes() -> Iterator[dict]:
     """One route per HTTP path: any other method gets 405 and an Allow header.
 
     Matched before the transcoder, which the route switches off (it would
     answer 404); the 405's JSON body comes from local_reply_config."""
-    for template, methods in http_bindings(descriptor_path).items():
+    for template, methods in http_bindings().items():
         yield {
             "match": {
                 "safe_regex": {"regex": path_regex(template)},
@@ -162,7 +162,7 @@ def render(settings: EnvoySettings | None = None) -> str:
         "EDGE_LUA": json.dumps(EDGE_LUA.read_text()),
     }
     if "METHOD_NOT_ALLOWED_ROUTES" in text:
-        routes = list(method_not_allowed_routes(settings.envoy_descriptor_path))
+        routes = list(method_not_allowed_routes())
         values["METHOD_NOT_ALLOWED_ROUTES"] = _block_list(text, "METHOD_NOT_ALLOWED_ROUTES", routes)
     return Template(text).substitute(values)
 

@@ -60,7 +60,7 @@ def test_committed_config_is_the_template_rendered_with_render_env(tmp_path):
 
 
 def test_render_env_sets_only_what_the_renderer_reads():
-    assert set(read_env_file(RENDER_ENV)) <= set(envoy_config.ENVIRONMENT.values())
+    assert set(read_env_file(RENDER_ENV)) <= {name.upper() for name in envoy_config.EnvoySettings.model_fields}
 
 
 def test_descriptor_path_is_where_the_image_has_it():
@@ -142,7 +142,8 @@ def test_prestop_takes_a_real_envoy_out_of_service_then_drains_it(deployment, tm
     container = envoy_container(deployment)
     listen, admin = free_port(), free_port()
     config = envoy_config.write_config(
-        tmp_path / "envoy.yaml", listen_port=listen, admin_port=admin, api_server_port=free_port()
+        tmp_path / "envoy.yaml",
+        envoy_config.EnvoySettings(envoy_listen_port=listen, envoy_admin_port=admin, api_server_port=free_port()),
     )
     argv = list(container["command"])
     argv[0], argv[2] = envoy_config.envoy_binary(), str(config)

@@ -154,7 +154,7 @@ def proto_bindings() -> set[tuple[str, str]]:
 
 
 def test_http_bindings_are_read_from_the_descriptor():
-    bindings = envoy.http_bindings(envoy.DESCRIPTOR)
+    bindings = envoy.http_bindings()
 
     assert {(verb, path) for path, verbs in bindings.items() for verb in verbs} == proto_bindings()
     assert bindings["/v1/generations"] == ["GET", "POST"]
