@@ -1,21 +1,19 @@
-"""python -m api_server: the public GenerationService and its dispatcher."""
+"""python -m api_server: the public GenerationService and its dispatcher,
+in API_SERVER_WORKERS processes on one port."""
 
 import asyncio
 
-from api_server.app import bootstrap
+from api_server.app import run, run_worker
 from api_server.settings import Settings
-from leo_mesh import logs
-from leo_mesh.grpc_server import serve
-
-
-async def run(settings: Settings) -> int:
-    return await serve(bootstrap(settings))
+from leo_mesh import logs, workers
 
 
 def main() -> int:
     settings = Settings()
     logs.configure("api_server", settings.log_level)
-    return asyncio.run(run(settings))
+    if settings.api_server_workers == 1:
+        return asyncio.run(run(settings))
+    return workers.supervise(settings.api_server_workers, run_worker)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from api_server.watch import ChangeFeed, FeedListeners, Watches
 from api_server.webhook_sender import WebhookSender
 from leo.ai.v1 import ai_pb2_grpc
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
+from leo_mesh import logs
 from leo_mesh.channels import internal_channel
 from leo_mesh.convert import webhook_body
 from leo_mesh.db.generations import GenerationStore
@@ -26,7 +27,7 @@ from leo_mesh.db.keys import KeyStore
 from leo_mesh.db.pool import Database
 from leo_mesh.db.urls import libpq_url
 from leo_mesh.db.webhooks import WebhookStore
-from leo_mesh.grpc_server import GrpcApp, Service
+from leo_mesh.grpc_server import GrpcApp, Service, serve
 
 SERVICE_NAME = generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name
 
@@ -137,3 +138,15 @@ def bootstrap(
     return ApiServer(
         settings, webhook_settings, db, store, authenticator, dispatcher, sender, feed, watches, server, ai_channel
     )
+
+
+async def run(settings: Settings) -> int:
+    """The process's main loop (leo_mesh.grpc_server.serve); the exit code."""
+    return await serve(bootstrap(settings))
+
+
+def run_worker(index: int) -> int:
+    """One of API_SERVER_WORKERS processes (leo_mesh.workers)."""
+    settings = Settings()
+    logs.configure("api_server", settings.log_level, worker=index)
+    return asyncio.run(run(settings))

@@ -14,6 +14,9 @@ RESOLVE_TIMEOUT_S = 2.0
 
 class Settings(DatabaseSettings):
     api_server_port: int = 50051
+    # Processes serving the port together (SO_REUSEPORT); each is a full
+    # api_server (its own pool, dispatcher, change feed), like a replica.
+    api_server_workers: int = Field(1, ge=1, le=64)
     ai_server_address: str = "127.0.0.1:50052"
 
     # How many PENDING generations one owner may have at once.

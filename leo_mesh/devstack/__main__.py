@@ -7,6 +7,7 @@ and prints what is where. Logs go to .run/logs/.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -31,6 +32,11 @@ class DevStackSettings(DatabaseSettings):
     embedded_postgres_port: int = 54329
     # The dev owner's API key (kept across runs when set).
     leo_dev_api_key: str | None = None
+    # Unset: one api_server worker process per core, at most 4.
+    api_server_workers: int | None = None
+
+    def workers(self) -> int:
+        return self.api_server_workers or max(1, min(os.cpu_count() or 1, 4))
 
 
 def _ensure_database(postgres: EmbeddedPostgres) -> str:
@@ -52,7 +58,7 @@ def main() -> int:
         postgres = EmbeddedPostgres(RUN_DIR / "postgres", settings.embedded_postgres_port)
         postgres.start()
         database_url = _ensure_database(postgres)
-    mesh = Mesh(database_url, RUN_DIR / "logs")
+    mesh = Mesh(database_url, RUN_DIR / "logs", env={"API_SERVER_WORKERS": str(settings.workers())})
     try:
         migrate.upgrade(database_url)
         api_key = mesh.create_api_key(DEV_OWNER, settings.leo_dev_api_key or None)
@@ -63,7 +69,7 @@ def main() -> int:
 Leo generation mesh is running (logs in {RUN_DIR / "logs"}):
   JSON/HTTP and gRPC via Envoy  http://127.0.0.1:{ports.envoy}
   Envoy admin                   http://127.0.0.1:{ports.envoy_admin}
-  api_server (gRPC)             127.0.0.1:{ports.api[0]}
+  api_server (gRPC)             127.0.0.1:{ports.api[0]} ({settings.workers()} worker processes)
   mock_ai_server (gRPC)         127.0.0.1:{ports.ai}
   callback_server (gRPC)        127.0.0.1:{ports.callback}
   PostgreSQL                    {database_url}
