@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 # The packages mypy checks.
-TYPED := api_server leo_mesh mock_ai_server callback_server
+TYPED := api_server leo_mesh leo_client mock_ai_server callback_server
 
 .PHONY: setup gen lint breaking run test test-fast clean
 

@@ -112,13 +112,15 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
     @staticmethod
-    def _log(method: str, context: grpc.aio.ServicerContext, started: float, messages: int | None = None) -> None:
+    def _log(
+        method: str, context: grpc.aio.ServicerContext, started: float, peer: str, messages: int | None = None
+    ) -> None:
         code = context.code() or (grpc.StatusCode.CANCELLED if context.cancelled() else grpc.StatusCode.OK)
         fields: dict[str, Any] = {
             "method": method,
             "code": code.name,
             "ms": round((time.perf_counter() - started) * 1000, 2),
-            "peer": context.peer(),
+            "peer": peer,
         }
         if messages is not None:
             fields["messages"] = messages
@@ -129,6 +131,9 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
     def _unary(self, method: str, behavior):
         async def wrapper(request, context):
             started = time.perf_counter()
+            # Read while the call is alive: after a cancelled call is gone,
+            # context.peer() dereferences a freed core call (a segfault).
+            peer = context.peer()
             try:
                 _check_parsed(request)
                 return await behavior(request, context)
@@ -137,13 +142,14 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
             except Exception as exc:
                 await _abort(exc, context, method)
             finally:
-                self._log(method, context, started)
+                self._log(method, context, started, peer)
 
         return wrapper
 
     def _stream(self, method: str, behavior):
         async def wrapper(request, context):
             started = time.perf_counter()
+            peer = context.peer()  # while the call is alive (see _unary)
             sent = 0
             try:
                 _check_parsed(request)
@@ -155,7 +161,7 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
             except Exception as exc:
                 await _abort(exc, context, method)
             finally:
-                self._log(method, context, started, sent)
+                self._log(method, context, started, peer, sent)
 
         return wrapper
 

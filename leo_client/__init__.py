@@ -1,0 +1,71 @@
+"""Python client of the Leo generation mesh.
+
+    from leo_client import Client
+
+    with Client() as leo:                      # LEO_API_TARGET, LEO_API_KEY
+        generation = leo.generate("a lighthouse at dusk")
+        print([image.url for image in generation.images])
+
+`AsyncClient` is the same, awaited. Every error is a `LeoError`.
+"""
+
+from leo_client.aio import AsyncClient
+from leo_client.client import Client
+from leo_client.errors import (
+    AlreadyExists,
+    ApiError,
+    AuthError,
+    CallCancelled,
+    ConfigurationError,
+    DeadlineExceeded,
+    FailedPrecondition,
+    FieldViolation,
+    GenerationCancelled,
+    GenerationError,
+    GenerationFailed,
+    InvalidArgument,
+    LeoError,
+    MissingApiKey,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    ServerError,
+    Unauthenticated,
+    Unavailable,
+    Unimplemented,
+    WaitTimeout,
+)
+from leo_client.settings import ClientSettings
+from leo_client.types import Generation, Image, Model, Status
+
+__all__ = [
+    "AlreadyExists",
+    "ApiError",
+    "AsyncClient",
+    "AuthError",
+    "CallCancelled",
+    "Client",
+    "ClientSettings",
+    "ConfigurationError",
+    "DeadlineExceeded",
+    "FailedPrecondition",
+    "FieldViolation",
+    "Generation",
+    "GenerationCancelled",
+    "GenerationError",
+    "GenerationFailed",
+    "Image",
+    "InvalidArgument",
+    "LeoError",
+    "MissingApiKey",
+    "Model",
+    "NotFound",
+    "PermissionDenied",
+    "RateLimited",
+    "ServerError",
+    "Status",
+    "Unauthenticated",
+    "Unavailable",
+    "Unimplemented",
+    "WaitTimeout",
+]

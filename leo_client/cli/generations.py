@@ -1,0 +1,281 @@
+"""`leo generate|get|list|watch|cancel` and `leo webhook-secret rotate`."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+import click
+
+from leo_client.cli.exits import ExitCode, one_line
+from leo_client.cli.output import Output
+from leo_client.cli.progress import ProgressDisplay
+from leo_client.cli.state import State, json_option
+from leo_client.errors import FailedPrecondition, GenerationError, WaitTimeout
+from leo_client.types import Generation, Model, Status
+
+MAX_PAGE_SIZE = 100
+
+
+class Size(click.ParamType):
+    """WIDTHxHEIGHT in pixels, e.g. 1024x768; the server checks the bounds."""
+
+    name = "WIDTHxHEIGHT"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(value))
+        if not match or not int(match[1]) or not int(match[2]):
+            self.fail(f"{value!r} is not WIDTHxHEIGHT with both above 0, e.g. 1024x768", param, ctx)
+        return int(match[1]), int(match[2])
+
+
+def _follow(run: Callable[[], Generation], show: Callable[[Generation], None]) -> None:
+    """Run a wait and show its end; a FAILED, CANCELLED or unfinished end is shown, then raised."""
+    try:
+        final = run()
+    except (GenerationError, WaitTimeout) as exc:
+        if exc.generation is not None:
+            show(exc.generation)
+        raise
+    show(final)
+
+
+def _interrupted(state: State, out: Output, last: Generation, cancel: bool) -> NoReturn:
+    """Ctrl-C while waiting: cancel when asked to (or when the person says so), then exit 130."""
+    if not cancel and sys.stdin.isatty():
+        try:
+            cancel = click.confirm(f"\nCancel generation {last.id}?", default=False, err=True)
+        except click.Abort:
+            cancel = False
+    if cancel:
+        try:
+            cancelled = state.client().cancel(last.id)
+        except FailedPrecondition as exc:
+            out.note(f"not cancelled: {one_line(exc)}")
+        else:
+            if out.json:
+                out.document({"generation": cancelled.to_dict()})
+            out.note(f"cancelled {last.id}")
+    else:
+        out.note(f"{last.id} goes on; follow it with: leo watch {last.id}")
+    raise click.exceptions.Exit(ExitCode.INTERRUPTED)
+
+
+@click.command()
+@click.argument("prompt")
+@click.option(
+    "--model", type=click.Choice([m.value for m in Model if m is not Model.UNSPECIFIED]), help="Default sdxl."
+)
+@click.option(
+    "--size", type=Size(), metavar="WIDTHxHEIGHT", help="Pixels, 64 to 2048 in multiples of 8 (default 1024x1024)."
+)
+@click.option("--webhook", "webhook_url", metavar="URL", help="Receives the final state, signed (needs a secret).")
+@click.option("--wait/--no-wait", default=False, help="Follow the generation to its end.  [default: no-wait]")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    default=600,
+    show_default=True,
+    help="With --wait: give up after this many seconds (exit 8; the generation goes on).",
+)
+@click.option("--cancel-on-interrupt", is_flag=True, help="With --wait: Ctrl-C cancels the generation without asking.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the generation's id.")
+@json_option
+@click.pass_obj
+def generate(
+    state: State,
+    prompt: str,
+    model: str | None,
+    size: tuple[int, int] | None,
+    webhook_url: str | None,
+    wait: bool,
+    timeout: float,
+    cancel_on_interrupt: bool,
+    quiet: bool,
+) -> None:
+    """Create a generation from PROMPT; with --wait, follow it to its end.
+
+    While waiting, a terminal shows the status and the time so far (and the
+    queue position and percent when the server reports them); Ctrl-C offers
+    to cancel.
+
+    \b
+    Examples:
+      leo generate "a lighthouse at dusk" --model sdxl --size 1024x768 --wait
+      leo generate "a red fox in snow" --webhook https://example.com/hooks/leo
+      ID=$(leo generate "a kite over the dunes" -q)
+      leo generate "a blue whale" --wait --json > whale.json
+    """
+    out = state.output()
+    width, height = size or (None, None)
+    show = _shower(out, quiet)
+    client = state.client()
+    if not wait:
+        show(client.create(prompt, model=model, width=width, height=height, webhook_url=webhook_url))
+        return
+    last: Generation | None = None
+    with ProgressDisplay(out, live=out.err.is_terminal, lines=None if out.json or quiet else out.note) as display:
+
+        def update(generation: Generation) -> None:
+            nonlocal last
+            last = generation
+            display.update(generation)
+
+        def finish(generation: Generation) -> None:
+            display.stop()
+            show(generation)
+
+        try:
+            _follow(
+                lambda: client.generate(
+                    prompt,
+                    model=model,
+                    width=width,
+                    height=height,
+                    webhook_url=webhook_url,
+                    timeout=timeout,
+                    on_update=update,
+                ),
+                finish,
+            )
+        except KeyboardInterrupt:
+            display.stop()
+            if last is None:
+                raise
+            _interrupted(state, out, last, cancel_on_interrupt)
+
+
+def _shower(out: Output, quiet: bool) -> Callable[[Generation], None]:
+    """How a command shows a generation: its id only (--quiet), JSON, or in full."""
+    if quiet and not out.json:
+        return lambda generation: out.line(generation.id)
+    return out.generation
+
+
+@click.command()
+@click.argument("generation_id", metavar="ID")
+@json_option
+@click.pass_obj
+def get(state: State, generation_id: str) -> None:
+    """Show a generation: status, prompt, images once COMPLETE.
+
+    \b
+    Examples:
+      leo get 3fa85f64-5717-4562-b3fc-2c963f66afa6
+      leo get 3fa85f64-5717-4562-b3fc-2c963f66afa6 --json
+    """
+    state.output().generation(state.client().get(generation_id))
+
+
+@click.command(name="list")
+@click.option("--status", type=click.Choice([s.value for s in Status if s is not Status.UNSPECIFIED]))
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    metavar="N",
+    default=20,
+    show_default=True,
+    help="Show at most this many (0: all; pages are fetched as needed).",
+)
+@json_option
+@click.pass_obj
+def list_generations(state: State, status: str | None, limit: int) -> None:
+    """List your generations, newest first.
+
+    \b
+    Examples:
+      leo list
+      leo list --status failed --limit 50
+      leo list --limit 0 --json
+    """
+    page_size = min(limit, MAX_PAGE_SIZE) if limit else MAX_PAGE_SIZE
+    generations = state.client().list(status=status, page_size=page_size)
+    state.output().generations(itertools.islice(generations, limit or None))
+
+
+@click.command()
+@click.argument("generation_id", metavar="ID")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Give up after this many seconds (exit 8).",
+)
+@json_option
+@click.pass_obj
+def watch(state: State, generation_id: str, timeout: float | None) -> None:
+    """Follow a generation until it ends, showing each new state.
+
+    With --json, one JSON document per state, a line each (JSON Lines),
+    shaped as WatchGeneration's messages. Exits 1 if it ends FAILED or
+    CANCELLED.
+
+    \b
+    Examples:
+      leo watch 3fa85f64-5717-4562-b3fc-2c963f66afa6
+      leo watch 3fa85f64-5717-4562-b3fc-2c963f66afa6 --json | tail -n 1
+    """
+    out = state.output()
+    client = state.client()
+    if out.json:
+
+        def document(generation: Generation) -> None:
+            out.document({"generation": generation.to_dict()}, compact=True)
+
+        _follow(lambda: client.wait(generation_id, timeout=timeout, on_update=document), lambda _: None)
+        return
+    live = out.out.is_terminal
+    with ProgressDisplay(out, live=live, lines=None if live else out.line) as display:
+
+        def finish(generation: Generation) -> None:
+            display.stop()
+            out.generation(generation)
+
+        _follow(lambda: client.wait(generation_id, timeout=timeout, on_update=display.update), finish)
+
+
+@click.command()
+@click.argument("generation_id", metavar="ID")
+@json_option
+@click.pass_obj
+def cancel(state: State, generation_id: str) -> None:
+    """Cancel a PENDING generation (a finished one exits 7).
+
+    \b
+    Example:
+      leo cancel 3fa85f64-5717-4562-b3fc-2c963f66afa6
+    """
+    state.output().generation(state.client().cancel(generation_id))
+
+
+@click.group(name="webhook-secret")
+def webhook_secret() -> None:
+    """The secret that signs your webhooks."""
+
+
+@webhook_secret.command()
+@json_option
+@click.pass_obj
+def rotate(state: State) -> None:
+    """Make a new webhook signing secret and print it (shown only now).
+
+    The previous secret stops signing at once. Webhooks are signed as
+    Standard Webhooks say (webhook-id, webhook-timestamp, webhook-signature).
+
+    \b
+    Example:
+      leo webhook-secret rotate
+    """
+    secret = state.client().rotate_webhook_secret()
+    out = state.output()
+    if out.json:
+        out.document({"secret": secret})
+    else:
+        out.line(secret)
+        out.note("webhook secret: shown only now; the previous one no longer signs.")

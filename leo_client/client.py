@@ -1,0 +1,218 @@
+"""The blocking client of the generation API."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
+
+import grpc
+from google.protobuf import message
+
+from leo.generation.v1 import generation_pb2, generation_pb2_grpc
+from leo_client.channel import credentials, sync_channel
+from leo_client.errors import ApiError, from_rpc_error
+from leo_client.following import DEFAULT_WAIT_TIMEOUT_S, Follower, final_result
+from leo_client.messages import create_request, list_request
+from leo_client.settings import ClientSettings
+from leo_client.types import Generation, Model, Status
+
+_Response = TypeVar("_Response", bound=message.Message)
+
+OnUpdate = Callable[[Generation], object]
+"""Called with each new state of a generation that is being waited for."""
+
+
+class Client:
+    """A blocking client of GenerationService over gRPC.
+
+    Arguments left out come from the environment: `LEO_API_TARGET` (default
+    `127.0.0.1:8080`, Envoy), `LEO_API_KEY`, `LEO_API_TLS`, `LEO_API_CA_FILE`,
+    `LEO_API_TIMEOUT_S`. Use it as a context manager, or call `close()`.
+
+        with Client() as leo:
+            generation = leo.generate("a lighthouse at dusk")
+
+    Errors are `leo_client.ApiError` subclasses; calls are retried on
+    UNAVAILABLE by the channel, creates included (each carries a request_id).
+    """
+
+    def __init__(
+        self,
+        target: str | None = None,
+        api_key: str | None = None,
+        *,
+        tls: bool | None = None,
+        ca_file: str | Path | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        self.settings = ClientSettings.resolve(target=target, key=api_key, tls=tls, ca_file=ca_file, timeout_s=timeout)
+        self._metadata = (("authorization", f"Bearer {self.settings.api_key()}"),)
+        self._channel = sync_channel(self.settings.target, credentials(self.settings))
+        self._stub = generation_pb2_grpc.GenerationServiceStub(self._channel)
+
+    def _call(
+        self, method: Callable[..., _Response], request: message.Message, timeout: float | None = None
+    ) -> _Response:
+        try:
+            return method(request, timeout=timeout or self.settings.timeout_s, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+
+    def create(
+        self,
+        prompt: str,
+        *,
+        model: Model | str | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        webhook_url: str | None = None,
+        request_id: str | None = None,
+    ) -> Generation:
+        """Create a generation and return it, PENDING, at once.
+
+        `model` defaults to SDXL, `width` and `height` to 1024 (64 to 2048, multiples
+        of 8). `webhook_url` receives the final state, signed (make a secret first
+        with `rotate_webhook_secret`). `request_id` (a UUID) makes the create
+        idempotent; without one, a new one is made for this call.
+        """
+        request = create_request(
+            prompt, model=model, width=width, height=height, webhook_url=webhook_url, request_id=request_id
+        )
+        return Generation.from_proto(self._call(self._stub.CreateGeneration, request).generation)
+
+    def get(self, generation_id: str, *, timeout: float | None = None) -> Generation:
+        """The generation's current state."""
+        request = generation_pb2.GetGenerationRequest(generation_id=generation_id)
+        return Generation.from_proto(self._call(self._stub.GetGeneration, request, timeout).generation)
+
+    def list(self, *, status: Status | str | None = None, page_size: int | None = None) -> Iterator[Generation]:
+        """Every generation of this key's owner, newest first, optionally of one status.
+
+        Pages (`page_size`, default 20, at most 100) are fetched as the iterator
+        is consumed: `itertools.islice(client.list(), 5)` reads one page.
+        """
+        token = ""
+        while True:
+            request = list_request(status=status, page_size=page_size, page_token=token)
+            page = self._call(self._stub.ListGenerations, request)
+            for generation in page.generations:
+                yield Generation.from_proto(generation)
+            token = page.next_page_token
+            if not token:
+                return
+
+    def cancel(self, generation_id: str) -> Generation:
+        """Cancel a PENDING generation; a finished one raises FailedPrecondition."""
+        request = generation_pb2.CancelGenerationRequest(generation_id=generation_id)
+        return Generation.from_proto(self._call(self._stub.CancelGeneration, request).generation)
+
+    def watch(self, generation_id: str, *, timeout: float | None = None) -> Iterator[Generation]:
+        """The generation's current state, then each change; ends after the final state.
+
+        This is the bare stream: if the connection breaks it raises. `wait()`
+        follows a generation to its end whatever happens to the stream.
+        """
+        request = generation_pb2.WatchGenerationRequest(generation_id=generation_id)
+        call = self._stub.WatchGeneration(request, timeout=timeout, metadata=self._metadata)
+        try:
+            for response in call:
+                yield Generation.from_proto(response.generation)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+        finally:
+            call.cancel()
+
+    def rotate_webhook_secret(self) -> str:
+        """A new secret for signing this owner's webhooks (the old one stops at once); shown only here."""
+        request = generation_pb2.RotateWebhookSecretRequest()
+        return self._call(self._stub.RotateWebhookSecret, request).secret
+
+    def wait(
+        self,
+        generation_id: str,
+        *,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT_S,
+        on_update: OnUpdate | None = None,
+    ) -> Generation:
+        """Follow a generation to its end and return it COMPLETE.
+
+        Watches it and, if the stream breaks, polls with backoff. `on_update` is
+        called with each new state. A FAILED end raises GenerationFailed, a
+        CANCELLED one GenerationCancelled; after `timeout` seconds (None: no
+        limit) WaitTimeout.
+        """
+        return self._follow(generation_id, Follower(timeout), on_update)
+
+    def generate(
+        self,
+        prompt: str,
+        *,
+        model: Model | str | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        webhook_url: str | None = None,
+        request_id: str | None = None,
+        wait: bool = True,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT_S,
+        on_update: OnUpdate | None = None,
+    ) -> Generation:
+        """Create a generation and, unless `wait` is False, follow it to its end.
+
+        The arguments are those of `create()` and `wait()`; `timeout` counts
+        from the create's answer. Returns the COMPLETE generation (or, with
+        wait=False, the PENDING one).
+        """
+        created = self.create(
+            prompt, model=model, width=width, height=height, webhook_url=webhook_url, request_id=request_id
+        )
+        if not wait:
+            return created
+        follower = Follower(timeout)
+        self._seen(follower, created, on_update)
+        return self._follow(created.id, follower, on_update)
+
+    @staticmethod
+    def _seen(follower: Follower, generation: Generation, on_update: OnUpdate | None) -> bool:
+        """Record a state, report it if new; True when it is final."""
+        if follower.seen(generation) and on_update is not None:
+            on_update(generation)
+        return generation.done
+
+    def _follow(self, generation_id: str, follower: Follower, on_update: OnUpdate | None) -> Generation:
+        if follower.last is not None and follower.last.done:
+            return final_result(follower.last)
+        final = None
+        try:
+            # Read to the stream's end: the server ends it after the final state.
+            for generation in self.watch(generation_id, timeout=follower.remaining()):
+                if self._seen(follower, generation, on_update):
+                    final = generation
+        except ApiError as exc:
+            if final is None:
+                follower.call_failed(exc)
+        if final is not None:
+            return final_result(final)
+        while True:
+            time.sleep(follower.next_poll_delay())
+            try:
+                generation = self.get(generation_id, timeout=follower.call_timeout(self.settings.timeout_s))
+            except ApiError as exc:
+                follower.call_failed(exc)
+                continue
+            if self._seen(follower, generation, on_update):
+                return final_result(generation)
+
+    def close(self) -> None:
+        """Close the channel; open watches end."""
+        self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

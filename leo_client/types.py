@@ -1,0 +1,171 @@
+"""What the client returns: generations and their images, as typed values.
+
+Each `Generation` keeps the message it was made from (`proto`), so fields
+added to the API after this client was written are still reachable, and
+`to_dict()` gives the same JSON as the HTTP API.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf import json_format, message, timestamp_pb2
+
+from leo.generation.v1 import generation_pb2
+
+
+class Status(enum.StrEnum):
+    """Where a generation is in its life; PENDING is the only state that changes."""
+
+    UNSPECIFIED = "unspecified"
+    PENDING = "pending"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        """True for COMPLETE, FAILED and CANCELLED."""
+        return self in _FINAL
+
+    @classmethod
+    def from_proto(cls, value: int) -> Status:
+        """The status of a wire value; one this client does not know is UNSPECIFIED."""
+        return _STATUS_FROM_PROTO.get(value, cls.UNSPECIFIED)
+
+    def to_proto(self) -> generation_pb2.Status:
+        """The wire value of this status."""
+        return _STATUS_TO_PROTO[self]
+
+
+class Model(enum.StrEnum):
+    """Models the AI backend can run; `Model("sdxl")` parses a name."""
+
+    UNSPECIFIED = "unspecified"
+    SD = "sd"
+    SDXL = "sdxl"
+
+    @classmethod
+    def from_proto(cls, value: int) -> Model:
+        """The model of a wire value; one this client does not know is UNSPECIFIED."""
+        return _MODEL_FROM_PROTO.get(value, cls.UNSPECIFIED)
+
+    def to_proto(self) -> generation_pb2.Model:
+        """The wire value of this model."""
+        return _MODEL_TO_PROTO[self]
+
+
+_FINAL = frozenset({Status.COMPLETE, Status.FAILED, Status.CANCELLED})
+_STATUS_TO_PROTO = {
+    Status.UNSPECIFIED: generation_pb2.STATUS_UNSPECIFIED,
+    Status.PENDING: generation_pb2.STATUS_PENDING,
+    Status.COMPLETE: generation_pb2.STATUS_COMPLETE,
+    Status.FAILED: generation_pb2.STATUS_FAILED,
+    Status.CANCELLED: generation_pb2.STATUS_CANCELLED,
+}
+_STATUS_FROM_PROTO = {int(wire): status for status, wire in _STATUS_TO_PROTO.items()}
+_MODEL_TO_PROTO = {
+    Model.UNSPECIFIED: generation_pb2.MODEL_UNSPECIFIED,
+    Model.SD: generation_pb2.MODEL_SD,
+    Model.SDXL: generation_pb2.MODEL_SDXL,
+}
+_MODEL_FROM_PROTO = {int(wire): model for model, wire in _MODEL_TO_PROTO.items()}
+
+# Progress fields the Generation message is due to gain. They are read by
+# name when the message has them, so the client shows them as soon as the
+# server sends them; rename here if the contract names them otherwise.
+QUEUE_POSITION_FIELD = "queue_position"
+PERCENT_FIELD = "progress_percent"
+
+
+@dataclass(frozen=True)
+class Image:
+    """One produced image. (Downloading it is not part of this client yet.)"""
+
+    url: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Generation:
+    """An image or video generation and, once COMPLETE, its images."""
+
+    id: str
+    status: Status
+    prompt: str
+    model: Model
+    width: int
+    height: int
+    images: tuple[Image, ...]
+    attempts: int
+    """How many times the generation was sent to the AI backend."""
+    failure_reason: str | None
+    """Why it FAILED; None otherwise."""
+    create_time: datetime | None
+    update_time: datetime | None
+    complete_time: datetime | None
+    """When it reached its final state."""
+    webhook_url: str | None
+    queue_position: int | None = None
+    """Place in the backend's queue, when the server reports it."""
+    percent: float | None = None
+    """Progress from 0 to 100, when the server reports it."""
+    proto: generation_pb2.Generation = field(default_factory=generation_pb2.Generation, repr=False, compare=False)
+    """The message as received, with any field this client does not know yet."""
+
+    @property
+    def done(self) -> bool:
+        """True once the generation is COMPLETE, FAILED or CANCELLED."""
+        return self.status.is_final
+
+    @classmethod
+    def from_proto(cls, generation: generation_pb2.Generation) -> Generation:
+        """The typed form of a Generation message."""
+        return cls(
+            id=generation.generation_id,
+            status=Status.from_proto(generation.status),
+            prompt=generation.prompt,
+            model=Model.from_proto(generation.model),
+            width=generation.width,
+            height=generation.height,
+            images=tuple(Image(url=i.url, width=i.width, height=i.height) for i in generation.images),
+            attempts=generation.attempts,
+            failure_reason=generation.failure_reason or None,
+            create_time=_time(generation, "create_time"),
+            update_time=_time(generation, "update_time"),
+            complete_time=_time(generation, "complete_time"),
+            webhook_url=generation.webhook_url or None,
+            queue_position=_optional_number(generation, QUEUE_POSITION_FIELD),
+            percent=_optional_number(generation, PERCENT_FIELD),
+            proto=generation,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The generation as the HTTP API writes it (lowerCamelCase names, enum names)."""
+        return message_to_dict(self.proto)
+
+
+def message_to_dict(msg: message.Message) -> dict[str, Any]:
+    """A message as JSON the way the HTTP API (Envoy's transcoder) writes it."""
+    return json_format.MessageToDict(msg, always_print_fields_with_no_presence=True)
+
+
+def _time(msg: message.Message, name: str) -> datetime | None:
+    if not msg.HasField(name):
+        return None
+    stamp: timestamp_pb2.Timestamp = getattr(msg, name)
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def _optional_number(msg: message.Message, name: str) -> Any:
+    """A field the message may not have yet; None when absent or unset."""
+    descriptor = msg.DESCRIPTOR.fields_by_name.get(name)
+    if descriptor is None:
+        return None
+    if descriptor.has_presence:
+        return getattr(msg, name) if msg.HasField(name) else None
+    return getattr(msg, name) or None

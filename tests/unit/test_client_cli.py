@@ -1,0 +1,143 @@
+"""The parts of `leo` that need no server: arguments, help, completion, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from leo.generation.v1 import generation_pb2
+from leo_client import Generation, GenerationFailed, WaitTimeout
+from leo_client.cli import cli, main
+from leo_client.cli.exits import CliFailure, ExitCode, exit_code, one_line
+from leo_client.errors import ConfigurationError, MissingApiKey, from_status
+
+
+@pytest.fixture(autouse=True)
+def no_client_settings(monkeypatch):
+    for name in ("TARGET", "KEY", "TLS", "CA_FILE", "TIMEOUT_S"):
+        monkeypatch.delenv(f"LEO_API_{name}", raising=False)
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("size", ["big", "1024", "1024x", "0x768", "1024x-8", "12.5x8"])
+def test_a_malformed_size_is_a_one_line_usage_error(capsys, size):
+    code, out, err = run(capsys, "generate", "a fox", "--size", size)
+    assert code == ExitCode.USAGE == 2
+    assert out == ""
+    assert err.count("\n") == 1 and "--size" in err and "WIDTHxHEIGHT" in err
+
+
+def test_an_unknown_model_is_a_usage_error(capsys):
+    code, _, err = run(capsys, "generate", "a fox", "--model", "dalle")
+    assert code == 2 and err.count("\n") == 1 and "--model" in err
+
+
+def test_a_missing_argument_says_where_help_is(capsys):
+    code, _, err = run(capsys, "get")
+    assert code == 2 and err.count("\n") == 1 and "leo get --help" in err
+
+
+def test_no_api_key_exits_3_before_any_call(capsys):
+    code, _, err = run(capsys, "list")
+    assert code == ExitCode.AUTH == 3
+    assert err.count("\n") == 1 and "LEO_API_KEY" in err
+
+
+def test_keys_need_a_database_url(capsys, monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    code, _, err = run(capsys, "keys", "list")
+    assert code == 2 and "DATABASE_URL" in err
+
+
+def command_paths(group=cli, prefix=("leo",)):
+    for name, command in group.commands.items():
+        path = (*prefix, name)
+        if hasattr(command, "commands"):
+            yield from command_paths(command, path)
+        else:
+            yield path
+
+
+@pytest.mark.parametrize("path", list(command_paths()), ids=" ".join)
+def test_every_command_has_help_with_an_example(capsys, path):
+    code, out, _ = run(capsys, *path[1:], "--help")
+    assert code == 0
+    assert "Example" in out and " ".join(path) in out
+
+
+@pytest.mark.parametrize("path", [p for p in command_paths() if p[1] != "completion"], ids=" ".join)
+def test_every_api_command_takes_json(capsys, path):
+    _, out, _ = run(capsys, *path[1:], "--help")
+    assert "--json" in out
+
+
+def test_top_level_help_lists_commands_and_exit_codes(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    for command in ("generate", "get", "list", "watch", "cancel", "webhook-secret", "keys", "completion"):
+        assert command in out
+    listed = {line.split()[0] for line in out.split("Exit codes:")[1].splitlines() if line.strip()}
+    assert listed == {str(code.value) for code in ExitCode}
+
+
+@pytest.mark.parametrize("shell, marker", [("bash", "complete "), ("zsh", "compdef"), ("fish", "complete ")])
+def test_completion_scripts_come_from_click(capsys, shell, marker):
+    code, out, _ = run(capsys, "completion", shell)
+    assert code == 0 and "_LEO_COMPLETE" in out and marker in out
+
+
+def generation(status: int, **fields) -> Generation:
+    return Generation.from_proto(generation_pb2.Generation(generation_id="g-1", status=status, **fields))
+
+
+@pytest.mark.parametrize(
+    "error, code",
+    [
+        (GenerationFailed(generation(generation_pb2.STATUS_FAILED, failure_reason="x")), ExitCode.GENERATION_FAILED),
+        (WaitTimeout(generation(generation_pb2.STATUS_PENDING), 5), ExitCode.TIMEOUT),
+        (MissingApiKey("no key"), ExitCode.AUTH),
+        (ConfigurationError("bad"), ExitCode.USAGE),
+        (from_status(grpc.StatusCode.INVALID_ARGUMENT, "bad"), ExitCode.USAGE),
+        (from_status(grpc.StatusCode.UNAUTHENTICATED, "who"), ExitCode.AUTH),
+        (from_status(grpc.StatusCode.PERMISSION_DENIED, "no"), ExitCode.AUTH),
+        (from_status(grpc.StatusCode.NOT_FOUND, "gone"), ExitCode.NOT_FOUND),
+        (from_status(grpc.StatusCode.UNAVAILABLE, "down"), ExitCode.UNAVAILABLE),
+        (from_status(grpc.StatusCode.DEADLINE_EXCEEDED, "slow"), ExitCode.UNAVAILABLE),
+        (from_status(grpc.StatusCode.RESOURCE_EXHAUSTED, "busy"), ExitCode.RATE_LIMITED),
+        (from_status(grpc.StatusCode.FAILED_PRECONDITION, "done"), ExitCode.CONFLICT),
+        (from_status(grpc.StatusCode.ALREADY_EXISTS, "used"), ExitCode.CONFLICT),
+        (from_status(grpc.StatusCode.INTERNAL, "oops"), ExitCode.ERROR),
+        (CliFailure("db down", ExitCode.UNAVAILABLE), ExitCode.UNAVAILABLE),
+    ],
+)
+def test_exit_codes(error, code):
+    assert exit_code(error) is code
+
+
+def test_field_errors_are_one_line_naming_each_field_and_rule():
+    violations = error_details_pb2.BadRequest(
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field="width", description="must be a multiple of 8"),
+            error_details_pb2.BadRequest.FieldViolation(field="prompt", description="is required\nand not blank"),
+        ]
+    )
+    status = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message="invalid request")
+    status.details.add().Pack(violations)
+    line = one_line(from_status(grpc.StatusCode.INVALID_ARGUMENT, "invalid request", status))
+    assert line == "invalid request: width: must be a multiple of 8; prompt: is required and not blank"
+
+
+def test_rate_limits_say_when_to_retry():
+    retry = error_details_pb2.RetryInfo()
+    retry.retry_delay.FromSeconds(3)
+    status = status_pb2.Status(code=code_pb2.RESOURCE_EXHAUSTED, message="too many pending")
+    status.details.add().Pack(retry)
+    assert one_line(from_status(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many pending", status)) == (
+        "too many pending (retry after 3 s)"
+    )
