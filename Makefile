@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup gen lint breaking run test test-fast clean
+.PHONY: setup gen lint breaking run test test-fast bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: $(STAMP)
 # Unit and integration tests only: seconds, not minutes.
 test-fast: $(STAMP)
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest tests/unit tests/integration $(PYTEST_ARGS)
+
+# The mesh beside an echo of the same contract (docs/performance.md); QUICK=1 for a short run.
+bench: $(STAMP)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m bench $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache
