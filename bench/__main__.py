@@ -84,7 +84,23 @@ def run_figures(params: Params, run_dir: Path, progress) -> list[Row]:
     return rows
 
 
-def notes(params: Params, quick: bool, start: dict, end: dict, elapsed_s: float) -> list[str]:
+def other_work_share(rows: list[Row]) -> float | None:
+    """The share of the machine's CPU that went to work other than the bench's
+    during the timed runs: all busy time less the metered processes and the load generator."""
+    busy = total = 0.0
+    for row in rows:
+        for side in (row.echo, row.ours):
+            for run in side.runs if side else ():
+                if "machine_total_s" in run:
+                    metered = sum(run["cpu_s"].values()) + run.get("loadgen_cpu_s", 0.0)
+                    busy += max(0.0, run["machine_busy_s"] - metered)
+                    total += run["machine_total_s"]
+    return busy / total if total else None
+
+
+def notes(params: Params, quick: bool, elapsed_s: float, machine: dict) -> list[str]:
+    start, end, share = machine["start"], machine["end"], machine["other_work_share"]
+    other = f"{share:.0%}" if share is not None else "unknown"
     return [
         f"{'QUICK' if quick else 'full'} run, {elapsed_s:.0f} s; {params.repeats} run(s) of each side back to back, "
         f"echo first; {params.duration_s:g} s each after {params.warmup_s:g} s warm-up (fixed rate: "
@@ -96,7 +112,8 @@ def notes(params: Params, quick: bool, start: dict, end: dict, elapsed_s: float)
         "CPU ms/call: api=api_server, pg=all PostgreSQL processes, ai=mock AI, cb=callback_server, "
         "gen=load generator; db writes = transactions that wrote (xids consumed) per call",
         f"machine: {start['cores']} cores shared with other work; load average {' '.join(start['loadavg'])} "
-        f"at start, {' '.join(end['loadavg'])} at end",
+        f"at start, {' '.join(end['loadavg'])} at end; CPU busy outside the measured processes during the "
+        f"timed runs: {other} of the machine",
     ]
 
 
@@ -121,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = run_figures(params, run_dir, progress)
     elapsed = time.monotonic() - started
-    end_state = machine_state()
-    run_notes = notes(params, args.quick, start_state, end_state, elapsed)
+    machine = {"start": start_state, "end": machine_state(), "other_work_share": other_work_share(rows)}
+    run_notes = notes(params, args.quick, elapsed, machine)
     print()
     print(report.render(rows, run_notes))
     path = report.write_json(
@@ -134,8 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             "quick": args.quick,
             "params": dataclasses.asdict(params),
             "tools": versions,
-            "machine_start": start_state,
-            "machine_end": end_state,
+            "machine": machine,
             "elapsed_s": elapsed,
             "logs": str(run_dir),
         },

@@ -65,8 +65,8 @@ QUICK = Params(
     duration_s=2,
     warmup_s=0.5,
     fixed_rate_duration_s=3,
-    e2e_generations=500,
-    watch_streams=1_000,
+    e2e_generations=300,
+    watch_streams=500,
     watch_workers=2,
     statement_probe_generations=10,
 )
@@ -81,6 +81,7 @@ class Run:
     cpu_s: dict[str, float]
     writes: int | None
     machine_busy_s: float
+    machine_total_s: float
 
     def cpu_ms_per_call(self) -> dict[str, float]:
         calls = max(self.served_ok, 1)
@@ -104,6 +105,7 @@ class Run:
             "loadgen_cpu_s": self.load.loadgen_cpu_s,
             "db_write_transactions": self.writes,
             "machine_busy_s": self.machine_busy_s,
+            "machine_total_s": self.machine_total_s,
         }
 
 
@@ -122,7 +124,7 @@ def run_once(target: stacks.Target, load: H2load | Wrk, method: str, *, counts_r
     verify.check_calls(what, tool_succeeded=result.succeeded, tool_failed=result.failed, served=served)
     if rows_before is not None:
         verify.check_rows(what, tool_succeeded=result.succeeded, rows_created=count_rows(database) - rows_before)
-    return Run(result, served[verify.OK], meter.groups_s, writes, meter.machine_busy_s)
+    return Run(result, served[verify.OK], meter.groups_s, writes, meter.machine_busy_s, meter.machine_total_s)
 
 
 def count_rows(database_url: str, owner: str = stacks.OWNER) -> int:
@@ -382,7 +384,9 @@ def end_to_end(ours: stacks.MeshTarget, params: Params) -> Row:
                 "first_create_to_last_complete_s": finished.seconds,
                 "cpu_s": meter.groups_s,
                 "db_write_transactions": writes,
+                "loadgen_cpu_s": result.loadgen_cpu_s,
                 "machine_busy_s": meter.machine_busy_s,
+                "machine_total_s": meter.machine_total_s,
             }
         ],
     )
@@ -490,6 +494,8 @@ class WatchResult:
     latencies_ms: list[float]
     rss_kib_per_stream: float
     cpu_s: dict[str, float]
+    # How the server itself says the streams ended (the mesh logs each; the echo counts the finished ones).
+    server_codes: Counter
 
 
 def watch_fanout(target: stacks.Target, server_pid: int, params: Params, *, generation_id: str) -> WatchResult:
@@ -499,6 +505,7 @@ def watch_fanout(target: stacks.Target, server_pid: int, params: Params, *, gene
     n, workers = params.watch_streams, params.watch_workers
     rss_before = rss_kib(server_pid)
     meter = CpuMeter(target.process_roots()).start()
+    mark = target.served.mark()
     procs = []
     for i in range(workers):
         streams = n // workers + (1 if i < n % workers else 0)
@@ -542,6 +549,7 @@ def watch_fanout(target: stacks.Target, server_pid: int, params: Params, *, gene
         latencies_ms=[(arrival - made_final) * 1000 for arrival in arrivals],
         rss_kib_per_stream=(rss_held - rss_before) / max(held, 1),
         cpu_s=meter.groups_s,
+        server_codes=target.served.since(mark, "WatchGeneration"),
     )
 
 
@@ -580,7 +588,8 @@ def watch_rows(echo: stacks.EchoTarget, ours: stacks.MeshTarget, params: Params)
     def dropped(result: WatchResult) -> str:
         lost = {code: count for code, count in result.ended_early.items() if code != "OK"}
         after = {code: count for code, count in result.ended.items() if code != "OK"}
-        return f"dropped while opening {lost or 0}; ended not OK {after or 0}"
+        logged = dict(result.server_codes) or 0
+        return f"dropped while opening {lost or 0}; ended not OK {after or 0}; server counted {logged}"
 
     rows = [
         Row("P6", f"final state → {n:,} watchers: delivery", "ms p99"),
