@@ -54,7 +54,7 @@ FULL = Params(
     repeats=3,
     duration_s=4,
     warmup_s=1,
-    fixed_rate_duration_s=10,
+    fixed_rate_duration_s=8,
     e2e_generations=10_000,
     watch_streams=10_000,
     watch_workers=4,
@@ -446,6 +446,11 @@ def statements_per_generation(postgres: stacks.Postgres, ours: stacks.MeshTarget
     quiet = "-c log_statement=none"
     owner = f"bench-statements-{uuid.uuid4().hex[:8]}"
     headers = ours.new_owner(owner)
+    try:
+        _wait_quiet(ours.database_url)
+    except verify.FigureFailed as exc:
+        row.error = str(exc)
+        return row
     with psycopg.connect(admin_url, autocommit=True, options=quiet) as admin:
         admin.execute("ALTER SYSTEM SET log_statement = 'all'")
         admin.execute("SELECT pg_reload_conf()")
@@ -476,6 +481,16 @@ def statements_per_generation(postgres: stacks.Postgres, ours: stacks.MeshTarget
         runs=[{"statements": statements, "background": background, "probe_s": probe_s, "writes": writes}],
     )
     return row
+
+
+def _wait_quiet(database_url: str, timeout_s: float = 60.0) -> None:
+    """Until no generation is PENDING: earlier figures' work would be counted as background."""
+    deadline = time.monotonic() + timeout_s
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while conn.execute("SELECT count(*) FROM generations WHERE status = 'PENDING'").fetchone()[0]:
+            if time.monotonic() > deadline:
+                raise verify.FigureFailed(f"generations still PENDING after {timeout_s:.0f} s: no quiet moment")
+            time.sleep(0.5)
 
 
 def _statements_in(log_path, offset: int) -> int:

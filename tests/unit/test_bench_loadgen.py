@@ -139,3 +139,8 @@ def test_load_result_rate_and_latency():
 )
 def test_fixed_rate_is_split_into_whole_rates_per_client(rate, max_clients, expected):
     assert fixed_rate_split(rate, max_clients) == expected
+
+
+def test_h2load_gives_up_after_its_own_time_and_a_minute_or_at_ten_requests_a_second():
+    assert H2load(url="http://h/", clients=1, duration_s=4, warmup_s=1).time_limit_s() == 65
+    assert H2load(url="http://h/", clients=1, requests=10_000).time_limit_s() == 1060
