@@ -129,11 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     start_state = machine_state()
 
     def progress(row: Row) -> None:
-        status = (
-            "FAILED: " + row.error
-            if row.error
-            else f"echo {report.fmt_value(row.echo)}, ours {report.fmt_value(row.ours)}"
-        )
+        status = f"echo {report.fmt_value(row.echo)}, ours {report.fmt_value(row.ours)}"
+        if row.error:
+            status = f"FAILED: {row.error}; {status}"
         print(f"[{time.monotonic() - started:5.0f} s] {row.key} {row.figure}: {status}", flush=True)
 
     rows = run_figures(params, run_dir, progress)

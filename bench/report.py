@@ -98,13 +98,13 @@ def fmt_value(side: Side | None) -> str:
 def table_rows(rows: list[Row]) -> list[list[str]]:
     cells = []
     for row in rows:
-        if row.error:
+        if row.error and row.echo is None and row.ours is None:
             cells.append([row.key, row.figure, row.unit, "FAILED", "FAILED", *["—"] * (len(COLUMNS) - 5)])
             continue
         cells.append(
             [
                 row.key,
-                row.figure,
+                f"FAILED: {row.figure}" if row.error else row.figure,
                 row.unit,
                 fmt_value(row.echo),
                 fmt_value(row.ours),

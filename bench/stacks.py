@@ -129,6 +129,9 @@ class Target:
         """The pid of each process to meter (with its descendants), by name."""
         raise NotImplementedError
 
+    def settle(self) -> None:
+        """Returns once the work that earlier calls set off is done."""
+
 
 class EchoTarget(Target):
     """An echo server, optionally behind the project's Envoy config."""
@@ -209,6 +212,15 @@ class MeshTarget(Target):
     def process_roots(self) -> dict[str, int]:
         groups = {process.name: process.proc.pid for process in self.mesh.processes()}
         return {**groups, "postgres": self.postgres.postmaster_pid()}
+
+    def settle(self, timeout_s: float = 120.0) -> None:
+        """Until no generation is PENDING: its dispatch, the AI and the callback are done."""
+        deadline = time.monotonic() + timeout_s
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            while conn.execute("SELECT count(*) FROM generations WHERE status = 'PENDING'").fetchone()[0]:
+                if time.monotonic() > deadline:
+                    raise verify.FigureFailed(f"{self.label}: generations still PENDING after {timeout_s:.0f} s")
+                time.sleep(0.2)
 
     def new_owner(self, owner: str) -> dict[str, str]:
         """Headers of a new API key of `owner`."""

@@ -71,3 +71,24 @@ def test_json_has_every_row_with_its_ratio(tmp_path):
     assert payload["notes"] == ["n"]
     assert payload["rows"][0]["ratio"] == 0.25
     assert payload["rows"][0]["ours"]["value"] == 25.0
+
+
+def test_a_failed_row_with_measurements_keeps_them_and_says_failed():
+    error = "creates answered {'UNAVAILABLE': 34}"
+    row = Row("P4", "10,000 end to end", "completions/s", ours=Side(value=64.0), error=error)
+    text = render([row], [])
+    first = text.splitlines()[2]
+    assert "FAILED: 10,000 end to end" in first
+    assert "64.0" in first
+    assert "- P4 10,000 end to end: creates answered {'UNAVAILABLE': 34}" in text
+
+
+def test_status_codes_and_statuses_read_shortly():
+    from collections import Counter
+
+    from bench.figures import describe_codes, describe_statuses
+
+    assert describe_codes(Counter({"OK": 5910, "CANCELLED": 4090})) == "CANCELLED 4,090, OK 5,910"
+    assert describe_codes(Counter()) == "none"
+    assert describe_statuses({"COMPLETE": 10000}) == "all 10,000 COMPLETE"
+    assert describe_statuses({"COMPLETE": 9, "FAILED": 1}) == "COMPLETE 9, FAILED 1"
