@@ -16,8 +16,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import figures, report, stacks, tools
-from bench.figures import Params
+from bench import end_to_end, report, stacks, throughput, tools, watch_fanout
+from bench.params import FULL, QUICK, Params
 from bench.report import Row
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,16 +54,16 @@ def run_figures(params: Params, run_dir: Path, progress) -> list[Row]:
             try:
                 readable = {echo.label: "00000000-0000-4000-8000-000000000000"}
                 readable[ours.label] = stacks.create_one(ours.grpc_address, ours.headers)
-                loads = figures.throughput_loads(lambda target: readable[target.label])
+                loads = throughput.throughput_loads(lambda target: readable[target.label])
                 maxima = []
                 for load in loads:
-                    maxima.append(figures.compare(load, echo, ours, params))
+                    maxima.append(throughput.compare(load, echo, ours, params))
                     add(maxima[-1])
-                add(figures.log_cost(echo, echo_logged, params))
+                add(throughput.log_cost(echo, echo_logged, params))
                 for load, max_row in zip(loads, maxima, strict=True):
-                    add(figures.latency_at_half(load, max_row, echo, ours, params))
-                add(figures.end_to_end(ours, params))
-                add(figures.statements_per_generation(postgres, ours, params))
+                    add(throughput.latency_at_half(load, max_row, echo, ours, params))
+                add(end_to_end.end_to_end(ours, params))
+                add(end_to_end.statements_per_generation(postgres, ours, params))
             finally:
                 ours.stop()
             # Watches need a generation that stays PENDING until the bench makes it final.
@@ -75,7 +75,7 @@ def run_figures(params: Params, run_dir: Path, progress) -> list[Row]:
                 with_envoy=False,
             ).start()
             try:
-                add(figures.watch_rows(echo, watched, params))
+                add(watch_fanout.watch_rows(echo, watched, params))
             finally:
                 watched.stop()
         finally:
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter runs (under 2 minutes)")
     args = parser.parse_args(argv)
-    params = figures.QUICK if args.quick else figures.FULL
+    params = QUICK if args.quick else FULL
     started = time.monotonic()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = OUT_DIR / f"run-{stamp}"

@@ -95,6 +95,18 @@ def fmt_value(side: Side | None) -> str:
     return f"{text} ({side.detail})" if side.detail else text
 
 
+def describe_statuses(statuses: dict[str, int]) -> str:
+    """Either "all 500 COMPLETE" or each status's count."""
+    if set(statuses) == {"COMPLETE"}:
+        return f"all {statuses['COMPLETE']:,} COMPLETE"
+    return ", ".join(f"{status} {count:,}" for status, count in sorted(statuses.items()))
+
+
+def describe_codes(codes: dict[str, int]) -> str:
+    """Status codes and their counts, "none" for none."""
+    return ", ".join(f"{code} {count:,}" for code, count in sorted(codes.items()) if count) or "none"
+
+
 def table_rows(rows: list[Row]) -> list[list[str]]:
     cells = []
     for row in rows:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.figures import fixed_rate_split
+from bench.calls import fixed_rate_split
 from bench.loadgen import (
     H2load,
     LoadGeneratorError,

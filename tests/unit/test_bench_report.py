@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
-from bench.report import COLUMNS, Row, Side, fmt_cpu, fmt_number, fmt_ratio, markdown_table, render, write_json
+from bench.report import (
+    COLUMNS,
+    Row,
+    Side,
+    describe_codes,
+    describe_statuses,
+    fmt_cpu,
+    fmt_number,
+    fmt_ratio,
+    markdown_table,
+    render,
+    write_json,
+)
 
 
 def test_numbers_keep_about_three_significant_digits():
@@ -84,10 +97,6 @@ def test_a_failed_row_with_measurements_keeps_them_and_says_failed():
 
 
 def test_status_codes_and_statuses_read_shortly():
-    from collections import Counter
-
-    from bench.figures import describe_codes, describe_statuses
-
     assert describe_codes(Counter({"OK": 5910, "CANCELLED": 4090})) == "CANCELLED 4,090, OK 5,910"
     assert describe_codes(Counter()) == "none"
     assert describe_statuses({"COMPLETE": 10000}) == "all 10,000 COMPLETE"
