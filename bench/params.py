@@ -20,9 +20,9 @@ class Params:
 
 FULL = Params(
     repeats=3,
-    duration_s=4,
+    duration_s=3,
     warmup_s=1,
-    fixed_rate_duration_s=8,
+    fixed_rate_duration_s=7,
     e2e_generations=10_000,
     watch_streams=10_000,
     watch_workers=4,
