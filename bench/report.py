@@ -131,8 +131,13 @@ def table_rows(rows: list[Row]) -> list[list[str]]:
     return cells
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     """A pipe table padded to line up in a terminal (and valid Markdown)."""
+    header, rows = [_cell(c) for c in header], [[_cell(c) for c in row] for row in rows]
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
 
     def line(cells: list[str]) -> str:

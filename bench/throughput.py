@@ -127,5 +127,5 @@ def log_cost(plain: stacks.Target, logged: stacks.Target, params: Params) -> Row
     """The per-RPC log interceptor's price: the echo without it ("echo") and with it ("ours")."""
     load = Load("L", "", "CreateGeneration", grpc_load("CreateGeneration", CREATE))
     row = compare(load, plain, logged, params)
-    row.figure = "per-RPC log: gRPC create on echo without | with RpcInterceptor + JSON log"
+    row.figure = "per-RPC log: gRPC create on echo without / with RpcInterceptor + JSON log"
     return row

@@ -101,3 +101,7 @@ def test_status_codes_and_statuses_read_shortly():
     assert describe_codes(Counter()) == "none"
     assert describe_statuses({"COMPLETE": 10000}) == "all 10,000 COMPLETE"
     assert describe_statuses({"COMPLETE": 9, "FAILED": 1}) == "COMPLETE 9, FAILED 1"
+
+
+def test_a_pipe_inside_a_cell_does_not_split_it():
+    assert markdown_table(["a|b"], [["x|y"]]).splitlines()[2] == "| x\\|y |"
