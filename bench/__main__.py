@@ -41,46 +41,29 @@ def run_figures(params: Params, run_dir: Path, progress) -> list[Row]:
             rows.append(row)
             progress(row)
 
-    with stacks.Postgres() as postgres:
-        echo = stacks.EchoTarget(run_dir, label="echo", with_envoy=True).start()
-        echo_logged = stacks.EchoTarget(run_dir, label="echo logged", log_rpcs=True).start()
-        try:
-            ours = stacks.MeshTarget(
-                postgres,
-                run_dir,
-                label="ours",
-                env={"MOCK_AI_MIN_DELAY_S": "0", "MOCK_AI_MAX_DELAY_S": "0"},
-            ).start()
-            try:
-                readable = {echo.label: "00000000-0000-4000-8000-000000000000"}
-                readable[ours.label] = stacks.create_one(ours.grpc_address, ours.headers)
-                loads = throughput.throughput_loads(lambda target: readable[target.label])
-                maxima = []
-                for load in loads:
-                    maxima.append(throughput.compare(load, echo, ours, params))
-                    add(maxima[-1])
-                add(throughput.log_cost(echo, echo_logged, params))
-                for load, max_row in zip(loads, maxima, strict=True):
-                    add(throughput.latency_at_half(load, max_row, echo, ours, params))
-                add(end_to_end.end_to_end(ours, params))
-                add(end_to_end.statements_per_generation(postgres, ours, params))
-            finally:
-                ours.stop()
-            # Watches need a generation that stays PENDING until the bench makes it final.
-            watched = stacks.MeshTarget(
-                postgres,
-                run_dir,
-                label="ours-watch",
-                env={"MOCK_AI_MIN_DELAY_S": "3600", "MOCK_AI_MAX_DELAY_S": "3600", "COMPLETION_DEADLINE_S": "3600"},
-                with_envoy=False,
-            ).start()
-            try:
-                add(watch_fanout.watch_rows(echo, watched, params))
-            finally:
-                watched.stop()
-        finally:
-            echo_logged.stop()
-            echo.stop()
+    ours_env = {"MOCK_AI_MIN_DELAY_S": "0", "MOCK_AI_MAX_DELAY_S": "0"}
+    # Watches need a generation that stays PENDING until the bench makes it final.
+    watch_env = {"MOCK_AI_MIN_DELAY_S": "3600", "MOCK_AI_MAX_DELAY_S": "3600", "COMPLETION_DEADLINE_S": "3600"}
+    with (
+        stacks.Postgres() as postgres,
+        stacks.EchoTarget(run_dir, label="echo", with_envoy=True) as echo,
+        stacks.EchoTarget(run_dir, label="echo logged", log_rpcs=True) as echo_logged,
+    ):
+        with stacks.MeshTarget(postgres, run_dir, label="ours", env=ours_env) as ours:
+            readable = {echo.label: "00000000-0000-4000-8000-000000000000"}
+            readable[ours.label] = stacks.create_one(ours.grpc_address, ours.headers)
+            loads = throughput.throughput_loads(lambda target: readable[target.label])
+            maxima = []
+            for load in loads:
+                maxima.append(throughput.compare(load, echo, ours, params))
+                add(maxima[-1])
+            add(throughput.log_cost(echo, echo_logged, params))
+            for load, max_row in zip(loads, maxima, strict=True):
+                add(throughput.latency_at_half(load, max_row, echo, ours, params))
+            add(end_to_end.end_to_end(ours, params))
+            add(end_to_end.statements_per_generation(postgres, ours, params))
+        with stacks.MeshTarget(postgres, run_dir, label="ours-watch", env=watch_env, with_envoy=False) as watched:
+            add(watch_fanout.watch_rows(echo, watched, params))
     return rows
 
 

@@ -132,6 +132,18 @@ class Target:
     def settle(self) -> None:
         """Returns once the work that earlier calls set off is done."""
 
+    def start(self) -> Target:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Target:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
 
 class EchoTarget(Target):
     """An echo server, optionally behind the project's Envoy config."""
@@ -166,11 +178,15 @@ class EchoTarget(Target):
         self.served = verify.EchoServed(self.grpc_address)
 
     def start(self) -> EchoTarget:
-        self.echo.start()
-        wait_serving(self.grpc_address, SERVICE_NAME)
-        if self.envoy is not None:
-            self.envoy.start()
-            wait_envoy_ready(self.envoy, self._admin_port)
+        try:
+            self.echo.start()
+            wait_serving(self.grpc_address, SERVICE_NAME)
+            if self.envoy is not None:
+                self.envoy.start()
+                wait_envoy_ready(self.envoy, self._admin_port)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
@@ -203,7 +219,7 @@ class MeshTarget(Target):
         self.served = verify.LoggedRpcs(self.mesh.api_servers[0].log_path)
 
     def start(self) -> MeshTarget:
-        self.mesh.start()
+        self.mesh.start()  # stops what it started if it fails
         return self
 
     def stop(self) -> None:
