@@ -88,8 +88,8 @@ def notes(params: Params, quick: bool, elapsed_s: float, machine: dict) -> list[
         f"{'QUICK' if quick else 'full'} run, {elapsed_s:.0f} s; {params.repeats} run(s) of each side back to back, "
         f"echo first; {params.duration_s:g} s each after {params.warmup_s:g} s warm-up (fixed rate: "
         f"{params.fixed_rate_duration_s:g} s); values are medians, CPU is over all runs",
-        f"raised for the bench: MAX_PENDING_PER_OWNER={stacks.UNCAPPED_PENDING:,}; every Envoy rate-limit bucket "
-        f"rewritten to {stacks.UNCAPPED_RPS:,}/s (bench.stacks.raise_envoy_rate_limits), echo and ours alike",
+        f"raised for the bench: MAX_PENDING_PER_OWNER={stacks.UNCAPPED_PENDING:,}; Envoy's rate limits "
+        f"(ENVOY_RATE_LIMIT_*) {stacks.UNCAPPED_RPS:,}/s, echo and ours alike",
         "ours = api_server + PostgreSQL (fsync on) + mock AI (delay 0) + callback_server, Envoy for JSON; "
         "echo = bench.echo_server (no database, no auth), the same Envoy config for JSON",
         "CPU ms/call: api=api_server, pg=all PostgreSQL processes, ai=mock AI, cb=callback_server, "

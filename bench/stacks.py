@@ -17,7 +17,6 @@ from pathlib import Path
 
 import grpc
 import psycopg
-import yaml
 
 from bench import verify
 from bench.echo_server import SERVICE_NAME
@@ -36,39 +35,13 @@ UNCAPPED_RPS = 1_000_000
 UNCAPPED_PENDING = 1_000_000_000
 
 
-def raise_envoy_rate_limits(config_text: str, *, tokens_per_s: int = UNCAPPED_RPS) -> str:
-    """Every local rate-limit token bucket of a rendered Envoy config, raised.
-
-    Stands in until the rate limits are settings of their own
-    (ENVOY_RATE_LIMIT_PER_KEY_RPS, _PER_KEY_BURST, _GLOBAL_RPS, _GLOBAL_BURST
-    passed through Mesh(env=...)); then replace this function by those
-    settings. Fails when the config has no bucket left to raise, so that
-    change cannot go unnoticed.
-    """
-    config = yaml.safe_load(config_text)
-    buckets = list(_token_buckets(config))
-    if not buckets:
-        raise ValueError("no token_bucket in the Envoy config: set the rate limits through the mesh's settings instead")
-    for bucket in buckets:
-        bucket.update(max_tokens=tokens_per_s, tokens_per_fill=tokens_per_s, fill_interval="1s")
-    return yaml.safe_dump(config, sort_keys=False)
-
-
-def _token_buckets(node):
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "token_bucket" and isinstance(value, dict):
-                yield value
-            else:
-                yield from _token_buckets(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _token_buckets(item)
-
-
-def _rewrite_rate_limits(process: ManagedProcess) -> None:
-    config = Path(process.argv[process.argv.index("-c") + 1])
-    config.write_text(raise_envoy_rate_limits(config.read_text()))
+# Every Envoy rate-limit bucket, raised out of the way (the settings of
+# leo_mesh.devstack.envoy.EnvoySettings, passed as the mesh's environment).
+UNCAPPED_RATE_LIMITS = {
+    f"ENVOY_RATE_LIMIT_{which}_{kind}": str(UNCAPPED_RPS)
+    for which in ("PER_KEY", "GLOBAL")
+    for kind in ("RPS", "BURST")
+}
 
 
 def wait_envoy_ready(process: ManagedProcess, admin_port: int, timeout_s: float = 30.0) -> None:
@@ -165,13 +138,15 @@ class EchoTarget(Target):
             self._envoy_port, self._admin_port = free_port(), free_port()
             config = envoy.write_config(
                 run_dir / "envoy-echo.yaml",
-                listen_port=self._envoy_port,
-                admin_port=self._admin_port,
-                api_server_port=port,
+                envoy.EnvoySettings.from_env(
+                    UNCAPPED_RATE_LIMITS,
+                    envoy_listen_port=self._envoy_port,
+                    envoy_admin_port=self._admin_port,
+                    api_server_port=port,
+                ),
             )
             argv = [envoy.envoy_binary(), "-c", str(config), "--use-dynamic-base-id", "--log-level", "warning"]
             self.envoy = ManagedProcess("envoy", argv, env={}, log_path=run_dir / "envoy-echo.log")
-            _rewrite_rate_limits(self.envoy)
             self.json_url = f"http://127.0.0.1:{self._envoy_port}"
         # The same header as the mesh gets; the echo does not read it.
         self.headers = {"authorization": "Bearer echo-needs-no-key"}
@@ -208,10 +183,9 @@ class MeshTarget(Target):
         self.label = label
         self.postgres = postgres
         self.database_url = postgres.new_database(f"bench_{label.replace('-', '_')}")
-        self.env = {"MAX_PENDING_PER_OWNER": str(UNCAPPED_PENDING), **env}
+        self.env = {"MAX_PENDING_PER_OWNER": str(UNCAPPED_PENDING), **UNCAPPED_RATE_LIMITS, **env}
         self.mesh = Mesh(self.database_url, run_dir / label, ports=Ports.free(), env=self.env, with_envoy=with_envoy)
         if self.mesh.envoy is not None:
-            _rewrite_rate_limits(self.mesh.envoy)
             self.json_url = self.mesh.envoy_url
         self.grpc_address = self.mesh.api_address
         self.api_key = self.mesh.create_api_key(OWNER)

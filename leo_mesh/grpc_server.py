@@ -41,6 +41,11 @@ SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", 1 * 1024 * 1024),
     ("grpc.max_metadata_size", 64 * 1024),
     ("grpc.absolute_max_metadata_size", 64 * 1024),
+    # Calls the core has accepted but the application has not taken yet: by
+    # default 1,000 (3,000 at most), and beyond that a burst of new calls (a
+    # thousand watches opened at once) is CANCELLED with nothing logged.
+    ("grpc.server.max_pending_requests", 20_000),
+    ("grpc.server.max_pending_requests_hard_limit", 30_000),
 ]
 
 
