@@ -95,13 +95,27 @@ def _check_parsed(request: Any) -> None:
 
 class RpcInterceptor(grpc.aio.ServerInterceptor):
     """Outermost interceptor: maps what the others and the servicer raise,
-    and logs one line per RPC."""
+    and logs one line per RPC.
+
+    A method's wrapped handler is built once and kept: the interceptors
+    inside this one must do their per-call work in the handlers they return
+    (as api_server.auth does), not in intercept_service.
+    """
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(self, continuation, handler_call_details):
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
         method = handler_call_details.method
+        wrapped = self._handlers.get(method)
+        if wrapped is None:
+            handler = await continuation(handler_call_details)
+            if handler is None:
+                return None
+            wrapped = self._handlers[method] = self._wrap(method, handler)
+        return wrapped
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(method, handler.unary_unary),
