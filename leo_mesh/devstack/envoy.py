@@ -132,6 +132,64 @@ def method_not_allowed_routes() -> Iterator[dict]:
         }
 
 
+# Methods Envoy's HTTP/1 codec routes; it refuses others (QUERY without a
+# body, WebDAV methods) with a local 400 before any route.
+ROUTED_METHODS = "^(GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS|CONNECT|TRACE)$"
+
+
+def method_not_allowed_replies() -> Iterator[dict]:
+    """One local-reply mapper per HTTP path, turning that codec 400 into the
+    405 (with Allow) the path's route gives any other wrong method."""
+    for template, methods in http_bindings().items():
+        with_query = path_regex(template).removesuffix("$") + r"(\?.*)?$"
+        yield {
+            "filter": {
+                "and_filter": {
+                    "filters": [
+                        {
+                            "status_code_filter": {
+                                "comparison": {"op": "EQ", "value": {"default_value": 400}}
+                            }
+                        },
+                        {
+                            "header_filter": {
+                                "header": {
+                                    "name": ":method",
+                                    "string_match": {"safe_regex": {"regex": ROUTED_METHODS}},
+                                    "invert_match": True,
+                                    "treat_missing_header_as_empty": True,
+                                }
+                            }
+                        },
+                        {
+                            "header_filter": {
+                                "header": {"name": ":path", "string_match": {"safe_regex": {"regex": with_query}}}
+                            }
+                        },
+                    ]
+                }
+            },
+            "status_code": 405,
+            "headers_to_add": [
+                {"header": {"key": "allow", "value": ", ".join(methods)}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+            ],
+            "body_format_override": {
+                "json_format": {
+                    "code": 12,
+                    "message": "Method Not Allowed",
+                    "details": [
+                        {
+                            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                            "reason": "METHOD_NOT_ALLOWED",
+                            "domain": "generation.leo.example",
+                        }
+                    ],
+                },
+                "content_type": "application/json",
+            },
+        }
+
+
 def _block_list(template_text: str, name: str, items: list[dict]) -> str:
     """`items` as YAML sequence entries (one JSON object a line) indented like
     the line of the placeholder `name`."""
@@ -164,6 +222,9 @@ def render(settings: EnvoySettings | None = None) -> str:
     if "METHOD_NOT_ALLOWED_ROUTES" in text:
         routes = list(method_not_allowed_routes())
         values["METHOD_NOT_ALLOWED_ROUTES"] = _block_list(text, "METHOD_NOT_ALLOWED_ROUTES", routes)
+    if "METHOD_NOT_ALLOWED_REPLIES" in text:
+        replies = list(method_not_allowed_replies())
+        values["METHOD_NOT_ALLOWED_REPLIES"] = _block_list(text, "METHOD_NOT_ALLOWED_REPLIES", replies)
     return Template(text).substitute(values)
 
 

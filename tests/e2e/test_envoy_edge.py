@@ -467,6 +467,19 @@ def test_another_method_on_a_known_path_is_405_with_allow(http, template):
             }
 
 
+@pytest.mark.parametrize("method", ["QUERY", "PROPFIND", "MKCOL"])
+@pytest.mark.parametrize("template", sorted(http_paths()))
+def test_a_method_the_codec_does_not_route_is_405_too(http, template, method):
+    """QUERY without a body, or a WebDAV method, is refused by Envoy's HTTP/1
+    codec before routing: still a wrong method, not a malformed request. (A
+    token no RFC defines is refused with the request line, before the path
+    is known: 400 MALFORMED_REQUEST.)"""
+    response = http.request(method, re.sub(r"\{[^}]+\}", MISSING, template))
+    assert response.status_code == 405, response.text
+    assert set(response.headers["allow"].split(", ")) == http_paths()[template]
+    assert response.json()["code"] == 12 and response.json()["details"][0]["reason"] == "METHOD_NOT_ALLOWED"
+
+
 def test_405_over_http2_too(mesh, key):
     reply = h2_json(mesh, key, [], method="DELETE", path=f"/v1/generations/{MISSING}")
     assert (reply.status, reply.headers["allow"]) == (405, "GET")
