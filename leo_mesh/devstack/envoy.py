@@ -146,11 +146,7 @@ def method_not_allowed_replies() -> Iterator[dict]:
             "filter": {
                 "and_filter": {
                     "filters": [
-                        {
-                            "status_code_filter": {
-                                "comparison": {"op": "EQ", "value": {"default_value": 400}}
-                            }
-                        },
+                        {"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": 400}}}},
                         {
                             "header_filter": {
                                 "header": {
