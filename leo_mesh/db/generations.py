@@ -139,7 +139,7 @@ class GenerationStore:
     ) -> list[Outcome[tuple[GenerationRow, bool]]]:
         outcomes: list[Outcome[tuple[GenerationRow, bool]] | None] = [None] * len(items)
         owners = sorted({new.owner for new, _ in items})
-        async with self._db.transaction() as conn:
+        async with self._db.transaction(pipelined=True) as conn:
             # The owners' quota rows, locked in owner order (as the triggers lock them).
             await conn.execute(
                 "INSERT INTO owner_quotas (owner) SELECT unnest(%s::text[]) ORDER BY 1 ON CONFLICT DO NOTHING",
@@ -404,7 +404,7 @@ class GenerationStore:
 
     async def _complete_batch(self, items: Sequence[tuple[uuid.UUID, str, Result]]) -> list[Outcome[Completion]]:
         ids = sorted({generation_id for generation_id, _, _ in items})
-        async with self._db.transaction() as conn:
+        async with self._db.transaction(pipelined=True) as conn:
             async with conn.cursor() as cursor:
                 await cursor.execute(
                     f'SELECT {COLUMNS}, "callbackTokenHash" FROM generations WHERE "generationId" = ANY(%s)'

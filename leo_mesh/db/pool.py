@@ -88,10 +88,21 @@ class Database:
             raise DatabaseUnavailable() from exc
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A pooled connection inside one transaction (committed on success)."""
-        async with self.connection() as conn, conn.transaction():
-            yield conn
+    async def transaction(self, *, pipelined: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection inside one transaction (committed on success).
+
+        `pipelined`: statements go out without waiting for the ones before
+        (psycopg's pipeline mode) until a result is read, so BEGIN and the
+        statements before the first read cost one round trip. A result
+        (rows, rowcount) is there only once read with fetch*.
+        """
+        async with self.connection() as conn:
+            if not pipelined:
+                async with conn.transaction():
+                    yield conn
+                return
+            async with conn.pipeline(), conn.transaction():
+                yield conn
 
     def stats(self) -> dict[str, int]:
         """The pool's counters (psycopg_pool's names): pool_size, pool_available, requests_waiting, …"""
