@@ -92,7 +92,7 @@ def bootstrap(
     settings: Settings,
     *,
     webhook_settings: WebhookSettings | None = None,
-    ai: ai_pb2_grpc.AIServiceStub | None = None,
+    ai: ai_pb2_grpc.AIServiceAsyncStub | None = None,
 ) -> ApiServer:
     """Wire the api_server (call it in the event loop that will run it).
     `ai` replaces the channel to the AI backend: a test stub."""

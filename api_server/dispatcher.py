@@ -31,7 +31,7 @@ class Dispatcher(OutboxLoop):
     def __init__(
         self,
         store: GenerationStore,
-        ai: ai_pb2_grpc.AIServiceStub,
+        ai: ai_pb2_grpc.AIServiceAsyncStub,
         settings: Settings,
         *,
         rng: random.Random | None = None,

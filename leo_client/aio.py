@@ -47,10 +47,10 @@ class AsyncClient:
         self._metadata = (("authorization", f"Bearer {self.settings.api_key()}"),)
         self._credentials = credentials(self.settings)
         self._channel: grpc.aio.Channel | None = None
-        self._stub_instance: generation_pb2_grpc.GenerationServiceStub | None = None
+        self._stub_instance: generation_pb2_grpc.GenerationServiceAsyncStub | None = None
 
     @property
-    def _stub(self) -> generation_pb2_grpc.GenerationServiceStub:
+    def _stub(self) -> generation_pb2_grpc.GenerationServiceAsyncStub:
         if self._stub_instance is None:
             self._channel = aio_channel(self.settings.target, self._credentials)
             self._stub_instance = generation_pb2_grpc.GenerationServiceStub(self._channel)

@@ -55,7 +55,10 @@ class Job:
 
 class Jobs:
     def __init__(
-        self, settings: Settings, callbacks: callback_pb2_grpc.CallbackServiceStub, rng: random.Random | None = None
+        self,
+        settings: Settings,
+        callbacks: callback_pb2_grpc.CallbackServiceAsyncStub,
+        rng: random.Random | None = None,
     ) -> None:
         self._settings = settings
         self._callbacks = callbacks
