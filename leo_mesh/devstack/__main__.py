@@ -7,7 +7,6 @@ and prints what is where. Logs go to .run/logs/.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
@@ -18,25 +17,12 @@ import psycopg
 from leo_mesh.db import migrate
 from leo_mesh.devstack.mesh import Mesh
 from leo_mesh.devstack.postgres import EmbeddedPostgres
-from leo_mesh.settings import DatabaseSettings
+from leo_mesh.devstack.settings import DevStackSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_DIR = ROOT / ".run"
 DATABASE = "leo"
 DEV_OWNER = "dev"
-
-
-class DevStackSettings(DatabaseSettings):
-    # Unset DATABASE_URL: `make run` starts an embedded PostgreSQL on this port.
-    database_url: str | None = None  # type: ignore[assignment]
-    embedded_postgres_port: int = 54329
-    # The dev owner's API key (kept across runs when set).
-    leo_dev_api_key: str | None = None
-    # Unset: one api_server worker process per core, at most 4.
-    api_server_workers: int | None = None
-
-    def workers(self) -> int:
-        return self.api_server_workers or max(1, min(os.cpu_count() or 1, 4))
 
 
 def _ensure_database(postgres: EmbeddedPostgres) -> str:
