@@ -62,6 +62,14 @@ def run_figures(params: Params, run_dir: Path, progress) -> list[Row]:
                 add(throughput.latency_at_half(load, max_row, echo, ours, params))
             add(end_to_end.end_to_end(ours, params))
             add(end_to_end.statements_per_generation(postgres, ours, params))
+        # The same creates with the api_server as one worker process per core (SO_REUSEPORT).
+        workers = max(2, min(os.cpu_count() or 1, 4))
+        workers_env = {**ours_env, "API_SERVER_WORKERS": str(workers)}
+        with stacks.MeshTarget(postgres, run_dir, label="ours-workers", env=workers_env, with_envoy=False) as many:
+            create = loads[0]
+            row = throughput.compare(create, echo, many, params)
+            row.figure = f"{create.figure}; api_server as {workers} worker processes"
+            add(row)
         with stacks.MeshTarget(postgres, run_dir, label="ours-watch", env=watch_env, with_envoy=False) as watched:
             add(watch_fanout.watch_rows(echo, watched, params))
     return rows
