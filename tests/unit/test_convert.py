@@ -6,6 +6,9 @@ from datetime import UTC, datetime
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from hypothesis import given
+from hypothesis import strategies as st
 
 from leo.generation.v1 import generation_pb2
 from leo_mesh.convert import to_proto, webhook_body
@@ -95,3 +98,10 @@ def test_webhook_body_is_the_event_with_the_generation_as_the_api_shows_it():
     assert body["data"]["generationId"] == str(done.generation_id) and body["data"]["status"] == "STATUS_COMPLETE"
     with pytest.raises(ValueError):
         webhook_body(row(GenerationStatus.PENDING))
+
+
+@given(st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1), timezones=st.timezones()))
+def test_timestamps_are_what_protobuf_itself_makes(value):
+    expected = Timestamp()
+    expected.FromDatetime(value)
+    assert to_proto(row(GenerationStatus.PENDING, created_at=value)).create_time == expected
