@@ -51,18 +51,20 @@ class EnvoySettings(BaseSettings):
     # Token bucket of the whole listener, taken from by every request.
     envoy_rate_limit_global_rps: int = Field(1000, ge=1)
     envoy_rate_limit_global_burst: int = Field(2000, ge=1)
-    # The OTLP/gRPC collector the services send traces to (http://host:port):
-    # set, Envoy sends its own span of each request there too.
-    otel_exporter_otlp_endpoint: str | None = None
+    # An OTLP/gRPC collector (http://host:port), usually the one of the
+    # services' OTEL_EXPORTER_OTLP_ENDPOINT: set, Envoy sends its own span of
+    # each request there (unset: no tracing in Envoy; traceparent headers
+    # pass through unchanged).
+    envoy_otlp_endpoint: str | None = None
 
     @property
     def otlp_collector(self) -> tuple[str, int] | None:
         """(host, port) of the collector, or None: no tracing."""
-        if not self.otel_exporter_otlp_endpoint:
+        if not self.envoy_otlp_endpoint:
             return None
-        url = urlsplit(self.otel_exporter_otlp_endpoint)
+        url = urlsplit(self.envoy_otlp_endpoint)
         if url.scheme not in ("http", "https") or not url.hostname:
-            raise ValueError("OTEL_EXPORTER_OTLP_ENDPOINT must be http(s)://host:port")
+            raise ValueError("ENVOY_OTLP_ENDPOINT must be http(s)://host:port")
         return url.hostname, url.port or 4317
 
     @model_validator(mode="after")
@@ -229,9 +231,12 @@ def render(settings: EnvoySettings | None = None) -> str:
         routes = list(method_not_allowed_routes())
         values["METHOD_NOT_ALLOWED_ROUTES"] = _block_list(text, "METHOD_NOT_ALLOWED_ROUTES", routes)
     tracing, clusters = tracing_config(settings.otlp_collector)
-    values["TRACING"] = _optional_key(text, "TRACING", "tracing", tracing)
-    values["TRACING_CLUSTERS"] = _block_list(text, "TRACING_CLUSTERS", clusters)
-    return Template(text).substitute(values)
+    if "${TRACING}" in text:
+        values["TRACING"] = _optional_key(text, "TRACING", "tracing", tracing)
+    if "${TRACING_CLUSTERS}" in text:
+        values["TRACING_CLUSTERS"] = _block_list(text, "TRACING_CLUSTERS", clusters)
+    # An optional block left empty leaves its indentation alone on a line.
+    return re.sub(r"^ +$", "", Template(text).substitute(values), flags=re.M)
 
 
 def write_config(path: str | os.PathLike[str], settings: EnvoySettings | None = None) -> Path:

@@ -38,7 +38,9 @@ def collector():
 
 @pytest.fixture(scope="module")
 def mesh(make_mesh, collector):
-    return make_mesh(env={**TRACED, "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint})
+    return make_mesh(
+        env={**TRACED, "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint, "ENVOY_OTLP_ENDPOINT": collector.endpoint}
+    )
 
 
 def about(spans: list[Span], generation_id: str) -> dict[str, list[Span]]:
