@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # The packages mypy checks.
 TYPED := api_server leo_mesh leo_client mock_ai_server callback_server
 
-.PHONY: setup gen lint breaking run test test-fast clean
+.PHONY: setup gen lint breaking run test test-fast bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ test: $(STAMP) lint
 # Unit and integration tests only: seconds, not minutes.
 test-fast: $(STAMP)
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest tests/unit tests/integration $(PYTEST_ARGS)
+
+# The mesh beside an echo of the same contract (docs/performance.md); QUICK=1 for a short run.
+bench: $(STAMP)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m bench $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache

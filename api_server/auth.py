@@ -98,6 +98,9 @@ class Authenticator:
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps each protected method's handler (once; the key is read per call
+    from the call's metadata)."""
+
     def __init__(self, authenticator: Authenticator) -> None:
         self._authenticator = authenticator
 
@@ -105,10 +108,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or not handler_call_details.method.startswith(PROTECTED_PREFIX):
             return handler
-        key = bearer_key(handler_call_details.invocation_metadata)
         authenticator = self._authenticator
 
-        async def authenticate() -> None:
+        async def authenticate(context: grpc.aio.ServicerContext) -> None:
+            key = bearer_key(context.invocation_metadata())
             caller = await authenticator.caller(key) if key else None
             if caller is None:
                 raise ApiKeyInvalid()
@@ -118,7 +121,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             behavior = handler.unary_unary
 
             async def unary(request, context):
-                await authenticate()
+                await authenticate(context)
                 return await behavior(request, context)
 
             return grpc.unary_unary_rpc_method_handler(
@@ -129,7 +132,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         stream_behavior = handler.unary_stream
 
         async def stream(request, context):
-            await authenticate()
+            await authenticate(context)
             async for message in stream_behavior(request, context):
                 yield message
 

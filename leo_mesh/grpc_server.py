@@ -42,6 +42,11 @@ SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", 1 * 1024 * 1024),
     ("grpc.max_metadata_size", 64 * 1024),
     ("grpc.absolute_max_metadata_size", 64 * 1024),
+    # Calls the core has accepted but the application has not taken yet: by
+    # default 1,000 (3,000 at most), and beyond that a burst of new calls (a
+    # thousand watches opened at once) is CANCELLED with nothing logged.
+    ("grpc.server.max_pending_requests", 20_000),
+    ("grpc.server.max_pending_requests_hard_limit", 30_000),
 ]
 
 
@@ -91,13 +96,27 @@ def _check_parsed(request: Any) -> None:
 
 class RpcInterceptor(grpc.aio.ServerInterceptor):
     """Outermost interceptor: maps what the others and the servicer raise,
-    logs one line per RPC, and records its metrics and span (RpcRecord)."""
+    logs one line per RPC, and records its metrics and span (RpcRecord).
+
+    A method's wrapped handler is built once and kept: the interceptors
+    inside this one must do their per-call work in the handlers they return
+    (as api_server.auth does), not in intercept_service.
+    """
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(self, continuation, handler_call_details):
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
         method = handler_call_details.method
+        wrapped = self._handlers.get(method)
+        if wrapped is None:
+            handler = await continuation(handler_call_details)
+            if handler is None:
+                return None
+            wrapped = self._handlers[method] = self._wrap(method, handler)
+        return wrapped
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(method, handler.unary_unary),

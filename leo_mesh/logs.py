@@ -5,10 +5,11 @@ generation_id where the call is about one (leo_mesh.telemetry.tracing)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-from datetime import UTC, datetime
+import time
+
+import orjson
 
 from leo_mesh.telemetry import tracing
 
@@ -22,8 +23,9 @@ class JsonFormatter(logging.Formatter):
         self.worker = worker
 
     def format(self, record: logging.LogRecord) -> str:
+        seconds = int(record.created)
         entry: dict[str, object] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int(record.msecs):03d}+00:00",
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
@@ -31,11 +33,11 @@ class JsonFormatter(logging.Formatter):
         }
         if self.worker is not None:
             entry["worker"] = self.worker
-        entry.update(tracing.log_fields())
+        tracing.add_log_fields(entry)
         entry.update({k: v for k, v in vars(record).items() if k not in _RESERVED})
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return orjson.dumps(entry, default=str).decode()
 
 
 def configure(service: str, level: str = "INFO", *, worker: int | None = None) -> None:

@@ -4,34 +4,51 @@ Envoy's grpc_json_transcoder serves leo.generation.v1 as JSON over HTTP by
 the methods' google.api.http bindings and the proto3 JSON mapping; this
 describes the same routes and shapes. `python tools/protos.py gen` writes it
 to gen/openapi.json, so it changes only with the protos.
+
+Where the words come from: a method's comment is its operation's summary
+(first sentence) and description; a field's, a message's and an enum
+value's comment its description. Where the limits come from: a field's
+(leo.api.v1.rules) option (protos/leo/api/v1/field_rules.proto), which the
+api_server enforces too (api_server/validation.py).
+
+Request schemas say what the transcoder accepts, response schemas what it
+writes: in a request, enums may be given by number too and a JSON null
+leaves an optional body field unset; in a response, enums are names and
+every field without presence is written.
 """
 
 from __future__ import annotations
 
 import re
 import textwrap
+from enum import Enum
 
 # Imported for their side effect: parsing then resolves the extensions read here.
 from google.api import annotations_pb2, field_behavior_pb2
-from google.protobuf import descriptor_pb2
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 PUBLIC_PACKAGE = "leo.generation.v1"
+RULES_EXTENSION = "leo.api.v1.rules"
 SCHEMAS = "#/components/schemas/"
 STATUS_SCHEMA = "google.rpc.Status"
+IDEMPOTENCY_FIELD = "request_id"  # AIP-155
 
 _F = descriptor_pb2.FieldDescriptorProto
 _FILE = descriptor_pb2.FileDescriptorProto
 _MESSAGE = descriptor_pb2.DescriptorProto
+_ENUM = descriptor_pb2.EnumDescriptorProto
 _BEHAVIOR = field_behavior_pb2.FieldBehavior
 
+_INT32 = {"type": "integer", "format": "int32", "minimum": -(2**31), "maximum": 2**31 - 1}
+_UINT32 = {"type": "integer", "format": "uint32", "minimum": 0, "maximum": 2**32 - 1}
 SCALARS = {
     _F.TYPE_DOUBLE: {"type": "number", "format": "double"},
     _F.TYPE_FLOAT: {"type": "number", "format": "float"},
-    _F.TYPE_INT32: {"type": "integer", "format": "int32"},
-    _F.TYPE_SINT32: {"type": "integer", "format": "int32"},
-    _F.TYPE_SFIXED32: {"type": "integer", "format": "int32"},
-    _F.TYPE_UINT32: {"type": "integer", "format": "uint32"},
-    _F.TYPE_FIXED32: {"type": "integer", "format": "uint32"},
+    _F.TYPE_INT32: _INT32,
+    _F.TYPE_SINT32: _INT32,
+    _F.TYPE_SFIXED32: _INT32,
+    _F.TYPE_UINT32: _UINT32,
+    _F.TYPE_FIXED32: _UINT32,
     # proto3 JSON writes 64-bit integers as strings.
     _F.TYPE_INT64: {"type": "string", "format": "int64"},
     _F.TYPE_SINT64: {"type": "string", "format": "int64"},
@@ -42,25 +59,41 @@ SCALARS = {
     _F.TYPE_STRING: {"type": "string"},
     _F.TYPE_BYTES: {"type": "string", "format": "byte"},
 }
+# The zero value of each JSON type: what a proto3 field holds when left out.
+ZEROS = {"integer": 0, "number": 0, "string": "", "boolean": False}
 # Well-known types with their own JSON form; any other google.protobuf message is refused.
 WELL_KNOWN = {".google.protobuf.Timestamp": {"type": "string", "format": "date-time"}}
 
-# gRPC codes as Envoy (and grpc-gateway) turn them into HTTP statuses.
+# Error responses: gRPC codes as Envoy (and grpc-gateway) turn them into
+# HTTP statuses, and the replies Envoy makes itself. Each operation lists
+# those it can answer (_error_statuses).
 ERRORS = {
-    "400": "INVALID_ARGUMENT, FAILED_PRECONDITION or OUT_OF_RANGE; an invalid request "
-    "has a google.rpc.BadRequest with its field violations in `details`.",
+    "400": "INVALID_ARGUMENT, FAILED_PRECONDITION or OUT_OF_RANGE, or a request the JSON mapping cannot read; "
+    "an invalid field has a google.rpc.BadRequest with its field violations in `details`.",
     "401": "UNAUTHENTICATED: no valid API key (`Authorization: Bearer <key>`).",
-    "404": "NOT_FOUND.",
-    "409": "ALREADY_EXISTS or ABORTED.",
-    "429": "RESOURCE_EXHAUSTED, or the rate limit.",
+    "404": "NOT_FOUND: no such resource, or not the caller's.",
+    "408": "The request did not arrive in time.",
+    "409": "ALREADY_EXISTS: the request ID was used with other parameters.",
+    "413": "The request body is too large.",
+    "429": "RESOURCE_EXHAUSTED (a per-caller limit), or the rate limit.",
+    "431": "The request headers are too large.",
     "500": "INTERNAL, UNKNOWN or DATA_LOSS.",
     "503": "UNAVAILABLE: retry later.",
     "504": "DEADLINE_EXCEEDED.",
-    "default": "Any other error.",
 }
 
 # A path variable: `{field}` or `{field=pattern}`.
 _VARIABLE = re.compile(r"\{([^}=]+)(?:=[^}]*)?\}")
+# The first sentence of a comment: up to a full stop that ends a line or precedes a space.
+_FIRST_SENTENCE = re.compile(r"^(.+?\.)(?:\s|$)", re.DOTALL)
+
+
+class Mode(Enum):
+    """Where a schema is used: the JSON mapping reads more than it writes."""
+
+    OUTPUT = "output"
+    BODY = "body"
+    PARAMETER = "parameter"
 
 
 def build_openapi(descriptor_set: descriptor_pb2.FileDescriptorSet) -> dict:
@@ -71,8 +104,65 @@ def build_openapi(descriptor_set: descriptor_pb2.FileDescriptorSet) -> dict:
     return _Builder(files).document()
 
 
+def rule_keywords(rules) -> list[tuple[str, object]]:
+    """Each rule of a leo.api.v1.FieldRules (zero_is_unset aside) as a JSON
+    Schema keyword and its value; one ("pattern", regex) per pattern."""
+    found: list[tuple[str, object]] = [
+        (keyword, getattr(rules, member))
+        for member, keyword in (
+            ("min_length", "minLength"),
+            ("max_length", "maxLength"),
+            ("minimum", "minimum"),
+            ("maximum", "maximum"),
+            ("multiple_of", "multipleOf"),
+        )
+        if rules.HasField(member)
+    ]
+    if rules.format:
+        found.append(("format", format_name(rules)))
+    found += [("pattern", pattern.regex) for pattern in rules.patterns]
+    return found
+
+
+def _keywords(rules: list[tuple[str, object]]) -> dict:
+    """Rules as a schema: one pattern is `pattern`, several an allOf of them."""
+    schema = {keyword: value for keyword, value in rules if keyword != "pattern"}
+    patterns = [value for keyword, value in rules if keyword == "pattern"]
+    if len(patterns) == 1:
+        schema["pattern"] = patterns[0]
+    elif patterns:
+        schema["allOf"] = [{"pattern": pattern} for pattern in patterns]
+    return schema
+
+
+def _zero_keeps(keyword: str, value, zero) -> bool:
+    """Whether the zero value ("" or 0) keeps the rule."""
+    keeps = {
+        "minLength": lambda: value <= 0,
+        "maxLength": lambda: True,
+        "minimum": lambda: zero >= value,
+        "maximum": lambda: zero <= value,
+        "multipleOf": lambda: True,
+        "format": lambda: False,
+        "pattern": lambda: re.search(value, "") is not None,
+    }
+    return keeps[keyword]()
+
+
+def format_name(rules) -> str:
+    """JSON Schema's name of the rules' format: FORMAT_DATE_TIME is "date-time"."""
+    value = rules.DESCRIPTOR.fields_by_name["format"].enum_type.values_by_number[rules.format]
+    return value.name.removeprefix("FORMAT_").lower().replace("_", "-")
+
+
 def _doc(comment: str) -> str:
     return textwrap.dedent(comment).strip()
+
+
+def _summary(description: str) -> str:
+    """The first sentence, on one line."""
+    match = _FIRST_SENTENCE.match(description)
+    return " ".join((match.group(1) if match else description).split())
 
 
 def _behaviors(field: descriptor_pb2.FieldDescriptorProto) -> set[int]:
@@ -86,14 +176,59 @@ def _verb_and_template(rule) -> tuple[str, str]:
     return kind, getattr(rule, kind)
 
 
+def _or_null(schema: dict) -> dict:
+    """schema, or JSON null."""
+    if isinstance(schema.get("type"), str):
+        return {**schema, "type": [schema["type"], "null"]}
+    if set(schema) == {"anyOf"}:
+        return {"anyOf": [*schema["anyOf"], {"type": "null"}]}
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _narrowed(schema: dict, keywords: dict) -> dict:
+    """schema with the keywords added; a bound already there (the type's
+    range) stays where it is tighter."""
+    merged = {**schema, **keywords}
+    for keyword, tighter in (("minimum", max), ("maximum", min)):
+        if keyword in schema and keyword in keywords:
+            merged[keyword] = tighter(schema[keyword], keywords[keyword])
+    return merged
+
+
+class _Rules:
+    """The (leo.api.v1.rules) option of fields, read through a pool made from
+    the descriptor set itself: gen/'s generated code may be older than the
+    protos while `make gen` runs."""
+
+    def __init__(self, files) -> None:
+        pool = descriptor_pool.DescriptorPool()
+        for file in files:  # --include_imports lists dependencies first
+            pool.Add(file)
+        try:
+            self._extension = pool.FindExtensionByName(RULES_EXTENSION)
+        except KeyError:
+            self._extension = None
+        self._options = message_factory.GetMessageClass(pool.FindMessageTypeByName("google.protobuf.FieldOptions"))
+
+    def of(self, field: descriptor_pb2.FieldDescriptorProto):
+        if self._extension is None:
+            return None
+        options = self._options.FromString(field.options.SerializeToString())
+        return options.Extensions[self._extension] if options.HasExtension(self._extension) else None
+
+
 class _Builder:
     def __init__(self, files) -> None:
         self._files = files
+        self._rules = _Rules(files)
         self._messages: dict[str, descriptor_pb2.DescriptorProto] = {}
         self._enums: dict[str, descriptor_pb2.EnumDescriptorProto] = {}
-        # Leading comments by full name (".pkg.Message", ".pkg.Message.field", ".pkg.Service.Method").
+        # Leading comments by full name (".pkg.Message", ".pkg.Message.field",
+        # ".pkg.Enum.VALUE", ".pkg.Service.Method").
         self._docs: dict[str, str] = {}
         self._schemas: dict[str, dict] = {}
+        # The mode each message schema in _schemas was made for.
+        self._modes: dict[str, Mode] = {}
         for file in files:
             self._index(file)
 
@@ -106,8 +241,11 @@ class _Builder:
 
         def enums(found, scope: str, path: tuple[int, ...]) -> None:
             for i, enum in enumerate(found):
-                self._enums[f"{scope}.{enum.name}"] = enum
-                note(f"{scope}.{enum.name}", (*path, i))
+                name, here = f"{scope}.{enum.name}", (*path, i)
+                self._enums[name] = enum
+                note(name, here)
+                for j, value in enumerate(enum.value):
+                    note(f"{name}.{value.name}", (*here, _ENUM.VALUE_FIELD_NUMBER, j))
 
         def messages(found, scope: str, path: tuple[int, ...]) -> None:
             for i, message in enumerate(found):
@@ -131,6 +269,7 @@ class _Builder:
     def document(self) -> dict:
         paths: dict[str, dict] = {}
         tags = []
+        parameters: dict[str, dict] = {}
         for file in self._files:
             if file.package != PUBLIC_PACKAGE:
                 continue
@@ -138,7 +277,7 @@ class _Builder:
                 service_name = f".{file.package}.{service.name}"
                 tags.append(self._described({"name": service.name}, service_name))
                 for method in service.method:
-                    self._add_bindings(paths, service, f"{service_name}.{method.name}", method)
+                    self._add_bindings(paths, parameters, service, f"{service_name}.{method.name}", method)
         return {
             "openapi": "3.1.0",
             "info": {
@@ -147,7 +286,10 @@ class _Builder:
                 "description": (
                     f"{PUBLIC_PACKAGE} as JSON over HTTP, transcoded by Envoy with the proto3 JSON "
                     "mapping: lowerCamelCase names, enums by name, 64-bit integers as strings, "
-                    "timestamps in RFC 3339. Made from the protos by `make gen`; do not edit."
+                    "timestamps in RFC 3339. Requests may also give enums by number, and null for an "
+                    "optional body field means the field is left out. Errors are a google.rpc.Status. "
+                    "A path answers only the methods listed for it. "
+                    "Made from the protos by `make gen`; do not edit."
                 ),
             },
             "servers": [{"url": "http://localhost:8080"}],
@@ -163,16 +305,7 @@ class _Builder:
                     }
                     for code, description in ERRORS.items()
                 },
-                "parameters": {
-                    "IdempotencyKey": {
-                        "name": "Idempotency-Key",
-                        "in": "header",
-                        "required": False,
-                        "schema": {"type": "string", "format": "uuid"},
-                        "description": "Makes the create idempotent; means the same as `requestId` "
-                        "(send one of them, or both with the same value).",
-                    }
-                },
+                "parameters": parameters,
                 "securitySchemes": {
                     "bearerAuth": {
                         "type": "http",
@@ -183,18 +316,18 @@ class _Builder:
             },
         }
 
-    def _add_bindings(self, paths: dict, service, method_name: str, method) -> None:
+    def _add_bindings(self, paths: dict, parameters: dict, service, method_name: str, method) -> None:
         if not method.options.HasExtension(annotations_pb2.http):
             return
         rule = method.options.Extensions[annotations_pb2.http]
         for index, binding in enumerate([rule, *rule.additional_bindings]):
             verb, template = _verb_and_template(binding)
-            operation = self._operation(method_name, method, binding, _VARIABLE.findall(template))
+            operation = self._operation(method_name, method, binding, _VARIABLE.findall(template), parameters)
             operation["operationId"] = f"{service.name}_{method.name}{index + 1 if index else ''}"
             operation["tags"] = [service.name]
             paths.setdefault(_VARIABLE.sub(r"{\1}", template), {})[verb] = operation
 
-    def _operation(self, method_name: str, method, binding, path_fields: list[str]) -> dict:
+    def _operation(self, method_name: str, method, binding, path_fields: list[str], shared: dict) -> dict:
         request_name = method.input_type
         fields = {field.name: field for field in self._messages[request_name].field}
         for name in path_fields:
@@ -207,21 +340,46 @@ class _Builder:
                 for field in fields.values()
                 if field.name not in path_fields and field.name != binding.body
             ]
-        if method.name.startswith("Create"):  # AIP-133 creates; AIP-155 idempotency
+        if IDEMPOTENCY_FIELD in fields:
+            shared["IdempotencyKey"] = self._idempotency_header(request_name, fields[IDEMPOTENCY_FIELD])
             parameters.append({"$ref": "#/components/parameters/IdempotencyKey"})
-        operation = {
-            "summary": method.name,
-            "responses": {
-                "200": self._success(method),
-                **{code: {"$ref": f"#/components/responses/{code}"} for code in ERRORS},
-            },
-        }
+        operation: dict = {}
+        if method_name in self._docs:
+            operation["summary"] = _summary(self._docs[method_name])
         self._described(operation, method_name)
+        operation["responses"] = {
+            "200": self._success(method),
+            **{code: {"$ref": f"#/components/responses/{code}"} for code in self._error_statuses(binding, fields)},
+        }
         if parameters:
             operation["parameters"] = parameters
         if binding.body:
             operation["requestBody"] = self._request_body(request_name, binding.body, path_fields, fields)
         return operation
+
+    @staticmethod
+    def _error_statuses(binding, fields: dict) -> list[str]:
+        """What an operation can answer besides 200: any call may be refused at
+        the edge, be unauthenticated, rate-limited or meet a failure; a
+        resource named in the path may not exist; a request ID may be reused
+        with other parameters; a body may be too large."""
+        statuses = {"400", "401", "408", "429", "431", "500", "503", "504"}
+        if _VARIABLE.search(_verb_and_template(binding)[1]):
+            statuses.add("404")
+        if IDEMPOTENCY_FIELD in fields:
+            statuses.add("409")
+        if binding.body:
+            statuses.add("413")
+        return sorted(statuses)
+
+    def _idempotency_header(self, request_name: str, field) -> dict:
+        return {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "schema": self._field_schema(field, Mode.PARAMETER),
+            "description": f"Means the same as `{field.json_name}` (send one of them, or both with the same value).",
+        }
 
     def _parameter(self, message_name: str, field, where: str) -> dict:
         if where == "query" and field.type == _F.TYPE_MESSAGE and field.type_name not in WELL_KNOWN:
@@ -230,7 +388,7 @@ class _Builder:
             "name": field.name if where == "path" else field.json_name,
             "in": where,
             "required": where == "path" or _BEHAVIOR.REQUIRED in _behaviors(field),
-            "schema": self._field_schema(field),
+            "schema": self._field_schema(field, Mode.PARAMETER),
         }
         return self._described(parameter, f"{message_name}.{field.name}")
 
@@ -239,17 +397,17 @@ class _Builder:
         if body == "*":
             rest = [field for name, field in fields.items() if name not in path_fields]
             if path_fields:
-                schema = self._message_schema(request_name, skip=frozenset(path_fields))
+                schema = self._message_schema(request_name, Mode.BODY, skip=frozenset(path_fields))
             else:
-                schema = self._ref(request_name)
+                schema = self._ref(request_name, Mode.BODY)
         else:
             rest = [fields[body]]
-            schema = self._field_schema(fields[body])
+            schema = self._field_schema(fields[body], Mode.BODY)
         required = any(_BEHAVIOR.REQUIRED in _behaviors(field) for field in rest)
         return {"required": required, "content": {"application/json": {"schema": schema}}}
 
     def _success(self, method) -> dict:
-        response = self._ref(method.output_type)
+        response = self._ref(method.output_type, Mode.OUTPUT)
         if not method.server_streaming:
             return {"description": "OK", "content": {"application/json": {"schema": response}}}
         name = method.output_type[1:]
@@ -261,10 +419,11 @@ class _Builder:
             ),
             "content": {
                 "text/event-stream": {
-                    "schema": {"type": "string"},
-                    # OpenAPI 3.2's itemSchema: the shape of each event.
-                    "x-itemSchema": {
+                    # One event, as OpenAPI 3.1 tools read the schema of a stream
+                    # (3.2 calls it itemSchema).
+                    "schema": {
                         "type": "object",
+                        "description": "One server-sent event.",
                         "required": ["data"],
                         "properties": {
                             "data": {
@@ -273,7 +432,7 @@ class _Builder:
                                 "contentSchema": response,
                             }
                         },
-                    },
+                    }
                 }
             },
         }
@@ -284,55 +443,105 @@ class _Builder:
             item["description"] = self._docs[name]
         return item
 
-    def _ref(self, type_name: str) -> dict:
+    def _ref(self, type_name: str, mode: Mode) -> dict:
         """A $ref to the message or enum, adding its schema to components once."""
         key = type_name[1:]
+        if type_name in self._messages:
+            made_for = self._modes.setdefault(key, mode)
+            if made_for is not mode:
+                raise ValueError(f"{key} is used in both a {made_for.value} and a {mode.value}: split the message")
         if key not in self._schemas:
             self._schemas[key] = {}  # reserved first: a message may refer to itself
-            if type_name in self._enums:
-                values = [value.name for value in self._enums[type_name].value]
-                schema = self._described({"type": "string", "enum": values}, type_name)
-            else:
-                schema = self._message_schema(type_name)
-            self._schemas[key] = schema
+            is_enum = type_name in self._enums
+            self._schemas[key] = self._enum_schema(type_name) if is_enum else self._message_schema(type_name, mode)
         return {"$ref": SCHEMAS + key}
 
-    def _message_schema(self, type_name: str, skip: frozenset[str] = frozenset()) -> dict:
+    def _enum_schema(self, type_name: str) -> dict:
+        """The enum by name (how responses write it); each value's comment in
+        x-enumDescriptions and as a list in the description."""
+        values = self._enums[type_name].value
+        notes = {value.name: self._docs.get(f"{type_name}.{value.name}", "") for value in values}
+        lines = [f"- `{name}`: {' '.join(note.split())}" for name, note in notes.items() if note]
+        description = "\n\n".join(part for part in (self._docs.get(type_name, ""), "\n".join(lines)) if part)
+        schema = {"type": "string", "enum": [value.name for value in values], "x-enumDescriptions": notes}
+        if description:
+            schema["description"] = description
+        return schema
+
+    def _message_schema(self, type_name: str, mode: Mode, skip: frozenset[str] = frozenset()) -> dict:
         properties, required = {}, []
         for field in self._messages[type_name].field:
             if field.name in skip:
                 continue
-            properties[field.json_name] = self._described(self._field_schema(field), f"{type_name}.{field.name}")
-            if _BEHAVIOR.REQUIRED in _behaviors(field):
+            properties[field.json_name] = self._described(self._field_schema(field, mode), f"{type_name}.{field.name}")
+            if _is_required(field, mode):
                 required.append(field.json_name)
         schema = {"type": "object", "properties": properties}
         if required:
             schema["required"] = required
         return self._described(schema, type_name)
 
-    def _field_schema(self, field) -> dict:
+    def _field_schema(self, field, mode: Mode) -> dict:
         entry = self._messages.get(field.type_name)
         if entry is not None and entry.options.map_entry:
-            schema = {"type": "object", "additionalProperties": self._value_schema(entry.field[1])}
+            schema = {"type": "object", "additionalProperties": self._value_schema(entry.field[1], mode)}
         elif field.label == _F.LABEL_REPEATED:
-            schema = {"type": "array", "items": self._value_schema(field)}
+            schema = {"type": "array", "items": self._value_schema(field, mode)}
         else:
-            schema = self._value_schema(field)
+            schema = self._value_schema(field, mode)
         behaviors = _behaviors(field)
         if _BEHAVIOR.OUTPUT_ONLY in behaviors:
             schema["readOnly"] = True
         if _BEHAVIOR.INPUT_ONLY in behaviors:
             schema["writeOnly"] = True
+        if mode is Mode.BODY and _BEHAVIOR.REQUIRED not in behaviors:
+            schema = _or_null(schema)
         return schema
 
-    def _value_schema(self, field) -> dict:
+    def _value_schema(self, field, mode: Mode) -> dict:
+        """One value of the field: its type, limited by its rules."""
         if field.type not in (_F.TYPE_MESSAGE, _F.TYPE_ENUM):
-            return dict(SCALARS[field.type])
+            return self._constrained(dict(SCALARS[field.type]), field)
+        if self._rules.of(field) is not None:
+            raise ValueError(f"{field.name}: (leo.api.v1.rules) limit scalar fields only")
         if field.type_name in WELL_KNOWN:
             return dict(WELL_KNOWN[field.type_name])
         if field.type_name.startswith(".google.protobuf."):
             raise ValueError(f"no JSON schema for {field.type_name} yet: add it to WELL_KNOWN")
-        return self._ref(field.type_name)
+        if field.type == _F.TYPE_ENUM and mode is not Mode.OUTPUT:
+            numbers = [value.number for value in self._enums[field.type_name].value]
+            by_number = {"type": "integer", "enum": numbers, "description": "The same values by number."}
+            return {"anyOf": [self._ref(field.type_name, mode), by_number]}
+        return self._ref(field.type_name, mode)
+
+    def _constrained(self, schema: dict, field) -> dict:
+        """schema limited by the field's rules. With zero_is_unset, the rules
+        the zero value breaks become an anyOf of the zero and them; the others
+        stay plain keywords (simpler for tools, and the same meaning)."""
+        rules = self._rules.of(field)
+        if rules is None:
+            return schema
+        found = rule_keywords(rules)
+        if not rules.zero_is_unset:
+            return _narrowed(schema, _keywords(found))
+        zero = ZEROS[schema["type"]]
+        kept = [(keyword, value) for keyword, value in found if _zero_keeps(keyword, value, zero)]
+        broken = [rule for rule in found if rule not in kept]
+        schema = _narrowed(schema, _keywords(kept))
+        if broken:
+            unset = {"const": zero, "description": "Unset, as when the field is left out."}
+            schema["anyOf"] = [unset, _keywords(broken)]
+        return schema
+
+
+def _is_required(field, mode: Mode) -> bool:
+    """In a request, a field marked REQUIRED; in a response, a field the
+    transcoder always writes (always_print_primitive_fields): any field
+    without presence, that is neither a message nor in a oneof."""
+    if mode is not Mode.OUTPUT:
+        return _BEHAVIOR.REQUIRED in _behaviors(field)
+    is_message = field.type == _F.TYPE_MESSAGE and field.label != _F.LABEL_REPEATED
+    return not is_message and not field.HasField("oneof_index")
 
 
 def _status_schema() -> dict:
@@ -340,11 +549,13 @@ def _status_schema() -> dict:
     return {
         "type": "object",
         "description": "An error. `code` is the gRPC status code, not the HTTP status.",
+        "required": ["code", "message"],
         "properties": {
             "code": {"type": "integer", "format": "int32", "description": "e.g. 3 for INVALID_ARGUMENT."},
-            "message": {"type": "string"},
+            "message": {"type": "string", "description": "What went wrong, for a developer to read."},
             "details": {
                 "type": "array",
+                "description": "More about the error, e.g. a google.rpc.BadRequest naming each invalid field.",
                 "items": {
                     "type": "object",
                     "description": "A google.protobuf.Any: its type URL and that message's fields.",

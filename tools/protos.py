@@ -1,7 +1,7 @@
 """Generates gen/ from protos/ and lints the contracts.
 
   python tools/protos.py gen [OUT]   regenerate gen/ (or OUT) from protos/
-  python tools/protos.py lint        buf lint (STANDARD) on protos/
+  python tools/protos.py lint        buf lint (STANDARD, COMMENTS) on protos/
   python tools/protos.py breaking [REV]
                                      buf breaking on protos/ against git REV (main)
 
@@ -50,12 +50,12 @@ def wkt_root() -> Path:
     return Path(str(resources.files("grpc_tools") / "_proto"))
 
 
-def our_protos() -> list[str]:
-    return sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
+def our_protos(protos: Path = PROTOS) -> list[str]:
+    return sorted(str(p.relative_to(protos)) for p in protos.rglob("*.proto"))
 
 
-def run_protoc(args: list[str]) -> None:
-    includes = [f"-I{PROTOS}", f"-I{googleapis_root()}", f"-I{wkt_root()}"]
+def run_protoc(args: list[str], protos: Path = PROTOS) -> None:
+    includes = [f"-I{protos}", f"-I{googleapis_root()}", f"-I{wkt_root()}"]
     code = protoc.main(["protoc", *includes, *args])
     if code != 0:
         raise SystemExit(f"protoc failed ({code}): {args}")
@@ -78,11 +78,11 @@ def generate(out: Path) -> None:
     write_openapi(files, out / OPENAPI_NAME)
 
 
-def write_openapi(files: list[str], target: Path) -> None:
+def write_openapi(files: list[str], target: Path, protos: Path = PROTOS) -> None:
     """The OpenAPI spec, from a descriptor set with comments (descriptor.pb has none)."""
     with tempfile.TemporaryDirectory() as tmp:
         commented = Path(tmp) / DESCRIPTOR_NAME
-        run_protoc([f"--descriptor_set_out={commented}", "--include_imports", "--include_source_info", *files])
+        run_protoc([f"--descriptor_set_out={commented}", "--include_imports", "--include_source_info", *files], protos)
         spec = build_openapi(descriptor_pb2.FileDescriptorSet.FromString(commented.read_bytes()))
     target.write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
 
@@ -104,7 +104,7 @@ def _workspace(root: Path, protos: Path) -> Path:
 
 
 def lint(protos: Path = PROTOS) -> int:
-    """buf lint (STANDARD) of the contracts."""
+    """buf lint (buf.yaml: STANDARD and COMMENTS) of the contracts."""
     with tempfile.TemporaryDirectory() as tmp:
         work = _workspace(Path(tmp), protos)
         return subprocess.run([_buf(), "lint", "protos"], cwd=work).returncode

@@ -168,14 +168,13 @@ def outgoing_metadata() -> list[tuple[str, str]]:
 # --- log lines ---
 
 
-def log_fields() -> dict[str, str]:
-    """trace_id, span_id and generation_id of the current call, those known."""
-    fields: dict[str, str] = {}
-    span_context = trace.get_current_span().get_span_context()
-    if span_context.is_valid:
-        fields["trace_id"] = format(span_context.trace_id, "032x")
-        fields["span_id"] = format(span_context.span_id, "016x")
+def add_log_fields(entry: dict[str, object]) -> None:
+    """trace_id, span_id and generation_id of the current call, those known, into a log entry."""
+    if tracer is not None:
+        span_context = trace.get_current_span().get_span_context()
+        if span_context.is_valid:
+            entry["trace_id"] = format(span_context.trace_id, "032x")
+            entry["span_id"] = format(span_context.span_id, "016x")
     generation_id = current_generation_id.get()
     if generation_id is not None:
-        fields["generation_id"] = generation_id
-    return fields
+        entry["generation_id"] = generation_id

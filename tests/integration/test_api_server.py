@@ -190,3 +190,24 @@ async def test_revoking_a_key_ends_its_watches_and_its_use_on_every_replica(data
                 assert await refused()
             assert survivor.done() is False  # another key's watch goes on
             survivor.cancel()
+
+
+# --- a burst of watches ---
+
+
+async def test_a_burst_of_watches_is_held_not_dropped(database_url):
+    """gRPC's default backlog of calls not yet taken by the application is
+    1,000; beyond it new calls were CANCELLED silently."""
+    burst = 2_500
+    async with api_server(database_url, background=False) as app:
+        app.grpc.background.start("watch reads", app.watches.run())
+        async with channel_to(app) as channel:
+            client = Client(channel, await new_key(app))
+            generation = await client.create()
+            request = generation_pb2.WatchGenerationRequest(generation_id=generation.generation_id)
+            streams = [client.stub.WatchGeneration(request, metadata=client.metadata) for _ in range(burst)]
+            first = await asyncio.gather(*(stream.read() for stream in streams), return_exceptions=True)
+            errors = [f for f in first if isinstance(f, BaseException)]
+            assert errors == [] and len(app.watches) == burst
+            for stream in streams:
+                stream.cancel()

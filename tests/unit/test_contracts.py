@@ -16,7 +16,7 @@ def _tree(path: Path) -> dict[str, Path]:
     return {str(p.relative_to(path)): p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
 
 
-def test_buf_lint_standard_is_clean():
+def test_buf_lint_is_clean():
     result = subprocess.run([sys.executable, ROOT / "tools/protos.py", "lint"], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -34,6 +34,12 @@ def edited_protos(tmp_path: Path, old: str, new: str) -> Path:
 def test_buf_lint_catches_a_violation(tmp_path):
     """The lint run really lints: a badly named enum value fails it."""
     assert protos.lint(edited_protos(tmp_path, "MODEL_SD = 1;", "SD = 1;")) != 0
+
+
+def test_buf_lint_wants_a_comment_on_every_field_and_enum_value(tmp_path):
+    """The COMMENTS rules: the comments are the spec's descriptions."""
+    assert protos.lint(edited_protos(tmp_path, "  // Where the image can be downloaded.\n", "")) != 0
+    assert protos.lint(edited_protos(tmp_path / "2", "  // Stable Diffusion 1.5.\n", "")) != 0
 
 
 def main_ref() -> str:

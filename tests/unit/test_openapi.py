@@ -6,6 +6,8 @@ That it is what `make gen` makes now is test_contracts.test_gen_matches_protos.
 import copy
 import json
 import re
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,8 +17,13 @@ from openapi_spec_validator import validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tools"))
+import protos  # noqa: E402  (tools/protos.py, not a package)
+
 SCHEMAS = "#/components/schemas/"
 VERBS = {"get", "put", "post", "delete", "patch"}
+UNSET_STRING = {"const": "", "description": "Unset, as when the field is left out."}
+INT32 = {"type": "integer", "format": "int32", "minimum": -(2**31), "maximum": 2**31 - 1}
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +94,13 @@ def test_generation_schema_is_the_json_mapping(spec, public_file):
     assert {"generationId", "createTime", "failureReason", "webhookUrl"} <= set(props)
     assert {name for name, prop in props.items() if prop.get("readOnly")} == output_only
     assert {"generationId", "status", "images", "createTime"} <= output_only
-    assert props["createTime"] == {"type": "string", "format": "date-time", "readOnly": True}
+    assert props["createTime"] == {
+        "type": "string",
+        "format": "date-time",
+        "readOnly": True,
+        "description": "When the generation was created.",
+    }
+    assert props["generationId"]["format"] == "uuid"
     assert props["status"]["$ref"] == SCHEMAS + "leo.generation.v1.Status"
     assert props["images"]["items"] == {"$ref": SCHEMAS + "leo.generation.v1.Image"}
     assert props["width"]["type"] == "integer" and props["width"]["format"] == "int32"
@@ -106,7 +119,10 @@ def test_create_takes_the_request_as_body_and_an_idempotency_key(spec):
     assert request["required"] == ["prompt"]
     assert "requestId" in request["properties"]
     header = spec["components"]["parameters"]["IdempotencyKey"]
-    assert (header["name"], header["in"], header["schema"]["format"]) == ("Idempotency-Key", "header", "uuid")
+    assert (header["name"], header["in"]) == ("Idempotency-Key", "header")
+    # requestId's rules: a UUID, or empty for none.
+    assert header["schema"] == {"type": "string", "anyOf": [UNSET_STRING, {"format": "uuid"}]}
+    assert request["properties"]["requestId"]["anyOf"] == header["schema"]["anyOf"]
 
 
 def test_path_and_query_parameters(spec):
@@ -116,38 +132,118 @@ def test_path_and_query_parameters(spec):
             "name": "generation_id",
             "in": "path",
             "required": True,
-            "schema": {"type": "string"},
+            "schema": {"type": "string", "format": "uuid"},
             "description": "UUID of the generation.",
         }
     ]
     listing = {p["name"]: p for p in spec["paths"]["/v1/generations"]["get"]["parameters"]}
     assert set(listing) == {"pageSize", "pageToken", "status"}
     assert all(p["in"] == "query" and not p["required"] for p in listing.values())
-    assert listing["pageSize"]["schema"] == {"type": "integer", "format": "int32"}
-    assert listing["status"]["schema"] == {"$ref": SCHEMAS + "leo.generation.v1.Status"}
+    assert listing["pageSize"]["schema"] == {**INT32, "minimum": 0}
+    # A query parameter takes an enum by name or by number, as grpc-gateway does.
+    assert listing["status"]["schema"] == {
+        "anyOf": [
+            {"$ref": SCHEMAS + "leo.generation.v1.Status"},
+            {"type": "integer", "enum": [0, 1, 2, 3, 4], "description": "The same values by number."},
+        ]
+    }
     cancel = spec["paths"]["/v1/generations/{generation_id}:cancel"]["post"]
     assert cancel["requestBody"]["content"]["application/json"]["schema"]["properties"] == {}
+
+
+def test_create_fields_carry_the_rules_of_the_protos(spec):
+    props = spec["components"]["schemas"]["leo.generation.v1.CreateGenerationRequest"]["properties"]
+    prompt = props["prompt"]
+    assert (prompt["type"], prompt["minLength"], prompt["maxLength"]) == ("string", 1, 1500)
+    not_blank, no_nul = (item["pattern"] for item in prompt["allOf"])
+    assert re.search(not_blank, " x ") and not re.search(not_blank, " \t\n\u3000")
+    assert no_nul == "^[^\\u0000]*$"
+    # 0 (unset) or 64..2048 in steps of 8; null leaves the field unset too.
+    assert props["width"] == props["height"]
+    assert {key: props["width"][key] for key in ("type", "minimum", "maximum", "multipleOf")} == {
+        "type": ["integer", "null"],
+        "minimum": -(2**31),
+        "maximum": 2048,
+        "multipleOf": 8,
+    }
+    assert props["width"]["anyOf"] == [{**UNSET_STRING, "const": 0}, {"minimum": 64}]
+    assert props["requestId"]["anyOf"] == [UNSET_STRING, {"format": "uuid"}]
+    webhook = props["webhookUrl"]
+    assert (webhook["type"], webhook["maxLength"], webhook["pattern"]) == (["string", "null"], 2048, no_nul)
+    assert webhook["anyOf"] == [UNSET_STRING, {"pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#]"}]
+    assert props["model"]["anyOf"] == [
+        {"$ref": SCHEMAS + "leo.generation.v1.Model"},
+        {"type": "integer", "enum": [0, 1, 2], "description": "The same values by number."},
+        {"type": "null"},
+    ]
+
+
+def test_responses_write_enums_by_name_and_every_field_without_presence(spec):
+    generation = spec["components"]["schemas"]["leo.generation.v1.Generation"]
+    assert generation["properties"]["model"] == {
+        "$ref": SCHEMAS + "leo.generation.v1.Model",
+        "description": "The model that runs (or ran) the generation.",
+    }
+    timestamps = {"createTime", "updateTime", "completeTime"}
+    assert set(generation["required"]) == set(generation["properties"]) - timestamps
+    assert "null" not in json.dumps(generation)
 
 
 def test_watch_is_server_sent_events(spec):
     ok = spec["paths"]["/v1/generations/{generation_id}:watch"]["get"]["responses"]["200"]
     assert list(ok["content"]) == ["text/event-stream"]
-    data = ok["content"]["text/event-stream"]["x-itemSchema"]["properties"]["data"]
-    assert data["contentSchema"] == {"$ref": SCHEMAS + "leo.generation.v1.WatchGenerationResponse"}
+    # Each event, as schemathesis and other OpenAPI 3.1 tools read `schema` of a stream.
+    event = ok["content"]["text/event-stream"]["schema"]
+    assert (event["type"], event["required"]) == ("object", ["data"])
+    assert event["properties"]["data"] == {
+        "type": "string",
+        "contentMediaType": "application/json",
+        "contentSchema": {"$ref": SCHEMAS + "leo.generation.v1.WatchGenerationResponse"},
+    }
     get = spec["paths"]["/v1/generations/{generation_id}"]["get"]["responses"]["200"]
     assert list(get["content"]) == ["application/json"]
 
 
-def test_errors_are_google_rpc_status(spec):
-    for _, _, op in _operations(spec):
-        for code in ("400", "401", "404", "409", "429", "500", "503"):
-            assert op["responses"][code] == {"$ref": f"#/components/responses/{code}"}
+def test_errors_are_google_rpc_status_and_each_operation_lists_its_own(spec):
+    every = {"400", "401", "408", "429", "431", "500", "503", "504"}
+    expected = {
+        ("post", "/v1/generations"): every | {"409", "413"},
+        ("post", "/api/generation"): every | {"409", "413"},
+        ("get", "/v1/generations"): every,
+        ("get", "/v1/generations/{generation_id}"): every | {"404"},
+        ("get", "/api/generation/{generation_id}"): every | {"404"},
+        ("post", "/v1/generations/{generation_id}:cancel"): every | {"404", "413"},
+        ("get", "/v1/generations/{generation_id}:watch"): every | {"404"},
+        ("post", "/v1/webhookSecret:rotate"): every | {"413"},
+    }
+    for verb, path, op in _operations(spec):
+        errors = {code for code in op["responses"] if code != "200"}
+        assert errors == expected[verb, path], (verb, path)
+        assert all(op["responses"][code] == {"$ref": f"#/components/responses/{code}"} for code in errors)
     for response in spec["components"]["responses"].values():
         assert response["content"]["application/json"]["schema"] == {"$ref": SCHEMAS + "google.rpc.Status"}
     status = spec["components"]["schemas"]["google.rpc.Status"]
     assert set(status["properties"]) == {"code", "message", "details"}
     assert status["properties"]["code"]["type"] == "integer"
     assert status["properties"]["details"]["items"]["required"] == ["@type"]
+
+
+def test_comments_describe_every_operation_field_and_enum_value(spec, public_file):
+    for _, _, op in _operations(spec):
+        assert op["summary"] and " ".join(op["description"].split()).startswith(op["summary"])
+    create = spec["paths"]["/v1/generations"]["post"]
+    assert create["summary"] == "Records a generation as PENDING and answers at once; the work happens asynchronously."
+    for name, schema in spec["components"]["schemas"].items():
+        assert schema.get("description"), name
+        for field, prop in schema.get("properties", {}).items():
+            assert prop.get("description"), f"{name}.{field}"
+    for enum in public_file.enum_type:
+        schema = spec["components"]["schemas"][f"leo.generation.v1.{enum.name}"]
+        assert set(schema["x-enumDescriptions"]) == {value.name for value in enum.value}
+        assert all(schema["x-enumDescriptions"].values())
+        assert all(f"- `{value.name}`: " in schema["description"] for value in enum.value)
+    parameters = [p for _, _, op in _operations(spec) for p in op.get("parameters", []) if "name" in p]
+    assert parameters and all(p["description"] for p in parameters)
 
 
 def test_bearer_auth_everywhere_and_server(spec):
@@ -159,3 +255,63 @@ def test_bearer_auth_everywhere_and_server(spec):
     }
     assert spec["servers"] == [{"url": "http://localhost:8080"}]
     assert (spec["info"]["title"], spec["info"]["version"]) == ("Leo generation mesh API", "v1")
+
+
+def spec_of_edited_protos(tmp_path: Path, edits: dict[str, str]) -> dict:
+    """The spec made from a copy of protos/ with each `old` of the public file replaced by its `new`."""
+    copy = tmp_path / "protos"
+    shutil.copytree(ROOT / "protos", copy)
+    proto = copy / "leo/generation/v1/generation.proto"
+    text = proto.read_text()
+    for old, new in edits.items():
+        assert old in text
+        text = text.replace(old, new)
+    proto.write_text(text)
+    protos.write_openapi(protos.our_protos(copy), tmp_path / "openapi.json", copy)
+    return json.loads((tmp_path / "openapi.json").read_text())
+
+
+def test_new_fields_and_their_rules_need_no_code(tmp_path):
+    """A new enum, a new constrained request field and a new output message
+    reach the spec by their protos alone."""
+    spec = spec_of_edited_protos(
+        tmp_path,
+        {
+            "// Models the AI backend can run.": (
+                "// What a generation makes.\nenum Kind {\n  // Not chosen.\n  KIND_UNSPECIFIED = 0;\n"
+                "  // Images.\n  KIND_IMAGE = 1;\n  // A video.\n  KIND_VIDEO = 2;\n}\n\n"
+                "// A produced file.\nmessage Asset {\n  // Where it is.\n"
+                "  string url = 1 [(leo.api.v1.rules) = {max_length: 100}];\n}\n\n"
+                "// Models the AI backend can run."
+            ),
+            "  string webhook_url = 13;\n": (
+                "  string webhook_url = 13;\n  // What it made.\n"
+                "  repeated Asset assets = 14 [(google.api.field_behavior) = OUTPUT_ONLY];\n"
+            ),
+            "message CreateGenerationRequest {\n": (
+                "message CreateGenerationRequest {\n  // What to make.\n  Kind kind = 7;\n"
+                "  // How many: 1 to 4.\n  int32 count = 8 [(leo.api.v1.rules) = {minimum: 1, maximum: 4}];\n"
+            ),
+        },
+    )
+    validate(spec)
+    schemas = spec["components"]["schemas"]
+    request = schemas["leo.generation.v1.CreateGenerationRequest"]["properties"]
+    assert request["count"] == {**INT32, "type": ["integer", "null"], "minimum": 1, "maximum": 4} | {
+        "description": "How many: 1 to 4."
+    }
+    assert request["kind"]["anyOf"][:2] == [
+        {"$ref": SCHEMAS + "leo.generation.v1.Kind"},
+        {"type": "integer", "enum": [0, 1, 2], "description": "The same values by number."},
+    ]
+    assert schemas["leo.generation.v1.Kind"]["x-enumDescriptions"]["KIND_VIDEO"] == "A video."
+    assets = schemas["leo.generation.v1.Generation"]["properties"]["assets"]
+    assert assets["items"] == {"$ref": SCHEMAS + "leo.generation.v1.Asset"} and assets["readOnly"]
+    assert schemas["leo.generation.v1.Asset"]["properties"]["url"]["maxLength"] == 100
+
+
+def test_a_message_in_both_a_request_and_a_response_is_refused(tmp_path):
+    """Requests and responses read enums and nulls differently: one schema cannot say both."""
+    sample = "message CreateGenerationRequest {\n  // A sample.\n  Image sample = 7;\n"
+    with pytest.raises(ValueError, match="Image is used in both"):
+        spec_of_edited_protos(tmp_path, {"message CreateGenerationRequest {\n": sample})

@@ -1,15 +1,29 @@
-"""CreateGeneration input rules (pure logic)."""
+"""Request field rules (pure logic), and that the spec states the same ones."""
+
+import json
+import re
+from pathlib import Path
 
 import grpc
+import jsonschema_rs
 import pytest
+from google.protobuf import json_format
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from api_server.validation import (
+    FORMATS,
+    MODELS,
+    STATUS_FILTERS,
     page_size,
     parse_generation_id,
+    rules_of,
     status_filter,
     validate_create,
 )
+from leo.api.v1 import field_rules_pb2
 from leo.generation.v1 import generation_pb2
+from leo_mesh.db.models import PROMPT_MAX_LENGTH
 from leo_mesh.errors import InvalidArgument as RpcError
 from leo_mesh.rules import Model as CoreModel
 from leo_mesh.status import code_and_reason
@@ -120,3 +134,215 @@ def test_negative_page_size_and_unknown_status_are_invalid():
         status_filter(99)
     assert list(violations(caught.value)) == ["status"]
     assert status_filter(generation_pb2.STATUS_UNSPECIFIED) is None
+
+
+# --- The spec states the same rules the service enforces ---
+#
+# For each input the spec constrains, values at and around every bound the
+# spec names (and values of the kinds the rules are about) must be valid
+# per the spec exactly when the service accepts them. The JSON values are
+# read as Envoy does (the proto3 JSON mapping: null leaves a field unset).
+
+SPEC = json.loads((Path(__file__).resolve().parents[2] / "gen/openapi.json").read_text())
+SCHEMAS = SPEC["components"]["schemas"]
+UUID = "8f1f5e7e-3c8e-4b8e-9d5e-7f0a1b2c3d4e"
+STRINGS = [
+    "",
+    " ",
+    "\t\n",
+    "\u3000",
+    "\x1c",
+    "\ufeff",
+    "a",
+    "a b",
+    "\x00",
+    "a\x00b",
+    "é",
+    "😀",
+    UUID,
+    UUID.upper(),
+    UUID.replace("-", ""),
+    f"{{{UUID}}}",
+    f"urn:uuid:{UUID}",
+    UUID + "\n",
+    UUID[:-1] + "g",
+    "http://example.com/hook",
+    "HTTPS://h",
+    "https://h:8443/p?q#f",
+    "ftp://h",
+    "http:///p",
+    "http://",
+    "http://h\x00",
+    "//h",
+    "mailto:a@b",
+]
+# Other JSON kinds. Python's json_format stands in for Envoy's parser here; it
+# reads true and 1.5 as enum numbers where Envoy refuses them, so those are
+# left to the fuzzer (tests/e2e/test_schemathesis.py).
+JSON_KINDS = [None, [], {}]
+
+
+def spec_accepts(schema: dict, value) -> bool:
+    """JSON Schema's verdict, as schemathesis reaches it (jsonschema-rs, formats checked)."""
+    return jsonschema_rs.validator_for({"components": SPEC["components"], **schema}, validate_formats=True).is_valid(
+        value
+    )
+
+
+def bounds(schema) -> set[int]:
+    """Every number the schema names (minimum, maxLength, const, multipleOf …), nested ones too."""
+    if isinstance(schema, dict):
+        return {n for key, value in schema.items() for n in bounds(value) if key not in ("format", "type")}
+    if isinstance(schema, list):
+        return {n for item in schema for n in bounds(item)}
+    return {schema} if isinstance(schema, int) and not isinstance(schema, bool) else set()
+
+
+def values_of(keyword: str, schema) -> list:
+    """Every value of `keyword` in the schema, nested ones too."""
+    if isinstance(schema, list):
+        return [found for item in schema for found in values_of(keyword, item)]
+    if not isinstance(schema, dict):
+        return []
+    nested = [found for value in schema.values() for found in values_of(keyword, value)]
+    return [schema[keyword], *nested] if keyword in schema else nested
+
+
+def rule_numbers(message, json_name: str) -> set[int]:
+    """The numbers in the rules of message's field with that JSON name."""
+    field = next(f for f in message.DESCRIPTOR.fields if f.json_name == json_name)
+    rules = rules_of(field)
+    members = ("min_length", "max_length", "minimum", "maximum", "multiple_of")
+    return {getattr(rules, m) for m in members if rules and rules.HasField(m)}
+
+
+def around(schema: dict, rules: set[int] = frozenset()) -> list:
+    """Values at, just below and just above every bound of the schema and of the service's rules."""
+    numbers = {n + step for n in bounds(schema) | rules | {0} for step in (-1, 0, 1)}
+    lengths = [n for n in sorted(numbers) if 0 <= n <= 5000]
+    texts = ["x" * n for n in lengths] + [f"http://{'h' * (n - 7)}" for n in lengths if n > 8]
+    return sorted(numbers) + [n * 8 for n in range(-2, 260)] + texts + STRINGS + JSON_KINDS
+
+
+def service_accepts_body(field: str, value) -> bool:
+    body = {"prompt": "a red fox", field: value}
+    try:
+        validate(json_format.ParseDict(body, generation_pb2.CreateGenerationRequest()))
+    except (json_format.ParseError, RpcError):
+        return False
+    return True
+
+
+def body_fields():
+    request = SCHEMAS["leo.generation.v1.CreateGenerationRequest"]["properties"]
+    return [pytest.param(name, schema, id=name) for name, schema in request.items()]
+
+
+@pytest.mark.parametrize("field, schema", body_fields())
+def test_spec_and_service_agree_on_create_fields(field, schema):
+    values = around(schema, rule_numbers(generation_pb2.CreateGenerationRequest, field))
+    disagree = [v for v in values if spec_accepts(schema, v) != service_accepts_body(field, v)]
+    assert not disagree, f"{field}: spec and service disagree on {disagree[:5]}"
+
+
+def test_spec_and_service_agree_on_the_idempotency_key_header():
+    schema = SPEC["components"]["parameters"]["IdempotencyKey"]["schema"]
+
+    def accepted(value) -> bool:
+        try:
+            validate(request(), idempotency_key=value)
+        except RpcError:
+            return False
+        return True
+
+    rules = rule_numbers(generation_pb2.CreateGenerationRequest, "requestId")
+    texts = [v for v in around(schema, rules) if isinstance(v, str)]
+    assert [v for v in texts if spec_accepts(schema, v) != accepted(v)] == []
+
+
+def parameter(path: str, name: str) -> dict:
+    operation = next(iter(SPEC["paths"][path].values()))
+    return next(p for p in operation["parameters"] if p.get("name") == name)["schema"]
+
+
+def accepts(check, value) -> bool:
+    try:
+        check(value)
+    except RpcError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("path", [p for p in SPEC["paths"] if "{generation_id}" in p])
+def test_spec_and_service_agree_on_generation_ids(path):
+    schema = parameter(path, "generation_id")
+    rules = rule_numbers(generation_pb2.GetGenerationRequest, "generationId")
+    texts = [v for v in around(schema, rules) if isinstance(v, str)]
+    assert [v for v in texts if spec_accepts(schema, v) != accepts(parse_generation_id, v)] == []
+
+
+def test_spec_and_service_agree_on_list_parameters():
+    size = parameter("/v1/generations", "pageSize")
+    rules = rule_numbers(generation_pb2.ListGenerationsRequest, "pageSize")
+    numbers = [v for v in around(size, rules) if isinstance(v, int) and abs(v) < 2**31]
+    assert [v for v in numbers if spec_accepts(size, v) != accepts(page_size, v)] == []
+    status = parameter("/v1/generations", "status")
+    values = [*range(-2, 8), *generation_pb2.Status.keys(), "STATUS_NOPE", "pending", "1"]
+
+    def service(value) -> bool:
+        try:
+            parsed = json_format.ParseDict({"status": value}, generation_pb2.ListGenerationsRequest())
+        except json_format.ParseError:
+            return False
+        return accepts(status_filter, parsed.status)
+
+    # A query parameter is text: "1" is the number 1 there, so only JSON values are compared.
+    assert [v for v in values[:-1] if spec_accepts(status, v) != service(v)] == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    field=st.sampled_from(["prompt", "width", "height", "requestId", "webhookUrl", "model"]),
+    value=st.none() | st.integers(-5000, 5000) | st.text(max_size=40) | st.sampled_from(STRINGS),
+)
+def test_spec_and_service_agree_on_any_value(field, value):
+    schema = SCHEMAS["leo.generation.v1.CreateGenerationRequest"]["properties"][field]
+    # Integers given as JSON strings are a proto3 JSON leniency the spec does not describe.
+    assume(not (isinstance(value, str) and field in ("width", "height", "model")))
+    assert spec_accepts(schema, value) == service_accepts_body(field, value)
+
+
+def test_patterns_mean_the_same_to_json_schema_and_python():
+    """The service searches with Python's re, JSON Schema tools with ECMA-262 regexes."""
+    patterns = set(values_of("pattern", SPEC))
+    assert len(patterns) >= 3
+    values = [*STRINGS, *map(chr, range(0x3100)), "xyz\n", "\nxyz"]
+    for pattern in patterns:
+        validator = jsonschema_rs.validator_for({"type": "string", "pattern": pattern})
+        differ = [v for v in values if validator.is_valid(v) != (re.search(pattern, v) is not None)]
+        assert differ == [], pattern
+
+
+def test_every_enum_value_has_its_meaning_here():
+    assert set(MODELS) | {generation_pb2.MODEL_UNSPECIFIED} == set(generation_pb2.Model.values())
+    assert set(STATUS_FILTERS) | {generation_pb2.STATUS_UNSPECIFIED} == set(generation_pb2.Status.values())
+
+
+def test_the_database_holds_the_longest_prompt():
+    prompt = generation_pb2.CreateGenerationRequest.DESCRIPTOR.fields_by_name["prompt"]
+    assert rules_of(prompt).max_length == PROMPT_MAX_LENGTH
+
+
+def test_every_generation_id_has_the_same_rules():
+    """parse_generation_id serves every request with a generation_id."""
+    found = {
+        message.name: rules_of(message.fields_by_name["generation_id"])
+        for message in generation_pb2.DESCRIPTOR.message_types_by_name.values()
+        if message.name.endswith("Request") and "generation_id" in message.fields_by_name
+    }
+    assert set(found) == {"GetGenerationRequest", "CancelGenerationRequest", "WatchGenerationRequest"}
+    assert len({rules.SerializeToString() for rules in found.values()}) == 1
+
+
+def test_every_format_has_a_check():
+    assert set(FORMATS) == set(field_rules_pb2.Format.values()) - {field_rules_pb2.FORMAT_UNSPECIFIED}

@@ -1,0 +1,145 @@
+"""python -m bench [--quick]: every figure, echo beside ours; one table.
+
+Starts its own PostgreSQL, mesh, echo servers and Envoys on free ports,
+stops them all at the end, prints a Markdown table and writes the results
+to .bench/results-<timestamp>.json. Exits 1 if any figure failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import end_to_end, report, stacks, throughput, tools, watch_fanout
+from bench.params import FULL, QUICK, Params
+from bench.report import Row
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT_DIR = ROOT / ".bench"
+
+
+def machine_state() -> dict:
+    return {
+        "cores": os.cpu_count(),
+        "loadavg": Path("/proc/loadavg").read_text().split()[:3],
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
+
+
+def run_figures(params: Params, run_dir: Path, progress) -> list[Row]:
+    rows: list[Row] = []
+
+    def add(new: Row | list[Row]) -> None:
+        for row in new if isinstance(new, list) else [new]:
+            rows.append(row)
+            progress(row)
+
+    ours_env = {"MOCK_AI_MIN_DELAY_S": "0", "MOCK_AI_MAX_DELAY_S": "0"}
+    # Watches need a generation that stays PENDING until the bench makes it final.
+    watch_env = {"MOCK_AI_MIN_DELAY_S": "3600", "MOCK_AI_MAX_DELAY_S": "3600", "COMPLETION_DEADLINE_S": "3600"}
+    with (
+        stacks.Postgres() as postgres,
+        stacks.EchoTarget(run_dir, label="echo", with_envoy=True) as echo,
+        stacks.EchoTarget(run_dir, label="echo logged", log_rpcs=True) as echo_logged,
+    ):
+        with stacks.MeshTarget(postgres, run_dir, label="ours", env=ours_env) as ours:
+            readable = {echo.label: "00000000-0000-4000-8000-000000000000"}
+            readable[ours.label] = stacks.create_one(ours.grpc_address, ours.headers)
+            loads = throughput.throughput_loads(lambda target: readable[target.label])
+            maxima = []
+            for load in loads:
+                maxima.append(throughput.compare(load, echo, ours, params))
+                add(maxima[-1])
+            add(throughput.log_cost(echo, echo_logged, params))
+            for load, max_row in zip(loads, maxima, strict=True):
+                add(throughput.latency_at_half(load, max_row, echo, ours, params))
+            add(end_to_end.end_to_end(ours, params))
+            add(end_to_end.statements_per_generation(postgres, ours, params))
+        with stacks.MeshTarget(postgres, run_dir, label="ours-watch", env=watch_env, with_envoy=False) as watched:
+            add(watch_fanout.watch_rows(echo, watched, params))
+    return rows
+
+
+def other_work_share(rows: list[Row]) -> float | None:
+    """The share of the machine's CPU that went to work other than the bench's
+    during the timed runs: all busy time less the metered processes and the load generator."""
+    busy = total = 0.0
+    for row in rows:
+        for side in (row.echo, row.ours):
+            for run in side.runs if side else ():
+                if "machine_total_s" in run:
+                    metered = sum(run["cpu_s"].values()) + run.get("loadgen_cpu_s", 0.0)
+                    busy += max(0.0, run["machine_busy_s"] - metered)
+                    total += run["machine_total_s"]
+    return busy / total if total else None
+
+
+def notes(params: Params, quick: bool, elapsed_s: float, machine: dict) -> list[str]:
+    start, end, share = machine["start"], machine["end"], machine["other_work_share"]
+    other = f"{share:.0%}" if share is not None else "unknown"
+    return [
+        f"{'QUICK' if quick else 'full'} run, {elapsed_s:.0f} s; {params.repeats} run(s) of each side back to back, "
+        f"echo first; {params.duration_s:g} s each after {params.warmup_s:g} s warm-up (fixed rate: "
+        f"{params.fixed_rate_duration_s:g} s); values are medians, CPU is over all runs",
+        f"raised for the bench: MAX_PENDING_PER_OWNER={stacks.UNCAPPED_PENDING:,}; Envoy's rate limits "
+        f"(ENVOY_RATE_LIMIT_*) {stacks.UNCAPPED_RPS:,}/s, echo and ours alike",
+        "ours = api_server + PostgreSQL (fsync on) + mock AI (delay 0) + callback_server, Envoy for JSON; "
+        "echo = bench.echo_server (no database, no auth), the same Envoy config for JSON",
+        "CPU ms/call: api=api_server, pg=all PostgreSQL processes, ai=mock AI, cb=callback_server, "
+        "gen=load generator; db writes = transactions that wrote (xids consumed) per call",
+        f"machine: {start['cores']} cores shared with other work; load average {' '.join(start['loadavg'])} "
+        f"at start, {' '.join(end['loadavg'])} at end; CPU busy outside the measured processes during the "
+        f"timed runs: {other} of the machine",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter runs (under 2 minutes)")
+    args = parser.parse_args(argv)
+    params = QUICK if args.quick else FULL
+    started = time.monotonic()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = OUT_DIR / f"run-{stamp}"
+    versions = tools.ensure_installed()
+    start_state = machine_state()
+
+    def progress(row: Row) -> None:
+        status = f"echo {report.fmt_value(row.echo)}, ours {report.fmt_value(row.ours)}"
+        if row.error:
+            status = f"FAILED: {row.error}; {status}"
+        print(f"[{time.monotonic() - started:5.0f} s] {row.key} {row.figure}: {status}", flush=True)
+
+    rows = run_figures(params, run_dir, progress)
+    elapsed = time.monotonic() - started
+    machine = {"start": start_state, "end": machine_state(), "other_work_share": other_work_share(rows)}
+    run_notes = notes(params, args.quick, elapsed, machine)
+    print()
+    print(report.render(rows, run_notes))
+    path = report.write_json(
+        OUT_DIR / f"results-{stamp}.json",
+        rows=rows,
+        notes=run_notes,
+        meta={
+            "started": stamp,
+            "quick": args.quick,
+            "params": dataclasses.asdict(params),
+            "tools": versions,
+            "machine": machine,
+            "elapsed_s": elapsed,
+            "logs": str(run_dir),
+        },
+    )
+    print(f"\nresults: {path.relative_to(ROOT)}; logs: {run_dir.relative_to(ROOT)}")
+    return 1 if any(row.error for row in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
