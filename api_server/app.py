@@ -28,8 +28,13 @@ from leo_mesh.db.pool import Database
 from leo_mesh.db.urls import libpq_url
 from leo_mesh.db.webhooks import WebhookStore
 from leo_mesh.grpc_server import GrpcApp, Service, serve
+from leo_mesh.telemetry import tracing
+from leo_mesh.telemetry.exposition import MetricsEndpoint
+from leo_mesh.telemetry.gauges import DatabaseGauges
 
 SERVICE_NAME = generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name
+# Its traces' service.name unless OTEL_SERVICE_NAME says otherwise.
+OTEL_SERVICE_NAME = "api-server"
 
 
 @dataclass
@@ -45,6 +50,9 @@ class ApiServer:
     watches: Watches
     grpc: GrpcApp
     ai_channel: aio.Channel | None
+    gauges: DatabaseGauges
+    # None: a worker process, whose metrics its supervisor serves.
+    metrics: MetricsEndpoint | None
 
     name = "api_server"
 
@@ -60,6 +68,8 @@ class ApiServer:
         """Serve; `background=False` (tests) leaves the dispatcher, the
         webhook sender and the change feed to be driven by the caller."""
         await self.db.open()
+        if self.metrics is not None:
+            self.metrics.start()
         await self.grpc.start()
         if not background:
             return
@@ -68,6 +78,7 @@ class ApiServer:
         tasks.start("webhook sender", self.sender.run(), finishes=True)
         tasks.start("change feed", self.feed.run())
         tasks.start("watch reads", self.watches.run())
+        tasks.start("gauges", self.gauges.run())
 
     async def drain(self) -> None:
         async def end_watches() -> None:
@@ -86,6 +97,8 @@ class ApiServer:
         if self.ai_channel is not None:
             await self.ai_channel.close()
         await self.db.close()
+        if self.metrics is not None:
+            self.metrics.stop()
 
 
 def bootstrap(
@@ -93,9 +106,11 @@ def bootstrap(
     *,
     webhook_settings: WebhookSettings | None = None,
     ai: ai_pb2_grpc.AIServiceAsyncStub | None = None,
+    serve_metrics: bool = True,
 ) -> ApiServer:
     """Wire the api_server (call it in the event loop that will run it).
-    `ai` replaces the channel to the AI backend: a test stub."""
+    `ai` replaces the channel to the AI backend: a test stub.
+    `serve_metrics=False`: a worker process (its supervisor serves them)."""
     webhook_settings = webhook_settings or WebhookSettings()
     db = Database(
         settings.database_url, name="api_server", max_size=settings.db_pool_size, max_waiting=settings.db_max_waiting
@@ -135,18 +150,35 @@ def bootstrap(
         port=settings.api_server_port,
         interceptors=[AuthInterceptor(authenticator)],
     )
+    metrics = MetricsEndpoint(settings.listen_host, settings.api_server_metrics_port) if serve_metrics else None
     return ApiServer(
-        settings, webhook_settings, db, store, authenticator, dispatcher, sender, feed, watches, server, ai_channel
+        settings,
+        webhook_settings,
+        db,
+        store,
+        authenticator,
+        dispatcher,
+        sender,
+        feed,
+        watches,
+        server,
+        ai_channel,
+        DatabaseGauges(db, backlog=True),
+        metrics,
     )
 
 
-async def run(settings: Settings) -> int:
+async def run(settings: Settings, *, serve_metrics: bool = True) -> int:
     """The process's main loop (leo_mesh.grpc_server.serve); the exit code."""
-    return await serve(bootstrap(settings))
+    tracing.configure(OTEL_SERVICE_NAME)
+    try:
+        return await serve(bootstrap(settings, serve_metrics=serve_metrics))
+    finally:
+        tracing.shutdown()
 
 
 def run_worker(index: int) -> int:
     """One of API_SERVER_WORKERS processes (leo_mesh.workers)."""
     settings = Settings()
     logs.configure("api_server", settings.log_level, worker=index)
-    return asyncio.run(run(settings))
+    return asyncio.run(run(settings, serve_metrics=False))

@@ -4,6 +4,8 @@ parses, calls the store, converts; errors are domain errors (leo_mesh.errors).""
 
 from __future__ import annotations
 
+import dataclasses
+
 import grpc
 
 from api_server import paging, webhook_urls
@@ -17,6 +19,7 @@ from leo_mesh.convert import to_proto
 from leo_mesh.db.generations import GenerationStore
 from leo_mesh.db.webhooks import WebhookStore
 from leo_mesh.errors import GenerationNotFound, WebhookSecretRequired, invalid
+from leo_mesh.telemetry import tracing
 
 
 def _header(context: grpc.aio.ServicerContext, name: str) -> str | None:
@@ -56,13 +59,18 @@ class GenerationService(generation_pb2_grpc.GenerationServiceServicer):
         new = validate_create(request, owner=owner, idempotency_key=_header(context, IDEMPOTENCY_HEADER))
         if new.webhook_url:
             await self._check_webhook(new.webhook_url, owner)
+        trace_parent = tracing.traceparent()
+        if trace_parent is not None:  # what the generation's dispatches and webhooks continue
+            new = dataclasses.replace(new, trace_parent=trace_parent)
         row, created = await self._store.create(new, max_pending=self._settings.max_pending_per_owner)
+        tracing.about_generation(str(row.generation_id))
         if created:
             self._dispatcher.wake()
         return generation_pb2.CreateGenerationResponse(generation=to_proto(row))
 
     async def GetGeneration(self, request, context):
         generation_id = parse_generation_id(request.generation_id)
+        tracing.about_generation(str(generation_id))
         row = await self._store.get(generation_id, current_caller().owner)
         if row is None:
             raise GenerationNotFound(generation_id)
@@ -81,6 +89,7 @@ class GenerationService(generation_pb2_grpc.GenerationServiceServicer):
 
     async def CancelGeneration(self, request, context):
         generation_id = parse_generation_id(request.generation_id)
+        tracing.about_generation(str(generation_id))
         row = await self._store.cancel(generation_id, current_caller().owner)
         return generation_pb2.CancelGenerationResponse(generation=to_proto(row))
 
@@ -90,6 +99,7 @@ class GenerationService(generation_pb2_grpc.GenerationServiceServicer):
 
     async def WatchGeneration(self, request, context):
         generation_id = parse_generation_id(request.generation_id)
+        tracing.about_generation(str(generation_id))
         caller = current_caller()
         async for message in self._watches.follow(generation_id, caller.owner, caller.key_hash, context):
             yield message

@@ -1,4 +1,7 @@
-"""Structured logging: one JSON object per line on stderr."""
+"""Structured logging: one JSON object per line on stderr.
+
+A line written inside a traced call carries its trace_id and span_id, and
+generation_id where the call is about one (leo_mesh.telemetry.tracing)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ import sys
 import time
 
 import orjson
+
+from leo_mesh.telemetry import tracing
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
@@ -28,6 +33,7 @@ class JsonFormatter(logging.Formatter):
         }
         if self.worker is not None:
             entry["worker"] = self.worker
+        tracing.add_log_fields(entry)
         fields = record.__dict__
         entry.update({k: fields[k] for k in fields.keys() - _RESERVED})
         if record.exc_info:

@@ -11,11 +11,14 @@ from leo.ai.v1 import ai_pb2, ai_pb2_grpc
 from leo.callback.v1 import callback_pb2_grpc
 from leo_mesh.channels import internal_channel
 from leo_mesh.grpc_server import GrpcApp, Service
+from leo_mesh.telemetry.exposition import MetricsEndpoint
 from mock_ai_server.jobs import Jobs
 from mock_ai_server.service import AIService
 from mock_ai_server.settings import Settings
 
 SERVICE_NAME = ai_pb2.DESCRIPTOR.services_by_name["AIService"].full_name
+# Its traces' service.name unless OTEL_SERVICE_NAME says otherwise.
+OTEL_SERVICE_NAME = "mock-ai-server"
 
 
 @dataclass
@@ -24,6 +27,7 @@ class MockAi:
     jobs: Jobs
     grpc: GrpcApp
     callback_channel: aio.Channel
+    metrics: MetricsEndpoint
 
     name = "mock_ai_server"
 
@@ -36,6 +40,7 @@ class MockAi:
         return self.grpc.failed
 
     async def start(self) -> None:
+        self.metrics.start()
         await self.grpc.start()
 
     async def drain(self) -> None:
@@ -45,6 +50,7 @@ class MockAi:
         """Drop every held job (the api_server's completion deadline recovers them)."""
         await self.jobs.close()
         await self.callback_channel.close()
+        self.metrics.stop()
 
 
 def bootstrap(settings: Settings) -> MockAi:
@@ -58,4 +64,4 @@ def bootstrap(settings: Settings) -> MockAi:
         host=settings.listen_host,
         port=settings.mock_ai_port,
     )
-    return MockAi(settings, jobs, server, channel)
+    return MockAi(settings, jobs, server, channel, MetricsEndpoint(settings.listen_host, settings.mock_ai_metrics_port))

@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass, field
 
 import grpc
+from opentelemetry.trace import SpanKind
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -23,7 +24,9 @@ from tenacity import (
 
 from leo.ai.v1 import ai_pb2
 from leo.callback.v1 import callback_pb2, callback_pb2_grpc
+from leo_mesh import metrics
 from leo_mesh.rules import RETRYABLE_CODES
+from leo_mesh.telemetry import tracing
 from mock_ai_server.settings import Settings
 
 log = logging.getLogger("mock_ai_server.jobs")
@@ -51,6 +54,8 @@ class Job:
     task: asyncio.Task | None = None
     # Set when a newer dispatch of the generation hands over its token.
     new_token: asyncio.Event = field(default_factory=asyncio.Event)
+    # The latest StartGeneration's span, which the callback continues.
+    trace_parent: str | None = None
 
 
 class Jobs:
@@ -77,13 +82,15 @@ class Jobs:
         held = self._jobs.get(request.generation_id)
         if held is not None:
             held.request = request
+            held.trace_parent = tracing.traceparent()
             held.new_token.set()
             return False
-        job = Job(request)
+        job = Job(request, trace_parent=tracing.traceparent())
         settings = self._settings
         delay = self._rng.uniform(settings.mock_ai_min_delay_s, settings.mock_ai_max_delay_s)
         job.timer = asyncio.get_running_loop().call_later(delay, self._finish, job)
         self._jobs[request.generation_id] = job
+        metrics.MOCK_AI_JOBS_IN_FLIGHT.set(len(self._jobs))
         return True
 
     def _finish(self, job: Job) -> None:
@@ -106,6 +113,13 @@ class Jobs:
         return message
 
     async def _deliver(self, job: Job) -> None:
+        """Deliver the result, in a span continuing the StartGeneration's trace."""
+        generation_id = job.request.generation_id
+        with tracing.span("deliver result", parent=job.trace_parent, kind=SpanKind.CLIENT, generation_id=generation_id):
+            tracing.about_generation(generation_id)
+            await self._deliver_in_span(job)
+
+    async def _deliver_in_span(self, job: Job) -> None:
         settings = self._settings
         message = self._result(job.request)
         generation_id = job.request.generation_id
@@ -135,13 +149,24 @@ class Jobs:
             log.warning("callback given up", extra={"generation_id": generation_id})
         finally:
             self._jobs.pop(generation_id, None)
+            metrics.MOCK_AI_JOBS_IN_FLIGHT.set(len(self._jobs))
 
     async def _send(self, message: callback_pb2.CompleteGenerationRequest, token: str, job: Job) -> None:
         try:
-            async with self._sending:
+            metrics.MOCK_AI_JOBS_QUEUED.inc()
+            try:
+                await self._sending.acquire()  # a turn among the callbacks in flight
+            finally:
+                metrics.MOCK_AI_JOBS_QUEUED.dec()
+            try:
                 await self._callbacks.CompleteGeneration(
-                    message, timeout=self._settings.mock_ai_callback_timeout_s, wait_for_ready=True
+                    message,
+                    timeout=self._settings.mock_ai_callback_timeout_s,
+                    wait_for_ready=True,
+                    metadata=tracing.outgoing_metadata() or None,
                 )
+            finally:
+                self._sending.release()
         except grpc.aio.AioRpcError as exc:
             if exc.code() is grpc.StatusCode.UNAUTHENTICATED and await self._newer_token(job, token):
                 raise NewerToken() from exc
@@ -167,3 +192,4 @@ class Jobs:
         tasks = [job.task for job in self._jobs.values() if job.task is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
         self._jobs.clear()
+        metrics.MOCK_AI_JOBS_IN_FLIGHT.set(0)

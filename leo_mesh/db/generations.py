@@ -28,6 +28,7 @@ from leo_mesh.db.pool import Database
 from leo_mesh.db.rows import COLUMNS, GenerationRow, generation_rows, images_json
 from leo_mesh.errors import GenerationAlreadyFinal, GenerationNotFound, PendingLimitReached, RequestIdReused
 from leo_mesh.rules import Completion, Model, Result, Status
+from leo_mesh.telemetry import generations as counted
 
 CHANGES_CHANNEL = "generation_changed"
 
@@ -45,6 +46,8 @@ class NewGeneration:
     height: int
     request_id: uuid.UUID | None = None
     webhook_url: str | None = None
+    # The create's W3C traceparent (not part of what the client asked for).
+    trace_parent: str | None = None
 
     def fingerprint(self) -> str:
         """A digest of what the client asked for, to recognise a repeat."""
@@ -74,6 +77,8 @@ class Failure:
 class Claimed:
     row: GenerationRow
     callback_token: str
+    # The create's traceparent, which the dispatch continues.
+    trace_parent: str | None = None
 
 
 def token_hash(token: str) -> bytes:
@@ -167,6 +172,7 @@ class GenerationStore:
                     if key is not None:
                         first_of_key[key] = index
             inserted = await self._insert(conn, [new for _, new in admitted])
+        counted.created(inserted)
         created = {index: row for (index, _), row in zip(admitted, inserted, strict=True)}
         for index, row in created.items():
             outcomes[index] = (row, True)
@@ -203,12 +209,15 @@ class GenerationStore:
         rows = await _rows(
             conn,
             'INSERT INTO generations (id, "generationId", owner, prompt, "coreModel", "imageWidth", "imageHeight",'
-            ' "requestId", "requestFingerprint", "webhookUrl", status, "createdAt", "updatedAt", "nextAttemptAt")'
+            ' "requestId", "requestFingerprint", "webhookUrl", status, "createdAt", "updatedAt", "nextAttemptAt",'
+            ' "traceParent")'
             " SELECT gen_random_uuid(), t.gid, t.owner, t.prompt, t.model::core_models, t.width, t.height,"
-            " t.request_id, t.fingerprint, t.webhook_url, 'PENDING', clock_timestamp(), clock_timestamp(), now()"
+            " t.request_id, t.fingerprint, t.webhook_url, 'PENDING', clock_timestamp(), clock_timestamp(), now(),"
+            " t.trace_parent"
             " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::int[], %s::int[], %s::uuid[],"
-            " %s::text[], %s::text[]) WITH ORDINALITY"
-            " AS t(gid, owner, prompt, model, width, height, request_id, fingerprint, webhook_url, position)"
+            " %s::text[], %s::text[], %s::text[]) WITH ORDINALITY"
+            " AS t(gid, owner, prompt, model, width, height, request_id, fingerprint, webhook_url, trace_parent,"
+            " position)"
             f" ORDER BY t.position RETURNING {COLUMNS}",
             (
                 ids,
@@ -220,6 +229,7 @@ class GenerationStore:
                 [new.request_id for new in news],
                 [new.fingerprint() if new.request_id else None for new in news],
                 [new.webhook_url for new in news],
+                [new.trace_parent for new in news],
             ),
         )
         by_id = {row.generation_id: row for row in rows}
@@ -276,7 +286,9 @@ class GenerationStore:
                 raise GenerationNotFound(generation_id)
             if not rules.can_move(row.status, Status.CANCELLED):
                 raise GenerationAlreadyFinal(generation_id, row.status.value)
-            return await self._make_final(conn, row.id, Status.CANCELLED, Result())
+            cancelled = await self._make_final(conn, row.id, Status.CANCELLED, Result())
+        counted.finished([cancelled])
+        return cancelled
 
     async def _make_final(
         self, conn: AsyncConnection, row_id: uuid.UUID, status: Status, result: Result
@@ -307,10 +319,16 @@ class GenerationStore:
         Each claim mints a fresh callback token; only its hash is stored, so
         a token of an earlier dispatch no longer completes the generation.
         Returns (claimed, timed out).
+
+        A due row that was dispatched and accepted (attempts, no lastError)
+        got no callback before its deadline: counted as a missed deadline (a
+        claim whose outcome was never recorded is counted so too: its lease
+        was its deadline).
         """
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
-                "SELECT id, attempts FROM generations WHERE status = 'PENDING' AND \"nextAttemptAt\" <= now()"
+                'SELECT id, attempts, "traceParent", attempts > 0 AND "lastError" IS NULL FROM generations'
+                " WHERE status = 'PENDING' AND \"nextAttemptAt\" <= now()"
                 ' ORDER BY "nextAttemptAt" LIMIT %s FOR UPDATE SKIP LOCKED',
                 (limit,),
             )
@@ -321,7 +339,9 @@ class GenerationStore:
             reasons: list[str | None] = []
             hashes: list[bytes | None] = []
             tokens: dict[uuid.UUID, str] = {}
-            for row_id, attempts in due:
+            trace_parents = {row_id: trace_parent for row_id, _, trace_parent, _ in due}
+            missed = sum(1 for *_, missed_deadline in due if missed_deadline)
+            for row_id, attempts, *_ in due:
                 verdict = rules.when_due(attempts, max_attempts)
                 ids.append(row_id)
                 if verdict is None:
@@ -347,11 +367,13 @@ class GenerationStore:
                 f" WHERE g.id = t.row_id RETURNING {COLUMNS}",
                 (lease_s, ids, reasons, hashes),
             )
-            claimed = [Claimed(row, tokens[row.id]) for row in changed if row.id in tokens]
+            claimed = [Claimed(row, tokens[row.id], trace_parents[row.id]) for row in changed if row.id in tokens]
             timed_out = [row for row in changed if row.id not in tokens]
             await webhooks.enqueue(conn, [(row, self._webhook_body(row)) for row in timed_out if row.webhook_url])
             await _notify(conn, [row.generation_id for row in changed])
-            return claimed, timed_out
+        counted.deadlines_missed(missed)
+        counted.finished(timed_out)
+        return claimed, timed_out
 
     async def record_dispatches(self, waits: Sequence[Wait], failures: Sequence[Failure]) -> None:
         """What a round of sends led to, in one transaction: generations to
@@ -360,6 +382,7 @@ class GenerationStore:
         PENDING at the attempt are touched: a callback or a newer attempt
         that got there first wins. Waiting changes nothing a client sees, so
         nobody is notified of it."""
+        failed: list[GenerationRow] = []
         async with self._db.transaction() as conn:
             if waits:
                 await conn.execute(
@@ -392,6 +415,7 @@ class GenerationStore:
                     ),
                 )
                 await self._finalised(conn, failed)
+        counted.finished(failed)
 
     # --- the AI's callback ---
 
@@ -404,6 +428,7 @@ class GenerationStore:
 
     async def _complete_batch(self, items: Sequence[tuple[uuid.UUID, str, Result]]) -> list[Outcome[Completion]]:
         ids = sorted({generation_id for generation_id, _, _ in items})
+        finished: list[GenerationRow] = []
         async with self._db.transaction(pipelined=True) as conn:
             async with conn.cursor() as cursor:
                 await cursor.execute(
@@ -446,4 +471,5 @@ class GenerationStore:
                     ),
                 )
                 await self._finalised(conn, finished)
-            return outcomes
+        counted.finished(finished)
+        return outcomes

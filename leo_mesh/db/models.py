@@ -93,6 +93,10 @@ class Generation(Base):
     # Revision 5: webhooks.
     webhook_url: Mapped[str | None] = mapped_column("webhookUrl", Text)
 
+    # Revision 8: the create's W3C traceparent, which its dispatches and
+    # webhook deliveries continue (leo_mesh.telemetry.tracing).
+    trace_parent: Mapped[str | None] = mapped_column("traceParent", Text)
+
     __table_args__ = (
         # A unique index, not a constraint, as Prisma made it: upserts must
         # name the column (ON CONFLICT ("generationId")), not a constraint.

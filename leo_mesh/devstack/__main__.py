@@ -58,6 +58,9 @@ Leo generation mesh is running (logs in {RUN_DIR / "logs"}):
   api_server (gRPC)             127.0.0.1:{ports.api[0]} ({settings.workers()} worker processes)
   mock_ai_server (gRPC)         127.0.0.1:{ports.ai}
   callback_server (gRPC)        127.0.0.1:{ports.callback}
+  metrics (Prometheus)          http://127.0.0.1:{ports.api_metrics[0]}/metrics (api_server)
+                                http://127.0.0.1:{ports.ai_metrics}/metrics (mock_ai_server)
+                                http://127.0.0.1:{ports.callback_metrics}/metrics (callback_server)
   PostgreSQL                    {database_url}
   API key of owner "{DEV_OWNER}"            {api_key}
     (export LEO_API_KEY={api_key} for the README's examples;

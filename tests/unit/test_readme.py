@@ -36,7 +36,14 @@ def env_names(settings_class) -> list[str]:
 
 def test_the_settings_classes_are_found():
     names = {cls.__qualname__ for cls in settings_classes()}
-    assert {"Settings", "WebhookSettings", "EnvoySettings", "DevStackSettings", "DatabaseSettings"} <= names
+    assert {
+        "Settings",
+        "WebhookSettings",
+        "EnvoySettings",
+        "DevStackSettings",
+        "DatabaseSettings",
+        "TracingSettings",
+    } <= names
 
 
 @pytest.mark.parametrize("settings_class", settings_classes(), ids=lambda cls: f"{cls.__module__}.{cls.__qualname__}")
