@@ -2,6 +2,7 @@ import datetime
 
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
+from google.api import httpbody_pb2 as _httpbody_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from leo.api.v1 import field_rules_pb2 as _field_rules_pb2
 from google.protobuf.internal import containers as _containers
@@ -19,6 +20,12 @@ class Model(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MODEL_SD: _ClassVar[Model]
     MODEL_SDXL: _ClassVar[Model]
 
+class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    KIND_UNSPECIFIED: _ClassVar[Kind]
+    KIND_IMAGE: _ClassVar[Kind]
+    KIND_VIDEO: _ClassVar[Kind]
+
 class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     STATUS_UNSPECIFIED: _ClassVar[Status]
@@ -29,6 +36,9 @@ class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 MODEL_UNSPECIFIED: Model
 MODEL_SD: Model
 MODEL_SDXL: Model
+KIND_UNSPECIFIED: Kind
+KIND_IMAGE: Kind
+KIND_VIDEO: Kind
 STATUS_UNSPECIFIED: Status
 STATUS_PENDING: Status
 STATUS_COMPLETE: Status
@@ -45,8 +55,28 @@ class Image(_message.Message):
     height: int
     def __init__(self, url: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
+class Asset(_message.Message):
+    __slots__ = ("url", "url_expire_time", "content_type", "width", "height", "byte_size", "duration_ms", "frame_count")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    URL_EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    BYTE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    FRAME_COUNT_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    url_expire_time: _timestamp_pb2.Timestamp
+    content_type: str
+    width: int
+    height: int
+    byte_size: int
+    duration_ms: int
+    frame_count: int
+    def __init__(self, url: _Optional[str] = ..., url_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., content_type: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., byte_size: _Optional[int] = ..., duration_ms: _Optional[int] = ..., frame_count: _Optional[int] = ...) -> None: ...
+
 class Generation(_message.Message):
-    __slots__ = ("generation_id", "status", "prompt", "model", "width", "height", "images", "attempts", "failure_reason", "create_time", "update_time", "complete_time", "webhook_url")
+    __slots__ = ("generation_id", "status", "prompt", "model", "width", "height", "images", "attempts", "failure_reason", "create_time", "update_time", "complete_time", "webhook_url", "kind", "assets", "queue_position", "progress")
     GENERATION_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +90,10 @@ class Generation(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     COMPLETE_TIME_FIELD_NUMBER: _ClassVar[int]
     WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ASSETS_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_POSITION_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
     generation_id: str
     status: Status
     prompt: str
@@ -73,23 +107,29 @@ class Generation(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     complete_time: _timestamp_pb2.Timestamp
     webhook_url: str
-    def __init__(self, generation_id: _Optional[str] = ..., status: _Optional[_Union[Status, str]] = ..., prompt: _Optional[str] = ..., model: _Optional[_Union[Model, str]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., attempts: _Optional[int] = ..., failure_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., webhook_url: _Optional[str] = ...) -> None: ...
+    kind: Kind
+    assets: _containers.RepeatedCompositeFieldContainer[Asset]
+    queue_position: int
+    progress: int
+    def __init__(self, generation_id: _Optional[str] = ..., status: _Optional[_Union[Status, str]] = ..., prompt: _Optional[str] = ..., model: _Optional[_Union[Model, str]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., attempts: _Optional[int] = ..., failure_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., webhook_url: _Optional[str] = ..., kind: _Optional[_Union[Kind, str]] = ..., assets: _Optional[_Iterable[_Union[Asset, _Mapping]]] = ..., queue_position: _Optional[int] = ..., progress: _Optional[int] = ...) -> None: ...
 
 class CreateGenerationRequest(_message.Message):
-    __slots__ = ("prompt", "model", "width", "height", "request_id", "webhook_url")
+    __slots__ = ("prompt", "model", "width", "height", "request_id", "webhook_url", "kind")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     model: Model
     width: int
     height: int
     request_id: str
     webhook_url: str
-    def __init__(self, prompt: _Optional[str] = ..., model: _Optional[_Union[Model, str]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., request_id: _Optional[str] = ..., webhook_url: _Optional[str] = ...) -> None: ...
+    kind: Kind
+    def __init__(self, prompt: _Optional[str] = ..., model: _Optional[_Union[Model, str]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., request_id: _Optional[str] = ..., webhook_url: _Optional[str] = ..., kind: _Optional[_Union[Kind, str]] = ...) -> None: ...
 
 class CreateGenerationResponse(_message.Message):
     __slots__ = ("generation",)
@@ -150,6 +190,18 @@ class WatchGenerationResponse(_message.Message):
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     generation: Generation
     def __init__(self, generation: _Optional[_Union[Generation, _Mapping]] = ...) -> None: ...
+
+class GetGenerationAssetRequest(_message.Message):
+    __slots__ = ("generation_id", "index", "expires", "signature")
+    GENERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    generation_id: str
+    index: int
+    expires: int
+    signature: str
+    def __init__(self, generation_id: _Optional[str] = ..., index: _Optional[int] = ..., expires: _Optional[int] = ..., signature: _Optional[str] = ...) -> None: ...
 
 class RotateWebhookSecretRequest(_message.Message):
     __slots__ = ()
