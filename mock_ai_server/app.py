@@ -11,6 +11,8 @@ from leo.ai.v1 import ai_pb2, ai_pb2_grpc
 from leo.callback.v1 import callback_pb2_grpc
 from leo_mesh.channels import internal_channel
 from leo_mesh.grpc_server import GrpcApp, Service
+from leo_mesh.media.settings import MediaSettings
+from leo_mesh.media.store import MediaStore, open_store
 from mock_ai_server.jobs import Jobs
 from mock_ai_server.service import AIService
 from mock_ai_server.settings import Settings
@@ -24,6 +26,7 @@ class MockAi:
     jobs: Jobs
     grpc: GrpcApp
     callback_channel: aio.Channel
+    store: MediaStore
 
     name = "mock_ai_server"
 
@@ -36,21 +39,27 @@ class MockAi:
         return self.grpc.failed
 
     async def start(self) -> None:
+        await self.store.prepare()
         await self.grpc.start()
+        self.grpc.background.start("progress reports", self.jobs.reporter.run())
 
     async def drain(self) -> None:
         await self.grpc.drain()
 
     async def stop(self) -> None:
         """Drop every held job (the api_server's completion deadline recovers them)."""
+        await self.grpc.background.stop(0)
         await self.jobs.close()
+        await self.store.close()
         await self.callback_channel.close()
 
 
-def bootstrap(settings: Settings) -> MockAi:
+def bootstrap(settings: Settings, media: MediaSettings | None = None) -> MockAi:
     """Wire the mock AI (call it in the event loop that will run it)."""
+    media = media or MediaSettings()
+    store = open_store(media)
     channel = internal_channel(settings.callback_server_address)
-    jobs = Jobs(settings, callback_pb2_grpc.CallbackServiceStub(channel))
+    jobs = Jobs(settings, callback_pb2_grpc.CallbackServiceStub(channel), store)
     servicer = AIService(jobs, settings)
     server = GrpcApp(
         "mock_ai_server",
@@ -58,4 +67,4 @@ def bootstrap(settings: Settings) -> MockAi:
         host=settings.listen_host,
         port=settings.mock_ai_port,
     )
-    return MockAi(settings, jobs, server, channel)
+    return MockAi(settings, jobs, server, channel, store)
