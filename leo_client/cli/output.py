@@ -52,8 +52,8 @@ def state_line(generation: Generation) -> Text:
         line.append(f"  attempt {generation.attempts}")
     if generation.queue_position is not None:
         line.append(f"  queue position {generation.queue_position}")
-    if generation.percent is not None:
-        line.append(f"  {generation.percent:.0f}%")
+    if generation.progress is not None:
+        line.append(f"  {generation.progress}%")
     if generation.failure_reason:
         line.append(f"  {generation.failure_reason}")
     return line

@@ -8,6 +8,7 @@ from api_server.settings import Settings as ApiSettings
 from api_server.settings import WebhookSettings
 from callback_server.settings import Settings as CallbackSettings
 from leo_mesh.devstack.envoy import EnvoySettings
+from leo_mesh.media.settings import MediaSettings
 from mock_ai_server.settings import Settings as MockAiSettings
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
@@ -19,7 +20,7 @@ def env_names(settings_class) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "settings_class", [ApiSettings, WebhookSettings, CallbackSettings, MockAiSettings, EnvoySettings]
+    "settings_class", [ApiSettings, WebhookSettings, CallbackSettings, MockAiSettings, EnvoySettings, MediaSettings]
 )
 def test_every_setting_is_in_the_readme(settings_class):
     missing = [name for name in env_names(settings_class) if f"`{name}`" not in README]
