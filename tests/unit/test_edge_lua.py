@@ -76,7 +76,13 @@ def test_a_signed_link_without_a_key_is_its_signatures_bucket(edge, query):
 
 @pytest.mark.parametrize(
     "path",
-    [ASSET, ASSET + "?expires=1", ASSET + "?signature=", "/v1/generations/x?signature=s", "/other/assets/0?signature=s"],
+    [
+        ASSET,
+        ASSET + "?expires=1",
+        ASSET + "?signature=",
+        "/v1/generations/x?signature=s",
+        "/other/assets/0?signature=s",
+    ],
 )
 def test_no_signature_of_an_asset_link_is_anonymous(edge, path):
     assert edge.rate_limit_bucket(None, path) == "anonymous"
