@@ -147,18 +147,6 @@ async def test_watchers_see_queue_positions_fall_and_progress_rise_to_100(databa
         await asyncio.gather(*(watch(stub, metadata, g.generation_id, s) for g, s in zip(created, seen, strict=True)))
 
     queued_long_enough = 0
-    print(
-        [
-            [
-                (
-                    s.queue_position if s.HasField("queue_position") else None,
-                    s.progress if s.HasField("progress") else None,
-                )
-                for s in states
-            ]
-            for states in seen
-        ]
-    )
     for states in seen:
         assert states[-1].status == generation_pb2.STATUS_COMPLETE and states[-1].progress == 100
         pending = states[:-1]

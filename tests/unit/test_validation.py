@@ -134,7 +134,7 @@ def test_same_parameters_same_fingerprint_and_others_differ():
 def test_a_fingerprint_made_before_kinds_existed_still_matches():
     """The digest of an IMAGE create is what it was before the kind was added."""
     new = validate(request(model=generation_pb2.MODEL_SD, width=512, height=768))
-    assert new.fingerprint() == hashlib.sha256("a red fox\x1fSD\x1f512\x1f768\x1f".encode()).hexdigest()
+    assert new.fingerprint() == hashlib.sha256(b"a red fox\x1fSD\x1f512\x1f768\x1f").hexdigest()
 
 
 def test_an_asset_request_is_checked_field_by_field():
