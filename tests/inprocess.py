@@ -32,7 +32,8 @@ def media_settings(local_dir: Path | None = None, **settings) -> MediaSettings:
     """Where in-process services keep generated files (a new directory unless
     given) and the key their links are signed with, the same for all of them."""
     directory = local_dir or Path(tempfile.mkdtemp(prefix="leo-media-"))
-    return MediaSettings(local_dir=directory, url_signing_key=SIGNING_KEY, **settings)
+    # Links that last a day change every 2.4 h: two reads in a test show the same ones.
+    return MediaSettings(local_dir=directory, url_signing_key=SIGNING_KEY, **{"url_ttl_s": 86400, **settings})
 
 
 LINKS = AssetLinks.from_settings(media_settings(Path(tempfile.gettempdir())))
