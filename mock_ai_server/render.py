@@ -4,6 +4,7 @@ the prompt written on it). CPU work: callers run it on a thread pool."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import random
@@ -11,13 +12,14 @@ import textwrap
 import zlib
 from dataclasses import dataclass
 
-from PIL import Image, ImageChops, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageChops, ImageDraw, ImageFont
 
 PNG = "image/png"
 WEBP = "image/webp"
 EXTENSIONS = {PNG: "png", WEBP: "webp"}
 # The gradient is made small and scaled up: smooth, and cheap at any size.
-_GRADIENT_SIDE = 170
+_RAMP_SIDE = 96
+_GRADIENT_SIDE = 64  # the middle of the ramp, which every rotation leaves whole
 
 
 @dataclass(frozen=True)
@@ -48,10 +50,12 @@ def _colour(rng: random.Random) -> tuple[int, int, int]:
 def _background(rng: random.Random, width: int, height: int) -> Image.Image:
     """A two-colour gradient at a random angle, with a few circles."""
     start, end = _colour(rng), _colour(rng)
-    ramp = Image.linear_gradient("L").rotate(rng.uniform(0, 360), resample=Image.Resampling.BILINEAR, expand=True)
-    inset = (ramp.width - _GRADIENT_SIDE) // 2  # the part the rotation left whole
+    ramp = Image.linear_gradient("L").resize((_RAMP_SIDE, _RAMP_SIDE), Image.Resampling.BILINEAR)
+    ramp = ramp.rotate(rng.uniform(0, 360), resample=Image.Resampling.BILINEAR)
+    inset = (_RAMP_SIDE - _GRADIENT_SIDE) // 2
     ramp = ramp.crop((inset, inset, inset + _GRADIENT_SIDE, inset + _GRADIENT_SIDE))
-    picture = ImageOps.colorize(ramp, start, end).resize((width, height), Image.Resampling.BILINEAR)
+    small = Image.composite(Image.new("RGB", ramp.size, end), Image.new("RGB", ramp.size, start), ramp)
+    picture = small.resize((width, height), Image.Resampling.BILINEAR)
     draw = ImageDraw.Draw(picture)
     short = min(width, height)
     for _ in range(6):
@@ -61,11 +65,16 @@ def _background(rng: random.Random, width: int, height: int) -> Image.Image:
     return picture
 
 
+@functools.lru_cache(maxsize=64)
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
 def _caption(picture: Image.Image, prompt: str) -> None:
     """The prompt, white on a black outline, in the top left corner."""
     width, height = picture.size
     size = max(8, min(width, height) // 20)
-    font = ImageFont.load_default(size=size)
+    font = _font(size)
     lines = textwrap.wrap(" ".join(prompt.split()), width=max(8, int(width * 0.9 / (size * 0.55))))[:3]
     ImageDraw.Draw(picture).multiline_text(
         (width // 20, height // 20),

@@ -56,12 +56,13 @@ SCALARS = {
     _F.TYPE_SFIXED32: _INT32,
     _F.TYPE_UINT32: _UINT32,
     _F.TYPE_FIXED32: _UINT32,
-    # proto3 JSON writes 64-bit integers as strings.
-    _F.TYPE_INT64: {"type": "string", "format": "int64"},
-    _F.TYPE_SINT64: {"type": "string", "format": "int64"},
-    _F.TYPE_SFIXED64: {"type": "string", "format": "int64"},
-    _F.TYPE_UINT64: {"type": "string", "format": "uint64"},
-    _F.TYPE_FIXED64: {"type": "string", "format": "uint64"},
+    # proto3 JSON writes 64-bit integers as strings (of digits: the
+    # transcoder refuses any other string, "" included).
+    _F.TYPE_INT64: {"type": "string", "format": "int64", "pattern": "^-?[0-9]+$"},
+    _F.TYPE_SINT64: {"type": "string", "format": "int64", "pattern": "^-?[0-9]+$"},
+    _F.TYPE_SFIXED64: {"type": "string", "format": "int64", "pattern": "^-?[0-9]+$"},
+    _F.TYPE_UINT64: {"type": "string", "format": "uint64", "pattern": "^[0-9]+$"},
+    _F.TYPE_FIXED64: {"type": "string", "format": "uint64", "pattern": "^[0-9]+$"},
     _F.TYPE_BOOL: {"type": "boolean"},
     _F.TYPE_STRING: {"type": "string"},
     _F.TYPE_BYTES: {"type": "string", "format": "byte"},
@@ -321,7 +322,16 @@ class _Builder:
                         "type": "http",
                         "scheme": "bearer",
                         "description": "An API key: `Authorization: Bearer <key>`.",
-                    }
+                    },
+                    "signedLink": {
+                        "type": "apiKey",
+                        "in": "query",
+                        "name": SIGNATURE_FIELD,
+                        "description": (
+                            "A signed link, as an asset's `url` carries it: `signature` with the `expires` it "
+                            "was made for; it opens that one file until then, without an API key."
+                        ),
+                    },
                 },
             },
         }
@@ -357,6 +367,9 @@ class _Builder:
         if method_name in self._docs:
             operation["summary"] = _summary(self._docs[method_name])
         self._described(operation, method_name)
+        if SIGNATURE_FIELD in fields:
+            # The API key, or a signed link instead of it.
+            operation["security"] = [{"bearerAuth": []}, {"signedLink": []}]
         operation["responses"] = {
             "200": self._success(method),
             **{code: {"$ref": f"#/components/responses/{code}"} for code in self._error_statuses(binding, fields)},

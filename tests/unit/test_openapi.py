@@ -323,6 +323,14 @@ def test_an_asset_download_is_the_file_itself(spec):
     assert (parameters["index"]["in"], parameters["index"]["schema"]["minimum"]) == ("path", 0)
     assert {parameters["expires"]["in"], parameters["signature"]["in"]} == {"query"}
     assert parameters["signature"]["schema"]["maxLength"] == 128
+    # proto3 JSON's int64 is a string of digits: "" is no expiry.
+    assert parameters["expires"]["schema"] == {"type": "string", "format": "int64", "pattern": "^-?[0-9]+$"}
+    # The API key, or a signed link instead; every other operation needs the key.
+    assert download["security"] == [{"bearerAuth": []}, {"signedLink": []}]
+    scheme = spec["components"]["securitySchemes"]["signedLink"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "query", "signature")
+    others = [op for _, path, op in _operations(spec) if "/assets/" not in path]
+    assert others and all("security" not in op for op in others)
     # buf's lint directive in the method's comment is not part of its description.
     assert "buf:lint" not in json.dumps(spec)
     assert "google.api.HttpBody" not in spec["components"]["schemas"]
