@@ -62,6 +62,10 @@ def run_figures(params: Params, run_dir: Path, progress) -> list[Row]:
                 add(throughput.latency_at_half(load, max_row, echo, ours, params))
             add(end_to_end.end_to_end(ours, params))
             add(end_to_end.statements_per_generation(postgres, ours, params))
+        # The same end to end without the AI's progress reports: what writing them costs.
+        quiet_env = {**ours_env, "MOCK_AI_PROGRESS_REPORTS": "false"}
+        with stacks.MeshTarget(postgres, run_dir, label="ours-no-progress", env=quiet_env) as quiet:
+            add(end_to_end.end_to_end(quiet, params, key="P5", note="progress reports off"))
         with stacks.MeshTarget(postgres, run_dir, label="ours-watch", env=watch_env, with_envoy=False) as watched:
             add(watch_fanout.watch_rows(echo, watched, params))
     return rows

@@ -24,6 +24,7 @@ import callback_server.settings
 import leo_mesh.metrics
 import mock_ai_server.settings
 from api_server.settings import WebhookSettings
+from leo_mesh.media.settings import MediaSettings
 from leo.ai.v1 import ai_pb2
 from leo.callback.v1 import callback_pb2
 from leo.generation.v1 import generation_pb2
@@ -103,21 +104,21 @@ SERVICES = (
     Service(
         "api_server",
         "api-server",
-        (api_server.settings.Settings, WebhookSettings),
+        (api_server.settings.Settings, WebhookSettings, MediaSettings),
         "api_server_port",
         generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name,
     ),
     Service(
         "mock_ai_server",
         "mock-ai-server",
-        (mock_ai_server.settings.Settings,),
+        (mock_ai_server.settings.Settings, MediaSettings),
         "mock_ai_port",
         ai_pb2.DESCRIPTOR.services_by_name["AIService"].full_name,
     ),
     Service(
         "callback_server",
         "callback-server",
-        (callback_server.settings.Settings,),
+        (callback_server.settings.Settings, MediaSettings),
         "callback_server_port",
         callback_pb2.DESCRIPTOR.services_by_name["CallbackService"].full_name,
     ),
