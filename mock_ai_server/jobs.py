@@ -150,6 +150,9 @@ class Jobs:
                 message = await self._produce(job)
             finally:
                 self._next()
+            if message.WhichOneof("result") == "stored":
+                # The last report before the result, acknowledged first, so a watcher sees 100% before COMPLETE.
+                await self.reporter.report_and_wait(job, Progress(percent=100))
             await self._deliver(job, message)
         finally:
             self._jobs.pop(job.request.generation_id, None)
@@ -183,7 +186,6 @@ class Jobs:
         finally:
             if files is not None and not files.done():
                 files.cancel()
-        await self.reporter.report_and_wait(job, Progress(percent=100))
         return message
 
     def _renderings(self, request: ai_pb2.StartGenerationRequest) -> list:
