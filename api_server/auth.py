@@ -125,11 +125,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 raise ApiKeyInvalid()
             _caller.set(caller)
 
+        carries_proof = self._signed.get(handler_call_details.method, lambda request: False)
         if handler.unary_unary:
             behavior = handler.unary_unary
 
             async def unary(request, context):
-                await authenticate(context)
+                if not carries_proof(request):
+                    await authenticate(context)
                 return await behavior(request, context)
 
             return grpc.unary_unary_rpc_method_handler(
@@ -138,7 +140,6 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 response_serializer=handler.response_serializer,
             )
         stream_behavior = handler.unary_stream
-        carries_proof = self._signed.get(handler_call_details.method, lambda request: False)
 
         async def stream(request, context):
             if not carries_proof(request):

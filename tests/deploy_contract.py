@@ -24,13 +24,13 @@ import callback_server.settings
 import leo_mesh.metrics
 import mock_ai_server.settings
 from api_server.settings import WebhookSettings
-from leo_mesh.media.settings import MediaSettings
 from leo.ai.v1 import ai_pb2
 from leo.callback.v1 import callback_pb2
 from leo.generation.v1 import generation_pb2
 from leo_mesh import grpc_server
 from leo_mesh.devstack import envoy as envoy_config
 from leo_mesh.devstack.processes import ManagedProcess, free_port
+from leo_mesh.media.settings import MediaSettings
 from leo_mesh.rules import Status as GenerationStatus
 
 ROOT = Path(__file__).resolve().parents[1]
