@@ -32,13 +32,15 @@ breaking: $(STAMP)
 run: $(STAMP)
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m leo_mesh.devstack
 
-# Lint first: CI runs `make test` only, and a finding fails it.
+# Lint first: CI runs `make test` only, and a finding fails it. Two pytest
+# workers: most end-to-end time is waiting on servers, not computing.
+TEST_WORKERS ?= 2
 test: $(STAMP) lint
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest $(PYTEST_ARGS)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # Unit and integration tests only: seconds, not minutes.
 test-fast: $(STAMP)
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest tests/unit tests/integration $(PYTEST_ARGS)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -n $(TEST_WORKERS) tests/unit tests/integration $(PYTEST_ARGS)
 
 # The mesh beside an echo of the same contract (docs/performance.md); QUICK=1 for a short run.
 bench: $(STAMP)

@@ -6,6 +6,7 @@ import asyncio
 from api_server.app import run, run_worker
 from api_server.settings import Settings
 from leo_mesh import logs, workers
+from leo_mesh.telemetry.exposition import worker_metrics
 
 
 def main() -> int:
@@ -13,7 +14,8 @@ def main() -> int:
     logs.configure("api_server", settings.log_level)
     if settings.api_server_workers == 1:
         return asyncio.run(run(settings))
-    return workers.supervise(settings.api_server_workers, run_worker)
+    with worker_metrics(settings.listen_host, settings.api_server_metrics_port) as metrics:
+        return workers.supervise(settings.api_server_workers, run_worker, exited=metrics.worker_exited)
 
 
 if __name__ == "__main__":

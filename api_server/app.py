@@ -32,8 +32,13 @@ from leo_mesh.grpc_server import GrpcApp, Service, serve
 from leo_mesh.media.links import AssetLinks
 from leo_mesh.media.settings import MediaSettings
 from leo_mesh.media.store import MediaStore, open_store
+from leo_mesh.telemetry import tracing
+from leo_mesh.telemetry.exposition import MetricsEndpoint
+from leo_mesh.telemetry.gauges import DatabaseGauges
 
 SERVICE_NAME = generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name
+# Its traces' service.name unless OTEL_SERVICE_NAME says otherwise.
+OTEL_SERVICE_NAME = "api-server"
 # A download may come with a signed link instead of a key.
 SIGNED_METHODS = {f"/{SERVICE_NAME}/GetGenerationAsset": lambda request: bool(request.signature)}
 
@@ -52,6 +57,9 @@ class ApiServer:
     grpc: GrpcApp
     ai_channel: aio.Channel | None
     media: MediaStore
+    gauges: DatabaseGauges
+    # None: a worker process, whose metrics its supervisor serves.
+    metrics: MetricsEndpoint | None
 
     name = "api_server"
 
@@ -67,6 +75,8 @@ class ApiServer:
         """Serve; `background=False` (tests) leaves the dispatcher, the
         webhook sender and the change feed to be driven by the caller."""
         await self.db.open()
+        if self.metrics is not None:
+            self.metrics.start()
         await self.grpc.start()
         if not background:
             return
@@ -75,6 +85,7 @@ class ApiServer:
         tasks.start("webhook sender", self.sender.run(), finishes=True)
         tasks.start("change feed", self.feed.run())
         tasks.start("watch reads", self.watches.run())
+        tasks.start("gauges", self.gauges.run())
 
     async def drain(self) -> None:
         async def end_watches() -> None:
@@ -94,6 +105,8 @@ class ApiServer:
         if self.ai_channel is not None:
             await self.ai_channel.close()
         await self.db.close()
+        if self.metrics is not None:
+            self.metrics.stop()
 
 
 def bootstrap(
@@ -101,10 +114,12 @@ def bootstrap(
     *,
     webhook_settings: WebhookSettings | None = None,
     media_settings: MediaSettings | None = None,
-    ai: ai_pb2_grpc.AIServiceStub | None = None,
+    ai: ai_pb2_grpc.AIServiceAsyncStub | None = None,
+    serve_metrics: bool = True,
 ) -> ApiServer:
     """Wire the api_server (call it in the event loop that will run it).
-    `ai` replaces the channel to the AI backend: a test stub."""
+    `ai` replaces the channel to the AI backend: a test stub.
+    `serve_metrics=False`: a worker process (its supervisor serves them)."""
     webhook_settings = webhook_settings or WebhookSettings()
     media_settings = media_settings or MediaSettings()
     links = AssetLinks.from_settings(media_settings)
@@ -154,6 +169,7 @@ def bootstrap(
         port=settings.api_server_port,
         interceptors=[AuthInterceptor(authenticator, signed=SIGNED_METHODS)],
     )
+    metrics = MetricsEndpoint(settings.listen_host, settings.api_server_metrics_port) if serve_metrics else None
     return ApiServer(
         settings,
         webhook_settings,
@@ -167,16 +183,22 @@ def bootstrap(
         server,
         ai_channel,
         media,
+        DatabaseGauges(db, backlog=True),
+        metrics,
     )
 
 
-async def run(settings: Settings) -> int:
+async def run(settings: Settings, *, serve_metrics: bool = True) -> int:
     """The process's main loop (leo_mesh.grpc_server.serve); the exit code."""
-    return await serve(bootstrap(settings))
+    tracing.configure(OTEL_SERVICE_NAME)
+    try:
+        return await serve(bootstrap(settings, serve_metrics=serve_metrics))
+    finally:
+        tracing.shutdown()
 
 
 def run_worker(index: int) -> int:
     """One of API_SERVER_WORKERS processes (leo_mesh.workers)."""
     settings = Settings()
     logs.configure("api_server", settings.log_level, worker=index)
-    return asyncio.run(run(settings))
+    return asyncio.run(run(settings, serve_metrics=False))

@@ -14,25 +14,28 @@ import logging
 import random
 
 import grpc
+from opentelemetry.trace import SpanKind
 
 from api_server.outbox import OutboxLoop
 from api_server.settings import Settings
 from leo.ai.v1 import ai_pb2, ai_pb2_grpc
-from leo_mesh import rules
+from leo_mesh import metrics, rules
 from leo_mesh.db.generations import Claimed, Failure, GenerationStore, Wait
 from leo_mesh.rules import Kind, Model
+from leo_mesh.telemetry import tracing
 
 log = logging.getLogger("api_server.dispatcher")
 
 AI_MODELS = {Model.SD: ai_pb2.MODEL_SD, Model.SDXL: ai_pb2.MODEL_SDXL}
 AI_KINDS = {Kind.IMAGE: ai_pb2.KIND_IMAGE, Kind.VIDEO: ai_pb2.KIND_VIDEO}
+AI_SERVICE = ai_pb2.DESCRIPTOR.services_by_name["AIService"].full_name
 
 
 class Dispatcher(OutboxLoop):
     def __init__(
         self,
         store: GenerationStore,
-        ai: ai_pb2_grpc.AIServiceStub,
+        ai: ai_pb2_grpc.AIServiceAsyncStub,
         settings: Settings,
         *,
         rng: random.Random | None = None,
@@ -73,8 +76,30 @@ class Dispatcher(OutboxLoop):
         return len(claimed) + len(timed_out) >= settings.dispatch_batch_size
 
     async def _send(self, item: Claimed) -> Wait | Failure:
-        """One StartGeneration, and what follows it for the generation.
-        Whatever it raises is this attempt's failure, no other's."""
+        """One StartGeneration, and what follows it for the generation, in
+        a span continuing the create's trace (the row keeps its context)."""
+        generation_id = str(item.row.generation_id)
+        with tracing.span(
+            "dispatch",
+            parent=item.trace_parent,
+            kind=SpanKind.CLIENT,
+            generation_id=generation_id,
+            attributes={
+                "rpc.system": "grpc",
+                "rpc.service": AI_SERVICE,
+                "rpc.method": "StartGeneration",
+                "leo.dispatch.attempt": item.row.attempts,
+            },
+        ) as span:
+            tracing.about_generation(generation_id)
+            code, details, outcome = await self._attempt(item)
+            metrics.DISPATCH_ATTEMPTS.labels(code).inc()
+            tracing.set_code(span, code, details)
+            return outcome
+
+    async def _attempt(self, item: Claimed) -> tuple[str, str | None, Wait | Failure]:
+        """The call, and (its code, its error, what follows). Whatever it
+        raises is this attempt's failure, no other's."""
         row, settings = item.row, self._settings
         request = ai_pb2.StartGenerationRequest(
             generation_id=str(row.generation_id),
@@ -86,19 +111,27 @@ class Dispatcher(OutboxLoop):
             kind=AI_KINDS[row.kind],
         )
         try:
-            await self._ai.StartGeneration(request, timeout=settings.dispatch_rpc_timeout_s, wait_for_ready=True)
+            await self._ai.StartGeneration(
+                request,
+                timeout=settings.dispatch_rpc_timeout_s,
+                wait_for_ready=True,
+                metadata=tracing.outgoing_metadata() or None,
+            )
         except grpc.aio.AioRpcError as exc:
-            return self._failed(item, exc.code().name, exc.details() or "")
+            code, details = exc.code().name, exc.details() or ""
+            return code, details, self._failed(item, code, details)
         except Exception as exc:  # not a status: still this attempt's failure
             log.exception("StartGeneration raised", extra={"generation_id": str(row.generation_id)})
-            return self._failed(item, grpc.StatusCode.INTERNAL.name, f"{type(exc).__name__}: {exc}")
+            code, details = grpc.StatusCode.INTERNAL.name, f"{type(exc).__name__}: {exc}"
+            return code, details, self._failed(item, code, details)
         log.info("dispatched", extra={"generation_id": str(row.generation_id), "attempt": row.attempts})
-        return Wait(row.id, row.attempts, settings.completion_deadline_s)
+        return "OK", None, Wait(row.id, row.attempts, settings.completion_deadline_s)
 
     def _failed(self, item: Claimed, code: str, details: str) -> Wait | Failure:
         row, generation_id = item.row, str(item.row.generation_id)
         verdict = rules.after_dispatch_error(row.attempts, code, details, self._settings.dispatch_retry, self._rng)
         if isinstance(verdict, rules.RetryLater):
+            metrics.DISPATCH_RETRIES.labels(code).inc()
             log.warning(
                 "dispatch retry",
                 extra={

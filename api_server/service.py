@@ -6,6 +6,8 @@ interceptor lets such a call through; the link is checked here)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import grpc
 from google.api import httpbody_pb2
 
@@ -30,6 +32,7 @@ from leo_mesh.errors import AssetNotFound, GenerationNotFound, WebhookSecretRequ
 from leo_mesh.media.links import AssetLinks
 from leo_mesh.media.store import MediaStore, ObjectMissing
 from leo_mesh.rules import Status
+from leo_mesh.telemetry import tracing
 
 
 def _header(context: grpc.aio.ServicerContext, name: str) -> str | None:
@@ -73,13 +76,18 @@ class GenerationService(generation_pb2_grpc.GenerationServiceServicer):
         new = validate_create(request, owner=owner, idempotency_key=_header(context, IDEMPOTENCY_HEADER))
         if new.webhook_url:
             await self._check_webhook(new.webhook_url, owner)
+        trace_parent = tracing.traceparent()
+        if trace_parent is not None:  # what the generation's dispatches and webhooks continue
+            new = dataclasses.replace(new, trace_parent=trace_parent)
         row, created = await self._store.create(new, max_pending=self._settings.max_pending_per_owner)
+        tracing.about_generation(str(row.generation_id))
         if created:
             self._dispatcher.wake()
         return generation_pb2.CreateGenerationResponse(generation=to_proto(row, self._links))
 
     async def GetGeneration(self, request, context):
         generation_id = parse_generation_id(request.generation_id)
+        tracing.about_generation(str(generation_id))
         row = await self._store.get(generation_id, current_caller().owner)
         if row is None:
             raise GenerationNotFound(generation_id)
@@ -98,6 +106,7 @@ class GenerationService(generation_pb2_grpc.GenerationServiceServicer):
 
     async def CancelGeneration(self, request, context):
         generation_id = parse_generation_id(request.generation_id)
+        tracing.about_generation(str(generation_id))
         row = await self._store.cancel(generation_id, current_caller().owner)
         return generation_pb2.CancelGenerationResponse(generation=to_proto(row, self._links))
 
@@ -107,6 +116,7 @@ class GenerationService(generation_pb2_grpc.GenerationServiceServicer):
 
     async def WatchGeneration(self, request, context):
         generation_id = parse_generation_id(request.generation_id)
+        tracing.about_generation(str(generation_id))
         caller = current_caller()
         async for message in self._watches.follow(generation_id, caller.owner, caller.key_hash, context):
             yield message

@@ -14,6 +14,9 @@ RESOLVE_TIMEOUT_S = 2.0
 
 class Settings(DatabaseSettings):
     api_server_port: int = 50051
+    # /metrics (Prometheus), on LISTEN_HOST; 0: any free port. With several
+    # workers, the supervising process serves their sum here.
+    api_server_metrics_port: int = Field(9091, ge=0, le=65535)
     # Processes serving the port together (SO_REUSEPORT); each is a full
     # api_server (its own pool, dispatcher, change feed), like a replica.
     api_server_workers: int = Field(1, ge=1, le=64)

@@ -23,6 +23,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from leo.generation.v1 import generation_pb2
+from leo_mesh import metrics
 from leo_mesh.backoff import backoff_delay
 from leo_mesh.convert import to_proto
 from leo_mesh.db.generations import CHANGES_CHANNEL, GenerationStore
@@ -199,9 +200,11 @@ class Watches:
             self._want_read(generation_id)
         topic.watchers.add(watcher)
         self._by_key.setdefault(watcher.key_hash_hex, set()).add(watcher)
+        metrics.WATCHES_OPEN.inc()
         try:
             yield topic
         finally:
+            metrics.WATCHES_OPEN.dec()
             topic.watchers.discard(watcher)
             if not topic.watchers:
                 del self._topics[generation_id]

@@ -16,13 +16,15 @@ import time
 from datetime import UTC, datetime
 
 import httpx
+from opentelemetry.trace import SpanKind
 from standardwebhooks.webhooks import Webhook
 
 from api_server import webhook_urls
 from api_server.outbox import OutboxLoop
 from api_server.settings import WebhookSettings
-from leo_mesh import rules
+from leo_mesh import metrics, rules
 from leo_mesh.db.webhooks import ClaimedDelivery, WebhookStore
+from leo_mesh.telemetry import tracing
 
 log = logging.getLogger("api_server.webhooks")
 
@@ -78,10 +80,29 @@ class WebhookSender(OutboxLoop):
         return len(claimed) >= BATCH_SIZE
 
     async def _attempt(self, delivery: ClaimedDelivery) -> None:
+        """One attempt, in a span continuing the generation's create trace.
+        (No trace context is sent to the customer's endpoint.)"""
+        generation_id = str(delivery.generation_id)
+        with tracing.span(
+            "webhook POST",
+            parent=delivery.trace_parent,
+            kind=SpanKind.CLIENT,
+            generation_id=generation_id,
+            attributes={"http.request.method": "POST", "leo.webhook.attempt": delivery.attempt},
+        ) as span:
+            tracing.about_generation(generation_id)
+            outcome = await self._attempt_in_span(delivery)
+            if span is not None:
+                span.set_attribute("leo.webhook.outcome", outcome.value)
+
+    async def _attempt_in_span(self, delivery: ClaimedDelivery) -> rules.Delivery:
         started = time.perf_counter()
         status_code, error, host = await self._post(delivery)
-        ms = round((time.perf_counter() - started) * 1000)
+        elapsed_s = time.perf_counter() - started
+        ms = round(elapsed_s * 1000)
+        metrics.WEBHOOK_LATENCY.observe(elapsed_s)
         decision = rules.after_webhook_attempt(status_code, delivery.attempt, self._settings.retry, self._rng)
+        metrics.WEBHOOK_DELIVERIES.labels(decision.outcome.value).inc()
         await self._store.record_attempt(
             delivery.id, delivery.attempt, status_code=status_code, error=error, ms=ms, decision=decision
         )
@@ -100,6 +121,7 @@ class WebhookSender(OutboxLoop):
                 "ms": ms,
             },
         )
+        return decision.outcome
 
     async def _post(self, delivery: ClaimedDelivery) -> tuple[int | None, str | None, str | None]:
         """POST the stored payload once; returns (status code, error, host).

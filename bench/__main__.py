@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import end_to_end, report, stacks, throughput, tools, watch_fanout
+from bench import end_to_end, report, stacks, telemetry_cost, throughput, tools, watch_fanout
 from bench.params import FULL, QUICK, Params
 from bench.report import Row
 
@@ -62,10 +62,23 @@ def run_figures(params: Params, run_dir: Path, progress) -> list[Row]:
                 add(throughput.latency_at_half(load, max_row, echo, ours, params))
             add(end_to_end.end_to_end(ours, params))
             add(end_to_end.statements_per_generation(postgres, ours, params))
+            with (
+                telemetry_cost.OtlpSink() as sink,
+                stacks.MeshTarget(postgres, run_dir, label="ours-traced", env={**ours_env, **sink.env}) as traced,
+            ):
+                add(telemetry_cost.telemetry_cost(ours, traced, sink, params))
         # The same end to end without the AI's progress reports: what writing them costs.
         quiet_env = {**ours_env, "MOCK_AI_PROGRESS_REPORTS": "false"}
         with stacks.MeshTarget(postgres, run_dir, label="ours-no-progress", env=quiet_env) as quiet:
             add(end_to_end.end_to_end(quiet, params, key="P5", note="progress reports off"))
+        # The same creates with the api_server as one worker process per core (SO_REUSEPORT).
+        workers = max(2, min(os.cpu_count() or 1, 4))
+        workers_env = {**ours_env, "API_SERVER_WORKERS": str(workers)}
+        with stacks.MeshTarget(postgres, run_dir, label="ours-workers", env=workers_env, with_envoy=False) as many:
+            create = loads[0]
+            row = throughput.compare(create, echo, many, params)
+            row.figure = f"{create.figure}; api_server as {workers} worker processes"
+            add(row)
         with stacks.MeshTarget(postgres, run_dir, label="ours-watch", env=watch_env, with_envoy=False) as watched:
             add(watch_fanout.watch_rows(echo, watched, params))
     return rows

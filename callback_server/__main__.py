@@ -2,14 +2,19 @@
 
 import asyncio
 
-from callback_server.app import bootstrap
+from callback_server.app import OTEL_SERVICE_NAME, bootstrap
 from callback_server.settings import Settings
 from leo_mesh import logs
 from leo_mesh.grpc_server import serve
+from leo_mesh.telemetry import tracing
 
 
 async def run(settings: Settings) -> int:
-    return await serve(bootstrap(settings))
+    tracing.configure(OTEL_SERVICE_NAME)
+    try:
+        return await serve(bootstrap(settings))
+    finally:
+        tracing.shutdown()
 
 
 def main() -> int:

@@ -15,8 +15,12 @@ from leo_mesh.db.pool import Database
 from leo_mesh.grpc_server import GrpcApp, Service
 from leo_mesh.media.links import AssetLinks
 from leo_mesh.media.settings import MediaSettings
+from leo_mesh.telemetry.exposition import MetricsEndpoint
+from leo_mesh.telemetry.gauges import DatabaseGauges
 
 SERVICE_NAME = callback_pb2.DESCRIPTOR.services_by_name["CallbackService"].full_name
+# Its traces' service.name unless OTEL_SERVICE_NAME says otherwise.
+OTEL_SERVICE_NAME = "callback-server"
 
 
 @dataclass
@@ -25,6 +29,8 @@ class CallbackServer:
     db: Database
     store: GenerationStore
     grpc: GrpcApp
+    gauges: DatabaseGauges
+    metrics: MetricsEndpoint
 
     name = "callback_server"
 
@@ -38,13 +44,17 @@ class CallbackServer:
 
     async def start(self) -> None:
         await self.db.open()
+        self.metrics.start()
         await self.grpc.start()
+        self.grpc.background.start("gauges", self.gauges.run())
 
     async def drain(self) -> None:
         await self.grpc.drain()
 
     async def stop(self) -> None:
+        await self.grpc.background.stop(0)
         await self.db.close()
+        self.metrics.stop()
 
 
 def bootstrap(settings: Settings, media: MediaSettings | None = None) -> CallbackServer:
@@ -65,4 +75,5 @@ def bootstrap(settings: Settings, media: MediaSettings | None = None) -> Callbac
         host=settings.listen_host,
         port=settings.callback_server_port,
     )
-    return CallbackServer(settings, db, store, server)
+    metrics = MetricsEndpoint(settings.listen_host, settings.callback_server_metrics_port)
+    return CallbackServer(settings, db, store, server, DatabaseGauges(db, backlog=False), metrics)

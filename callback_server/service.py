@@ -15,10 +15,12 @@ import re
 import uuid
 
 from leo.callback.v1 import callback_pb2, callback_pb2_grpc
+from leo_mesh import metrics
 from leo_mesh.db.generations import GenerationStore
 from leo_mesh.errors import CallbackTokenInvalid, FieldViolation, InvalidArgument, ResultConflict
 from leo_mesh.media.store import generation_prefix, key_problem
 from leo_mesh.rules import Asset, Completion, Progress, ProgressOutcome, Result
+from leo_mesh.telemetry import tracing
 
 log = logging.getLogger("callback_server.service")
 
@@ -111,8 +113,14 @@ class CallbackService(callback_pb2_grpc.CallbackServiceServicer):
         self._store = store
 
     async def CompleteGeneration(self, request, context):
-        generation_id, result = parse_result(request)
+        try:
+            generation_id, result = parse_result(request)
+        except InvalidArgument:
+            metrics.CALLBACK_RESULTS.labels("invalid").inc()
+            raise
+        tracing.about_generation(str(generation_id))
         outcome = await self._store.complete(generation_id, request.callback_token, result)
+        metrics.CALLBACK_RESULTS.labels(outcome.value).inc()
         log.info(
             "completion",
             extra={"generation_id": str(generation_id), "outcome": outcome.value, "status": result.status.value},

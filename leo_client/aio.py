@@ -49,10 +49,10 @@ class AsyncClient:
         self._metadata = (("authorization", f"Bearer {self.settings.api_key()}"),)
         self._credentials = credentials(self.settings)
         self._channel: grpc.aio.Channel | None = None
-        self._stub_instance: generation_pb2_grpc.GenerationServiceStub | None = None
+        self._stub_instance: generation_pb2_grpc.GenerationServiceAsyncStub | None = None
 
     @property
-    def _stub(self) -> generation_pb2_grpc.GenerationServiceStub:
+    def _stub(self) -> generation_pb2_grpc.GenerationServiceAsyncStub:
         if self._stub_instance is None:
             self._channel = aio_channel(self.settings.target, self._credentials)
             self._stub_instance = generation_pb2_grpc.GenerationServiceStub(self._channel)
@@ -216,13 +216,14 @@ class AsyncClient:
             asset_request(generation_id, index), timeout=timeout or self.settings.timeout_s, metadata=self._metadata
         )
         try:
-            first = await call.read()
-            if first is grpc.aio.EOF:
+            chunks = aiter(call)
+            first = await anext(chunks, None)
+            if first is None:
                 raise ServerError(grpc.StatusCode.DATA_LOSS, "the download ended before its first chunk")
             destination = target(path, generation_id, index, first.content_type)
             with PartialFile(destination) as file:
                 await asyncio.to_thread(file.write, first.data)
-                while (chunk := await call.read()) is not grpc.aio.EOF:
+                async for chunk in chunks:
                     await asyncio.to_thread(file.write, chunk.data)
             return destination
         except grpc.RpcError as exc:

@@ -36,7 +36,7 @@ class Status(enum.StrEnum):
         """The status of a wire value; one this client does not know is UNSPECIFIED."""
         return _STATUS_FROM_PROTO.get(value, cls.UNSPECIFIED)
 
-    def to_proto(self) -> generation_pb2.Status:
+    def to_proto(self) -> generation_pb2.Status.ValueType:
         """The wire value of this status."""
         return _STATUS_TO_PROTO[self]
 
@@ -53,7 +53,7 @@ class Kind(enum.StrEnum):
         """The kind of a wire value; one this client does not know is UNSPECIFIED."""
         return _KIND_FROM_PROTO.get(value, cls.UNSPECIFIED)
 
-    def to_proto(self) -> generation_pb2.Kind:
+    def to_proto(self) -> generation_pb2.Kind.ValueType:
         """The wire value of this kind."""
         return _KIND_TO_PROTO[self]
 
@@ -70,7 +70,7 @@ class Model(enum.StrEnum):
         """The model of a wire value; one this client does not know is UNSPECIFIED."""
         return _MODEL_FROM_PROTO.get(value, cls.UNSPECIFIED)
 
-    def to_proto(self) -> generation_pb2.Model:
+    def to_proto(self) -> generation_pb2.Model.ValueType:
         """The wire value of this model."""
         return _MODEL_TO_PROTO[self]
 

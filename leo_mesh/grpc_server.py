@@ -26,6 +26,7 @@ from grpc_reflection.v1alpha import reflection
 
 from leo_mesh.errors import DomainError, MalformedRequest
 from leo_mesh.status import internal_status, to_status
+from leo_mesh.telemetry.rpc import RpcRecord
 
 log = logging.getLogger("leo.rpc")
 
@@ -95,7 +96,7 @@ def _check_parsed(request: Any) -> None:
 
 class RpcInterceptor(grpc.aio.ServerInterceptor):
     """Outermost interceptor: maps what the others and the servicer raise,
-    and logs one line per RPC.
+    logs one line per RPC, and records its metrics and span (RpcRecord).
 
     A method's wrapped handler is built once and kept: the interceptors
     inside this one must do their per-call work in the handlers they return
@@ -132,20 +133,30 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
 
     @staticmethod
     def _log(
-        method: str, context: grpc.aio.ServicerContext, started: float, peer: str, messages: int | None = None
+        method: str,
+        context: grpc.aio.ServicerContext,
+        started: float,
+        peer: str,
+        record: RpcRecord,
+        messages: int | None = None,
+        *,
+        same_context: bool = True,
     ) -> None:
         code = context.code() or (grpc.StatusCode.CANCELLED if context.cancelled() else grpc.StatusCode.OK)
+        elapsed_s = time.perf_counter() - started
         fields: dict[str, Any] = {
             "method": method,
             "code": code.name,
-            "ms": round((time.perf_counter() - started) * 1000, 2),
+            "ms": round(elapsed_s * 1000, 2),
             "peer": peer,
         }
         if messages is not None:
             fields["messages"] = messages
+        details = None
         if code is not grpc.StatusCode.OK:
-            fields["error"] = context.details()
+            details = fields["error"] = context.details()
         log.info("rpc", extra=fields)
+        record.finish(code.name, elapsed_s, details, detach=same_context)
 
     def _unary(self, method: str, behavior):
         async def wrapper(request, context):
@@ -153,6 +164,7 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
             # Read while the call is alive: after a cancelled call is gone,
             # context.peer() dereferences a freed core call (a segfault).
             peer = context.peer()
+            record = RpcRecord(method, context)
             try:
                 _check_parsed(request)
                 return await behavior(request, context)
@@ -161,7 +173,7 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
             except Exception as exc:
                 await _abort(exc, context, method)
             finally:
-                self._log(method, context, started, peer)
+                self._log(method, context, started, peer, record)
 
         return wrapper
 
@@ -169,18 +181,25 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
         async def wrapper(request, context):
             started = time.perf_counter()
             peer = context.peer()  # while the call is alive (see _unary)
+            record = RpcRecord(method, context)
             sent = 0
+            # A stream its server abandoned is closed later by the garbage
+            # collector, in another context than the one its span was made current in.
+            closed_elsewhere = False
             try:
                 _check_parsed(request)
                 async for message in behavior(request, context):
                     sent += 1
                     yield message
-            except (asyncio.CancelledError, grpc.aio.AbortError, GeneratorExit):
+            except GeneratorExit:
+                closed_elsewhere = True
+                raise
+            except (asyncio.CancelledError, grpc.aio.AbortError):
                 raise
             except Exception as exc:
                 await _abort(exc, context, method)
             finally:
-                self._log(method, context, started, peer, sent)
+                self._log(method, context, started, peer, record, sent, same_context=not closed_elsewhere)
 
         return wrapper
 

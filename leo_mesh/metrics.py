@@ -3,6 +3,11 @@
 Each service process registers all of them (a metric a process never touches
 stays at zero or without samples), so dashboards and alerts can be checked
 against one list. Names carry their unit, as Prometheus' conventions ask.
+
+A gauge's `multiprocess_mode` says how the api_server's worker processes'
+values add up on its one port (leo_mesh.telemetry.exposition): what each
+process holds is summed over the live ones; what each reads from the
+database (the same for all) is the largest live one.
 """
 
 from __future__ import annotations
@@ -53,13 +58,23 @@ DISPATCH_RETRIES = Counter(
 DISPATCH_TIMEOUTS = Counter(
     "leo_dispatch_timeouts_total", "Dispatched generations that got no callback before their deadline."
 )
-BACKLOG_DUE = Gauge("leo_dispatch_backlog_due", "PENDING generations due for (re)dispatch now.")
-BACKLOG_IN_FLIGHT = Gauge("leo_dispatch_in_flight", "PENDING generations dispatched and waiting for the AI's callback.")
+BACKLOG_DUE = Gauge(
+    "leo_dispatch_backlog_due", "PENDING generations due for (re)dispatch now.", multiprocess_mode="livemax"
+)
+BACKLOG_IN_FLIGHT = Gauge(
+    "leo_dispatch_in_flight",
+    "PENDING generations dispatched and waiting for the AI's callback.",
+    multiprocess_mode="livemax",
+)
 BACKLOG_OLDEST_DUE_AGE = Gauge(
-    "leo_dispatch_oldest_due_age_seconds", "How long the oldest due PENDING generation has been due (0: none)."
+    "leo_dispatch_oldest_due_age_seconds",
+    "How long the oldest due PENDING generation has been due (0: none).",
+    multiprocess_mode="livemax",
 )
 PENDING_OLDEST_AGE = Gauge(
-    "leo_generations_pending_oldest_age_seconds", "Age of the oldest PENDING generation since its create (0: none)."
+    "leo_generations_pending_oldest_age_seconds",
+    "Age of the oldest PENDING generation since its create (0: none).",
+    multiprocess_mode="livemax",
 )
 
 # --- callbacks (callback_server) ---
@@ -70,7 +85,7 @@ CALLBACK_RESULTS = Counter(
 )
 
 # --- watches (api_server) ---
-WATCHES_OPEN = Gauge("leo_watch_streams_open", "Open WatchGeneration streams.")
+WATCHES_OPEN = Gauge("leo_watch_streams_open", "Open WatchGeneration streams.", multiprocess_mode="livesum")
 
 # --- webhooks (api_server) ---
 WEBHOOK_DELIVERIES = Counter(
@@ -82,10 +97,18 @@ WEBHOOK_LATENCY = Histogram(
 
 # --- mock AI ---
 MOCK_AI_JOBS_IN_FLIGHT = Gauge(
-    "leo_mock_ai_jobs_in_flight", "Jobs the mock AI holds (queued, running or calling back)."
+    "leo_mock_ai_jobs_in_flight",
+    "Jobs the mock AI holds (queued, running or calling back).",
+    multiprocess_mode="livesum",
 )
-MOCK_AI_JOBS_QUEUED = Gauge("leo_mock_ai_jobs_queued", "Jobs waiting for a free slot of the mock AI.")
+MOCK_AI_JOBS_QUEUED = Gauge(
+    "leo_mock_ai_jobs_queued", "Jobs waiting for a free slot of the mock AI.", multiprocess_mode="livesum"
+)
 
 # --- database pool (api_server, callback_server) ---
-DB_POOL_IN_USE = Gauge("leo_db_pool_connections_in_use", "Database connections checked out of the pool.")
-DB_POOL_WAITING = Gauge("leo_db_pool_requests_waiting", "Requests waiting for a database connection.")
+DB_POOL_IN_USE = Gauge(
+    "leo_db_pool_connections_in_use", "Database connections checked out of the pool.", multiprocess_mode="livesum"
+)
+DB_POOL_WAITING = Gauge(
+    "leo_db_pool_requests_waiting", "Requests waiting for a database connection.", multiprocess_mode="livesum"
+)

@@ -23,3 +23,25 @@ class DatabaseSettings(CommonSettings):
     """What the processes that use the database read (the mock AI has none)."""
 
     database_url: str = DEFAULT_DATABASE_URL
+
+
+class TracingSettings(BaseSettings):
+    """The standard OpenTelemetry variables that decide whether a process
+    traces (leo_mesh.telemetry.tracing): only with an OTLP endpoint. The SDK
+    reads the others itself (OTEL_TRACES_SAMPLER, OTEL_RESOURCE_ATTRIBUTES,
+    OTEL_BSP_*, …)."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_exporter_otlp_traces_endpoint: str | None = None
+    # Unset: the service's own name (api-server, mock-ai-server, callback-server).
+    otel_service_name: str | None = None
+    otel_sdk_disabled: bool = False
+    # "none" turns the exporter, and so tracing, off.
+    otel_traces_exporter: str = "otlp"
+
+    @property
+    def enabled(self) -> bool:
+        endpoint = self.otel_exporter_otlp_traces_endpoint or self.otel_exporter_otlp_endpoint
+        return bool(endpoint) and not self.otel_sdk_disabled and self.otel_traces_exporter != "none"

@@ -20,8 +20,9 @@ log = logging.getLogger("leo.workers")
 STOP_TIMEOUT_S = 60.0
 
 
-def supervise(count: int, target: Callable[[int], int]) -> int:
-    """Run target(index) in `count` processes until a signal or a death; the exit code."""
+def supervise(count: int, target: Callable[[int], int], *, exited: Callable[[int], None] = lambda pid: None) -> int:
+    """Run target(index) in `count` processes until a signal or a death; the
+    exit code. exited(pid) is told of each worker once it is gone."""
     context = multiprocessing.get_context("spawn")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -44,6 +45,8 @@ def supervise(count: int, target: Callable[[int], int]) -> int:
         if worker.is_alive():
             worker.kill()
             worker.join()
+        if worker.pid is not None:
+            exited(worker.pid)
     if died is not None:
         return 1
     return max((w.exitcode or 0 for w in workers), default=0)

@@ -4,12 +4,17 @@ import asyncio
 
 from leo_mesh import logs
 from leo_mesh.grpc_server import serve
-from mock_ai_server.app import bootstrap
+from leo_mesh.telemetry import tracing
+from mock_ai_server.app import OTEL_SERVICE_NAME, bootstrap
 from mock_ai_server.settings import Settings
 
 
 async def run(settings: Settings) -> int:
-    return await serve(bootstrap(settings))
+    tracing.configure(OTEL_SERVICE_NAME)
+    try:
+        return await serve(bootstrap(settings))
+    finally:
+        tracing.shutdown()
 
 
 def main() -> int:

@@ -13,11 +13,14 @@ from leo_mesh.channels import internal_channel
 from leo_mesh.grpc_server import GrpcApp, Service
 from leo_mesh.media.settings import MediaSettings
 from leo_mesh.media.store import MediaStore, open_store
+from leo_mesh.telemetry.exposition import MetricsEndpoint
 from mock_ai_server.jobs import Jobs
 from mock_ai_server.service import AIService
 from mock_ai_server.settings import Settings
 
 SERVICE_NAME = ai_pb2.DESCRIPTOR.services_by_name["AIService"].full_name
+# Its traces' service.name unless OTEL_SERVICE_NAME says otherwise.
+OTEL_SERVICE_NAME = "mock-ai-server"
 
 
 @dataclass
@@ -27,6 +30,7 @@ class MockAi:
     grpc: GrpcApp
     callback_channel: aio.Channel
     store: MediaStore
+    metrics: MetricsEndpoint
 
     name = "mock_ai_server"
 
@@ -39,6 +43,7 @@ class MockAi:
         return self.grpc.failed
 
     async def start(self) -> None:
+        self.metrics.start()
         await self.store.prepare()
         await self.grpc.start()
         self.grpc.background.start("progress reports", self.jobs.reporter.run())
@@ -52,6 +57,7 @@ class MockAi:
         await self.jobs.close()
         await self.store.close()
         await self.callback_channel.close()
+        self.metrics.stop()
 
 
 def bootstrap(settings: Settings, media: MediaSettings | None = None) -> MockAi:
@@ -67,4 +73,6 @@ def bootstrap(settings: Settings, media: MediaSettings | None = None) -> MockAi:
         host=settings.listen_host,
         port=settings.mock_ai_port,
     )
-    return MockAi(settings, jobs, server, channel, store)
+    return MockAi(
+        settings, jobs, server, channel, store, MetricsEndpoint(settings.listen_host, settings.mock_ai_metrics_port)
+    )

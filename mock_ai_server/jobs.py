@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import grpc
+from opentelemetry.trace import SpanKind
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -32,8 +33,10 @@ from tenacity import (
 
 from leo.ai.v1 import ai_pb2
 from leo.callback.v1 import callback_pb2, callback_pb2_grpc
+from leo_mesh import metrics
 from leo_mesh.media.store import MediaStore, generation_prefix
 from leo_mesh.rules import RETRYABLE_CODES, Progress
+from leo_mesh.telemetry import tracing
 from mock_ai_server import render
 from mock_ai_server.progress import ProgressReporter
 from mock_ai_server.settings import Settings
@@ -68,13 +71,15 @@ class Job:
     task: asyncio.Task | None = None
     # Set when a newer dispatch of the generation hands over its token.
     new_token: asyncio.Event = field(default_factory=asyncio.Event)
+    # The latest StartGeneration's span, which the callback continues.
+    trace_parent: str | None = None
 
 
 class Jobs:
     def __init__(
         self,
         settings: Settings,
-        callbacks: callback_pb2_grpc.CallbackServiceStub,
+        callbacks: callback_pb2_grpc.CallbackServiceAsyncStub,
         store: MediaStore,
         rng: random.Random | None = None,
     ) -> None:
@@ -115,10 +120,12 @@ class Jobs:
         held = self._jobs.get(request.generation_id)
         if held is not None:
             held.request = request
+            held.trace_parent = tracing.traceparent()
             held.new_token.set()
             return False
-        job = Job(request)
+        job = Job(request, trace_parent=tracing.traceparent())
         self._jobs[request.generation_id] = job
+        metrics.MOCK_AI_JOBS_IN_FLIGHT.set(len(self._jobs))
         if self._running < self._settings.mock_ai_max_concurrent_jobs:
             self._run(job)
         else:
@@ -156,6 +163,7 @@ class Jobs:
             await self._deliver(job, message)
         finally:
             self._jobs.pop(job.request.generation_id, None)
+            metrics.MOCK_AI_JOBS_IN_FLIGHT.set(len(self._jobs))
             self.reporter.forget(job.request.generation_id)
 
     async def _produce(self, job: Job) -> callback_pb2.CompleteGenerationRequest:
@@ -223,6 +231,13 @@ class Jobs:
         return assets
 
     async def _deliver(self, job: Job, message: callback_pb2.CompleteGenerationRequest) -> None:
+        """Deliver the result, in a span continuing the StartGeneration's trace."""
+        generation_id = job.request.generation_id
+        with tracing.span("deliver result", parent=job.trace_parent, kind=SpanKind.CLIENT, generation_id=generation_id):
+            tracing.about_generation(generation_id)
+            await self._deliver_in_span(job, message)
+
+    async def _deliver_in_span(self, job: Job, message: callback_pb2.CompleteGenerationRequest) -> None:
         settings = self._settings
         generation_id = job.request.generation_id
         try:
@@ -252,10 +267,20 @@ class Jobs:
 
     async def _send(self, message: callback_pb2.CompleteGenerationRequest, token: str, job: Job) -> None:
         try:
-            async with self._sending:
+            metrics.MOCK_AI_JOBS_QUEUED.inc()
+            try:
+                await self._sending.acquire()  # a turn among the callbacks in flight
+            finally:
+                metrics.MOCK_AI_JOBS_QUEUED.dec()
+            try:
                 await self._callbacks.CompleteGeneration(
-                    message, timeout=self._settings.mock_ai_callback_timeout_s, wait_for_ready=True
+                    message,
+                    timeout=self._settings.mock_ai_callback_timeout_s,
+                    wait_for_ready=True,
+                    metadata=tracing.outgoing_metadata() or None,
                 )
+            finally:
+                self._sending.release()
         except grpc.aio.AioRpcError as exc:
             if exc.code() is grpc.StatusCode.UNAUTHENTICATED and await self._newer_token(job, token):
                 raise NewerToken() from exc
@@ -279,4 +304,5 @@ class Jobs:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._jobs.clear()
+        metrics.MOCK_AI_JOBS_IN_FLIGHT.set(0)
         self._renderers.shutdown(wait=False, cancel_futures=True)

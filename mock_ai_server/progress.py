@@ -51,7 +51,7 @@ def worth_reporting(position: int, last_reported: int | None) -> bool:
 class ProgressReporter:
     def __init__(
         self,
-        callbacks: callback_pb2_grpc.CallbackServiceStub,
+        callbacks: callback_pb2_grpc.CallbackServiceAsyncStub,
         *,
         interval_s: float,
         timeout_s: float,

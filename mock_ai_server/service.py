@@ -8,6 +8,7 @@ from collections import Counter
 
 from leo.ai.v1 import ai_pb2, ai_pb2_grpc
 from leo_mesh.errors import BackendOverloaded
+from leo_mesh.telemetry import tracing
 from mock_ai_server.jobs import Jobs
 from mock_ai_server.settings import Settings
 
@@ -23,6 +24,7 @@ class AIService(ai_pb2_grpc.AIServiceServicer):
 
     async def StartGeneration(self, request, context):
         generation_id = request.generation_id
+        tracing.about_generation(generation_id)
         self._calls[generation_id] += 1
         calls = self._calls[generation_id]
         settings = self._settings

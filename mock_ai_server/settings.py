@@ -9,6 +9,8 @@ from leo_mesh.settings import CommonSettings
 
 class Settings(CommonSettings):
     mock_ai_port: int = 50052
+    # /metrics (Prometheus), on LISTEN_HOST; 0: any free port.
+    mock_ai_metrics_port: int = Field(9092, ge=0, le=65535)
     callback_server_address: str = "127.0.0.1:50053"
 
     mock_ai_min_delay_s: float = Field(4.0, ge=0)

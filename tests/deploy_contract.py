@@ -32,22 +32,10 @@ from leo_mesh.devstack import envoy as envoy_config
 from leo_mesh.devstack.processes import ManagedProcess, free_port
 from leo_mesh.media.settings import MediaSettings
 from leo_mesh.rules import Status as GenerationStatus
+from leo_mesh.settings import TracingSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
-
-# ---------------------------------------------------------------------------
-# METRICS ENDPOINTS: REPLACE THIS TABLE WITH THE SETTINGS CLASSES.
-# The services do not serve /metrics yet. Once each Settings class has its
-# metrics port, make Service.metrics_port_var / metrics_port read the field's
-# name and default (as port_var / default_port do for the gRPC port) and
-# delete this table. Module -> (environment variable, default port).
-METRICS_PORTS = {
-    "api_server": ("API_SERVER_METRICS_PORT", 9091),
-    "mock_ai_server": ("MOCK_AI_METRICS_PORT", 9092),
-    "callback_server": ("CALLBACK_SERVER_METRICS_PORT", 9093),
-}
-# ---------------------------------------------------------------------------
 
 # The standard OpenTelemetry SDK variables the deployments set: tracing is
 # configured by these alone (unset: off).
@@ -73,6 +61,7 @@ class Service:
     name: str  # its Kubernetes name, Prometheus job and OTEL_SERVICE_NAME
     settings: tuple[type[BaseSettings], ...]  # the first has the ports
     port_field: str
+    metrics_port_field: str
     grpc_service: str  # the service it reports health for, beside ""
 
     @property
@@ -85,11 +74,11 @@ class Service:
 
     @property
     def metrics_port_var(self) -> str:
-        return METRICS_PORTS[self.module][0]
+        return self.metrics_port_field.upper()
 
     @property
     def metrics_port(self) -> int:
-        return METRICS_PORTS[self.module][1]
+        return self.settings[0].model_fields[self.metrics_port_field].default
 
     @property
     def uses_database(self) -> bool:
@@ -97,7 +86,7 @@ class Service:
 
     def variables_read(self) -> set[str]:
         """Every environment variable the process reads (tracing and metrics included)."""
-        return set().union(*map(env_names, self.settings)) | OTEL_VARIABLES | {self.metrics_port_var}
+        return set().union(*map(env_names, self.settings)) | env_names(TracingSettings) | OTEL_VARIABLES
 
 
 SERVICES = (
@@ -106,6 +95,7 @@ SERVICES = (
         "api-server",
         (api_server.settings.Settings, WebhookSettings, MediaSettings),
         "api_server_port",
+        "api_server_metrics_port",
         generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name,
     ),
     Service(
@@ -113,6 +103,7 @@ SERVICES = (
         "mock-ai-server",
         (mock_ai_server.settings.Settings, MediaSettings),
         "mock_ai_port",
+        "mock_ai_metrics_port",
         ai_pb2.DESCRIPTOR.services_by_name["AIService"].full_name,
     ),
     Service(
@@ -120,6 +111,7 @@ SERVICES = (
         "callback-server",
         (callback_server.settings.Settings, MediaSettings),
         "callback_server_port",
+        "callback_server_metrics_port",
         callback_pb2.DESCRIPTOR.services_by_name["CallbackService"].full_name,
     ),
 )

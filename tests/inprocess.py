@@ -80,7 +80,7 @@ async def api_server(
 ) -> AsyncIterator[ApiServer]:
     """A running api_server; `background=False` leaves the dispatcher and the
     other loops to the test, which drives their rounds itself."""
-    config = ApiSettings(database_url=database_url, api_server_port=0, **settings)
+    config = ApiSettings(database_url=database_url, api_server_port=0, api_server_metrics_port=0, **settings)
     app = api_bootstrap(
         config,
         webhook_settings=WebhookSettings(**(webhooks or {})),
@@ -95,7 +95,8 @@ async def api_server(
 @contextlib.asynccontextmanager
 async def callback_server(database_url: str, media: MediaSettings | None = None) -> AsyncIterator[CallbackServer]:
     app = callback_bootstrap(
-        CallbackSettings(database_url=database_url, callback_server_port=0), media or media_settings()
+        CallbackSettings(database_url=database_url, callback_server_port=0, callback_server_metrics_port=0),
+        media or media_settings(),
     )
     await app.start()
     async with stopped_after(app):
@@ -105,7 +106,8 @@ async def callback_server(database_url: str, media: MediaSettings | None = None)
 @contextlib.asynccontextmanager
 async def mock_ai(callback_address: str, media: MediaSettings | None = None, **settings) -> AsyncIterator[MockAi]:
     app = mock_ai_bootstrap(
-        MockAiSettings(callback_server_address=callback_address, mock_ai_port=0, **settings), media or media_settings()
+        MockAiSettings(callback_server_address=callback_address, mock_ai_port=0, mock_ai_metrics_port=0, **settings),
+        media or media_settings(),
     )
     await app.start()
     async with stopped_after(app):

@@ -67,7 +67,18 @@ def generate(out: Path) -> None:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     files = our_protos()
-    run_protoc([f"--python_out={out}", f"--grpc_python_out={out}", f"--pyi_out={out}", *files])
+    # Typed stubs by mypy-protobuf: messages (*_pb2.pyi) and services (*_pb2_grpc.pyi).
+    plugins = [f"--plugin=protoc-gen-{name}={_venv_tool(f'protoc-gen-{name}')}" for name in ("mypy", "mypy_grpc")]
+    run_protoc(
+        [
+            *plugins,
+            f"--python_out={out}",
+            f"--grpc_python_out={out}",
+            f"--mypy_out={out}",
+            f"--mypy_grpc_out={out}",
+            *files,
+        ]
+    )
     run_protoc(
         [
             f"--descriptor_set_out={out / DESCRIPTOR_NAME}",
@@ -88,8 +99,13 @@ def write_openapi(files: list[str], target: Path, protos: Path = PROTOS) -> None
     target.write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
 
 
+def _venv_tool(name: str) -> str:
+    """A command installed beside this Python (the project's .venv), else on PATH."""
+    return shutil.which(name, path=str(Path(sys.executable).parent)) or name
+
+
 def _buf() -> str:
-    return shutil.which("buf", path=str(Path(sys.executable).parent)) or "buf"
+    return _venv_tool("buf")
 
 
 def _workspace(root: Path, protos: Path) -> Path:

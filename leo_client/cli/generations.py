@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
@@ -52,10 +53,35 @@ def _save(state: State, out: Output, generation: Generation, directory: Path | N
         out.note(f"saved {path}")
 
 
+def _interruptible(run: Callable[[], Generation]) -> Generation:
+    """`run()` in a daemon thread while this one waits for it: Ctrl-C then
+    interrupts only this wait, never gRPC's own code (whose locks a
+    KeyboardInterrupt could leave held, hanging the cancel and the exit)."""
+    outcome: dict[str, Generation | BaseException] = {}
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            outcome["value"] = run()
+        except BaseException as error:
+            outcome["error"] = error
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name="leo wait", daemon=True).start()
+    while not done.wait(0.1):
+        pass
+    error, value = outcome.get("error"), outcome.get("value")
+    if isinstance(error, BaseException):
+        raise error
+    assert isinstance(value, Generation)
+    return value
+
+
 def _follow(run: Callable[[], Generation], show: Callable[[Generation], None]) -> None:
     """Run a wait and show its end; a FAILED, CANCELLED or unfinished end is shown, then raised."""
     try:
-        final = run()
+        final = _interruptible(run)
     except (GenerationError, WaitTimeout) as exc:
         if exc.generation is not None:
             show(exc.generation)

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeAlias, TypeVar, Union
 
 from leo_mesh.errors import DatabaseUnavailable, DomainError, ServerBusy
+from leo_mesh.telemetry import tracing
 
 log = logging.getLogger("leo.batching")
 
@@ -47,10 +48,13 @@ class GroupCommit(Generic[In, Out]):
         self._waiting: list[tuple[In, asyncio.Future[Out]]] = []
 
     async def __call__(self, item: In) -> Out:
-        future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
-        self._waiting.append((item, future))
-        self._maybe_start()
-        return await future
+        """The item's outcome, once its batch committed; traced as the
+        caller's span "<name> transaction" (its wait for a batch included)."""
+        with tracing.span(f"{self._name} transaction"):
+            future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
+            self._waiting.append((item, future))
+            self._maybe_start()
+            return await future
 
     def _maybe_start(self) -> None:
         while self._waiting and self._in_flight < self._max_in_flight:

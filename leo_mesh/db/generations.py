@@ -28,6 +28,7 @@ from leo_mesh.db.pool import Database
 from leo_mesh.db.rows import COLUMNS, GenerationRow, generation_rows, images_json
 from leo_mesh.errors import GenerationAlreadyFinal, GenerationNotFound, PendingLimitReached, RequestIdReused
 from leo_mesh.rules import Completion, Kind, Model, Progress, ProgressOutcome, Result, Status
+from leo_mesh.telemetry import generations as counted
 
 CHANGES_CHANNEL = "generation_changed"
 
@@ -46,6 +47,8 @@ class NewGeneration:
     request_id: uuid.UUID | None = None
     webhook_url: str | None = None
     kind: Kind = Kind.IMAGE
+    # The create's W3C traceparent (not part of what the client asked for).
+    trace_parent: str | None = None
 
     def fingerprint(self) -> str:
         """A digest of what the client asked for, to recognise a repeat. The
@@ -78,6 +81,8 @@ class Failure:
 class Claimed:
     row: GenerationRow
     callback_token: str
+    # The create's traceparent, which the dispatch continues.
+    trace_parent: str | None = None
 
 
 def token_hash(token: str) -> bytes:
@@ -144,7 +149,7 @@ class GenerationStore:
     ) -> list[Outcome[tuple[GenerationRow, bool]]]:
         outcomes: list[Outcome[tuple[GenerationRow, bool]] | None] = [None] * len(items)
         owners = sorted({new.owner for new, _ in items})
-        async with self._db.transaction() as conn:
+        async with self._db.transaction(pipelined=True) as conn:
             # The owners' quota rows, locked in owner order (as the triggers lock them).
             await conn.execute(
                 "INSERT INTO owner_quotas (owner) SELECT unnest(%s::text[]) ORDER BY 1 ON CONFLICT DO NOTHING",
@@ -172,6 +177,7 @@ class GenerationStore:
                     if key is not None:
                         first_of_key[key] = index
             inserted = await self._insert(conn, [new for _, new in admitted])
+        counted.created(inserted)
         created = {index: row for (index, _), row in zip(admitted, inserted, strict=True)}
         for index, row in created.items():
             outcomes[index] = (row, True)
@@ -208,13 +214,15 @@ class GenerationStore:
         rows = await _rows(
             conn,
             'INSERT INTO generations (id, "generationId", owner, prompt, "coreModel", "imageWidth", "imageHeight",'
-            ' "requestId", "requestFingerprint", "webhookUrl", kind, status, "createdAt", "updatedAt", "nextAttemptAt")'
+            ' "requestId", "requestFingerprint", "webhookUrl", kind, status, "createdAt", "updatedAt", "nextAttemptAt",'
+            ' "traceParent")'
             " SELECT gen_random_uuid(), t.gid, t.owner, t.prompt, t.model::core_models, t.width, t.height,"
             " t.request_id, t.fingerprint, t.webhook_url, t.kind::generation_kind, 'PENDING', clock_timestamp(),"
-            " clock_timestamp(), now()"
+            " clock_timestamp(), now(), t.trace_parent"
             " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::int[], %s::int[], %s::uuid[],"
-            " %s::text[], %s::text[], %s::text[]) WITH ORDINALITY"
-            " AS t(gid, owner, prompt, model, width, height, request_id, fingerprint, webhook_url, kind, position)"
+            " %s::text[], %s::text[], %s::text[], %s::text[]) WITH ORDINALITY"
+            " AS t(gid, owner, prompt, model, width, height, request_id, fingerprint, webhook_url, kind, trace_parent,"
+            " position)"
             f" ORDER BY t.position RETURNING {COLUMNS}",
             (
                 ids,
@@ -227,6 +235,7 @@ class GenerationStore:
                 [new.fingerprint() if new.request_id else None for new in news],
                 [new.webhook_url for new in news],
                 [new.kind.value for new in news],
+                [new.trace_parent for new in news],
             ),
         )
         by_id = {row.generation_id: row for row in rows}
@@ -283,7 +292,9 @@ class GenerationStore:
                 raise GenerationNotFound(generation_id)
             if not rules.can_move(row.status, Status.CANCELLED):
                 raise GenerationAlreadyFinal(generation_id, row.status.value)
-            return await self._make_final(conn, row.id, Status.CANCELLED, Result())
+            cancelled = await self._make_final(conn, row.id, Status.CANCELLED, Result())
+        counted.finished([cancelled])
+        return cancelled
 
     async def _make_final(
         self, conn: AsyncConnection, row_id: uuid.UUID, status: Status, result: Result
@@ -315,10 +326,16 @@ class GenerationStore:
         a token of an earlier dispatch no longer completes the generation,
         and the progress an earlier dispatch reported is cleared.
         Returns (claimed, timed out).
+
+        A due row that was dispatched and accepted (attempts, no lastError)
+        got no callback before its deadline: counted as a missed deadline (a
+        claim whose outcome was never recorded is counted so too: its lease
+        was its deadline).
         """
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
-                "SELECT id, attempts FROM generations WHERE status = 'PENDING' AND \"nextAttemptAt\" <= now()"
+                'SELECT id, attempts, "traceParent", attempts > 0 AND "lastError" IS NULL FROM generations'
+                " WHERE status = 'PENDING' AND \"nextAttemptAt\" <= now()"
                 ' ORDER BY "nextAttemptAt" LIMIT %s FOR UPDATE SKIP LOCKED',
                 (limit,),
             )
@@ -329,7 +346,9 @@ class GenerationStore:
             reasons: list[str | None] = []
             hashes: list[bytes | None] = []
             tokens: dict[uuid.UUID, str] = {}
-            for row_id, attempts in due:
+            trace_parents = {row_id: trace_parent for row_id, _, trace_parent, _ in due}
+            missed = sum(1 for *_, missed_deadline in due if missed_deadline)
+            for row_id, attempts, *_ in due:
                 verdict = rules.when_due(attempts, max_attempts)
                 ids.append(row_id)
                 if verdict is None:
@@ -356,11 +375,13 @@ class GenerationStore:
                 f" WHERE g.id = t.row_id RETURNING {COLUMNS}",
                 (lease_s, ids, reasons, hashes),
             )
-            claimed = [Claimed(row, tokens[row.id]) for row in changed if row.id in tokens]
+            claimed = [Claimed(row, tokens[row.id], trace_parents[row.id]) for row in changed if row.id in tokens]
             timed_out = [row for row in changed if row.id not in tokens]
             await webhooks.enqueue(conn, [(row, self._webhook_body(row)) for row in timed_out if row.webhook_url])
             await _notify(conn, [row.generation_id for row in changed])
-            return claimed, timed_out
+        counted.deadlines_missed(missed)
+        counted.finished(timed_out)
+        return claimed, timed_out
 
     async def record_dispatches(self, waits: Sequence[Wait], failures: Sequence[Failure]) -> None:
         """What a round of sends led to, in one transaction: generations to
@@ -369,6 +390,7 @@ class GenerationStore:
         PENDING at the attempt are touched: a callback or a newer attempt
         that got there first wins. Waiting changes nothing a client sees, so
         nobody is notified of it."""
+        failed: list[GenerationRow] = []
         async with self._db.transaction() as conn:
             if waits:
                 await conn.execute(
@@ -401,6 +423,7 @@ class GenerationStore:
                     ),
                 )
                 await self._finalised(conn, failed)
+        counted.finished(failed)
 
     # --- the AI's callback ---
 
@@ -413,7 +436,8 @@ class GenerationStore:
 
     async def _complete_batch(self, items: Sequence[tuple[uuid.UUID, str, Result]]) -> list[Outcome[Completion]]:
         ids = sorted({generation_id for generation_id, _, _ in items})
-        async with self._db.transaction() as conn:
+        finished: list[GenerationRow] = []
+        async with self._db.transaction(pipelined=True) as conn:
             async with conn.cursor() as cursor:
                 await cursor.execute(
                     f'SELECT {COLUMNS}, "callbackTokenHash" FROM generations WHERE "generationId" = ANY(%s)'
@@ -455,7 +479,8 @@ class GenerationStore:
                     ),
                 )
                 await self._finalised(conn, finished)
-            return outcomes
+        counted.finished(finished)
+        return outcomes
 
     # --- the AI's progress reports ---
 

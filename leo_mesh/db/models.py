@@ -94,7 +94,11 @@ class Generation(Base):
     # Revision 5: webhooks.
     webhook_url: Mapped[str | None] = mapped_column("webhookUrl", Text)
 
-    # Revision 8: what a generation makes, and what the AI reports of the
+    # Revision 8: the create's W3C traceparent, which its dispatches and
+    # webhook deliveries continue (leo_mesh.telemetry.tracing).
+    trace_parent: Mapped[str | None] = mapped_column("traceParent", Text)
+
+    # Revision 9: what a generation makes, and what the AI reports of the
     # current dispatch (its place in the AI's queue, or its percent done).
     kind: Mapped[Kind] = mapped_column(
         Enum(Kind, name="generation_kind"), nullable=False, server_default=text("'IMAGE'")

@@ -33,6 +33,8 @@ class ClaimedDelivery:
     attempt: int
     # The owner's current signing secret.
     secret: str
+    # The generation's create traceparent, which the delivery continues.
+    trace_parent: str | None = None
 
 
 def new_secret() -> str:
@@ -96,8 +98,9 @@ class WebhookStore:
         """
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
-                "SELECT d.id, d.attempts, s.secret FROM webhook_deliveries d"
+                'SELECT d.id, d.attempts, s.secret, g."traceParent" FROM webhook_deliveries d'
                 " LEFT JOIN webhook_secrets s ON s.owner = d.owner"
+                ' JOIN generations g ON g."generationId" = d."generationId"'
                 " WHERE d.status = 'PENDING' AND d.\"nextAttemptAt\" <= now()"
                 ' ORDER BY d."nextAttemptAt" LIMIT %s FOR UPDATE OF d SKIP LOCKED',
                 (limit,),
@@ -108,7 +111,8 @@ class WebhookStore:
             ids: list[uuid.UUID] = []
             errors: list[str | None] = []
             secrets_by_id: dict[uuid.UUID, str] = {}
-            for delivery_id, attempts, secret in due:
+            trace_parents = {delivery_id: trace_parent for delivery_id, _, _, trace_parent in due}
+            for delivery_id, attempts, secret, _ in due:
                 ids.append(delivery_id)
                 if attempts >= max_attempts:
                     errors.append(rules.unrecorded_attempt_error(attempts))
@@ -125,7 +129,7 @@ class WebhookStore:
                 (lease_s, claimable),
             )
             claimed = [
-                ClaimedDelivery(id_, generation_id, url, payload, attempt, secrets_by_id[id_])
+                ClaimedDelivery(id_, generation_id, url, payload, attempt, secrets_by_id[id_], trace_parents[id_])
                 for id_, generation_id, url, payload, attempt in await cursor.fetchall()
             ]
             failed = [(i, e) for i, e in zip(ids, errors, strict=True) if e is not None]

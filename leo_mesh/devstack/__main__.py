@@ -7,7 +7,6 @@ and prints what is where. Logs go to .run/logs/.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
@@ -18,26 +17,13 @@ import psycopg
 from leo_mesh.db import migrate
 from leo_mesh.devstack.mesh import Mesh
 from leo_mesh.devstack.postgres import EmbeddedPostgres
+from leo_mesh.devstack.settings import DevStackSettings
 from leo_mesh.media.settings import MediaSettings
-from leo_mesh.settings import DatabaseSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_DIR = ROOT / ".run"
 DATABASE = "leo"
 DEV_OWNER = "dev"
-
-
-class DevStackSettings(DatabaseSettings):
-    # Unset DATABASE_URL: `make run` starts an embedded PostgreSQL on this port.
-    database_url: str | None = None  # type: ignore[assignment]
-    embedded_postgres_port: int = 54329
-    # The dev owner's API key (kept across runs when set).
-    leo_dev_api_key: str | None = None
-    # Unset: one api_server worker process per core, at most 4.
-    api_server_workers: int | None = None
-
-    def workers(self) -> int:
-        return self.api_server_workers or max(1, min(os.cpu_count() or 1, 4))
 
 
 def _ensure_database(postgres: EmbeddedPostgres) -> str:
@@ -83,6 +69,9 @@ Leo generation mesh is running (logs in {RUN_DIR / "logs"}):
   mock_ai_server (gRPC)         127.0.0.1:{ports.ai}
   callback_server (gRPC)        127.0.0.1:{ports.callback}
   generated files               {mesh.media_dir}
+  metrics (Prometheus)          http://127.0.0.1:{ports.api_metrics[0]}/metrics (api_server)
+                                http://127.0.0.1:{ports.ai_metrics}/metrics (mock_ai_server)
+                                http://127.0.0.1:{ports.callback_metrics}/metrics (callback_server)
   PostgreSQL                    {database_url}
   API key of owner "{DEV_OWNER}"            {api_key}
     (export LEO_API_KEY={api_key} for the README's examples;

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from string import Template
+from urllib.parse import urlsplit
 
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pool
@@ -50,6 +51,21 @@ class EnvoySettings(BaseSettings):
     # Token bucket of the whole listener, taken from by every request.
     envoy_rate_limit_global_rps: int = Field(1000, ge=1)
     envoy_rate_limit_global_burst: int = Field(2000, ge=1)
+    # An OTLP/gRPC collector (http://host:port), usually the one of the
+    # services' OTEL_EXPORTER_OTLP_ENDPOINT: set, Envoy sends its own span of
+    # each request there (unset: no tracing in Envoy; traceparent headers
+    # pass through unchanged).
+    envoy_otlp_endpoint: str | None = None
+
+    @property
+    def otlp_collector(self) -> tuple[str, int] | None:
+        """(host, port) of the collector, or None: no tracing."""
+        if not self.envoy_otlp_endpoint:
+            return None
+        url = urlsplit(self.envoy_otlp_endpoint)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError("ENVOY_OTLP_ENDPOINT must be http(s)://host:port")
+        return url.hostname, url.port or 4317
 
     @model_validator(mode="after")
     def _burst_holds_a_refill(self):
@@ -195,6 +211,56 @@ def _block_list(template_text: str, name: str, items: list[dict]) -> str:
     return ("\n" + indent[1]).join(f"- {json.dumps(item)}" for item in items)
 
 
+OTLP_CLUSTER = "otel_collector"
+ENVOY_SERVICE_NAME = "envoy"
+
+
+def tracing_config(collector: tuple[str, int] | None) -> tuple[dict | None, list[dict]]:
+    """The connection manager's `tracing` and the collector's cluster (none
+    without a collector). Envoy continues a request's W3C traceparent (or
+    starts a trace), reports its span and passes its own traceparent on."""
+    if collector is None:
+        return None, []
+    host, port = collector
+    tracing = {
+        "provider": {
+            "name": "envoy.tracers.opentelemetry",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
+                "grpc_service": {"envoy_grpc": {"cluster_name": OTLP_CLUSTER}, "timeout": "2s"},
+                "service_name": ENVOY_SERVICE_NAME,
+            },
+        },
+        "spawn_upstream_span": False,
+    }
+    cluster = {
+        "name": OTLP_CLUSTER,
+        "type": "STRICT_DNS",
+        "connect_timeout": "2s",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}},
+            }
+        },
+        "load_assignment": {
+            "cluster_name": OTLP_CLUSTER,
+            "endpoints": [
+                {"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": host, "port_value": port}}}}]}
+            ],
+        },
+    }
+    return tracing, [cluster]
+
+
+def _optional_key(template_text: str, name: str, key: str, value: dict | None) -> str:
+    """`key: value` (value as one JSON line) where the placeholder `name`
+    stands alone on its line, or nothing when value is None."""
+    if re.search(rf"^( *)\$\{{{name}\}}$", template_text, re.M) is None:
+        raise KeyError(f"{name} must stand alone on its line")
+    return "" if value is None else f"{key}: {json.dumps(value)}"
+
+
 def render(settings: EnvoySettings | None = None) -> str:
     """The config text; raises KeyError/ValueError on a missing or malformed placeholder."""
     settings = settings or EnvoySettings()
@@ -221,7 +287,13 @@ def render(settings: EnvoySettings | None = None) -> str:
     if "METHOD_NOT_ALLOWED_REPLIES" in text:
         replies = list(method_not_allowed_replies())
         values["METHOD_NOT_ALLOWED_REPLIES"] = _block_list(text, "METHOD_NOT_ALLOWED_REPLIES", replies)
-    return Template(text).substitute(values)
+    tracing, clusters = tracing_config(settings.otlp_collector)
+    if "${TRACING}" in text:
+        values["TRACING"] = _optional_key(text, "TRACING", "tracing", tracing)
+    if "${TRACING_CLUSTERS}" in text:
+        values["TRACING_CLUSTERS"] = _block_list(text, "TRACING_CLUSTERS", clusters)
+    # An optional block left empty leaves its indentation alone on a line.
+    return re.sub(r"^ +$", "", Template(text).substitute(values), flags=re.M)
 
 
 def write_config(path: str | os.PathLike[str], settings: EnvoySettings | None = None) -> Path:

@@ -29,6 +29,10 @@ class Ports:
     callback: int = 50053
     envoy: int = 8080
     envoy_admin: int = 9901
+    # Each process's /metrics (one per api_server replica).
+    api_metrics: list[int] = field(default_factory=lambda: [9091])
+    ai_metrics: int = 9092
+    callback_metrics: int = 9093
 
     @classmethod
     def free(cls, api_replicas: int = 1) -> Ports:
@@ -38,6 +42,9 @@ class Ports:
             callback=free_port(),
             envoy=free_port(),
             envoy_admin=free_port(),
+            api_metrics=[free_port() for _ in range(api_replicas)],
+            ai_metrics=free_port(),
+            callback_metrics=free_port(),
         )
 
 
@@ -58,12 +65,16 @@ class Mesh:
         # Where each gRPC process serves health, by process name.
         self._grpc_ports: dict[str, int] = {}
         self.callback_server = self._service(
-            "callback_server", port=self.ports.callback, CALLBACK_SERVER_PORT=str(self.ports.callback)
+            "callback_server",
+            port=self.ports.callback,
+            CALLBACK_SERVER_PORT=str(self.ports.callback),
+            CALLBACK_SERVER_METRICS_PORT=str(self.ports.callback_metrics),
         )
         self.mock_ai = self._service(
             "mock_ai_server",
             port=self.ports.ai,
             MOCK_AI_PORT=str(self.ports.ai),
+            MOCK_AI_METRICS_PORT=str(self.ports.ai_metrics),
             CALLBACK_SERVER_ADDRESS=f"127.0.0.1:{self.ports.callback}",
         )
         self.api_servers = [self._api_server(i) for i in range(len(self.ports.api))]
@@ -100,6 +111,7 @@ class Mesh:
             f"api_server-{index}" if index else "api_server",
             port=self.ports.api[index],
             API_SERVER_PORT=str(self.ports.api[index]),
+            API_SERVER_METRICS_PORT=str(self.ports.api_metrics[index]),
             AI_SERVER_ADDRESS=f"127.0.0.1:{self.ports.ai}",
         )
 
@@ -122,6 +134,16 @@ class Mesh:
     @property
     def envoy_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.envoy}"
+
+    def metrics_url(self, process: ManagedProcess) -> str:
+        """Where one of the mesh's services serves /metrics."""
+        if process is self.callback_server:
+            port = self.ports.callback_metrics
+        elif process is self.mock_ai:
+            port = self.ports.ai_metrics
+        else:
+            port = self.ports.api_metrics[self.api_servers.index(process)]
+        return f"http://127.0.0.1:{port}/metrics"
 
     def processes(self) -> list[ManagedProcess]:
         """In start order."""

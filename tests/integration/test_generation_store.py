@@ -52,12 +52,14 @@ async def test_concurrent_creates_fill_each_owner_s_cap_exactly(store, db):
 
 async def test_repeats_and_reuses_of_a_request_id_in_one_batch(store):
     request_id, other_id = uuid.uuid4(), uuid.uuid4()
-    got = await asyncio.gather(
-        store.create(new(request_id=request_id), max_pending=100),
-        store.create(new(request_id=request_id), max_pending=100),
-        store.create(new(prompt="other", request_id=request_id), max_pending=100),
-        store.create(new(request_id=other_id), max_pending=100),
-        return_exceptions=True,
+    # One batch, as group commit makes of creates that arrive together.
+    got = await store._create_batch(
+        [
+            (new(request_id=request_id), 100),
+            (new(request_id=request_id), 100),
+            (new(prompt="other", request_id=request_id), 100),
+            (new(request_id=other_id), 100),
+        ]
     )
     (first, created), (again, created_again) = got[0], got[1]
     assert created and not created_again and again.generation_id == first.generation_id
@@ -66,6 +68,13 @@ async def test_repeats_and_reuses_of_a_request_id_in_one_batch(store):
     # Later, outside the batch: still the original.
     later, created_later = await store.create(new(request_id=request_id), max_pending=100)
     assert later.generation_id == first.generation_id and not created_later
+
+
+async def test_concurrent_repeats_of_a_request_make_one_generation(store):
+    request_id = uuid.uuid4()
+    got = await asyncio.gather(*(store.create(new(request_id=request_id), max_pending=100) for _ in range(10)))
+    assert len({row.generation_id for row, _ in got}) == 1
+    assert sorted(created for _, created in got) == [False] * 9 + [True]
 
 
 async def test_a_repeat_is_answered_even_at_the_cap(store):

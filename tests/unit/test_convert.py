@@ -6,6 +6,9 @@ from datetime import UTC, datetime
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from hypothesis import given
+from hypothesis import strategies as st
 
 from leo.generation.v1 import generation_pb2
 from leo_mesh.convert import to_proto as to_proto_with
@@ -148,3 +151,10 @@ def test_webhook_body_is_the_event_with_the_generation_as_the_api_shows_it():
     assert body["data"]["assets"][0]["url"] == to_proto(done).assets[0].url
     with pytest.raises(ValueError):
         webhook_body(row(GenerationStatus.PENDING), LINKS)
+
+
+@given(st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1), timezones=st.timezones()))
+def test_timestamps_are_what_protobuf_itself_makes(value):
+    expected = Timestamp()
+    expected.FromDatetime(value)
+    assert to_proto(row(GenerationStatus.PENDING, created_at=value)).create_time == expected

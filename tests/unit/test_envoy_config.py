@@ -66,6 +66,8 @@ def test_the_variables_are_the_rendered_settings():
         "EDGE_LUA",
         "METHOD_NOT_ALLOWED_ROUTES",
         "METHOD_NOT_ALLOWED_REPLIES",
+        "TRACING",
+        "TRACING_CLUSTERS",
     }
 
 
@@ -75,6 +77,32 @@ def test_default_config_is_valid(tmp_path):
     assert "${" not in config.read_text()
     assert api_server_address(config) == {"address": "127.0.0.1", "port_value": 50051}
     validate(config)
+
+
+def test_no_tracing_without_a_collector(config):
+    assert "tracing" not in connection_manager(config)
+    assert [cluster["name"] for cluster in config["static_resources"]["clusters"]] == ["api_server"]
+
+
+def test_with_a_collector_envoy_reports_its_spans_there(tmp_path, monkeypatch):
+    monkeypatch.setenv("ENVOY_OTLP_ENDPOINT", "http://jaeger:4317")
+    out = envoy.write_config(tmp_path / "envoy.yaml", envoy.EnvoySettings())
+
+    rendered = yaml.safe_load(out.read_text())
+    provider = connection_manager(rendered)["tracing"]["provider"]
+    assert provider["name"] == "envoy.tracers.opentelemetry"
+    assert provider["typed_config"]["service_name"] == "envoy"
+    collector = provider["typed_config"]["grpc_service"]["envoy_grpc"]["cluster_name"]
+    [cluster] = [c for c in rendered["static_resources"]["clusters"] if c["name"] == collector]
+    endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+    assert endpoint["socket_address"] == {"address": "jaeger", "port_value": 4317}
+    validate(out)
+
+
+@pytest.mark.parametrize("endpoint", ["jaeger:4317", "grpc://jaeger:4317", "http://:4317"])
+def test_a_collector_that_is_not_an_http_url_is_refused(endpoint):
+    with pytest.raises(ValueError, match="ENVOY_OTLP_ENDPOINT must be"):
+        envoy.render(envoy.EnvoySettings(envoy_otlp_endpoint=endpoint))
 
 
 def test_compose_config_from_environment_is_valid(tmp_path, monkeypatch, capsys):

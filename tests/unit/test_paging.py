@@ -18,6 +18,8 @@ from leo_mesh.errors import InvalidArgument
 from leo_mesh.rules import Model, Status
 
 NOW = datetime(2026, 11, 29, 12, 0, 0, 123000, tzinfo=UTC)
+# Fixed: test ids must be the same in every process that collects them.
+ROW_ID = "8f1f5e7e-3c8e-4b8e-9d5e-7f0a1b2c3d4e"
 
 
 def token_of(value: object) -> str:
@@ -49,12 +51,12 @@ BAD = [
     token_of({"c": NOW.isoformat(), "i": 5, "s": ""}),
     token_of({"c": NOW.isoformat(), "i": [], "s": ""}),
     token_of({"c": NOW.isoformat(), "i": {}, "s": ""}),
-    token_of({"c": 1, "i": str(uuid.uuid4()), "s": ""}),
-    token_of({"c": NOW.isoformat(), "i": str(uuid.uuid4()), "s": None}),
+    token_of({"c": 1, "i": ROW_ID, "s": ""}),
+    token_of({"c": NOW.isoformat(), "i": ROW_ID, "s": None}),
     token_of({"c": NOW.isoformat(), "i": "x", "s": ""}),
-    token_of({"c": "yesterday", "i": str(uuid.uuid4()), "s": ""}),
-    token_of({"c": "2026-11-29T12:00:00", "i": str(uuid.uuid4()), "s": ""}),  # no time zone
-    token_of({"i": str(uuid.uuid4()), "s": ""}),
+    token_of({"c": "yesterday", "i": ROW_ID, "s": ""}),
+    token_of({"c": "2026-11-29T12:00:00", "i": ROW_ID, "s": ""}),  # no time zone
+    token_of({"i": ROW_ID, "s": ""}),
     raw_token("[" * 5000),
     raw_token('{"c":' * 5000),
     "A" * 100_000,

@@ -6,14 +6,14 @@ asset (its key in the media store, content type, size, ...); entries
 written before, with a made-up url, are left as they are. `queuePosition`
 and `progress` hold what the AI last reported of the current dispatch.
 
-Revision ID: 0008_media_and_progress
-Revises: 0007_owner_quotas
+Revision ID: 0009_media_and_progress
+Revises: 0008_trace_parent
 """
 
 from alembic import op
 
-revision = "0008_media_and_progress"
-down_revision = "0007_owner_quotas"
+revision = "0009_media_and_progress"
+down_revision = "0008_trace_parent"
 branch_labels = None
 depends_on = None
 
