@@ -7,6 +7,7 @@ await app.start(); …; await app.drain(); await app.stop()
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass
 
 from grpc import aio
@@ -28,6 +29,9 @@ from leo_mesh.db.pool import Database
 from leo_mesh.db.urls import libpq_url
 from leo_mesh.db.webhooks import WebhookStore
 from leo_mesh.grpc_server import GrpcApp, Service, serve
+from leo_mesh.media.links import AssetLinks
+from leo_mesh.media.settings import MediaSettings
+from leo_mesh.media.store import MediaStore, open_store
 from leo_mesh.telemetry import tracing
 from leo_mesh.telemetry.exposition import MetricsEndpoint
 from leo_mesh.telemetry.gauges import DatabaseGauges
@@ -35,6 +39,8 @@ from leo_mesh.telemetry.gauges import DatabaseGauges
 SERVICE_NAME = generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name
 # Its traces' service.name unless OTEL_SERVICE_NAME says otherwise.
 OTEL_SERVICE_NAME = "api-server"
+# A download may come with a signed link instead of a key.
+SIGNED_METHODS = {f"/{SERVICE_NAME}/GetGenerationAsset": lambda request: bool(request.signature)}
 
 
 @dataclass
@@ -50,6 +56,7 @@ class ApiServer:
     watches: Watches
     grpc: GrpcApp
     ai_channel: aio.Channel | None
+    media: MediaStore
     gauges: DatabaseGauges
     # None: a worker process, whose metrics its supervisor serves.
     metrics: MetricsEndpoint | None
@@ -94,6 +101,7 @@ class ApiServer:
         grace = max(self.settings.dispatch_rpc_timeout_s, self.webhook_settings.timeout_s) + 4
         await self.grpc.background.stop(grace)
         await self.sender.close()
+        await self.media.close()
         if self.ai_channel is not None:
             await self.ai_channel.close()
         await self.db.close()
@@ -105,6 +113,7 @@ def bootstrap(
     settings: Settings,
     *,
     webhook_settings: WebhookSettings | None = None,
+    media_settings: MediaSettings | None = None,
     ai: ai_pb2_grpc.AIServiceAsyncStub | None = None,
     serve_metrics: bool = True,
 ) -> ApiServer:
@@ -112,10 +121,13 @@ def bootstrap(
     `ai` replaces the channel to the AI backend: a test stub.
     `serve_metrics=False`: a worker process (its supervisor serves them)."""
     webhook_settings = webhook_settings or WebhookSettings()
+    media_settings = media_settings or MediaSettings()
+    links = AssetLinks.from_settings(media_settings)
+    media = open_store(media_settings)
     db = Database(
         settings.database_url, name="api_server", max_size=settings.db_pool_size, max_waiting=settings.db_max_waiting
     )
-    store = GenerationStore(db, webhook_body=webhook_body)
+    store = GenerationStore(db, webhook_body=functools.partial(webhook_body, links=links))
     ai_channel = None
     if ai is None:
         ai_channel = internal_channel(settings.ai_server_address)
@@ -124,7 +136,7 @@ def bootstrap(
     webhooks = WebhookStore(db)
     sender = WebhookSender(webhooks, webhook_settings)
     authenticator = Authenticator(KeyStore(db), ttl_s=settings.auth_cache_ttl_s)
-    watches = Watches(store, write_timeout_s=settings.watch_write_timeout_s)
+    watches = Watches(store, write_timeout_s=settings.watch_write_timeout_s, links=links)
     feed = ChangeFeed(
         libpq_url(settings.database_url),
         reconnect_base_s=settings.watch_reconnect_base_s,
@@ -141,14 +153,21 @@ def bootstrap(
 
     feed.listeners = FeedListeners(changed=watches.changed, revoked=revoked, resync=resync)
     servicer = GenerationService(
-        store, dispatcher, settings, watches=watches, webhooks=webhooks, webhook_settings=webhook_settings
+        store,
+        dispatcher,
+        settings,
+        watches=watches,
+        webhooks=webhooks,
+        webhook_settings=webhook_settings,
+        links=links,
+        media=media,
     )
     server = GrpcApp(
         "api_server",
         [Service(SERVICE_NAME, lambda s: generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, s))],
         host=settings.listen_host,
         port=settings.api_server_port,
-        interceptors=[AuthInterceptor(authenticator)],
+        interceptors=[AuthInterceptor(authenticator, signed=SIGNED_METHODS)],
     )
     metrics = MetricsEndpoint(settings.listen_host, settings.api_server_metrics_port) if serve_metrics else None
     return ApiServer(
@@ -163,6 +182,7 @@ def bootstrap(
         watches,
         server,
         ai_channel,
+        media,
         DatabaseGauges(db, backlog=True),
         metrics,
     )

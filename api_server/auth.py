@@ -13,8 +13,9 @@ import asyncio
 import contextvars
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
@@ -99,10 +100,17 @@ class Authenticator:
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
     """Wraps each protected method's handler (once; the key is read per call
-    from the call's metadata)."""
+    from the call's metadata).
 
-    def __init__(self, authenticator: Authenticator) -> None:
+    `signed`: methods whose request may carry its own proof instead of a key
+    (a signed link), and how to tell that it does; such a call goes through
+    without a key, no caller is set, and the servicer checks the proof."""
+
+    def __init__(
+        self, authenticator: Authenticator, *, signed: Mapping[str, Callable[[Any], bool]] | None = None
+    ) -> None:
         self._authenticator = authenticator
+        self._signed = dict(signed or {})
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
@@ -117,11 +125,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 raise ApiKeyInvalid()
             _caller.set(caller)
 
+        carries_proof = self._signed.get(handler_call_details.method, lambda request: False)
         if handler.unary_unary:
             behavior = handler.unary_unary
 
             async def unary(request, context):
-                await authenticate(context)
+                if not carries_proof(request):
+                    await authenticate(context)
                 return await behavior(request, context)
 
             return grpc.unary_unary_rpc_method_handler(
@@ -132,7 +142,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         stream_behavior = handler.unary_stream
 
         async def stream(request, context):
-            await authenticate(context)
+            if not carries_proof(request):
+                await authenticate(context)
             async for message in stream_behavior(request, context):
                 yield message
 

@@ -21,12 +21,13 @@ from api_server.settings import Settings
 from leo.ai.v1 import ai_pb2, ai_pb2_grpc
 from leo_mesh import metrics, rules
 from leo_mesh.db.generations import Claimed, Failure, GenerationStore, Wait
-from leo_mesh.rules import Model
+from leo_mesh.rules import Kind, Model
 from leo_mesh.telemetry import tracing
 
 log = logging.getLogger("api_server.dispatcher")
 
 AI_MODELS = {Model.SD: ai_pb2.MODEL_SD, Model.SDXL: ai_pb2.MODEL_SDXL}
+AI_KINDS = {Kind.IMAGE: ai_pb2.KIND_IMAGE, Kind.VIDEO: ai_pb2.KIND_VIDEO}
 AI_SERVICE = ai_pb2.DESCRIPTOR.services_by_name["AIService"].full_name
 
 
@@ -107,6 +108,7 @@ class Dispatcher(OutboxLoop):
             width=row.width,
             height=row.height,
             callback_token=item.callback_token,
+            kind=AI_KINDS[row.kind],
         )
         try:
             await self._ai.StartGeneration(

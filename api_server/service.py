@@ -1,24 +1,37 @@
 """GenerationService: the public API. Every call is authenticated first
 (api_server.auth) and sees only its caller's generations. Each method
-parses, calls the store, converts; errors are domain errors (leo_mesh.errors)."""
+parses, calls the store, converts; errors are domain errors (leo_mesh.errors).
+GetGenerationAsset also takes a signed link instead of a key (the auth
+interceptor lets such a call through; the link is checked here)."""
 
 from __future__ import annotations
 
 import dataclasses
 
 import grpc
+from google.api import httpbody_pb2
 
 from api_server import paging, webhook_urls
 from api_server.auth import current_caller
 from api_server.dispatcher import Dispatcher
 from api_server.settings import Settings, WebhookSettings
-from api_server.validation import IDEMPOTENCY_HEADER, page_size, parse_generation_id, status_filter, validate_create
+from api_server.validation import (
+    IDEMPOTENCY_HEADER,
+    page_size,
+    parse_asset_request,
+    parse_generation_id,
+    status_filter,
+    validate_create,
+)
 from api_server.watch import Watches
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
 from leo_mesh.convert import to_proto
 from leo_mesh.db.generations import GenerationStore
 from leo_mesh.db.webhooks import WebhookStore
-from leo_mesh.errors import GenerationNotFound, WebhookSecretRequired, invalid
+from leo_mesh.errors import AssetNotFound, GenerationNotFound, WebhookSecretRequired, invalid
+from leo_mesh.media.links import AssetLinks
+from leo_mesh.media.store import MediaStore, ObjectMissing
+from leo_mesh.rules import Status
 from leo_mesh.telemetry import tracing
 
 
@@ -37,8 +50,12 @@ class GenerationService(generation_pb2_grpc.GenerationServiceServicer):
         watches: Watches,
         webhooks: WebhookStore,
         webhook_settings: WebhookSettings,
+        links: AssetLinks,
+        media: MediaStore,
     ) -> None:
         self._store = store
+        self._links = links
+        self._media = media
         self._dispatcher = dispatcher
         self._settings = settings
         self._watches = watches
@@ -66,7 +83,7 @@ class GenerationService(generation_pb2_grpc.GenerationServiceServicer):
         tracing.about_generation(str(row.generation_id))
         if created:
             self._dispatcher.wake()
-        return generation_pb2.CreateGenerationResponse(generation=to_proto(row))
+        return generation_pb2.CreateGenerationResponse(generation=to_proto(row, self._links))
 
     async def GetGeneration(self, request, context):
         generation_id = parse_generation_id(request.generation_id)
@@ -74,7 +91,7 @@ class GenerationService(generation_pb2_grpc.GenerationServiceServicer):
         row = await self._store.get(generation_id, current_caller().owner)
         if row is None:
             raise GenerationNotFound(generation_id)
-        return generation_pb2.GetGenerationResponse(generation=to_proto(row))
+        return generation_pb2.GetGenerationResponse(generation=to_proto(row, self._links))
 
     async def ListGenerations(self, request, context):
         size = page_size(request.page_size)
@@ -83,7 +100,7 @@ class GenerationService(generation_pb2_grpc.GenerationServiceServicer):
         rows = await self._store.page(current_caller().owner, limit=size + 1, after=after, status=status)
         page, more = rows[:size], len(rows) > size
         return generation_pb2.ListGenerationsResponse(
-            generations=[to_proto(row) for row in page],
+            generations=[to_proto(row, self._links) for row in page],
             next_page_token=paging.encode(page[-1], status) if more else "",
         )
 
@@ -91,7 +108,7 @@ class GenerationService(generation_pb2_grpc.GenerationServiceServicer):
         generation_id = parse_generation_id(request.generation_id)
         tracing.about_generation(str(generation_id))
         row = await self._store.cancel(generation_id, current_caller().owner)
-        return generation_pb2.CancelGenerationResponse(generation=to_proto(row))
+        return generation_pb2.CancelGenerationResponse(generation=to_proto(row, self._links))
 
     async def RotateWebhookSecret(self, request, context):
         secret = await self._webhooks.rotate_secret(current_caller().owner)
@@ -103,3 +120,26 @@ class GenerationService(generation_pb2_grpc.GenerationServiceServicer):
         caller = current_caller()
         async for message in self._watches.follow(generation_id, caller.owner, caller.key_hash, context):
             yield message
+
+    async def GetGenerationAsset(self, request, context):
+        generation_id, index = parse_asset_request(request)
+        if request.signature:
+            max_age = self._links.check(generation_id, index, request.expires, request.signature)
+            row = next(iter(await self._store.get_any([generation_id])), None)
+        else:
+            max_age = self._links.ttl_s
+            row = await self._store.get(generation_id, current_caller().owner)
+        if row is None:
+            raise GenerationNotFound(generation_id)
+        asset = row.assets[index] if row.status is Status.COMPLETE and index < len(row.assets) else None
+        if asset is None or not asset.key:
+            raise AssetNotFound(generation_id, index)
+        try:
+            stored = await self._media.open(asset.key)
+        except ObjectMissing:
+            raise AssetNotFound(generation_id, index) from None
+        # Headers over HTTP; the file never changes under its key.
+        await context.send_initial_metadata((("etag", stored.etag), ("cache-control", f"private, max-age={max_age}")))
+        content_type = asset.content_type
+        async for chunk in stored.chunks():
+            yield httpbody_pb2.HttpBody(content_type=content_type, data=chunk)

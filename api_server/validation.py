@@ -21,13 +21,14 @@ from leo.api.v1 import field_rules_pb2
 from leo.generation.v1 import generation_pb2
 from leo_mesh.db.generations import NewGeneration
 from leo_mesh.errors import FieldViolation, InvalidArgument
-from leo_mesh.rules import Model, Status
+from leo_mesh.rules import Kind, Model, Status
 
 DEFAULT_MODEL = Model.SDXL
 DEFAULT_SIDE = 1024
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
 
 MODELS: dict[int, Model] = {generation_pb2.MODEL_SD: Model.SD, generation_pb2.MODEL_SDXL: Model.SDXL}
+KINDS: dict[int, Kind] = {generation_pb2.KIND_IMAGE: Kind.IMAGE, generation_pb2.KIND_VIDEO: Kind.VIDEO}
 STATUS_FILTERS: dict[int, Status] = {
     generation_pb2.STATUS_PENDING: Status.PENDING,
     generation_pb2.STATUS_COMPLETE: Status.COMPLETE,
@@ -173,6 +174,7 @@ def validate_create(
         height=request.height or DEFAULT_SIDE,
         request_id=request_id,
         webhook_url=request.webhook_url or None,
+        kind=KINDS[request.kind] if request.kind else Kind.IMAGE,
     )
 
 
@@ -183,6 +185,15 @@ def parse_generation_id(value: str, field: str = "generation_id") -> uuid.UUID:
     if problem:
         raise InvalidArgument([FieldViolation(field, problem)])
     return uuid.UUID(value)
+
+
+def parse_asset_request(request: generation_pb2.GetGenerationAssetRequest) -> tuple[uuid.UUID, int]:
+    """GetGenerationAsset's generation id and index, or INVALID_ARGUMENT
+    listing every field that breaks its rules."""
+    violations = field_violations(request)
+    if violations:
+        raise InvalidArgument(violations)
+    return uuid.UUID(request.generation_id), request.index
 
 
 def page_size(value: int) -> int:

@@ -30,6 +30,7 @@ from leo_mesh.db.generations import CHANGES_CHANNEL, GenerationStore
 from leo_mesh.db.keys import REVOKED_CHANNEL
 from leo_mesh.db.rows import GenerationRow
 from leo_mesh.errors import ApiKeyRevoked, DomainError, GenerationNotFound, ShuttingDown, WatcherTooSlow
+from leo_mesh.media.links import AssetLinks
 from leo_mesh.rules import FINAL
 from leo_mesh.status import status_proto
 
@@ -118,8 +119,9 @@ class Topic:
 
 
 class Watches:
-    def __init__(self, store: GenerationStore, *, write_timeout_s: float) -> None:
+    def __init__(self, store: GenerationStore, *, write_timeout_s: float, links: AssetLinks) -> None:
         self._store = store
+        self._links = links
         self._write_timeout_s = write_timeout_s
         self._topics: dict[uuid.UUID, Topic] = {}
         self._by_key: dict[str, set[Watcher]] = {}
@@ -230,7 +232,7 @@ class Watches:
                     seen, row = topic.version, topic.row
                     if row is None or row.owner != owner:
                         raise GenerationNotFound(generation_id)
-                    generation = to_proto(row)
+                    generation = to_proto(row, self._links)
                     if generation != sent:
                         with self._write_deadline(context):
                             yield generation_pb2.WatchGenerationResponse(generation=generation)

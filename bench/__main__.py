@@ -67,6 +67,10 @@ def run_figures(params: Params, run_dir: Path, progress) -> list[Row]:
                 stacks.MeshTarget(postgres, run_dir, label="ours-traced", env={**ours_env, **sink.env}) as traced,
             ):
                 add(telemetry_cost.telemetry_cost(ours, traced, sink, params))
+        # The same end to end without the AI's progress reports: what writing them costs.
+        quiet_env = {**ours_env, "MOCK_AI_PROGRESS_REPORTS": "false"}
+        with stacks.MeshTarget(postgres, run_dir, label="ours-no-progress", env=quiet_env) as quiet:
+            add(end_to_end.end_to_end(quiet, params, key="P5", note="progress reports off"))
         # The same creates with the api_server as one worker process per core (SO_REUSEPORT).
         workers = max(2, min(os.cpu_count() or 1, 4))
         workers_env = {**ours_env, "API_SERVER_WORKERS": str(workers)}

@@ -50,13 +50,19 @@ def made_up_generation(
     prompt: str = "a lighthouse at dusk",
     status: int = generation_pb2.STATUS_COMPLETE,
 ) -> generation_pb2.Generation:
-    """A generation shaped like the mesh's answers (a COMPLETE one has two images)."""
+    """A generation shaped like the mesh's answers (a COMPLETE one has two
+    images, each a signed link in `assets` and again in `images`)."""
     generation_id = generation_id or str(uuid.uuid4())
     now = _now()
     complete = status == generation_pb2.STATUS_COMPLETE
-    images = [
-        generation_pb2.Image(url=f"https://images.leo.example/{generation_id}/{i}.png", width=1024, height=1024)
+    links = [
+        f"http://127.0.0.1:8080/v1/generations/{generation_id}/assets/{i}?expires=1800000000&signature={'s' * 43}"
         for i in range(2 if complete else 0)
+    ]
+    images = [generation_pb2.Image(url=link, width=1024, height=1024) for link in links]
+    assets = [
+        generation_pb2.Asset(url=link, content_type="image/png", width=1024, height=1024, byte_size=150_000)
+        for link in links
     ]
     return generation_pb2.Generation(
         generation_id=generation_id,
@@ -66,6 +72,8 @@ def made_up_generation(
         width=1024,
         height=1024,
         images=images,
+        assets=assets,
+        kind=generation_pb2.KIND_IMAGE,
         attempts=1 if complete else 0,
         create_time=now,
         update_time=now,

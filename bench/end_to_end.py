@@ -24,13 +24,13 @@ class EndToEnd:
     latencies_ms: list[float] = field(default_factory=list)
 
 
-def end_to_end(ours: stacks.MeshTarget, params: Params) -> Row:
+def end_to_end(ours: stacks.MeshTarget, params: Params, *, key: str = "P4", note: str = "") -> Row:
     """P4: N creates as fast as they are taken (h2load -n), then until none
     is PENDING; completions/s and create→complete from the rows' own times.
     Fails, with its figures, unless every create succeeded and every
-    generation is COMPLETE."""
+    generation is COMPLETE. `note` says how the target differs (P5)."""
     n = params.e2e_generations
-    row = Row("P4", f"{n:,} generations end to end, mock AI delay 0", "completions/s")
+    row = Row(key, f"{n:,} generations end to end, mock AI delay 0{', ' + note if note else ''}", "completions/s")
     owner = f"bench-e2e-{uuid.uuid4().hex[:8]}"
     headers = ours.new_owner(owner)
     database = ours.database_url

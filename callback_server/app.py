@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass
 
 from callback_server.service import CallbackService
@@ -12,6 +13,8 @@ from leo_mesh.convert import webhook_body
 from leo_mesh.db.generations import GenerationStore
 from leo_mesh.db.pool import Database
 from leo_mesh.grpc_server import GrpcApp, Service
+from leo_mesh.media.links import AssetLinks
+from leo_mesh.media.settings import MediaSettings
 from leo_mesh.telemetry.exposition import MetricsEndpoint
 from leo_mesh.telemetry.gauges import DatabaseGauges
 
@@ -54,15 +57,17 @@ class CallbackServer:
         self.metrics.stop()
 
 
-def bootstrap(settings: Settings) -> CallbackServer:
-    """Wire the callback server (call it in the event loop that will run it)."""
+def bootstrap(settings: Settings, media: MediaSettings | None = None) -> CallbackServer:
+    """Wire the callback server (call it in the event loop that will run it).
+    `media` signs the links of webhook bodies."""
+    links = AssetLinks.from_settings(media or MediaSettings())
     db = Database(
         settings.database_url,
         name="callback_server",
         max_size=settings.db_pool_size,
         max_waiting=settings.db_max_waiting,
     )
-    store = GenerationStore(db, webhook_body=webhook_body)
+    store = GenerationStore(db, webhook_body=functools.partial(webhook_body, links=links))
     servicer = CallbackService(store)
     server = GrpcApp(
         "callback_server",

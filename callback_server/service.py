@@ -1,63 +1,75 @@
-"""CallbackService: the AI backend reports results here (the seed's Lambda).
+"""CallbackService: the AI backend reports results (the seed's Lambda) and
+where its jobs stand.
 
 The token is checked before anything else: an unknown generation and a
 wrong token get the same answer, so this port does not reveal which
-generation ids exist.
+generation ids exist. Results name stored files by key, under the
+generation's own prefix; nothing else crosses this port.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 import uuid
 
 from leo.callback.v1 import callback_pb2, callback_pb2_grpc
 from leo_mesh import metrics
 from leo_mesh.db.generations import GenerationStore
 from leo_mesh.errors import CallbackTokenInvalid, FieldViolation, InvalidArgument, ResultConflict
-from leo_mesh.rules import Completion, Image, Result
+from leo_mesh.media.store import generation_prefix, key_problem
+from leo_mesh.rules import Asset, Completion, Progress, ProgressOutcome, Result
 from leo_mesh.telemetry import tracing
 
 log = logging.getLogger("callback_server.service")
 
 MAX_REASON_LENGTH = 2000
-MAX_URL_LENGTH = 2048
+MAX_REPORTS = 1000
+_CONTENT_TYPE = re.compile(r"[a-z]+/[a-z0-9.+-]{1,100}")
 
 
-def _has_control_characters(text: str) -> bool:
-    return any(ord(c) < 0x20 or ord(c) == 0x7F for c in text)
+def _generation_id(value: str, field: str, violations: list[FieldViolation]) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        violations.append(FieldViolation(field, "must be a UUID"))
+        return None
+
+
+def _assets(
+    generation_id: uuid.UUID | None, stored: callback_pb2.StoredAssets, violations: list[FieldViolation]
+) -> tuple[Asset, ...]:
+    if not stored.assets:
+        violations.append(FieldViolation("stored.assets", "must hold at least one asset"))
+    for index, asset in enumerate(stored.assets):
+        field = f"stored.assets[{index}]"
+        problem = key_problem(asset.key)
+        if problem:
+            violations.append(FieldViolation(f"{field}.key", problem))
+        elif generation_id is not None and not asset.key.startswith(generation_prefix(generation_id)):
+            violations.append(FieldViolation(f"{field}.key", "must be under the generation's prefix <generation_id>/"))
+        if not _CONTENT_TYPE.fullmatch(asset.content_type):
+            violations.append(FieldViolation(f"{field}.content_type", "must be a media type such as image/png"))
+        if asset.width <= 0 or asset.height <= 0 or asset.byte_size <= 0:
+            violations.append(FieldViolation(field, "width, height and byte_size must be positive"))
+        if asset.duration_ms < 0 or asset.frame_count < 0:
+            violations.append(FieldViolation(field, "duration_ms and frame_count must not be negative"))
+    return tuple(
+        Asset(a.key, a.content_type, a.width, a.height, a.byte_size, a.duration_ms, a.frame_count)
+        for a in stored.assets
+    )
 
 
 def parse_result(request: callback_pb2.CompleteGenerationRequest) -> tuple[uuid.UUID, Result]:
     violations: list[FieldViolation] = []
-    generation_id = None
-    try:
-        generation_id = uuid.UUID(request.generation_id)
-    except ValueError:
-        violations.append(FieldViolation("generation_id", "must be a UUID"))
+    generation_id = _generation_id(request.generation_id, "generation_id", violations)
     kind = request.WhichOneof("result")
     result = Result()
-    if kind == "completed":
-        images = request.completed.images
-        if not images:
-            violations.append(FieldViolation("completed.images", "must hold at least one image"))
-        for index, image in enumerate(images):
-            url = image.url
-            if not url.startswith(("https://", "http://")) or len(url) > MAX_URL_LENGTH:
-                violations.append(
-                    FieldViolation(
-                        f"completed.images[{index}].url",
-                        f"must be an http(s) URL of at most {MAX_URL_LENGTH} characters",
-                    )
-                )
-            elif _has_control_characters(url) or " " in url:
-                violations.append(
-                    FieldViolation(
-                        f"completed.images[{index}].url", "must not contain white space or control characters"
-                    )
-                )
-            if image.width <= 0 or image.height <= 0:
-                violations.append(FieldViolation(f"completed.images[{index}]", "width and height must be positive"))
-        result = Result(images=tuple(Image(i.url, i.width, i.height) for i in images))
+    if kind == "stored":
+        result = Result(assets=_assets(generation_id, request.stored, violations))
+    elif kind == "completed":
+        violations.append(FieldViolation("completed", "URLs are not accepted: store the files and report their keys"))
     elif kind == "failure_reason":
         reason = request.failure_reason.strip()
         if not reason or len(reason) > MAX_REASON_LENGTH:
@@ -66,11 +78,34 @@ def parse_result(request: callback_pb2.CompleteGenerationRequest) -> tuple[uuid.
             violations.append(FieldViolation("failure_reason", "must not contain NUL characters"))
         result = Result(failure_reason=reason)
     else:
-        violations.append(FieldViolation("result", "one of completed or failure_reason is required"))
+        violations.append(FieldViolation("result", "one of stored or failure_reason is required"))
     if violations:
         raise InvalidArgument(violations)
     assert generation_id is not None
     return generation_id, result
+
+
+def parse_reports(request: callback_pb2.ReportProgressRequest) -> list[tuple[uuid.UUID, str, Progress]]:
+    violations: list[FieldViolation] = []
+    if len(request.reports) > MAX_REPORTS:
+        violations.append(FieldViolation("reports", f"must hold at most {MAX_REPORTS} reports"))
+    parsed = []
+    for index, report in enumerate(request.reports):
+        field = f"reports[{index}]"
+        generation_id = _generation_id(report.generation_id, f"{field}.generation_id", violations)
+        stage = report.WhichOneof("stage")
+        if stage == "queue_position" and report.queue_position < 1:
+            violations.append(FieldViolation(f"{field}.queue_position", "must be at least 1"))
+        elif stage == "percent" and not 0 <= report.percent <= 100:
+            violations.append(FieldViolation(f"{field}.percent", "must be from 0 to 100"))
+        elif stage is None:
+            violations.append(FieldViolation(f"{field}.stage", "one of queue_position or percent is required"))
+        if generation_id is not None and stage is not None:
+            progress = Progress(queue_position=report.queue_position) if stage == "queue_position" else None
+            parsed.append((generation_id, report.callback_token, progress or Progress(percent=report.percent)))
+    if violations:
+        raise InvalidArgument(violations)
+    return parsed
 
 
 class CallbackService(callback_pb2_grpc.CallbackServiceServicer):
@@ -95,3 +130,13 @@ class CallbackService(callback_pb2_grpc.CallbackServiceServicer):
         if outcome is Completion.CONFLICT:
             raise ResultConflict(generation_id)
         return callback_pb2.CompleteGenerationResponse()
+
+    async def ReportProgress(self, request, context):
+        reports = parse_reports(request)
+        outcomes = await asyncio.gather(*(self._store.report_progress(*report) for report in reports))
+        refused = [
+            str(gid)
+            for (gid, _, _), outcome in zip(reports, outcomes, strict=True)
+            if outcome is ProgressOutcome.BAD_TOKEN
+        ]
+        return callback_pb2.ReportProgressResponse(refused_generation_ids=refused)

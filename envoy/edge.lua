@@ -9,7 +9,8 @@
 --     header the api_server would choke on), so the api_server never answers
 --     INTERNAL "Illegal header key";
 --   * names the rate-limit bucket of the request: the SHA-256 of its bearer
---     key (never the key itself), or "anonymous";
+--     key (never the key itself), that of a signed link's signature (a
+--     browser fetching a generated file sends no key), or "anonymous";
 --   * drops members named "" from JSON bodies, as grpc-gateway drops unknown
 --     fields (the transcoder refuses them: "Proto fields must have a name.");
 --   * strips the grpc-* headers and trailers from responses to JSON clients.
@@ -138,19 +139,41 @@ end
 ---------------------------------------------------------------------------
 -- Rate-limit bucket.
 
--- The bucket of an authorization header value: as the api_server reads it
--- (scheme "Bearer" in any case, the key after the first space, trimmed),
--- hashed; anything else is "anonymous".
-function edge.rate_limit_bucket(authorization)
-  if authorization == nil then
-    return "anonymous"
+-- The signature of a signed link to a generated file, from the request's
+-- :path, or nil. The api_server checks it; here it only names a bucket.
+function edge.link_signature(path)
+  if path == nil or not path:match("^/v1/generations/[^/?]+/assets/[^/?]+%?") then
+    return nil
   end
-  local scheme, rest = authorization:match("^([^ ]*) (.*)$")
+  local query = path:match("%?(.*)$")
+  for pair in query:gmatch("[^&]+") do
+    local value = pair:match("^signature=(.+)$")
+    if value ~= nil then
+      return value
+    end
+  end
+  return nil
+end
+
+-- The bucket of a request: its authorization header value as the
+-- api_server reads it (scheme "Bearer" in any case, the key after the first
+-- space, trimmed), hashed; without a key, a signed link's signature, hashed
+-- ("link-" first); anything else is "anonymous". Like made-up keys, made-up
+-- signatures get buckets of their own, and the listener's bucket bounds them all.
+function edge.rate_limit_bucket(authorization, path)
+  local scheme, rest
+  if authorization ~= nil then
+    scheme, rest = authorization:match("^([^ ]*) (.*)$")
+  end
   local key = rest and rest:match("^%s*(.-)%s*$")
-  if scheme == nil or scheme:lower() ~= "bearer" or key == "" then
-    return "anonymous"
+  if scheme ~= nil and scheme:lower() == "bearer" and key ~= "" then
+    return edge.sha256_hex(key)
   end
-  return edge.sha256_hex(key)
+  local signature = edge.link_signature(path)
+  if signature ~= nil then
+    return "link-" .. edge.sha256_hex(signature)
+  end
+  return "anonymous"
 end
 
 ---------------------------------------------------------------------------
@@ -324,7 +347,11 @@ function envoy_on_request(handle)
 
   -- (Envoy joins repeated authorization headers into one value, as the
   -- api_server then reads it.)
-  metadata:set(METADATA, "rate_limit_bucket", edge.rate_limit_bucket(headers:get("authorization")))
+  metadata:set(
+    METADATA,
+    "rate_limit_bucket",
+    edge.rate_limit_bucket(headers:get("authorization"), headers:get(":path"))
+  )
 
   if grpc then
     return

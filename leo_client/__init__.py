@@ -36,11 +36,12 @@ from leo_client.errors import (
     WaitTimeout,
 )
 from leo_client.settings import ClientSettings
-from leo_client.types import Generation, Image, Model, Status
+from leo_client.types import Asset, Generation, Image, Kind, Model, Status
 
 __all__ = [
     "AlreadyExists",
     "ApiError",
+    "Asset",
     "AsyncClient",
     "AuthError",
     "CallCancelled",
@@ -56,6 +57,7 @@ __all__ = [
     "GenerationFailed",
     "Image",
     "InvalidArgument",
+    "Kind",
     "LeoError",
     "MissingApiKey",
     "Model",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
@@ -14,11 +15,12 @@ from google.protobuf import message
 
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
 from leo_client.channel import aio_channel, credentials
-from leo_client.errors import ApiError, from_rpc_error
+from leo_client.errors import ApiError, ServerError, from_rpc_error
 from leo_client.following import DEFAULT_WAIT_TIMEOUT_S, Follower, final_result
-from leo_client.messages import create_request, list_request
+from leo_client.media import PartialFile, target
+from leo_client.messages import asset_request, create_request, list_request
 from leo_client.settings import ClientSettings
-from leo_client.types import Generation, Model, Status
+from leo_client.types import Generation, Kind, Model, Status
 
 AsyncOnUpdate = Callable[[Generation], object | Awaitable[object]]
 """Called (and awaited, if it returns an awaitable) with each new state of a generation being waited for."""
@@ -71,10 +73,17 @@ class AsyncClient:
         height: int | None = None,
         webhook_url: str | None = None,
         request_id: str | None = None,
+        kind: Kind | str | None = None,
     ) -> Generation:
         """Create a generation and return it, PENDING, at once (see `Client.create`)."""
         request = create_request(
-            prompt, model=model, width=width, height=height, webhook_url=webhook_url, request_id=request_id
+            prompt,
+            model=model,
+            width=width,
+            height=height,
+            webhook_url=webhook_url,
+            request_id=request_id,
+            kind=kind,
         )
         response: generation_pb2.CreateGenerationResponse = await self._call(self._stub.CreateGeneration, request)
         return Generation.from_proto(response.generation)
@@ -142,13 +151,20 @@ class AsyncClient:
         height: int | None = None,
         webhook_url: str | None = None,
         request_id: str | None = None,
+        kind: Kind | str | None = None,
         wait: bool = True,
         timeout: float | None = DEFAULT_WAIT_TIMEOUT_S,
         on_update: AsyncOnUpdate | None = None,
     ) -> Generation:
         """Create a generation and, unless `wait` is False, follow it to its end (see `Client.generate`)."""
         created = await self.create(
-            prompt, model=model, width=width, height=height, webhook_url=webhook_url, request_id=request_id
+            prompt,
+            model=model,
+            width=width,
+            height=height,
+            webhook_url=webhook_url,
+            request_id=request_id,
+            kind=kind,
         )
         if not wait:
             return created
@@ -191,6 +207,36 @@ class AsyncClient:
                 continue
             if await self._seen(follower, generation, on_update):
                 return final_result(generation)
+
+    async def download_asset(
+        self, generation_id: str, index: int, path: str | os.PathLike[str], *, timeout: float | None = None
+    ) -> Path:
+        """Save one file of a COMPLETE generation, streamed (see `Client.download_asset`)."""
+        call = self._stub.GetGenerationAsset(
+            asset_request(generation_id, index), timeout=timeout or self.settings.timeout_s, metadata=self._metadata
+        )
+        try:
+            chunks = aiter(call)
+            first = await anext(chunks, None)
+            if first is None:
+                raise ServerError(grpc.StatusCode.DATA_LOSS, "the download ended before its first chunk")
+            destination = target(path, generation_id, index, first.content_type)
+            with PartialFile(destination) as file:
+                await asyncio.to_thread(file.write, first.data)
+                async for chunk in chunks:
+                    await asyncio.to_thread(file.write, chunk.data)
+            return destination
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+        finally:
+            call.cancel()
+
+    async def download(self, generation: Generation | str, directory: str | os.PathLike[str]) -> tuple[Path, ...]:
+        """Save every file of a COMPLETE generation into `directory` (see `Client.download`)."""
+        if isinstance(generation, str):
+            generation = await self.get(generation)
+        await asyncio.to_thread(Path(directory).mkdir, parents=True, exist_ok=True)
+        return tuple([await self.download_asset(generation.id, asset.index, directory) for asset in generation.assets])
 
     async def close(self) -> None:
         """Close the channel; open watches end."""

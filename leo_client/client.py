@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,11 +14,12 @@ from google.protobuf import message
 
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
 from leo_client.channel import credentials, sync_channel
-from leo_client.errors import ApiError, from_rpc_error
+from leo_client.errors import ApiError, ServerError, from_rpc_error
 from leo_client.following import DEFAULT_WAIT_TIMEOUT_S, Follower, final_result
-from leo_client.messages import create_request, list_request
+from leo_client.media import PartialFile, target
+from leo_client.messages import asset_request, create_request, list_request
 from leo_client.settings import ClientSettings
-from leo_client.types import Generation, Model, Status
+from leo_client.types import Generation, Kind, Model, Status
 
 _Response = TypeVar("_Response", bound=message.Message)
 
@@ -70,16 +72,25 @@ class Client:
         height: int | None = None,
         webhook_url: str | None = None,
         request_id: str | None = None,
+        kind: Kind | str | None = None,
     ) -> Generation:
         """Create a generation and return it, PENDING, at once.
 
-        `model` defaults to SDXL, `width` and `height` to 1024 (64 to 2048, multiples
-        of 8). `webhook_url` receives the final state, signed (make a secret first
-        with `rotate_webhook_secret`). `request_id` (a UUID) makes the create
-        idempotent; without one, a new one is made for this call.
+        `kind` is "image" (the default: still images) or "video" (one short
+        animation). `model` defaults to SDXL, `width` and `height` to 1024 (64
+        to 2048, multiples of 8). `webhook_url` receives the final state, signed
+        (make a secret first with `rotate_webhook_secret`). `request_id` (a
+        UUID) makes the create idempotent; without one, a new one is made for
+        this call.
         """
         request = create_request(
-            prompt, model=model, width=width, height=height, webhook_url=webhook_url, request_id=request_id
+            prompt,
+            model=model,
+            width=width,
+            height=height,
+            webhook_url=webhook_url,
+            request_id=request_id,
+            kind=kind,
         )
         return Generation.from_proto(self._call(self._stub.CreateGeneration, request).generation)
 
@@ -155,6 +166,7 @@ class Client:
         height: int | None = None,
         webhook_url: str | None = None,
         request_id: str | None = None,
+        kind: Kind | str | None = None,
         wait: bool = True,
         timeout: float | None = DEFAULT_WAIT_TIMEOUT_S,
         on_update: OnUpdate | None = None,
@@ -166,13 +178,53 @@ class Client:
         wait=False, the PENDING one).
         """
         created = self.create(
-            prompt, model=model, width=width, height=height, webhook_url=webhook_url, request_id=request_id
+            prompt,
+            model=model,
+            width=width,
+            height=height,
+            webhook_url=webhook_url,
+            request_id=request_id,
+            kind=kind,
         )
         if not wait:
             return created
         follower = Follower(timeout)
         self._seen(follower, created, on_update)
         return self._follow(created.id, follower, on_update)
+
+    def download_asset(
+        self, generation_id: str, index: int, path: str | os.PathLike[str], *, timeout: float | None = None
+    ) -> Path:
+        """Save one file of a COMPLETE generation, streamed (GetGenerationAsset
+        with this client's key), at `path`, or into it when it is a directory
+        (named "<id>-<index>.<ext>" by its content type). Returns where it went;
+        a download that fails leaves no file behind."""
+        request = asset_request(generation_id, index)
+        chunks = self._stub.GetGenerationAsset(
+            request, timeout=timeout or self.settings.timeout_s, metadata=self._metadata
+        )
+        try:
+            first = next(chunks, None)
+            if first is None:
+                raise ServerError(grpc.StatusCode.DATA_LOSS, "the download ended before its first chunk")
+            destination = target(path, generation_id, index, first.content_type)
+            with PartialFile(destination) as file:
+                file.write(first.data)
+                for chunk in chunks:
+                    file.write(chunk.data)
+            return destination
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+        finally:
+            chunks.cancel()
+
+    def download(self, generation: Generation | str, directory: str | os.PathLike[str]) -> tuple[Path, ...]:
+        """Save every file of a COMPLETE generation (or of the generation with
+        this id) into `directory`, made if missing; the paths, in asset order."""
+        if isinstance(generation, str):
+            generation = self.get(generation)
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        return tuple(self.download_asset(generation.id, asset.index, directory) for asset in generation.assets)
 
     @staticmethod
     def _seen(follower: Follower, generation: Generation, on_update: OnUpdate | None) -> bool:

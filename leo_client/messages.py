@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from leo.generation.v1 import generation_pb2
-from leo_client.types import Model, Status
+from leo_client.types import Kind, Model, Status
 
 
 def create_request(
@@ -16,6 +16,7 @@ def create_request(
     height: int | None,
     webhook_url: str | None,
     request_id: str | None,
+    kind: Kind | str | None = None,
 ) -> generation_pb2.CreateGenerationRequest:
     """A CreateGeneration request; without a request_id it gets a new one, so that
     retries of this one request (and only they) return the same generation."""
@@ -26,7 +27,13 @@ def create_request(
         height=height or 0,
         webhook_url=webhook_url or "",
         request_id=request_id or str(uuid.uuid4()),
+        kind=Kind(kind).to_proto() if kind else generation_pb2.KIND_UNSPECIFIED,
     )
+
+
+def asset_request(generation_id: str, index: int) -> generation_pb2.GetGenerationAssetRequest:
+    """A GetGenerationAsset request made with the client's key (no signature)."""
+    return generation_pb2.GetGenerationAssetRequest(generation_id=generation_id, index=index)
 
 
 def list_request(

@@ -41,6 +41,23 @@ class Status(enum.StrEnum):
         return _STATUS_TO_PROTO[self]
 
 
+class Kind(enum.StrEnum):
+    """What a generation makes; `Kind("video")` parses a name."""
+
+    UNSPECIFIED = "unspecified"
+    IMAGE = "image"
+    VIDEO = "video"
+
+    @classmethod
+    def from_proto(cls, value: int) -> Kind:
+        """The kind of a wire value; one this client does not know is UNSPECIFIED."""
+        return _KIND_FROM_PROTO.get(value, cls.UNSPECIFIED)
+
+    def to_proto(self) -> generation_pb2.Kind.ValueType:
+        """The wire value of this kind."""
+        return _KIND_TO_PROTO[self]
+
+
 class Model(enum.StrEnum):
     """Models the AI backend can run; `Model("sdxl")` parses a name."""
 
@@ -73,21 +90,39 @@ _MODEL_TO_PROTO = {
     Model.SDXL: generation_pb2.MODEL_SDXL,
 }
 _MODEL_FROM_PROTO = {int(wire): model for model, wire in _MODEL_TO_PROTO.items()}
-
-# Progress fields the Generation message is due to gain. They are read by
-# name when the message has them, so the client shows them as soon as the
-# server sends them; rename here if the contract names them otherwise.
-QUEUE_POSITION_FIELD = "queue_position"
-PERCENT_FIELD = "progress_percent"
+_KIND_TO_PROTO = {
+    Kind.UNSPECIFIED: generation_pb2.KIND_UNSPECIFIED,
+    Kind.IMAGE: generation_pb2.KIND_IMAGE,
+    Kind.VIDEO: generation_pb2.KIND_VIDEO,
+}
+_KIND_FROM_PROTO = {int(wire): kind for kind, wire in _KIND_TO_PROTO.items()}
 
 
 @dataclass(frozen=True)
 class Image:
-    """One produced image. (Downloading it is not part of this client yet.)"""
+    """One produced image, as `Generation.images` lists them (`assets` has more)."""
 
     url: str
     width: int
     height: int
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One produced file: an image, or a video generation's animation.
+    `Client.download` saves it; `url` opens it without a key until `url_expire_time`."""
+
+    index: int
+    url: str
+    url_expire_time: datetime | None
+    content_type: str
+    width: int
+    height: int
+    byte_size: int
+    duration_ms: int
+    """How long the animation plays; 0 for an image."""
+    frame_count: int
+    """How many frames the animation has; 0 for an image."""
 
 
 @dataclass(frozen=True)
@@ -110,10 +145,13 @@ class Generation:
     complete_time: datetime | None
     """When it reached its final state."""
     webhook_url: str | None
+    kind: Kind = Kind.IMAGE
+    assets: tuple[Asset, ...] = ()
+    """The files, once COMPLETE."""
     queue_position: int | None = None
-    """Place in the backend's queue, when the server reports it."""
-    percent: float | None = None
-    """Progress from 0 to 100, when the server reports it."""
+    """Place in the backend's queue (1: next to run) while it waits there."""
+    progress: int | None = None
+    """Percent done (0 to 100) once the backend reports it; 100 once COMPLETE."""
     proto: generation_pb2.Generation = field(default_factory=generation_pb2.Generation, repr=False, compare=False)
     """The message as received, with any field this client does not know yet."""
 
@@ -139,8 +177,23 @@ class Generation:
             update_time=_time(generation, "update_time"),
             complete_time=_time(generation, "complete_time"),
             webhook_url=generation.webhook_url or None,
-            queue_position=_optional_number(generation, QUEUE_POSITION_FIELD),
-            percent=_optional_number(generation, PERCENT_FIELD),
+            kind=Kind.from_proto(generation.kind),
+            assets=tuple(
+                Asset(
+                    index=index,
+                    url=a.url,
+                    url_expire_time=_time(a, "url_expire_time"),
+                    content_type=a.content_type,
+                    width=a.width,
+                    height=a.height,
+                    byte_size=a.byte_size,
+                    duration_ms=a.duration_ms,
+                    frame_count=a.frame_count,
+                )
+                for index, a in enumerate(generation.assets)
+            ),
+            queue_position=generation.queue_position if generation.HasField("queue_position") else None,
+            progress=generation.progress if generation.HasField("progress") else None,
             proto=generation,
         )
 
@@ -159,13 +212,3 @@ def _time(msg: message.Message, name: str) -> datetime | None:
         return None
     stamp: timestamp_pb2.Timestamp = getattr(msg, name)
     return stamp.ToDatetime(tzinfo=UTC)
-
-
-def _optional_number(msg: message.Message, name: str) -> Any:
-    """A field the message may not have yet; None when absent or unset."""
-    descriptor = msg.DESCRIPTOR.fields_by_name.get(name)
-    if descriptor is None:
-        return None
-    if descriptor.has_presence:
-        return getattr(msg, name) if msg.HasField(name) else None
-    return getattr(msg, name) or None

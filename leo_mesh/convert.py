@@ -9,8 +9,10 @@ from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from leo.generation.v1 import generation_pb2
+from leo_mesh import rules
 from leo_mesh.db.rows import GenerationRow
-from leo_mesh.rules import Model, Status
+from leo_mesh.media.links import AssetLinks
+from leo_mesh.rules import Asset, Kind, Model, Status
 
 STATUSES = {
     Status.PENDING: generation_pb2.STATUS_PENDING,
@@ -19,6 +21,7 @@ STATUSES = {
     Status.CANCELLED: generation_pb2.STATUS_CANCELLED,
 }
 MODELS = {Model.SD: generation_pb2.MODEL_SD, Model.SDXL: generation_pb2.MODEL_SDXL}
+KINDS = {Kind.IMAGE: generation_pb2.KIND_IMAGE, Kind.VIDEO: generation_pb2.KIND_VIDEO}
 
 WEBHOOK_EVENT_TYPES = {
     Status.COMPLETE: "generation.completed",
@@ -38,17 +41,39 @@ def _timestamp(value: datetime | None) -> Timestamp | None:
     return Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000)
 
 
-def to_proto(row: GenerationRow) -> generation_pb2.Generation:
-    complete = row.status is Status.COMPLETE
-    return generation_pb2.Generation(
+def _asset(row: GenerationRow, index: int, asset: Asset, links: AssetLinks, expires: int) -> generation_pb2.Asset:
+    """A stored file with its signed link; a file from before the media store with the URL it had."""
+    message = generation_pb2.Asset(
+        url=asset.url or links.url(row.generation_id, index, expires),
+        content_type=asset.content_type,
+        width=asset.width,
+        height=asset.height,
+        byte_size=asset.byte_size,
+        duration_ms=asset.duration_ms,
+        frame_count=asset.frame_count,
+    )
+    if asset.key:
+        message.url_expire_time.FromSeconds(expires)
+    return message
+
+
+def to_proto(row: GenerationRow, links: AssetLinks) -> generation_pb2.Generation:
+    """The generation as the API shows it; `links` signs its files' links."""
+    expires = links.expiry()
+    assets = (
+        [_asset(row, index, asset, links, expires) for index, asset in enumerate(row.assets)]
+        if row.status is Status.COMPLETE
+        else []
+    )
+    generation = generation_pb2.Generation(
         generation_id=str(row.generation_id),
         status=STATUSES[row.status],
         prompt=row.prompt,
         model=MODELS[row.model],
         width=row.width,
         height=row.height,
-        images=[generation_pb2.Image(url=i.url, width=i.width, height=i.height) for i in row.images]
-        if complete
+        images=[generation_pb2.Image(url=a.url, width=a.width, height=a.height) for a in assets]
+        if row.kind is Kind.IMAGE
         else [],
         attempts=row.attempts,
         failure_reason=row.failure_reason or "",
@@ -56,19 +81,28 @@ def to_proto(row: GenerationRow) -> generation_pb2.Generation:
         update_time=_timestamp(row.updated_at),
         complete_time=_timestamp(row.completed_at),
         webhook_url=row.webhook_url or "",
+        kind=KINDS[row.kind],
+        assets=assets,
     )
+    progress = rules.shown_progress(row.status, row.progress)
+    if progress.queue_position is not None:
+        generation.queue_position = progress.queue_position
+    if progress.percent is not None:
+        generation.progress = progress.percent
+    return generation
 
 
 def _rfc3339(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def webhook_body(row: GenerationRow) -> str:
+def webhook_body(row: GenerationRow, links: AssetLinks) -> str:
     """The body every attempt of a final generation's webhook sends: compact
     JSON with the event type, when it happened, and the generation as the
-    public API shows it (proto3 JSON)."""
+    public API shows it (proto3 JSON; its links expire as the API's do,
+    counted from when the generation became final)."""
     if row.status not in WEBHOOK_EVENT_TYPES or row.completed_at is None:
         raise ValueError("a webhook needs a generation in a final state")
-    data = json_format.MessageToDict(to_proto(row), always_print_fields_with_no_presence=True)
+    data = json_format.MessageToDict(to_proto(row, links), always_print_fields_with_no_presence=True)
     event = {"type": WEBHOOK_EVENT_TYPES[row.status], "timestamp": _rfc3339(row.completed_at), "data": data}
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False)

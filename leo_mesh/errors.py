@@ -57,6 +57,23 @@ class GenerationNotFound(DomainError):
         super().__init__(f"generation {generation_id} not found")
 
 
+class AssetNotFound(DomainError):
+    def __init__(self, generation_id: object, index: int) -> None:
+        super().__init__(f"generation {generation_id} has no stored file {index}")
+
+
+class AssetLinkInvalid(DomainError):
+    """A signed link whose signature does not match its path and expiry."""
+
+    def __init__(self) -> None:
+        super().__init__("this link's signature is not valid; read the generation again for a fresh link")
+
+
+class AssetLinkExpired(DomainError):
+    def __init__(self) -> None:
+        super().__init__("this link has expired; read the generation again for a fresh link")
+
+
 class RequestIdReused(DomainError):
     def __init__(self, request_id: object) -> None:
         super().__init__(f"request_id {request_id} was already used with other parameters; use a new request_id")

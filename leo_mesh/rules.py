@@ -29,6 +29,13 @@ class Model(enum.Enum):
     SDXL = "SDXL"
 
 
+class Kind(enum.Enum):
+    """What a generation makes: still images, or one short animation."""
+
+    IMAGE = "IMAGE"
+    VIDEO = "VIDEO"
+
+
 def can_move(current: Status, target: Status) -> bool:
     """The whole state machine: only a PENDING generation moves, and only to a final state."""
     return current is Status.PENDING and target in FINAL
@@ -38,22 +45,31 @@ def can_move(current: Status, target: Status) -> bool:
 
 
 @dataclass(frozen=True)
-class Image:
-    url: str
+class Asset:
+    """A produced file: where the AI stored it (its key in the media store)
+    and what it is. Generations completed before the media store hold an
+    external `url` instead of a key."""
+
+    key: str
+    content_type: str
     width: int
     height: int
+    byte_size: int = 0
+    duration_ms: int = 0
+    frame_count: int = 0
+    url: str = ""
 
 
 @dataclass(frozen=True)
 class Result:
-    """What the AI reported: images, or a failure reason."""
+    """What the AI reported: stored files, or a failure reason."""
 
-    images: tuple[Image, ...] | None = None
+    assets: tuple[Asset, ...] | None = None
     failure_reason: str | None = None
 
     @property
     def status(self) -> Status:
-        return Status.COMPLETE if self.images is not None else Status.FAILED
+        return Status.COMPLETE if self.assets is not None else Status.FAILED
 
 
 class Completion(enum.Enum):
@@ -77,6 +93,62 @@ def decide_completion(*, status: Status | None, token_matches: bool, stored: Res
     if status in FINAL:
         return Completion.DUPLICATE if stored == reported else Completion.CONFLICT
     return Completion.APPLIED
+
+
+# --- progress reported by the AI while a generation is PENDING ---
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a job stands: queued (its place, 1 = next to run), running (its
+    percent done), or nothing reported yet (both None)."""
+
+    queue_position: int | None = None
+    percent: int | None = None
+
+    def _stage(self) -> tuple[int, int]:
+        """Orders what a job goes through: nothing, queued (nearer the front
+        is later), running (more done is later)."""
+        if self.percent is not None:
+            return (2, self.percent)
+        if self.queue_position is not None:
+            return (1, -self.queue_position)
+        return (0, 0)
+
+    def is_ahead_of(self, other: Progress) -> bool:
+        return self._stage() > other._stage()
+
+
+NO_PROGRESS = Progress()
+DONE = Progress(percent=100)
+
+
+class ProgressOutcome(enum.Enum):
+    APPLIED = "applied"  # the generation shows the reported progress
+    IGNORED = "ignored"  # final already, or not ahead of what it shows: nothing changes
+    BAD_TOKEN = "bad_token"  # unknown generation, or not the latest dispatch's token
+
+
+def decide_progress(
+    *, status: Status | None, token_matches: bool, stored: Progress, reported: Progress
+) -> ProgressOutcome:
+    """What a progress report does to a generation (status None: no such
+    generation). Only the latest dispatch reports (a re-dispatch starts its
+    progress afresh, see claim_due); progress never goes back, so reports
+    that arrive out of order change nothing; a final generation keeps what it has."""
+    if status is None or not token_matches:
+        return ProgressOutcome.BAD_TOKEN
+    if status in FINAL or not reported.is_ahead_of(stored):
+        return ProgressOutcome.IGNORED
+    return ProgressOutcome.APPLIED
+
+
+def shown_progress(status: Status, stored: Progress) -> Progress:
+    """What a client sees: the reported progress while PENDING, 100% once
+    COMPLETE, nothing once FAILED or CANCELLED."""
+    if status is Status.PENDING:
+        return stored
+    return DONE if status is Status.COMPLETE else NO_PROGRESS
 
 
 # --- dispatch to the AI ---

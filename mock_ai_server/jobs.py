@@ -1,16 +1,25 @@
-"""In-flight jobs of the mock AI: asyncio timers, not a thread each.
+"""Jobs of the mock AI: a bounded number run at once, the rest wait in a queue.
 
-A job waits a random delay on the event loop, makes its result and delivers
-it to CallbackService, retrying with backoff until acknowledged. A restart
-loses the jobs held here; the api_server's completion deadline recovers them.
+A running job takes a random delay (asyncio timers, not a thread each);
+meanwhile its files are rendered on a small thread pool and written to the
+media store, so rendering counts inside the delay when it fits. It reports
+its percent done in steps of a tenth (and its place while queued) through
+the ProgressReporter, then delivers its result to CallbackService,
+retrying with backoff until acknowledged. The next queued job starts as
+soon as a running one has its files, not when its callback is delivered.
+A restart loses the jobs held here; the api_server's completion deadline
+recovers them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import grpc
@@ -25,11 +34,18 @@ from tenacity import (
 from leo.ai.v1 import ai_pb2
 from leo.callback.v1 import callback_pb2, callback_pb2_grpc
 from leo_mesh import metrics
-from leo_mesh.rules import RETRYABLE_CODES
+from leo_mesh.media.store import MediaStore, generation_prefix
+from leo_mesh.rules import RETRYABLE_CODES, Progress
 from leo_mesh.telemetry import tracing
+from mock_ai_server import render
+from mock_ai_server.progress import ProgressReporter
 from mock_ai_server.settings import Settings
 
 log = logging.getLogger("mock_ai_server.jobs")
+
+# Percent steps a running job reports.
+STEPS = 10
+FAILURE_REASON = "the model could not render this prompt (simulated failure)"
 
 
 class CallbackDropped(Exception):
@@ -50,7 +66,8 @@ def _worth_retrying(exc: BaseException) -> bool:
 @dataclass
 class Job:
     request: ai_pb2.StartGenerationRequest
-    timer: asyncio.TimerHandle | None = None
+    # Its turn in the queue (place = ticket - the first queued job's ticket + 1).
+    ticket: int = 0
     task: asyncio.Task | None = None
     # Set when a newer dispatch of the generation hands over its token.
     new_token: asyncio.Event = field(default_factory=asyncio.Event)
@@ -63,18 +80,39 @@ class Jobs:
         self,
         settings: Settings,
         callbacks: callback_pb2_grpc.CallbackServiceAsyncStub,
+        store: MediaStore,
         rng: random.Random | None = None,
     ) -> None:
         self._settings = settings
         self._callbacks = callbacks
+        self._store = store
         self._rng = rng or random.Random()
         self._jobs: dict[str, Job] = {}
+        self._queue: collections.deque[Job] = collections.deque()
+        self._tickets = 0
+        self._running = 0
+        self._renderers = ThreadPoolExecutor(settings.mock_ai_render_threads, thread_name_prefix="render")
+        self.reporter = ProgressReporter(
+            callbacks,
+            interval_s=settings.mock_ai_progress_interval_s,
+            timeout_s=settings.mock_ai_callback_timeout_s,
+            enabled=settings.mock_ai_progress_reports,
+            queued=self._places,
+        )
         # Jobs finish in bursts; the callback service gets a bounded number
         # of calls at once, the rest wait here (not on its connection pool).
         self._sending = asyncio.Semaphore(settings.mock_ai_max_concurrent_callbacks)
 
     def __len__(self) -> int:
         return len(self._jobs)
+
+    @property
+    def running(self) -> int:
+        return self._running
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
 
     def start(self, request: ai_pb2.StartGenerationRequest) -> bool:
         """Hold a job for this generation; False if one is already held (it
@@ -86,42 +124,121 @@ class Jobs:
             held.new_token.set()
             return False
         job = Job(request, trace_parent=tracing.traceparent())
-        settings = self._settings
-        delay = self._rng.uniform(settings.mock_ai_min_delay_s, settings.mock_ai_max_delay_s)
-        job.timer = asyncio.get_running_loop().call_later(delay, self._finish, job)
         self._jobs[request.generation_id] = job
         metrics.MOCK_AI_JOBS_IN_FLIGHT.set(len(self._jobs))
+        if self._running < self._settings.mock_ai_max_concurrent_jobs:
+            self._run(job)
+        else:
+            job.ticket = self._tickets
+            self._tickets += 1
+            self._queue.append(job)
+            self.reporter.queue_moved()
         return True
 
-    def _finish(self, job: Job) -> None:
-        job.timer = None
-        job.task = asyncio.create_task(self._deliver(job), name=f"callback {job.request.generation_id}")
+    def _places(self) -> Iterator[tuple[Job, int]]:
+        first = self._queue[0].ticket if self._queue else 0
+        for job in self._queue:
+            yield job, job.ticket - first + 1
 
-    def _result(self, request: ai_pb2.StartGenerationRequest) -> callback_pb2.CompleteGenerationRequest:
-        settings = self._settings
-        message = callback_pb2.CompleteGenerationRequest(
-            generation_id=request.generation_id, callback_token=request.callback_token
-        )
-        if self._rng.random() < settings.mock_ai_generation_failure_rate:
-            message.failure_reason = "the model could not render this prompt (simulated failure)"
-            return message
-        base = settings.mock_ai_image_base_url.rstrip("/")
-        for index in range(settings.mock_ai_images_per_generation):
-            message.completed.images.add(
-                url=f"{base}/{request.generation_id}/{index}.png", width=request.width, height=request.height
-            )
+    def _run(self, job: Job) -> None:
+        self._running += 1
+        job.task = asyncio.create_task(self._work(job), name=f"job {job.request.generation_id}")
+
+    def _next(self) -> None:
+        """A running job is done with its files: start the first queued one."""
+        self._running -= 1
+        if self._queue and self._running < self._settings.mock_ai_max_concurrent_jobs:
+            self._run(self._queue.popleft())
+            self.reporter.queue_moved()
+
+    async def _work(self, job: Job) -> None:
+        try:
+            try:
+                message = await self._produce(job)
+            finally:
+                self._next()
+            if message.WhichOneof("result") == "stored":
+                # The last report before the result, acknowledged first, so a watcher sees 100% before COMPLETE.
+                await self.reporter.report_and_wait(job, Progress(percent=100))
+            await self._deliver(job, message)
+        finally:
+            self._jobs.pop(job.request.generation_id, None)
+            metrics.MOCK_AI_JOBS_IN_FLIGHT.set(len(self._jobs))
+            self.reporter.forget(job.request.generation_id)
+
+    async def _produce(self, job: Job) -> callback_pb2.CompleteGenerationRequest:
+        """Run the job: its delay with progress reports, its files rendered
+        and stored meanwhile; the result to deliver."""
+        request, settings = job.request, self._settings
+        loop = asyncio.get_running_loop()
+        delay = self._rng.uniform(settings.mock_ai_min_delay_s, settings.mock_ai_max_delay_s)
+        fails = self._rng.random() < settings.mock_ai_generation_failure_rate
+        started = loop.time()
+        self.reporter.report(job, Progress(percent=0))
+        files = None if fails else asyncio.ensure_future(self._files(request))
+        try:
+            for step in range(1, STEPS):
+                await asyncio.sleep(max(0.0, started + delay * step / STEPS - loop.time()))
+                self.reporter.report(job, Progress(percent=100 * step // STEPS))
+            await asyncio.sleep(max(0.0, started + delay - loop.time()))
+            message = callback_pb2.CompleteGenerationRequest(generation_id=request.generation_id)
+            if files is None:
+                message.failure_reason = FAILURE_REASON
+                return message
+            try:
+                message.stored.assets.extend(await files)
+            except Exception as exc:  # the store or the renderer failed: the generation fails
+                log.exception("files not made", extra={"generation_id": request.generation_id})
+                message.failure_reason = f"the backend could not store the files ({type(exc).__name__})"
+                return message
+        finally:
+            if files is not None and not files.done():
+                files.cancel()
         return message
 
-    async def _deliver(self, job: Job) -> None:
+    def _renderings(self, request: ai_pb2.StartGenerationRequest) -> list:
+        settings = self._settings
+        gid, prompt, width, height = request.generation_id, request.prompt, request.width, request.height
+        if request.kind == ai_pb2.KIND_VIDEO:
+            frames, fps = settings.mock_ai_video_frames, settings.mock_ai_video_fps
+            return [lambda: render.render_animation(gid, prompt, width, height, frames, fps)]
+        return [
+            (lambda index=index: render.render_image(gid, index, prompt, width, height))
+            for index in range(settings.mock_ai_images_per_generation)
+        ]
+
+    async def _files(self, request: ai_pb2.StartGenerationRequest) -> list[callback_pb2.Asset]:
+        """Render the job's files on the render threads, store them; their keys and facts."""
+        loop = asyncio.get_running_loop()
+        made = await asyncio.gather(
+            *(loop.run_in_executor(self._renderers, work) for work in self._renderings(request))
+        )
+        assets = []
+        for index, file in enumerate(made):
+            key = f"{generation_prefix(request.generation_id)}{index}.{file.extension}"
+            await self._store.put(key, file.data, file.content_type)
+            assets.append(
+                callback_pb2.Asset(
+                    key=key,
+                    content_type=file.content_type,
+                    width=file.width,
+                    height=file.height,
+                    byte_size=len(file.data),
+                    duration_ms=file.duration_ms,
+                    frame_count=file.frame_count,
+                )
+            )
+        return assets
+
+    async def _deliver(self, job: Job, message: callback_pb2.CompleteGenerationRequest) -> None:
         """Deliver the result, in a span continuing the StartGeneration's trace."""
         generation_id = job.request.generation_id
         with tracing.span("deliver result", parent=job.trace_parent, kind=SpanKind.CLIENT, generation_id=generation_id):
             tracing.about_generation(generation_id)
-            await self._deliver_in_span(job)
+            await self._deliver_in_span(job, message)
 
-    async def _deliver_in_span(self, job: Job) -> None:
+    async def _deliver_in_span(self, job: Job, message: callback_pb2.CompleteGenerationRequest) -> None:
         settings = self._settings
-        message = self._result(job.request)
         generation_id = job.request.generation_id
         try:
             async for attempt in AsyncRetrying(
@@ -147,9 +264,6 @@ class Jobs:
             )
         except CallbackDropped:
             log.warning("callback given up", extra={"generation_id": generation_id})
-        finally:
-            self._jobs.pop(generation_id, None)
-            metrics.MOCK_AI_JOBS_IN_FLIGHT.set(len(self._jobs))
 
     async def _send(self, message: callback_pb2.CompleteGenerationRequest, token: str, job: Job) -> None:
         try:
@@ -184,12 +298,11 @@ class Jobs:
 
     async def close(self) -> None:
         """Drop every held job (the api_server's deadline recovers them)."""
-        for job in self._jobs.values():
-            if job.timer is not None:
-                job.timer.cancel()
-            if job.task is not None:
-                job.task.cancel()
+        self._queue.clear()
         tasks = [job.task for job in self._jobs.values() if job.task is not None]
+        for task in tasks:
+            task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._jobs.clear()
         metrics.MOCK_AI_JOBS_IN_FLIGHT.set(0)
+        self._renderers.shutdown(wait=False, cancel_futures=True)

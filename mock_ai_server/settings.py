@@ -16,7 +16,17 @@ class Settings(CommonSettings):
     mock_ai_min_delay_s: float = Field(4.0, ge=0)
     mock_ai_max_delay_s: float = Field(8.0, ge=0)
     mock_ai_images_per_generation: int = Field(2, ge=1, le=16)
-    mock_ai_image_base_url: str = "https://images.leo.example"
+    # Jobs running at once; the others wait in a queue (first come, first served).
+    mock_ai_max_concurrent_jobs: int = Field(100, ge=1)
+    # Threads that render images (Pillow releases the GIL for most of it).
+    mock_ai_render_threads: int = Field(2, ge=1)
+    # A VIDEO generation's animation: this many frames at this many a second.
+    mock_ai_video_frames: int = Field(16, ge=2, le=240)
+    mock_ai_video_fps: int = Field(8, ge=1, le=60)
+    # Progress reports (queue position, percent): on or off, and at most one
+    # batch (so one update per generation) per interval.
+    mock_ai_progress_reports: bool = True
+    mock_ai_progress_interval_s: float = Field(0.25, gt=0)
 
     # Failure injection.
     mock_ai_start_failure_rate: float = Field(0.0, ge=0, le=1)

@@ -40,4 +40,4 @@ def fresh_database_url(postgres: EmbeddedPostgres) -> str:
     return new_database(postgres)
 
 
-pytest_plugins = ["tests.mesh_fixtures"]
+pytest_plugins = ["tests.mesh_fixtures", "tests.s3_server"]

@@ -30,6 +30,7 @@ from leo.generation.v1 import generation_pb2
 from leo_mesh import grpc_server
 from leo_mesh.devstack import envoy as envoy_config
 from leo_mesh.devstack.processes import ManagedProcess, free_port
+from leo_mesh.media.settings import MediaSettings
 from leo_mesh.rules import Status as GenerationStatus
 from leo_mesh.settings import TracingSettings
 
@@ -92,7 +93,7 @@ SERVICES = (
     Service(
         "api_server",
         "api-server",
-        (api_server.settings.Settings, WebhookSettings),
+        (api_server.settings.Settings, WebhookSettings, MediaSettings),
         "api_server_port",
         "api_server_metrics_port",
         generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name,
@@ -100,7 +101,7 @@ SERVICES = (
     Service(
         "mock_ai_server",
         "mock-ai-server",
-        (mock_ai_server.settings.Settings,),
+        (mock_ai_server.settings.Settings, MediaSettings),
         "mock_ai_port",
         "mock_ai_metrics_port",
         ai_pb2.DESCRIPTOR.services_by_name["AIService"].full_name,
@@ -108,7 +109,7 @@ SERVICES = (
     Service(
         "callback_server",
         "callback-server",
-        (callback_server.settings.Settings,),
+        (callback_server.settings.Settings, MediaSettings),
         "callback_server_port",
         "callback_server_metrics_port",
         callback_pb2.DESCRIPTOR.services_by_name["CallbackService"].full_name,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 
@@ -15,9 +17,31 @@ from callback_server.app import CallbackServer
 from callback_server.app import bootstrap as callback_bootstrap
 from callback_server.settings import Settings as CallbackSettings
 from leo.ai.v1 import ai_pb2
+from leo_mesh.convert import webhook_body
+from leo_mesh.db.rows import GenerationRow
+from leo_mesh.media.links import AssetLinks
+from leo_mesh.media.settings import MediaSettings
 from mock_ai_server.app import MockAi
 from mock_ai_server.app import bootstrap as mock_ai_bootstrap
 from mock_ai_server.settings import Settings as MockAiSettings
+
+SIGNING_KEY = "test-media-signing-key"
+
+
+def media_settings(local_dir: Path | None = None, **settings) -> MediaSettings:
+    """Where in-process services keep generated files (a new directory unless
+    given) and the key their links are signed with, the same for all of them."""
+    directory = local_dir or Path(tempfile.mkdtemp(prefix="leo-media-"))
+    # Links that last a day change every 2.4 h: two reads in a test show the same ones.
+    return MediaSettings(local_dir=directory, url_signing_key=SIGNING_KEY, **{"url_ttl_s": 86400, **settings})
+
+
+LINKS = AssetLinks.from_settings(media_settings(Path(tempfile.gettempdir())))
+
+
+def signed_webhook_body(row: GenerationRow) -> str:
+    """Webhook bodies as the services make them, links signed with SIGNING_KEY."""
+    return webhook_body(row, LINKS)
 
 
 class FakeAi:
@@ -46,21 +70,33 @@ async def stopped_after(app) -> AsyncIterator[None]:
 
 @contextlib.asynccontextmanager
 async def api_server(
-    database_url: str, *, ai=None, background: bool = True, webhooks: dict | None = None, **settings
+    database_url: str,
+    *,
+    ai=None,
+    background: bool = True,
+    webhooks: dict | None = None,
+    media: MediaSettings | None = None,
+    **settings,
 ) -> AsyncIterator[ApiServer]:
     """A running api_server; `background=False` leaves the dispatcher and the
     other loops to the test, which drives their rounds itself."""
     config = ApiSettings(database_url=database_url, api_server_port=0, api_server_metrics_port=0, **settings)
-    app = api_bootstrap(config, webhook_settings=WebhookSettings(**(webhooks or {})), ai=ai or FakeAi())
+    app = api_bootstrap(
+        config,
+        webhook_settings=WebhookSettings(**(webhooks or {})),
+        media_settings=media or media_settings(),
+        ai=ai or FakeAi(),
+    )
     await app.start(background=background)
     async with stopped_after(app):
         yield app
 
 
 @contextlib.asynccontextmanager
-async def callback_server(database_url: str) -> AsyncIterator[CallbackServer]:
+async def callback_server(database_url: str, media: MediaSettings | None = None) -> AsyncIterator[CallbackServer]:
     app = callback_bootstrap(
-        CallbackSettings(database_url=database_url, callback_server_port=0, callback_server_metrics_port=0)
+        CallbackSettings(database_url=database_url, callback_server_port=0, callback_server_metrics_port=0),
+        media or media_settings(),
     )
     await app.start()
     async with stopped_after(app):
@@ -68,9 +104,10 @@ async def callback_server(database_url: str) -> AsyncIterator[CallbackServer]:
 
 
 @contextlib.asynccontextmanager
-async def mock_ai(callback_address: str, **settings) -> AsyncIterator[MockAi]:
+async def mock_ai(callback_address: str, media: MediaSettings | None = None, **settings) -> AsyncIterator[MockAi]:
     app = mock_ai_bootstrap(
-        MockAiSettings(callback_server_address=callback_address, mock_ai_port=0, mock_ai_metrics_port=0, **settings)
+        MockAiSettings(callback_server_address=callback_address, mock_ai_port=0, mock_ai_metrics_port=0, **settings),
+        media or media_settings(),
     )
     await app.start()
     async with stopped_after(app):

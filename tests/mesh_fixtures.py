@@ -11,6 +11,9 @@ from leo_mesh.db import migrate
 from leo_mesh.devstack.mesh import Mesh, Ports
 
 _templates: dict[int, str] = {}
+# Signed links last a day, so they change only every 2.4 h (a tenth of it):
+# two reads of a generation in a test show the same links.
+LONG_LINKS = {"MEDIA_URL_TTL_S": "86400"}
 _template_lock = threading.Lock()
 
 
@@ -45,7 +48,7 @@ def make_mesh(postgres, tmp_path_factory):
             new_migrated_database(postgres),
             tmp_path_factory.mktemp("mesh"),
             ports=Ports.free(api_replicas),
-            env=env,
+            env={**LONG_LINKS, **(env or {})},
             with_envoy=with_envoy,
         )
         meshes.append(mesh)

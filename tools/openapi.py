@@ -32,6 +32,13 @@ RULES_EXTENSION = "leo.api.v1.rules"
 SCHEMAS = "#/components/schemas/"
 STATUS_SCHEMA = "google.rpc.Status"
 IDEMPOTENCY_FIELD = "request_id"  # AIP-155
+# A method returning this answers with raw bytes: the transcoder writes each
+# message's `data` as the body, with its `content_type` as Content-Type.
+HTTP_BODY = ".google.api.HttpBody"
+# A request field that makes the request a signed link (refused with 403).
+SIGNATURE_FIELD = "signature"
+# The media types GetGenerationAsset serves (Asset.content_type's comment).
+MEDIA_TYPES = ("image/png", "image/webp")
 
 _F = descriptor_pb2.FieldDescriptorProto
 _FILE = descriptor_pb2.FileDescriptorProto
@@ -49,12 +56,13 @@ SCALARS = {
     _F.TYPE_SFIXED32: _INT32,
     _F.TYPE_UINT32: _UINT32,
     _F.TYPE_FIXED32: _UINT32,
-    # proto3 JSON writes 64-bit integers as strings.
-    _F.TYPE_INT64: {"type": "string", "format": "int64"},
-    _F.TYPE_SINT64: {"type": "string", "format": "int64"},
-    _F.TYPE_SFIXED64: {"type": "string", "format": "int64"},
-    _F.TYPE_UINT64: {"type": "string", "format": "uint64"},
-    _F.TYPE_FIXED64: {"type": "string", "format": "uint64"},
+    # proto3 JSON writes 64-bit integers as strings (of digits: the
+    # transcoder refuses any other string, "" included).
+    _F.TYPE_INT64: {"type": "string", "format": "int64", "pattern": "^-?[0-9]+$"},
+    _F.TYPE_SINT64: {"type": "string", "format": "int64", "pattern": "^-?[0-9]+$"},
+    _F.TYPE_SFIXED64: {"type": "string", "format": "int64", "pattern": "^-?[0-9]+$"},
+    _F.TYPE_UINT64: {"type": "string", "format": "uint64", "pattern": "^[0-9]+$"},
+    _F.TYPE_FIXED64: {"type": "string", "format": "uint64", "pattern": "^[0-9]+$"},
     _F.TYPE_BOOL: {"type": "boolean"},
     _F.TYPE_STRING: {"type": "string"},
     _F.TYPE_BYTES: {"type": "string", "format": "byte"},
@@ -71,6 +79,7 @@ ERRORS = {
     "400": "INVALID_ARGUMENT, FAILED_PRECONDITION or OUT_OF_RANGE, or a request the JSON mapping cannot read; "
     "an invalid field has a google.rpc.BadRequest with its field violations in `details`.",
     "401": "UNAUTHENTICATED: no valid API key (`Authorization: Bearer <key>`).",
+    "403": "PERMISSION_DENIED: a signed link that expired or whose signature does not match.",
     "404": "NOT_FOUND: no such resource, or not the caller's.",
     "408": "The request did not arrive in time.",
     "409": "ALREADY_EXISTS: the request ID was used with other parameters.",
@@ -156,7 +165,9 @@ def format_name(rules) -> str:
 
 
 def _doc(comment: str) -> str:
-    return textwrap.dedent(comment).strip()
+    """A comment as written for people: buf's lint directives left out."""
+    lines = [line for line in textwrap.dedent(comment).splitlines() if not line.strip().startswith("buf:lint:")]
+    return "\n".join(lines).strip()
 
 
 def _summary(description: str) -> str:
@@ -311,7 +322,16 @@ class _Builder:
                         "type": "http",
                         "scheme": "bearer",
                         "description": "An API key: `Authorization: Bearer <key>`.",
-                    }
+                    },
+                    "signedLink": {
+                        "type": "apiKey",
+                        "in": "query",
+                        "name": SIGNATURE_FIELD,
+                        "description": (
+                            "A signed link, as an asset's `url` carries it: `signature` with the `expires` it "
+                            "was made for; it opens that one file until then, without an API key."
+                        ),
+                    },
                 },
             },
         }
@@ -347,6 +367,9 @@ class _Builder:
         if method_name in self._docs:
             operation["summary"] = _summary(self._docs[method_name])
         self._described(operation, method_name)
+        if SIGNATURE_FIELD in fields:
+            # The API key, or a signed link instead of it.
+            operation["security"] = [{"bearerAuth": []}, {"signedLink": []}]
         operation["responses"] = {
             "200": self._success(method),
             **{code: {"$ref": f"#/components/responses/{code}"} for code in self._error_statuses(binding, fields)},
@@ -362,12 +385,14 @@ class _Builder:
         """What an operation can answer besides 200: any call may be refused at
         the edge, be unauthenticated, rate-limited or meet a failure; a
         resource named in the path may not exist; a request ID may be reused
-        with other parameters; a body may be too large."""
+        with other parameters; a body may be too large; a signed link may be refused."""
         statuses = {"400", "401", "408", "429", "431", "500", "503", "504"}
         if _VARIABLE.search(_verb_and_template(binding)[1]):
             statuses.add("404")
         if IDEMPOTENCY_FIELD in fields:
             statuses.add("409")
+        if SIGNATURE_FIELD in fields:
+            statuses.add("403")
         if binding.body:
             statuses.add("413")
         return sorted(statuses)
@@ -407,6 +432,19 @@ class _Builder:
         return {"required": required, "content": {"application/json": {"schema": schema}}}
 
     def _success(self, method) -> dict:
+        if method.output_type == HTTP_BODY:
+            binary = {"type": "string", "format": "binary"}
+            return {
+                "description": (
+                    "The file's bytes, with its media type as Content-Type, an ETag and Cache-Control "
+                    "(private, for as long as a signed link lasts)."
+                ),
+                "headers": {
+                    "ETag": {"description": "Names this version of the file.", "schema": {"type": "string"}},
+                    "Cache-Control": {"description": "How long the answer may be kept.", "schema": {"type": "string"}},
+                },
+                "content": {media_type: {"schema": binary} for media_type in MEDIA_TYPES},
+            }
         response = self._ref(method.output_type, Mode.OUTPUT)
         if not method.server_streaming:
             return {"description": "OK", "content": {"application/json": {"schema": response}}}

@@ -36,6 +36,7 @@ GOOGLEAPIS_FOR_BUF = [
     "google/api/annotations.proto",
     "google/api/http.proto",
     "google/api/field_behavior.proto",
+    "google/api/httpbody.proto",
 ]
 
 

@@ -7,6 +7,7 @@ import re
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 import click
@@ -16,7 +17,7 @@ from leo_client.cli.output import Output
 from leo_client.cli.progress import ProgressDisplay
 from leo_client.cli.state import State, json_option
 from leo_client.errors import FailedPrecondition, GenerationError, WaitTimeout
-from leo_client.types import Generation, Model, Status
+from leo_client.types import Generation, Kind, Model, Status
 
 MAX_PAGE_SIZE = 100
 
@@ -33,6 +34,23 @@ class Size(click.ParamType):
         if not match or not int(match[1]) or not int(match[2]):
             self.fail(f"{value!r} is not WIDTHxHEIGHT with both above 0, e.g. 1024x768", param, ctx)
         return int(match[1]), int(match[2])
+
+
+OUT_OPTION = click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Save the generation's files in DIR (made if missing), named <id>-<index>.<ext>.",
+)
+
+
+def _save(state: State, out: Output, generation: Generation, directory: Path | None) -> None:
+    """Download the files of a COMPLETE generation into `directory`, if one was given; say where on stderr."""
+    if directory is None or generation.status is not Status.COMPLETE:
+        return
+    for path in state.client().download(generation, directory):
+        out.note(f"saved {path}")
 
 
 def _interruptible(run: Callable[[], Generation]) -> Generation:
@@ -100,8 +118,14 @@ def _interrupted(state: State, out: Output, last: Generation, cancel: bool) -> N
 @click.option(
     "--size", type=Size(), metavar="WIDTHxHEIGHT", help="Pixels, 64 to 2048 in multiples of 8 (default 1024x1024)."
 )
+@click.option(
+    "--kind",
+    type=click.Choice([k.value for k in Kind if k is not Kind.UNSPECIFIED]),
+    help="image: still images (default); video: one short animation.",
+)
 @click.option("--webhook", "webhook_url", metavar="URL", help="Receives the final state, signed (needs a secret).")
 @click.option("--wait/--no-wait", default=False, help="Follow the generation to its end.  [default: no-wait]")
+@OUT_OPTION
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
@@ -119,8 +143,10 @@ def generate(
     prompt: str,
     model: str | None,
     size: tuple[int, int] | None,
+    kind: str | None,
     webhook_url: str | None,
     wait: bool,
+    out_dir: Path | None,
     timeout: float,
     cancel_on_interrupt: bool,
     quiet: bool,
@@ -129,11 +155,12 @@ def generate(
 
     While waiting, a terminal shows the status and the time so far (and the
     queue position and percent when the server reports them); Ctrl-C offers
-    to cancel.
+    to cancel. --out DIR waits too, then saves the files in DIR.
 
     \b
     Examples:
       leo generate "a lighthouse at dusk" --model sdxl --size 1024x768 --wait
+      leo generate "a whale breaching" --kind video --out ./videos
       leo generate "a red fox in snow" --webhook https://example.com/hooks/leo
       ID=$(leo generate "a kite over the dunes" -q)
       leo generate "a blue whale" --wait --json > whale.json
@@ -142,8 +169,8 @@ def generate(
     width, height = size or (None, None)
     show = _shower(out, quiet)
     client = state.client()
-    if not wait:
-        show(client.create(prompt, model=model, width=width, height=height, webhook_url=webhook_url))
+    if not wait and out_dir is None:
+        show(client.create(prompt, model=model, width=width, height=height, webhook_url=webhook_url, kind=kind))
         return
     last: Generation | None = None
     with ProgressDisplay(out, live=out.err.is_terminal, lines=None if out.json or quiet else out.note) as display:
@@ -156,6 +183,7 @@ def generate(
         def finish(generation: Generation) -> None:
             display.stop()
             show(generation)
+            _save(state, out, generation, out_dir)
 
         try:
             _follow(
@@ -165,6 +193,7 @@ def generate(
                     width=width,
                     height=height,
                     webhook_url=webhook_url,
+                    kind=kind,
                     timeout=timeout,
                     on_update=update,
                 ),
@@ -186,17 +215,22 @@ def _shower(out: Output, quiet: bool) -> Callable[[Generation], None]:
 
 @click.command()
 @click.argument("generation_id", metavar="ID")
+@OUT_OPTION
 @json_option
 @click.pass_obj
-def get(state: State, generation_id: str) -> None:
-    """Show a generation: status, prompt, images once COMPLETE.
+def get(state: State, generation_id: str, out_dir: Path | None) -> None:
+    """Show a generation: status, prompt, files once COMPLETE (--out DIR saves them).
 
     \b
     Examples:
       leo get 3fa85f64-5717-4562-b3fc-2c963f66afa6
+      leo get 3fa85f64-5717-4562-b3fc-2c963f66afa6 --out ./images
       leo get 3fa85f64-5717-4562-b3fc-2c963f66afa6 --json
     """
-    state.output().generation(state.client().get(generation_id))
+    out = state.output()
+    generation = state.client().get(generation_id)
+    out.generation(generation)
+    _save(state, out, generation, out_dir)
 
 
 @click.command(name="list")

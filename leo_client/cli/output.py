@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from leo_client.types import Generation, Status
+from leo_client.types import Asset, Generation, Status
 
 STATUS_STYLES = {
     Status.PENDING: "yellow",
@@ -52,11 +52,19 @@ def state_line(generation: Generation) -> Text:
         line.append(f"  attempt {generation.attempts}")
     if generation.queue_position is not None:
         line.append(f"  queue position {generation.queue_position}")
-    if generation.percent is not None:
-        line.append(f"  {generation.percent:.0f}%")
+    if generation.progress is not None:
+        line.append(f"  {generation.progress}%")
     if generation.failure_reason:
         line.append(f"  {generation.failure_reason}")
     return line
+
+
+def _asset_facts(asset: Asset) -> str:
+    """What a file is: type, size, and an animation's frames and length."""
+    facts = f"{asset.content_type}  {asset.width}x{asset.height}  {asset.byte_size:,} bytes"
+    if asset.frame_count:
+        facts += f"  {asset.frame_count} frames, {asset.duration_ms / 1000:g} s"
+    return facts
 
 
 class Output:
@@ -95,7 +103,7 @@ class Output:
             rows.append(("reason", generation.failure_reason))
         rows += [
             ("prompt", generation.prompt),
-            ("model", f"{generation.model.name}  {generation.width}x{generation.height}"),
+            ("model", f"{generation.model.name}  {generation.kind.name}  {generation.width}x{generation.height}"),
             ("attempts", str(generation.attempts)),
             ("created", local_time(generation.create_time)),
         ]
@@ -104,8 +112,7 @@ class Output:
         if generation.webhook_url:
             rows.append(("webhook", generation.webhook_url))
         rows += [
-            ("images" if i == 0 else "", f"{image.url}  {image.width}x{image.height}")
-            for i, image in enumerate(generation.images)
+            ("files" if asset.index == 0 else "", f"{asset.url}  {_asset_facts(asset)}") for asset in generation.assets
         ]
         for name, value in rows:
             self.line(Text.assemble((f"{name:<10}", "bold"), value))

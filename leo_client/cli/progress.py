@@ -53,12 +53,12 @@ class ProgressDisplay:
     def update(self, generation: Generation) -> None:
         """Show a new state."""
         if self._progress is not None:
-            percent = generation.percent
+            progress = generation.progress
             self._progress.update(
                 self._task,
                 description=_description(generation),
-                total=None if percent is None else 100,
-                completed=percent or 0,
+                total=None if progress is None else 100,
+                completed=progress or 0,
             )
         elif self._lines is not None:
             line = state_line(generation)

@@ -27,7 +27,7 @@ from leo_mesh.db.batching import GroupCommit, Outcome
 from leo_mesh.db.pool import Database
 from leo_mesh.db.rows import COLUMNS, GenerationRow, generation_rows, images_json
 from leo_mesh.errors import GenerationAlreadyFinal, GenerationNotFound, PendingLimitReached, RequestIdReused
-from leo_mesh.rules import Completion, Model, Result, Status
+from leo_mesh.rules import Completion, Kind, Model, Progress, ProgressOutcome, Result, Status
 from leo_mesh.telemetry import generations as counted
 
 CHANGES_CHANNEL = "generation_changed"
@@ -46,12 +46,16 @@ class NewGeneration:
     height: int
     request_id: uuid.UUID | None = None
     webhook_url: str | None = None
+    kind: Kind = Kind.IMAGE
     # The create's W3C traceparent (not part of what the client asked for).
     trace_parent: str | None = None
 
     def fingerprint(self) -> str:
-        """A digest of what the client asked for, to recognise a repeat."""
-        fields = "\x1f".join([self.prompt, self.model.value, str(self.width), str(self.height), self.webhook_url or ""])
+        """A digest of what the client asked for, to recognise a repeat. The
+        kind counts only when it is not the default, so the fingerprints of
+        generations made before kinds existed still match their repeats."""
+        parts = [self.prompt, self.model.value, str(self.width), str(self.height), self.webhook_url or ""]
+        fields = "\x1f".join(parts + ([self.kind.value] if self.kind is not Kind.IMAGE else []))
         return hashlib.sha256(fields.encode()).hexdigest()
 
 
@@ -118,6 +122,7 @@ class GenerationStore:
         self._webhook_body = webhook_body
         self._creates = GroupCommit(self._create_batch, name="create")
         self._completions = GroupCommit(self._complete_batch, name="complete")
+        self._progress = GroupCommit(self._progress_batch, name="progress")
 
     async def _finalised(self, conn: AsyncConnection, rows: Sequence[GenerationRow]) -> None:
         """What commits with final states: their webhooks, and the notification."""
@@ -209,14 +214,14 @@ class GenerationStore:
         rows = await _rows(
             conn,
             'INSERT INTO generations (id, "generationId", owner, prompt, "coreModel", "imageWidth", "imageHeight",'
-            ' "requestId", "requestFingerprint", "webhookUrl", status, "createdAt", "updatedAt", "nextAttemptAt",'
+            ' "requestId", "requestFingerprint", "webhookUrl", kind, status, "createdAt", "updatedAt", "nextAttemptAt",'
             ' "traceParent")'
             " SELECT gen_random_uuid(), t.gid, t.owner, t.prompt, t.model::core_models, t.width, t.height,"
-            " t.request_id, t.fingerprint, t.webhook_url, 'PENDING', clock_timestamp(), clock_timestamp(), now(),"
-            " t.trace_parent"
+            " t.request_id, t.fingerprint, t.webhook_url, t.kind::generation_kind, 'PENDING', clock_timestamp(),"
+            " clock_timestamp(), now(), t.trace_parent"
             " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::int[], %s::int[], %s::uuid[],"
-            " %s::text[], %s::text[], %s::text[]) WITH ORDINALITY"
-            " AS t(gid, owner, prompt, model, width, height, request_id, fingerprint, webhook_url, trace_parent,"
+            " %s::text[], %s::text[], %s::text[], %s::text[]) WITH ORDINALITY"
+            " AS t(gid, owner, prompt, model, width, height, request_id, fingerprint, webhook_url, kind, trace_parent,"
             " position)"
             f" ORDER BY t.position RETURNING {COLUMNS}",
             (
@@ -229,6 +234,7 @@ class GenerationStore:
                 [new.request_id for new in news],
                 [new.fingerprint() if new.request_id else None for new in news],
                 [new.webhook_url for new in news],
+                [new.kind.value for new in news],
                 [new.trace_parent for new in news],
             ),
         )
@@ -298,7 +304,7 @@ class GenerationStore:
             'UPDATE generations SET status = %s::generation_status, images = %s, "failureReason" = %s,'
             ' "completedAt" = now(), "updatedAt" = now(), "nextAttemptAt" = NULL'
             f" WHERE id = %s RETURNING {COLUMNS}",
-            (status.value, Jsonb(images_json(result.images or ())), result.failure_reason, row_id),
+            (status.value, Jsonb(images_json(result.assets or ())), result.failure_reason, row_id),
         )
         assert row is not None  # the caller holds the row's lock
         await self._finalised(conn, [row])
@@ -317,7 +323,8 @@ class GenerationStore:
         had their last attempt end FAILED here (rules.when_due).
 
         Each claim mints a fresh callback token; only its hash is stored, so
-        a token of an earlier dispatch no longer completes the generation.
+        a token of an earlier dispatch no longer completes the generation,
+        and the progress an earlier dispatch reported is cleared.
         Returns (claimed, timed out).
 
         A due row that was dispatched and accepted (attempts, no lastError)
@@ -361,6 +368,7 @@ class GenerationStore:
                 ' "completedAt" = CASE WHEN t.reason IS NULL THEN g."completedAt" ELSE now() END,'
                 " attempts = g.attempts + (t.reason IS NULL)::int,"
                 ' "callbackTokenHash" = COALESCE(t.hash, g."callbackTokenHash"),'
+                ' "queuePosition" = NULL, progress = NULL,'
                 ' "nextAttemptAt" = CASE WHEN t.reason IS NULL THEN now() + make_interval(secs => %s) END,'
                 ' "updatedAt" = now()'
                 " FROM unnest(%s::uuid[], %s::text[], %s::bytea[]) AS t(row_id, reason, hash)"
@@ -466,10 +474,55 @@ class GenerationStore:
                     (
                         list(applied),
                         [result.status.value for result in applied.values()],
-                        [Jsonb(images_json(result.images or ())) for result in applied.values()],
+                        [Jsonb(images_json(result.assets or ())) for result in applied.values()],
                         [result.failure_reason for result in applied.values()],
                     ),
                 )
                 await self._finalised(conn, finished)
         counted.finished(finished)
         return outcomes
+
+    # --- the AI's progress reports ---
+
+    async def report_progress(self, generation_id: uuid.UUID, token: str, progress: Progress) -> ProgressOutcome:
+        """Show where the AI's job stands (rules.decide_progress): only the
+        latest dispatch's token counts, only a PENDING generation changes,
+        and only forward. updatedAt stays: it dates the generation's own
+        changes, not the AI's reports. Reports that arrive together commit
+        together (GroupCommit)."""
+        return await self._progress((generation_id, token, progress))
+
+    async def _progress_batch(self, items: Sequence[tuple[uuid.UUID, str, Progress]]) -> list[Outcome[ProgressOutcome]]:
+        ids = sorted({generation_id for generation_id, _, _ in items})
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                'SELECT "generationId", status::text, "callbackTokenHash", "queuePosition", progress FROM generations'
+                ' WHERE "generationId" = ANY(%s) ORDER BY id FOR UPDATE',
+                (ids,),
+            )
+            state = {
+                gid: (Status(status), bytes(hashed or _NO_TOKEN_HASH), Progress(position, percent))
+                for gid, status, hashed, position, percent in await cursor.fetchall()
+            }
+            outcomes: list[Outcome[ProgressOutcome]] = []
+            shown: dict[uuid.UUID, Progress] = {}
+            for generation_id, token, reported in items:
+                status, stored_hash, stored = state.get(generation_id, (None, _NO_TOKEN_HASH, Progress()))
+                outcome = rules.decide_progress(
+                    status=status,
+                    token_matches=hmac.compare_digest(stored_hash, token_hash(token)),
+                    stored=shown.get(generation_id, stored),
+                    reported=reported,
+                )
+                if outcome is ProgressOutcome.APPLIED:
+                    shown[generation_id] = reported
+                outcomes.append(outcome)
+            if shown:
+                await conn.execute(
+                    'UPDATE generations AS g SET "queuePosition" = t.position, progress = t.percent'
+                    " FROM unnest(%s::uuid[], %s::int[], %s::int[]) AS t(gid, position, percent)"
+                    ' WHERE g."generationId" = t.gid',
+                    (list(shown), [p.queue_position for p in shown.values()], [p.percent for p in shown.values()]),
+                )
+                await _notify(conn, list(shown))
+            return outcomes

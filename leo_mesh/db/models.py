@@ -22,6 +22,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
     text,
@@ -29,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from leo_mesh.rules import Model, Status
+from leo_mesh.rules import Kind, Model, Status
 
 
 class Base(DeclarativeBase):
@@ -97,6 +98,14 @@ class Generation(Base):
     # webhook deliveries continue (leo_mesh.telemetry.tracing).
     trace_parent: Mapped[str | None] = mapped_column("traceParent", Text)
 
+    # Revision 9: what a generation makes, and what the AI reports of the
+    # current dispatch (its place in the AI's queue, or its percent done).
+    kind: Mapped[Kind] = mapped_column(
+        Enum(Kind, name="generation_kind"), nullable=False, server_default=text("'IMAGE'")
+    )
+    queue_position: Mapped[int | None] = mapped_column("queuePosition", Integer)
+    progress: Mapped[int | None] = mapped_column(SmallInteger)
+
     __table_args__ = (
         # A unique index, not a constraint, as Prisma made it: upserts must
         # name the column (ON CONFLICT ("generationId")), not a constraint.
@@ -115,6 +124,8 @@ class Generation(Base):
         ),
         Index("generations_owner_page_idx", "owner", "createdAt", "id"),
         Index("generations_owner_pending_idx", "owner", postgresql_where=text("status = 'PENDING'")),
+        CheckConstraint('"queuePosition" >= 1', name="generations_queuePosition_check"),
+        CheckConstraint("progress >= 0 AND progress <= 100", name="generations_progress_check"),
     )
 
 

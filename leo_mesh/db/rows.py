@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from leo_mesh.rules import Image, Model, Result, Status
+from leo_mesh.rules import NO_PROGRESS, Asset, Kind, Model, Progress, Result, Status
 
 # Every column a reader of a generation needs, in GenerationRow's order.
 COLUMNS = (
     'id, "generationId", owner, status::text, prompt, "coreModel"::text, "imageWidth", "imageHeight", images,'
-    ' "failureReason", attempts, "createdAt", "updatedAt", "completedAt", "webhookUrl"'
+    ' "failureReason", attempts, "createdAt", "updatedAt", "completedAt", "webhookUrl", kind::text,'
+    ' "queuePosition", progress'
 )
 
 
@@ -27,30 +28,59 @@ class GenerationRow:
     model: Model
     width: int
     height: int
-    images: tuple[Image, ...]
+    assets: tuple[Asset, ...]
     failure_reason: str | None
     attempts: int
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
     webhook_url: str | None
+    kind: Kind = Kind.IMAGE
+    # What the AI last reported of the current dispatch (cleared by each claim).
+    progress: Progress = NO_PROGRESS
 
     @property
     def result(self) -> Result:
         """The final result recorded (meaningful once COMPLETE or FAILED)."""
         if self.status is Status.COMPLETE:
-            return Result(images=self.images)
+            return Result(assets=self.assets)
         return Result(failure_reason=self.failure_reason)
 
 
-def images_json(images: Sequence[Image]) -> list[dict[str, Any]]:
-    """The `images` JSONB column's shape."""
-    return [{"url": i.url, "width": i.width, "height": i.height} for i in images]
+def images_json(assets: Sequence[Asset]) -> list[dict[str, Any]]:
+    """The `images` JSONB column's shape: one object per asset. Entries
+    written before the media store have only url, width and height."""
+    return [
+        {
+            "key": a.key,
+            "contentType": a.content_type,
+            "width": a.width,
+            "height": a.height,
+            "byteSize": a.byte_size,
+            "durationMs": a.duration_ms,
+            "frameCount": a.frame_count,
+        }
+        | ({"url": a.url} if a.url else {})
+        for a in assets
+    ]
+
+
+def _asset(entry: dict[str, Any]) -> Asset:
+    return Asset(
+        key=entry.get("key", ""),
+        content_type=entry.get("contentType", "image/png"),
+        width=entry["width"],
+        height=entry["height"],
+        byte_size=entry.get("byteSize", 0),
+        duration_ms=entry.get("durationMs", 0),
+        frame_count=entry.get("frameCount", 0),
+        url=entry.get("url", ""),
+    )
 
 
 def _row(values: Sequence[Any]) -> GenerationRow:
-    (id_, generation_id, owner, status, prompt, model, width, height, images, reason, attempts, *times, url) = values
-    created_at, updated_at, completed_at = times
+    (id_, generation_id, owner, status, prompt, model, width, height, images, reason, attempts, *rest) = values
+    created_at, updated_at, completed_at, url, kind, queue_position, percent = rest
     return GenerationRow(
         id=id_,
         generation_id=generation_id,
@@ -60,13 +90,15 @@ def _row(values: Sequence[Any]) -> GenerationRow:
         model=Model(model),
         width=width,
         height=height,
-        images=tuple(Image(i["url"], i["width"], i["height"]) for i in images),
+        assets=tuple(_asset(entry) for entry in images),
         failure_reason=reason,
         attempts=attempts,
         created_at=created_at,
         updated_at=updated_at,
         completed_at=completed_at,
         webhook_url=url,
+        kind=Kind(kind),
+        progress=Progress(queue_position, percent),
     )
 
 

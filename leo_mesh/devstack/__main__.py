@@ -18,6 +18,7 @@ from leo_mesh.db import migrate
 from leo_mesh.devstack.mesh import Mesh
 from leo_mesh.devstack.postgres import EmbeddedPostgres
 from leo_mesh.devstack.settings import DevStackSettings
+from leo_mesh.media.settings import MediaSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_DIR = ROOT / ".run"
@@ -32,6 +33,11 @@ def _ensure_database(postgres: EmbeddedPostgres) -> str:
     return postgres.url(DATABASE)
 
 
+def media_env(run_dir: Path) -> dict[str, str]:
+    """Generated files under .run/media unless MEDIA_LOCAL_DIR says otherwise."""
+    return {} if "local_dir" in MediaSettings().model_fields_set else {"MEDIA_LOCAL_DIR": str(run_dir / "media")}
+
+
 def main() -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -44,7 +50,11 @@ def main() -> int:
         postgres = EmbeddedPostgres(RUN_DIR / "postgres", settings.embedded_postgres_port)
         postgres.start()
         database_url = _ensure_database(postgres)
-    mesh = Mesh(database_url, RUN_DIR / "logs", env={"API_SERVER_WORKERS": str(settings.workers())})
+    mesh = Mesh(
+        database_url,
+        RUN_DIR / "logs",
+        env={"API_SERVER_WORKERS": str(settings.workers()), **media_env(RUN_DIR)},
+    )
     try:
         migrate.upgrade(database_url)
         api_key = mesh.create_api_key(DEV_OWNER, settings.leo_dev_api_key or None)
@@ -58,6 +68,7 @@ Leo generation mesh is running (logs in {RUN_DIR / "logs"}):
   api_server (gRPC)             127.0.0.1:{ports.api[0]} ({settings.workers()} worker processes)
   mock_ai_server (gRPC)         127.0.0.1:{ports.ai}
   callback_server (gRPC)        127.0.0.1:{ports.callback}
+  generated files               {mesh.media_dir}
   metrics (Prometheus)          http://127.0.0.1:{ports.api_metrics[0]}/metrics (api_server)
                                 http://127.0.0.1:{ports.ai_metrics}/metrics (mock_ai_server)
                                 http://127.0.0.1:{ports.callback_metrics}/metrics (callback_server)

@@ -7,6 +7,7 @@ api_server (one or more replicas) and optionally Envoy, on one database.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from leo_mesh.db.keys import KeyStore
 from leo_mesh.db.pool import Database
 from leo_mesh.devstack import envoy
 from leo_mesh.devstack.processes import ManagedProcess, free_port, wait_serving
+from leo_mesh.media.settings import MediaSettings
 
 GENERATION_SERVICE = "leo.generation.v1.GenerationService"
 
@@ -59,7 +61,7 @@ class Mesh:
         self.database_url = database_url
         self.run_dir = run_dir
         self.ports = ports or Ports()
-        self.env = env or {}
+        self.env = {**self._media_defaults(env or {}), **(env or {})}
         # Where each gRPC process serves health, by process name.
         self._grpc_ports: dict[str, int] = {}
         self.callback_server = self._service(
@@ -77,6 +79,21 @@ class Mesh:
         )
         self.api_servers = [self._api_server(i) for i in range(len(self.ports.api))]
         self.envoy = self._envoy() if with_envoy else None
+
+    def _media_defaults(self, env: dict[str, str]) -> dict[str, str]:
+        """Generated files in the run directory, links to Envoy signed with a
+        key of this mesh: unless the environment or `env` says otherwise."""
+        given = {f"MEDIA_{name.upper()}" for name in MediaSettings().model_fields_set} | set(env)
+        defaults = {
+            "MEDIA_LOCAL_DIR": str(self.run_dir / "media"),
+            "MEDIA_URL_SIGNING_KEY": secrets.token_urlsafe(32),
+            "MEDIA_PUBLIC_BASE_URL": self.envoy_url,
+        }
+        return {name: value for name, value in defaults.items() if name not in given}
+
+    @property
+    def media_dir(self) -> Path:
+        return Path(self.env.get("MEDIA_LOCAL_DIR") or MediaSettings().local_dir)
 
     def _service(self, module: str, name: str | None = None, *, port: int, **env: str) -> ManagedProcess:
         name = name or module

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from PIL import Image
 
 from tests.clients import json_client
 
@@ -93,6 +94,32 @@ def test_generate_wait_json_prints_the_complete_generation_as_the_http_api_does(
     assert (generation["width"], generation["height"]) == (512, 768) and generation["images"]
     with json_client(mesh, key) as http:
         assert document == http.get(f"/v1/generations/{generation['generationId']}").json()
+
+
+def test_generate_wait_out_saves_the_images(mesh, key, tmp_path):
+    run = leo(mesh, key, "generate", "a lighthouse", "--size", "128x64", "--wait", "--out", str(tmp_path / "out"))
+    assert run.returncode == 0, run.stderr
+    files = sorted((tmp_path / "out").iterdir())
+    generation_id = UUID.search(run.stdout)[0]
+    assert [f.name for f in files] == [f"{generation_id}-0.png", f"{generation_id}-1.png"]
+    for file in files:
+        assert f"saved {file}" in run.stderr
+        picture = Image.open(file)
+        assert (picture.format, picture.size) == ("PNG", (128, 64))
+
+
+def test_generate_video_out_saves_the_animation_and_get_out_saves_it_again(mesh, key, tmp_path):
+    run = leo(mesh, key, "generate", "a whale", "--kind", "video", "--size", "96x64", "--out", str(tmp_path), "-q")
+    assert run.returncode == 0, run.stderr
+    generation_id = run.stdout.strip()
+    saved = tmp_path / f"{generation_id}-0.webp"
+    animation = Image.open(saved)
+    assert (animation.format, animation.size, animation.is_animated) == ("WEBP", (96, 64), True)
+    assert animation.n_frames == 16  # MOCK_AI_VIDEO_FRAMES' default
+    again = leo(mesh, key, "get", generation_id, "--out", str(tmp_path / "again"))
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "again" / saved.name).read_bytes() == saved.read_bytes()
+    assert "KIND_VIDEO" not in again.stdout and "VIDEO" in again.stdout and "16 frames" in again.stdout
 
 
 def test_quiet_prints_the_id_for_get_watch_and_list(mesh, key):

@@ -42,7 +42,7 @@ def http_wait_final(http: httpx.Client, path: str) -> dict:
     return wait_for(final, timeout_s=30, what=f"{path} to finish")
 
 
-def test_grpc_create_is_pending_at_once_then_complete(api):
+def test_grpc_create_is_pending_at_once_then_complete(mesh, api):
     created = api.create("a red fox in snow")
     assert created.status == generation_pb2.STATUS_PENDING
     assert (created.prompt, created.model, created.width, created.height) == (
@@ -61,8 +61,10 @@ def test_grpc_create_is_pending_at_once_then_complete(api):
     assert done.status == generation_pb2.STATUS_COMPLETE
     assert done.attempts == 1 and done.failure_reason == ""
     assert len(done.images) == 2
-    for image in done.images:
-        assert image.url.startswith("https://") and created.generation_id in image.url
+    for index, image in enumerate(done.images):
+        # A signed link to the file, through Envoy.
+        assert image.url.startswith(f"{mesh.envoy_url}/v1/generations/{created.generation_id}/assets/{index}?")
+        assert image.url == done.assets[index].url and "signature=" in image.url
         assert (image.width, image.height) == (1024, 1024)
     assert done.complete_time.ToDatetime() >= done.create_time.ToDatetime()
 
@@ -77,7 +79,7 @@ def test_grpc_create_keeps_model_and_size(api):
 @pytest.mark.parametrize(
     "create_path, get_path", [("/v1/generations", "/v1/generations/"), ("/api/generation", "/api/generation/")]
 )
-def test_json_through_envoy(http, create_path, get_path):
+def test_json_through_envoy(mesh, http, create_path, get_path):
     response = http.post(create_path, json={"prompt": "a castle made of glass"})
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/json")
@@ -89,7 +91,8 @@ def test_json_through_envoy(http, create_path, get_path):
     done = http_wait_final(http, get_path + created["generationId"])
     assert done["status"] == "STATUS_COMPLETE"
     assert done["attempts"] == 1
-    assert [image["url"].startswith("https://") for image in done["images"]] == [True, True]
+    links = [f"{mesh.envoy_url}/v1/generations/{done['generationId']}/assets/{i}?" for i in range(2)]
+    assert [image["url"][: len(link)] for image, link in zip(done["images"], links, strict=True)] == links
     assert done["completeTime"].endswith("Z")
 
 

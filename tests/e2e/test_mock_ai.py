@@ -15,11 +15,12 @@ from leo.ai.v1 import ai_pb2, ai_pb2_grpc
 from tests.clients import statuses, wait_for
 
 
-def threads_of(pid: int) -> int:
+def status_field(pid: int, name: str) -> int:
+    """A number of /proc/PID/status (Threads; VmRSS in KiB)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("Threads:"):
+        if line.startswith(f"{name}:"):
             return int(line.split()[1])
-    raise AssertionError("no Threads line")
+    raise AssertionError(f"no {name} line")
 
 
 def insert_pending(database_url: str, count: int, token: str) -> list[str]:
@@ -52,19 +53,40 @@ async def start_all(address: str, ids: list[str], token: str) -> None:
 
 
 def test_thousands_of_jobs_without_a_thread_each(make_mesh):
-    mesh = make_mesh(env={"MOCK_AI_MIN_DELAY_S": "5", "MOCK_AI_MAX_DELAY_S": "6"}, with_envoy=False)
+    """Half of them run at once (each rendering its image on the few render
+    threads, and reporting its progress), the other half wait in the queue,
+    reporting their places. The delay outlasts starting them all."""
+    env = {
+        "MOCK_AI_MIN_DELAY_S": "12",
+        "MOCK_AI_MAX_DELAY_S": "13",
+        "MOCK_AI_MAX_CONCURRENT_JOBS": "1000",
+        "MOCK_AI_IMAGES_PER_GENERATION": "1",
+    }
+    mesh = make_mesh(env=env, with_envoy=False)
     total, token = 2000, "load-test-token"
     ids = insert_pending(mesh.database_url, total, token)
+    pid = mesh.mock_ai.proc.pid
+    rss_before = status_field(pid, "VmRSS")
     started = time.monotonic()
     asyncio.run(start_all(f"127.0.0.1:{mesh.ports.ai}", ids, token))
     held = statuses(mesh.database_url).get("PENDING", 0)
-    threads = threads_of(mesh.mock_ai.proc.pid)
-    print(f"mock AI: {held} jobs in flight on {threads} threads ({time.monotonic() - started:.1f} s to start them)")
+    threads, rss = status_field(pid, "Threads"), status_field(pid, "VmRSS")
+    print(
+        f"mock AI: {held} jobs in flight on {threads} threads ({time.monotonic() - started:.1f} s to start them),"
+        f" RSS {rss_before // 1024} -> {rss // 1024} MiB"
+    )
     assert held == total and threads < 40
+    queued = wait_for(lambda: queue_positions(mesh.database_url), timeout_s=30, what="queue positions")
+    assert max(queued) <= total - 1000
     counts = wait_for(
         lambda: (c := statuses(mesh.database_url)).get("PENDING", 0) == 0 and c, timeout_s=60, what="completion"
     )
     assert counts == {"COMPLETE": total}
+
+
+def queue_positions(database_url: str) -> list[int]:
+    with psycopg.connect(database_url) as conn:
+        return [p for (p,) in conn.execute('SELECT "queuePosition" FROM generations WHERE "queuePosition" IS NOT NULL')]
 
 
 def test_repeated_start_does_not_start_a_second_job(make_mesh):

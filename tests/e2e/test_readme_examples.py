@@ -44,16 +44,21 @@ def test_both_sections_have_examples():
 
 
 @pytest.mark.parametrize("code", [code for _, code in PYTHON], ids=["blocking", "asyncio"])
-def test_the_python_examples_run(env, code):
-    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=180)
+def test_the_python_examples_run(env, code, tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path
+    )
     assert run.returncode == 0, run.stderr
     assert "COMPLETE" in run.stdout
+    if "download(" in code:
+        assert sorted(p.suffix for p in (tmp_path / "lighthouse").iterdir()) == [".png", ".png"]
 
 
 @pytest.mark.parametrize("code", [code for _, code in COMMAND_LINE], ids=["generations", "operators"])
-def test_the_command_line_examples_run(env, code):
+def test_the_command_line_examples_run(env, code, tmp_path):
     run = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", code],
+        cwd=tmp_path,  # where examples save files
         env=env,
         capture_output=True,
         text=True,
@@ -62,3 +67,5 @@ def test_the_command_line_examples_run(env, code):
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout
+    if "--out videos" in code:
+        assert [p.suffix for p in (tmp_path / "videos").iterdir()] == [".webp"]

@@ -108,9 +108,15 @@ def test_operations_on_a_real_generation_conform(api, method, path, final):
         if final:
             wait_for(lambda: _status(http, generation_id) in FINAL, what=f"generation {generation_id} to finish")
         body = {"body": {}} if method == "POST" else {}
-        case = schema[path][method].Case(path_parameters={"generation_id": generation_id}, **body)
+        parameters = {"generation_id": generation_id, **({"index": 0} if "{index}" in path else {})}
+        case = schema[path][method].Case(path_parameters=parameters, **body)
         response = case.call_and_validate(headers=AUTHORIZATION, **api)
-        if path.endswith(":cancel"):
+        if "{index}" in path:
+            # A file exists once the generation is COMPLETE (the mock AI makes no failures here).
+            complete = _status(http, generation_id) == "STATUS_COMPLETE"
+            assert response.status_code == (200 if complete else 404), response.text
+            assert not final or complete
+        elif path.endswith(":cancel"):
             # A PENDING generation may finish (the mock AI takes 0.2-0.5 s) before the cancel comes.
             cancelled = _status(http, generation_id) == "STATUS_CANCELLED"
             assert response.status_code == (200 if cancelled else 400), response.text

@@ -14,6 +14,7 @@ import uuid
 import grpc
 import psycopg
 import pytest
+from PIL import Image
 
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
 from leo_client import (
@@ -24,6 +25,7 @@ from leo_client import (
     GenerationCancelled,
     GenerationFailed,
     InvalidArgument,
+    Kind,
     Model,
     NotFound,
     RateLimited,
@@ -99,6 +101,34 @@ def test_generate_waits_and_returns_the_complete_generation(mesh):
     assert updates[0].status is Status.PENDING and updates[0].id == done.id
     assert updates[-1] == done
     assert all(a != b for a, b in itertools.pairwise(updates))
+
+
+def test_download_saves_each_file_streamed_with_its_extension(mesh, tmp_path):
+    with client_of(mesh) as client:
+        done = client.generate("a lighthouse at dusk", width=128, height=96)
+        paths = client.download(done, tmp_path / "images")
+        assert [p.name for p in paths] == [f"{done.id}-0.png", f"{done.id}-1.png"]
+        assert all(Image.open(p).size == (128, 96) for p in paths)
+        assert [p.stat().st_size for p in paths] == [a.byte_size for a in done.assets]
+        one = client.download_asset(done.id, 1, tmp_path / "chosen.png")
+        assert one == tmp_path / "chosen.png" and one.read_bytes() == paths[1].read_bytes()
+        with pytest.raises(NotFound):
+            client.download_asset(done.id, 2, tmp_path)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["chosen.png", "images"]  # nothing half written
+
+
+def test_the_asyncio_client_downloads_a_video(mesh, tmp_path):
+    key = owner_and_key(mesh)[1]
+
+    async def run():
+        async with AsyncClient(envoy(mesh), key) as client:
+            done = await client.generate("a whale", kind="video", width=64, height=64)
+            return done, await client.download(done.id, tmp_path)
+
+    done, (path,) = asyncio.run(run())
+    assert done.kind is Kind.VIDEO and path.name == f"{done.id}-0.webp"
+    animation = Image.open(path)
+    assert animation.is_animated and animation.n_frames == done.assets[0].frame_count
 
 
 def test_create_answers_pending_and_wait_follows_it_to_the_end(mesh):

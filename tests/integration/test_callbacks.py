@@ -10,10 +10,10 @@ import grpc
 import pytest
 
 from leo.callback.v1 import callback_pb2, callback_pb2_grpc
-from leo_mesh.convert import webhook_body
 from leo_mesh.db.generations import GenerationStore, NewGeneration
 from leo_mesh.rules import Model, Status
 from tests.inprocess import callback_server, channel_to
+from tests.inprocess import signed_webhook_body as webhook_body
 
 OWNER = "tester"
 
@@ -44,11 +44,22 @@ async def redispatch(store: GenerationStore, generation_id: uuid.UUID) -> str:
     return item.callback_token
 
 
-def completed(generation_id, token: str, *urls: str) -> callback_pb2.CompleteGenerationRequest:
-    images = callback_pb2.Images(images=[callback_pb2.Image(url=u, width=64, height=64) for u in urls])
+def completed(
+    generation_id, token: str, *names: str, prefix: str | None = None
+) -> callback_pb2.CompleteGenerationRequest:
+    """A result naming stored files by key (under the generation's prefix unless given another)."""
+    under = f"{generation_id}/" if prefix is None else prefix
+    assets = [
+        callback_pb2.Asset(key=under + name, content_type="image/png", width=64, height=64, byte_size=100)
+        for name in names
+    ]
     return callback_pb2.CompleteGenerationRequest(
-        generation_id=str(generation_id), callback_token=token, completed=images
+        generation_id=str(generation_id), callback_token=token, stored=callback_pb2.StoredAssets(assets=assets)
     )
+
+
+def keys(row) -> list[str]:
+    return [asset.key for asset in row.assets]
 
 
 def failed(generation_id, token: str, reason: str) -> callback_pb2.CompleteGenerationRequest:
@@ -65,18 +76,21 @@ async def code_of(call) -> grpc.StatusCode:
 
 async def test_same_result_twice_is_ok_and_changes_nothing(store, callbacks):
     generation_id, token = await dispatched(store, "twice")
-    await callbacks.CompleteGeneration(completed(generation_id, token, "https://img/a.png"), timeout=5)
+    await callbacks.CompleteGeneration(completed(generation_id, token, "a.png"), timeout=5)
     first = await store.get(generation_id, OWNER)
-    assert first.status is Status.COMPLETE and [(i.url, i.width) for i in first.images] == [("https://img/a.png", 64)]
-    await callbacks.CompleteGeneration(completed(generation_id, token, "https://img/a.png"), timeout=5)
+    assert first.status is Status.COMPLETE
+    assert [(a.key, a.content_type, a.width, a.byte_size) for a in first.assets] == [
+        (f"{generation_id}/a.png", "image/png", 64, 100)
+    ]
+    await callbacks.CompleteGeneration(completed(generation_id, token, "a.png"), timeout=5)
     assert await store.get(generation_id, OWNER) == first
 
 
 async def test_other_result_for_a_final_generation_is_refused(store, callbacks):
     generation_id, token = await dispatched(store, "conflict")
-    await callbacks.CompleteGeneration(completed(generation_id, token, "https://img/b.png"), timeout=5)
+    await callbacks.CompleteGeneration(completed(generation_id, token, "b.png"), timeout=5)
     before = await store.get(generation_id, OWNER)
-    other_images = callbacks.CompleteGeneration(completed(generation_id, token, "https://img/c.png"), timeout=5)
+    other_images = callbacks.CompleteGeneration(completed(generation_id, token, "c.png"), timeout=5)
     assert await code_of(other_images) == grpc.StatusCode.FAILED_PRECONDITION
     assert await code_of(callbacks.CompleteGeneration(failed(generation_id, token, "boom"), timeout=5)) == (
         grpc.StatusCode.FAILED_PRECONDITION
@@ -89,7 +103,7 @@ async def test_failure_is_recorded_with_its_reason_and_repeats_are_ok(store, cal
     await callbacks.CompleteGeneration(failed(generation_id, token, "content policy"), timeout=5)
     await callbacks.CompleteGeneration(failed(generation_id, token, "content policy"), timeout=5)
     got = await store.get(generation_id, OWNER)
-    assert got.status is Status.FAILED and got.failure_reason == "content policy" and not got.images
+    assert got.status is Status.FAILED and got.failure_reason == "content policy" and not got.assets
     assert await code_of(callbacks.CompleteGeneration(failed(generation_id, token, "other"), timeout=5)) == (
         grpc.StatusCode.FAILED_PRECONDITION
     )
@@ -99,8 +113,8 @@ async def test_an_unknown_generation_looks_like_a_wrong_token(store, callbacks):
     """The port does not tell which generation ids exist."""
     generation_id, _ = await dispatched(store, "exists")
     missing = uuid.UUID("00000000-0000-4000-8000-00000000beef")
-    unknown = await code_of(callbacks.CompleteGeneration(completed(missing, "t", "https://x/y.png"), timeout=5))
-    wrong = await code_of(callbacks.CompleteGeneration(completed(generation_id, "t", "https://x/y.png"), timeout=5))
+    unknown = await code_of(callbacks.CompleteGeneration(completed(missing, "t", "y.png"), timeout=5))
+    wrong = await code_of(callbacks.CompleteGeneration(completed(generation_id, "t", "y.png"), timeout=5))
     assert unknown == wrong == grpc.StatusCode.UNAUTHENTICATED
 
 
@@ -110,7 +124,7 @@ async def test_an_unknown_generation_looks_like_a_wrong_token(store, callbacks):
         callback_pb2.CompleteGenerationRequest(generation_id="nope", failure_reason="x"),
         callback_pb2.CompleteGenerationRequest(generation_id="00000000-0000-4000-8000-000000000001"),
         callback_pb2.CompleteGenerationRequest(
-            generation_id="00000000-0000-4000-8000-000000000001", completed=callback_pb2.Images()
+            generation_id="00000000-0000-4000-8000-000000000001", stored=callback_pb2.StoredAssets()
         ),
     ],
 )
@@ -121,11 +135,20 @@ async def test_malformed_callbacks_are_invalid_argument(callbacks, request_):
 @pytest.mark.parametrize(
     "make",
     [
-        lambda g, t: completed(g, t, "https://img/a\x00.png"),
-        lambda g, t: completed(g, t, "https://img/a\n.png"),
-        lambda g, t: completed(g, t, "https://img/a .png"),
-        lambda g, t: completed(g, t, "https://img/" + "a" * 3000),
+        lambda g, t: completed(g, t, "a\x00.png"),
+        lambda g, t: completed(g, t, "a\n.png"),
+        lambda g, t: completed(g, t, "a .png"),
+        lambda g, t: completed(g, t, "a" * 3000),
+        lambda g, t: completed(g, t, "../other/a.png"),
+        lambda g, t: completed(g, t, "a.png", prefix="00000000-0000-4000-8000-000000000001/"),  # another's files
+        lambda g, t: completed(g, t, "a.png", prefix=""),
         lambda g, t: failed(g, t, "bad\x00reason"),
+        # URLs are refused: the mesh serves only files in its media store.
+        lambda g, t: callback_pb2.CompleteGenerationRequest(
+            generation_id=str(g),
+            callback_token=t,
+            completed=callback_pb2.Images(images=[callback_pb2.Image(url="https://img/a.png", width=64, height=64)]),
+        ),
     ],
 )
 async def test_results_the_database_cannot_hold_are_invalid_argument_and_change_nothing(store, callbacks, make):
@@ -143,7 +166,7 @@ async def test_forged_callbacks_change_nothing(store, callbacks):
     _, other_token = await dispatched(store, "other")
     before = await store.get(generation_id, OWNER)
     for token in ["", "not-the-token", other_token]:  # none, made up, another generation's
-        forged = callbacks.CompleteGeneration(completed(generation_id, token, "https://evil/x.png"), timeout=5)
+        forged = callbacks.CompleteGeneration(completed(generation_id, token, "x.png"), timeout=5)
         assert await code_of(forged) == grpc.StatusCode.UNAUTHENTICATED
     assert await store.get(generation_id, OWNER) == before
 
@@ -151,17 +174,15 @@ async def test_forged_callbacks_change_nothing(store, callbacks):
 async def test_token_of_an_earlier_dispatch_no_longer_completes(store, callbacks):
     generation_id, first = await dispatched(store, "redispatched")
     latest = await redispatch(store, generation_id)
-    stale = callbacks.CompleteGeneration(completed(generation_id, first, "https://img/old.png"), timeout=5)
+    stale = callbacks.CompleteGeneration(completed(generation_id, first, "old.png"), timeout=5)
     assert await code_of(stale) == grpc.StatusCode.UNAUTHENTICATED
-    await callbacks.CompleteGeneration(completed(generation_id, latest, "https://img/new.png"), timeout=5)
-    assert [i.url for i in (await store.get(generation_id, OWNER)).images] == ["https://img/new.png"]
+    await callbacks.CompleteGeneration(completed(generation_id, latest, "new.png"), timeout=5)
+    assert keys(await store.get(generation_id, OWNER)) == [f"{generation_id}/new.png"]
 
 
 async def test_late_callback_for_a_cancelled_generation_changes_nothing(store, callbacks):
     generation_id, token = await dispatched(store, "cancel me")
     cancelled = await store.cancel(generation_id, OWNER)
-    await callbacks.CompleteGeneration(
-        completed(generation_id, token, "https://img/late.png"), timeout=5
-    )  # acknowledged
+    await callbacks.CompleteGeneration(completed(generation_id, token, "late.png"), timeout=5)  # acknowledged
     assert await store.get(generation_id, OWNER) == cancelled
     assert cancelled.status is Status.CANCELLED

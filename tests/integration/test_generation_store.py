@@ -10,13 +10,13 @@ import uuid
 
 import pytest
 
-from leo_mesh.convert import webhook_body
 from leo_mesh.db.generations import Failure, GenerationStore, NewGeneration, Wait
 from leo_mesh.db.pool import Database
 from leo_mesh.errors import DatabaseUnavailable, PendingLimitReached, RequestIdReused
-from leo_mesh.rules import Completion, Image, Model, Result, Status
+from leo_mesh.rules import Asset, Completion, Model, Result, Status
+from tests.inprocess import signed_webhook_body as webhook_body
 
-DONE = Result(images=(Image("https://img/1.png", 64, 64),))
+DONE = Result(assets=(Asset("g/1.png", "image/png", 64, 64, byte_size=100),))
 
 
 @pytest.fixture

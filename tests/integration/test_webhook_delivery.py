@@ -15,7 +15,6 @@ from psycopg.types.json import Jsonb
 
 from api_server.settings import WebhookSettings
 from api_server.webhook_sender import WebhookSender
-from leo_mesh.convert import webhook_body
 from leo_mesh.db import webhooks
 from leo_mesh.db.models import DeliveryStatus
 from leo_mesh.db.pool import Database
@@ -23,6 +22,7 @@ from leo_mesh.db.rows import COLUMNS, generation_rows
 from leo_mesh.db.webhooks import WebhookStore
 from leo_mesh.rules import NO_SECRET_ERROR
 from leo_mesh.rules import Status as GenerationStatus
+from tests.inprocess import signed_webhook_body as webhook_body
 from tests.webhook_receiver import Receiver, verified
 
 OWNER = "owner-1"

@@ -1,16 +1,15 @@
 """leo_client's typed values: Generation from the wire message, JSON as the HTTP API writes it,
-and the progress fields the message is due to gain (pure logic)."""
+kinds, assets and progress (pure logic)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import pytest
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
+from google.protobuf import timestamp_pb2
 
 from leo.generation.v1 import generation_pb2
-from leo_client import Generation, Image, Model, Status
-from leo_client.types import PERCENT_FIELD, QUEUE_POSITION_FIELD
+from leo_client import Asset, Generation, Image, Kind, Model, Status
 
 CREATED = datetime(2026, 11, 28, 12, 0, 0, 123000, tzinfo=UTC)
 
@@ -47,7 +46,7 @@ def test_every_field_of_the_message_is_typed():
     assert generation.images == (Image("https://img/0.png", 512, 768),)
     assert generation.create_time == CREATED == generation.complete_time
     assert generation.failure_reason is None and generation.webhook_url is None
-    assert generation.queue_position is None and generation.percent is None
+    assert generation.queue_position is None and generation.progress is None
 
 
 def test_unset_times_and_empty_strings_are_none():
@@ -96,40 +95,30 @@ def test_equal_states_compare_equal_whatever_the_message_object():
     assert Generation.from_proto(message()) != Generation.from_proto(message(attempts=3))
 
 
-def _add_with_dependencies(pool: descriptor_pool.DescriptorPool, file, added: set[str]) -> None:
-    for dependency in file.dependencies:
-        _add_with_dependencies(pool, dependency, added)
-    if file.name not in added:
-        added.add(file.name)
-        proto = descriptor_pb2.FileDescriptorProto()
-        file.CopyToProto(proto)
-        pool.Add(proto)
+def test_progress_is_read_while_the_server_reports_it():
+    queued = Generation.from_proto(message(status=generation_pb2.STATUS_PENDING, queue_position=3))
+    assert queued.queue_position == 3 and queued.progress is None
+    running = Generation.from_proto(message(status=generation_pb2.STATUS_PENDING, progress=0))
+    assert running.progress == 0 and running.queue_position is None  # 0 is a report, not "unset"
+    silent = Generation.from_proto(message(status=generation_pb2.STATUS_PENDING))
+    assert silent.queue_position is None and silent.progress is None
 
 
-def generation_with_progress_fields(*, presence: bool) -> type:
-    """Today's Generation message plus the progress fields, as the contract will have them."""
-    pool = descriptor_pool.DescriptorPool()
-    for dependency in generation_pb2.DESCRIPTOR.dependencies:
-        _add_with_dependencies(pool, dependency, set())
-    file = descriptor_pb2.FileDescriptorProto()
-    generation_pb2.DESCRIPTOR.CopyToProto(file)
-    msg = next(m for m in file.message_type if m.name == "Generation")
-    kinds = {QUEUE_POSITION_FIELD: "TYPE_INT32", PERCENT_FIELD: "TYPE_FLOAT"}
-    for number, (name, kind) in enumerate(kinds.items(), start=100):
-        field = msg.field.add(name=name, number=number, type=descriptor_pb2.FieldDescriptorProto.Type.Value(kind))
-        if presence:
-            field.proto3_optional = True
-            msg.oneof_decl.add(name=f"_{name}")
-            field.oneof_index = len(msg.oneof_decl) - 1
-    pool.Add(file)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("leo.generation.v1.Generation"))
-
-
-@pytest.mark.parametrize("presence", [True, False])
-def test_progress_fields_are_read_once_the_message_has_them(presence):
-    kind = generation_with_progress_fields(presence=presence)
-    reported = Generation.from_proto(kind(generation_id="g", **{QUEUE_POSITION_FIELD: 3, PERCENT_FIELD: 42.5}))
-    assert reported.status is Status.UNSPECIFIED
-    assert reported.queue_position == 3 and reported.percent == 42.5
-    silent = Generation.from_proto(kind(generation_id="g"))
-    assert silent.queue_position is None and silent.percent is None
+def test_kind_and_assets():
+    asset = generation_pb2.Asset(
+        url="https://api/v1/generations/g/assets/0?expires=1&signature=s",
+        content_type="image/webp",
+        width=512,
+        height=512,
+        byte_size=12345,
+        duration_ms=2000,
+        frame_count=16,
+    )
+    asset.url_expire_time.FromDatetime(CREATED)
+    generation = Generation.from_proto(message(kind=generation_pb2.KIND_VIDEO, assets=[asset], images=[]))
+    assert generation.kind is Kind.VIDEO
+    assert generation.assets == (Asset(0, asset.url, CREATED, "image/webp", 512, 512, 12345, 2000, 16),)
+    assert Generation.from_proto(message()).kind is Kind.UNSPECIFIED  # a message without one
+    for kind in Kind:
+        assert Kind.from_proto(kind.to_proto()) is kind
+    assert Kind("video") is Kind.VIDEO

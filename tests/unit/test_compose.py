@@ -89,7 +89,27 @@ def depends(service: dict) -> dict[str, str]:
 
 
 def test_services(services):
-    assert set(services) == {"postgres", *MODULES, "envoy", *OBSERVABILITY}
+    assert set(services) == {"postgres", "minio", *MODULES, "envoy", *OBSERVABILITY}
+
+
+def test_generated_files_go_to_minio_and_links_are_signed_alike(services):
+    """The mock AI writes and the api_server reads the same bucket; the
+    api_server and the callback_server (webhook bodies) sign links with one key."""
+    writer, reader = env(services["mock_ai_server"]), env(services["api_server"])
+    store = {name: value for name, value in writer.items() if name.startswith("MEDIA_S3_") or name == "MEDIA_STORE"}
+    assert store.pop("MEDIA_S3_CREATE_BUCKET") == "true" and store["MEDIA_STORE"] == "s3"
+    assert store == {name: value for name, value in reader.items() if name in store}
+    assert store["MEDIA_S3_ENDPOINT_URL"] == "http://minio:9000"
+    minio = env(services["minio"])
+    assert (minio["MINIO_ROOT_USER"], minio["MINIO_ROOT_PASSWORD"]) == (
+        store["MEDIA_S3_ACCESS_KEY_ID"],
+        store["MEDIA_S3_SECRET_ACCESS_KEY"],
+    )
+    assert depends(services["mock_ai_server"])["minio"] == "service_healthy"
+    signing = {name: env(services[name])["MEDIA_URL_SIGNING_KEY"] for name in ("api_server", "callback_server")}
+    assert len(set(signing.values())) == 1
+    public = env(services["api_server"])["MEDIA_PUBLIC_BASE_URL"]
+    assert public == env(services["callback_server"])["MEDIA_PUBLIC_BASE_URL"] == f"http://localhost:{Ports().envoy}"
 
 
 def test_our_services_share_our_image(services):

@@ -38,7 +38,7 @@ def test_buf_lint_catches_a_violation(tmp_path):
 
 def test_buf_lint_wants_a_comment_on_every_field_and_enum_value(tmp_path):
     """The COMMENTS rules: the comments are the spec's descriptions."""
-    assert protos.lint(edited_protos(tmp_path, "  // Where the image can be downloaded.\n", "")) != 0
+    assert protos.lint(edited_protos(tmp_path, "  // How many frames the animation has; 0 for an image.\n", "")) != 0
     assert protos.lint(edited_protos(tmp_path / "2", "  // Stable Diffusion 1.5.\n", "")) != 0
 
 

@@ -11,13 +11,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from leo.generation.v1 import generation_pb2
-from leo_mesh.convert import to_proto, webhook_body
+from leo_mesh.convert import to_proto as to_proto_with
+from leo_mesh.convert import webhook_body
 from leo_mesh.db.rows import GenerationRow
-from leo_mesh.rules import RETRYABLE_CODES, Image, Model
+from leo_mesh.media.links import AssetLinks
+from leo_mesh.rules import RETRYABLE_CODES, Asset, Kind, Model, Progress
 from leo_mesh.rules import Status as GenerationStatus
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, 123000, tzinfo=UTC)
-IMAGES = (Image("https://img/1.png", 512, 512),)
+IMAGES = (Asset("g/0.png", "image/png", 512, 512, byte_size=1234),)
+LINKS = AssetLinks(b"key", base_url="https://api.test/", ttl_s=3600, clock=lambda: NOW.timestamp())
+
+
+def to_proto(row: GenerationRow) -> generation_pb2.Generation:
+    return to_proto_with(row, LINKS)
 
 
 def row(status: GenerationStatus, **fields) -> GenerationRow:
@@ -30,7 +37,7 @@ def row(status: GenerationStatus, **fields) -> GenerationRow:
         width=512,
         height=512,
         status=status,
-        images=IMAGES,
+        assets=IMAGES,
         attempts=2,
         failure_reason=None,
         created_at=NOW,
@@ -55,9 +62,54 @@ def test_every_status_maps(status, expected):
 
 
 def test_images_only_once_complete():
-    assert [i.url for i in to_proto(row(GenerationStatus.COMPLETE)).images] == ["https://img/1.png"]
+    done = row(GenerationStatus.COMPLETE)
+    expires = LINKS.expiry()
+    link = LINKS.url(done.generation_id, 0, expires)
+    assert link.startswith(
+        f"https://api.test/v1/generations/{done.generation_id}/assets/0?expires={expires}&signature="
+    )
+    assert [(i.url, i.width, i.height) for i in to_proto(done).images] == [(link, 512, 512)]
+    (asset,) = to_proto(done).assets
+    assert (asset.url, asset.content_type, asset.byte_size) == (link, "image/png", 1234)
+    assert asset.url_expire_time.seconds == expires
     for status in (GenerationStatus.PENDING, GenerationStatus.FAILED, GenerationStatus.CANCELLED):
-        assert not to_proto(row(status)).images
+        assert not to_proto(row(status)).images and not to_proto(row(status)).assets
+
+
+def test_a_video_has_assets_and_no_images():
+    animation = Asset("g/0.webp", "image/webp", 512, 512, byte_size=99, duration_ms=2000, frame_count=16)
+    message = to_proto(row(GenerationStatus.COMPLETE, kind=Kind.VIDEO, assets=(animation,)))
+    assert message.kind == generation_pb2.KIND_VIDEO and not message.images
+    (asset,) = message.assets
+    assert (asset.content_type, asset.duration_ms, asset.frame_count) == ("image/webp", 2000, 16)
+
+
+def test_a_file_from_before_the_media_store_keeps_its_url():
+    legacy = Asset("", "image/png", 64, 64, url="https://images.leo.example/g/0.png")
+    message = to_proto(row(GenerationStatus.COMPLETE, assets=(legacy,)))
+    assert [i.url for i in message.images] == ["https://images.leo.example/g/0.png"]
+    assert not message.assets[0].HasField("url_expire_time")
+
+
+def test_links_stay_the_same_within_a_step_and_expire_at_least_a_lifetime_ahead():
+    now = [NOW.timestamp()]
+    links = AssetLinks(b"key", base_url="https://api.test", ttl_s=3600, clock=lambda: now[0])
+    first = links.expiry()
+    assert first >= now[0] + 3600 and first % 360 == 0
+    now[0] += 1
+    assert links.expiry() == first
+
+
+def test_progress_shows_while_pending_and_is_100_once_complete():
+    queued = to_proto(row(GenerationStatus.PENDING, progress=Progress(queue_position=3)))
+    assert queued.queue_position == 3 and not queued.HasField("progress")
+    running = to_proto(row(GenerationStatus.PENDING, progress=Progress(percent=40)))
+    assert running.progress == 40 and not running.HasField("queue_position")
+    nothing = to_proto(row(GenerationStatus.PENDING))
+    assert not nothing.HasField("progress") and not nothing.HasField("queue_position")
+    assert to_proto(row(GenerationStatus.COMPLETE, progress=Progress(percent=90))).progress == 100
+    for status in (GenerationStatus.FAILED, GenerationStatus.CANCELLED):
+        assert not to_proto(row(status, progress=Progress(percent=90))).HasField("progress")
 
 
 def test_fields_and_times():
@@ -93,11 +145,12 @@ def test_retryable_codes(code, retry):
 
 def test_webhook_body_is_the_event_with_the_generation_as_the_api_shows_it():
     done = row(GenerationStatus.COMPLETE, completed_at=NOW)
-    body = json.loads(webhook_body(done))
+    body = json.loads(webhook_body(done, LINKS))
     assert body["type"] == "generation.completed" and body["timestamp"] == "2026-11-28T12:00:00.123Z"
     assert body["data"]["generationId"] == str(done.generation_id) and body["data"]["status"] == "STATUS_COMPLETE"
+    assert body["data"]["assets"][0]["url"] == to_proto(done).assets[0].url
     with pytest.raises(ValueError):
-        webhook_body(row(GenerationStatus.PENDING))
+        webhook_body(row(GenerationStatus.PENDING), LINKS)
 
 
 @given(st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1), timezones=st.timezones()))

@@ -58,6 +58,34 @@ def test_a_bearer_key_is_its_hash(edge, authorization):
 @pytest.mark.parametrize("authorization", [None, "", "Bearer", "Bearer ", "Bearer   ", "Basic dXNlcjpwYXNz", KEY])
 def test_anything_else_is_anonymous(edge, authorization):
     assert edge.rate_limit_bucket(authorization) == "anonymous"
+    assert edge.rate_limit_bucket(authorization, "/v1/generations?pageSize=5") == "anonymous"
+
+
+ASSET = "/v1/generations/3fa85f64-5717-4562-b3fc-2c963f66afa6/assets/0"
+
+
+@pytest.mark.parametrize(
+    "query", ["?expires=1800000000&signature=Sig-_0", "?signature=Sig-_0&expires=1", "?x=1&signature=Sig-_0&y"]
+)
+def test_a_signed_link_without_a_key_is_its_signatures_bucket(edge, query):
+    bucket = edge.rate_limit_bucket(None, ASSET + query)
+    assert bucket == "link-" + hashlib.sha256(b"Sig-_0").hexdigest()
+    # A key, when there is one, names the bucket.
+    assert edge.rate_limit_bucket(f"Bearer {KEY}", ASSET + query) == hashlib.sha256(KEY.encode()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ASSET,
+        ASSET + "?expires=1",
+        ASSET + "?signature=",
+        "/v1/generations/x?signature=s",
+        "/other/assets/0?signature=s",
+    ],
+)
+def test_no_signature_of_an_asset_link_is_anonymous(edge, path):
+    assert edge.rate_limit_bucket(None, path) == "anonymous"
 
 
 # --- headers --------------------------------------------------------------

@@ -202,8 +202,17 @@ def test_every_path_has_one_405_route(config):
         assert methods["string_match"]["safe_regex"]["regex"] == f"^({allow['header']['value'].replace(', ', '|')})$"
         assert route["typed_per_filter_config"]["envoy.filters.http.grpc_json_transcoder"]["disabled"] is True
     # Before the catch-all 404, after the gRPC routes.
+    grpc_routes = [r for r in routes if r.get("route", {}).get("cluster") == "api_server"]
     assert routes[-1]["match"] == {"prefix": "/"}
-    assert routes[2 : 2 + len(refused)] == refused
+    assert routes[len(grpc_routes) : len(grpc_routes) + len(refused)] == refused
+
+
+def test_downloads_may_take_longer_than_other_calls_but_not_stall(config):
+    routes = connection_manager(config)["route_config"]["virtual_hosts"][0]["routes"]
+    by_match = {r["match"].get("path") or r["match"].get("prefix"): r.get("route") for r in routes}
+    download = by_match["/leo.generation.v1.GenerationService/GetGenerationAsset"]
+    unary = by_match["/leo.generation.v1.GenerationService/"]
+    assert (download["timeout"], download["idle_timeout"], unary["timeout"]) == ("300s", "60s", "15s")
 
 
 @pytest.mark.parametrize(

@@ -185,7 +185,8 @@ def test_responses_write_enums_by_name_and_every_field_without_presence(spec):
         "description": "The model that runs (or ran) the generation.",
     }
     timestamps = {"createTime", "updateTime", "completeTime"}
-    assert set(generation["required"]) == set(generation["properties"]) - timestamps
+    with_presence = {"queuePosition", "progress"}  # proto3 optional: written only when set
+    assert set(generation["required"]) == set(generation["properties"]) - timestamps - with_presence
     assert "null" not in json.dumps(generation)
 
 
@@ -215,6 +216,7 @@ def test_errors_are_google_rpc_status_and_each_operation_lists_its_own(spec):
         ("post", "/v1/generations/{generation_id}:cancel"): every | {"404", "413"},
         ("get", "/v1/generations/{generation_id}:watch"): every | {"404"},
         ("post", "/v1/webhookSecret:rotate"): every | {"413"},
+        ("get", "/v1/generations/{generation_id}/assets/{index}"): every | {"403", "404"},
     }
     for verb, path, op in _operations(spec):
         errors = {code for code in op["responses"] if code != "200"}
@@ -278,19 +280,19 @@ def test_new_fields_and_their_rules_need_no_code(tmp_path):
         tmp_path,
         {
             "// Models the AI backend can run.": (
-                "// What a generation makes.\nenum Kind {\n  // Not chosen.\n  KIND_UNSPECIFIED = 0;\n"
-                "  // Images.\n  KIND_IMAGE = 1;\n  // A video.\n  KIND_VIDEO = 2;\n}\n\n"
-                "// A produced file.\nmessage Asset {\n  // Where it is.\n"
+                "// How a generation looks.\nenum Style {\n  // Not chosen.\n  STYLE_UNSPECIFIED = 0;\n"
+                "  // Photos.\n  STYLE_PHOTO = 1;\n  // A drawing.\n  STYLE_DRAWING = 2;\n}\n\n"
+                "// A sketch made first.\nmessage Sketch {\n  // Where it is.\n"
                 "  string url = 1 [(leo.api.v1.rules) = {max_length: 100}];\n}\n\n"
                 "// Models the AI backend can run."
             ),
             "  string webhook_url = 13;\n": (
-                "  string webhook_url = 13;\n  // What it made.\n"
-                "  repeated Asset assets = 14 [(google.api.field_behavior) = OUTPUT_ONLY];\n"
+                "  string webhook_url = 13;\n  // What it sketched.\n"
+                "  repeated Sketch sketches = 30 [(google.api.field_behavior) = OUTPUT_ONLY];\n"
             ),
             "message CreateGenerationRequest {\n": (
-                "message CreateGenerationRequest {\n  // What to make.\n  Kind kind = 7;\n"
-                "  // How many: 1 to 4.\n  int32 count = 8 [(leo.api.v1.rules) = {minimum: 1, maximum: 4}];\n"
+                "message CreateGenerationRequest {\n  // How it looks.\n  Style style = 30;\n"
+                "  // How many: 1 to 4.\n  int32 count = 31 [(leo.api.v1.rules) = {minimum: 1, maximum: 4}];\n"
             ),
         },
     )
@@ -300,18 +302,63 @@ def test_new_fields_and_their_rules_need_no_code(tmp_path):
     assert request["count"] == {**INT32, "type": ["integer", "null"], "minimum": 1, "maximum": 4} | {
         "description": "How many: 1 to 4."
     }
-    assert request["kind"]["anyOf"][:2] == [
-        {"$ref": SCHEMAS + "leo.generation.v1.Kind"},
+    assert request["style"]["anyOf"][:2] == [
+        {"$ref": SCHEMAS + "leo.generation.v1.Style"},
         {"type": "integer", "enum": [0, 1, 2], "description": "The same values by number."},
     ]
-    assert schemas["leo.generation.v1.Kind"]["x-enumDescriptions"]["KIND_VIDEO"] == "A video."
-    assets = schemas["leo.generation.v1.Generation"]["properties"]["assets"]
-    assert assets["items"] == {"$ref": SCHEMAS + "leo.generation.v1.Asset"} and assets["readOnly"]
-    assert schemas["leo.generation.v1.Asset"]["properties"]["url"]["maxLength"] == 100
+    assert schemas["leo.generation.v1.Style"]["x-enumDescriptions"]["STYLE_DRAWING"] == "A drawing."
+    sketches = schemas["leo.generation.v1.Generation"]["properties"]["sketches"]
+    assert sketches["items"] == {"$ref": SCHEMAS + "leo.generation.v1.Sketch"} and sketches["readOnly"]
+    assert schemas["leo.generation.v1.Sketch"]["properties"]["url"]["maxLength"] == 100
+
+
+def test_an_asset_download_is_the_file_itself(spec):
+    """GetGenerationAsset returns google.api.HttpBody: the body is the file, not JSON."""
+    download = spec["paths"]["/v1/generations/{generation_id}/assets/{index}"]["get"]
+    ok = download["responses"]["200"]
+    assert set(ok["content"]) == {"image/png", "image/webp"}
+    assert all(media["schema"] == {"type": "string", "format": "binary"} for media in ok["content"].values())
+    assert set(ok["headers"]) == {"ETag", "Cache-Control"}
+    parameters = {p["name"]: p for p in download["parameters"]}
+    assert (parameters["index"]["in"], parameters["index"]["schema"]["minimum"]) == ("path", 0)
+    assert {parameters["expires"]["in"], parameters["signature"]["in"]} == {"query"}
+    assert parameters["signature"]["schema"]["maxLength"] == 128
+    # proto3 JSON's int64 is a string of digits: "" is no expiry.
+    assert parameters["expires"]["schema"] == {"type": "string", "format": "int64", "pattern": "^-?[0-9]+$"}
+    # The API key, or a signed link instead; every other operation needs the key.
+    assert download["security"] == [{"bearerAuth": []}, {"signedLink": []}]
+    scheme = spec["components"]["securitySchemes"]["signedLink"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "query", "signature")
+    others = [op for _, path, op in _operations(spec) if "/assets/" not in path]
+    assert others and all("security" not in op for op in others)
+    # buf's lint directive in the method's comment is not part of its description.
+    assert "buf:lint" not in json.dumps(spec)
+    assert "google.api.HttpBody" not in spec["components"]["schemas"]
+
+
+def test_a_generation_shows_its_kind_assets_and_progress(spec):
+    schemas = spec["components"]["schemas"]
+    generation = schemas["leo.generation.v1.Generation"]["properties"]
+    assert generation["kind"]["$ref"] == SCHEMAS + "leo.generation.v1.Kind"
+    assert generation["assets"]["items"] == {"$ref": SCHEMAS + "leo.generation.v1.Asset"}
+    assert all(generation[name]["readOnly"] for name in ("assets", "queuePosition", "progress"))
+    asset = schemas["leo.generation.v1.Asset"]
+    assert set(asset["properties"]) == {
+        "url",
+        "urlExpireTime",
+        "contentType",
+        "width",
+        "height",
+        "byteSize",
+        "durationMs",
+        "frameCount",
+    }
+    assert asset["properties"]["byteSize"]["type"] == "string"  # int64, as proto3 JSON writes it
+    assert schemas["leo.generation.v1.Kind"]["enum"] == ["KIND_UNSPECIFIED", "KIND_IMAGE", "KIND_VIDEO"]
 
 
 def test_a_message_in_both_a_request_and_a_response_is_refused(tmp_path):
     """Requests and responses read enums and nulls differently: one schema cannot say both."""
-    sample = "message CreateGenerationRequest {\n  // A sample.\n  Image sample = 7;\n"
+    sample = "message CreateGenerationRequest {\n  // A sample.\n  Image sample = 30;\n"
     with pytest.raises(ValueError, match="Image is used in both"):
         spec_of_edited_protos(tmp_path, {"message CreateGenerationRequest {\n": sample})

@@ -9,10 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from leo_mesh import rules
-from leo_mesh.rules import FINAL, Completion, Delivery, Image, Result, RetryPolicy, Status
+from leo_mesh.rules import FINAL, Asset, Completion, Delivery, Progress, ProgressOutcome, Result, RetryPolicy, Status
 
-IMAGES = Result(images=(Image("https://img/1.png", 64, 64),))
-OTHER_IMAGES = Result(images=(Image("https://img/2.png", 64, 64),))
+IMAGES = Result(assets=(Asset("g/1.png", "image/png", 64, 64, byte_size=10),))
+OTHER_IMAGES = Result(assets=(Asset("g/2.png", "image/png", 64, 64, byte_size=10),))
 FAILURE = Result(failure_reason="content policy")
 POLICY = RetryPolicy(max_attempts=3, base_s=1.0, cap_s=4.0)
 
@@ -108,6 +108,70 @@ def test_no_sequence_of_events_moves_a_final_generation(sequence):
         elif generation.status in FINAL:
             final = (generation.status, generation.result)
     assert generation.attempts <= POLICY.max_attempts
+
+
+# --- progress ---
+
+QUEUED_3, QUEUED_1 = Progress(queue_position=3), Progress(queue_position=1)
+RUNNING_0, RUNNING_40 = Progress(percent=0), Progress(percent=40)
+STAGES = [rules.NO_PROGRESS, QUEUED_3, QUEUED_1, RUNNING_0, RUNNING_40, rules.DONE]
+
+
+def test_a_progress_report_with_a_bad_token_or_for_an_unknown_generation_is_refused():
+    for status in [None, *Status]:
+        for stored in STAGES:
+            outcome = rules.decide_progress(status=status, token_matches=False, stored=stored, reported=RUNNING_40)
+            assert outcome is ProgressOutcome.BAD_TOKEN
+    assert (
+        rules.decide_progress(status=None, token_matches=True, stored=rules.NO_PROGRESS, reported=RUNNING_40)
+        is ProgressOutcome.BAD_TOKEN
+    )
+
+
+@pytest.mark.parametrize("status", sorted(FINAL, key=lambda s: s.value))
+def test_a_final_generation_keeps_its_progress(status):
+    for stored in STAGES:
+        for reported in STAGES:
+            outcome = rules.decide_progress(status=status, token_matches=True, stored=stored, reported=reported)
+            assert outcome is ProgressOutcome.IGNORED
+
+
+def test_progress_only_moves_forward():
+    """Queued, nearer the front, running, further along: each stage is ahead of
+    those before it, so a report that arrives late changes nothing."""
+    for i, stored in enumerate(STAGES):
+        for j, reported in enumerate(STAGES):
+            outcome = rules.decide_progress(status=Status.PENDING, token_matches=True, stored=stored, reported=reported)
+            assert outcome is (ProgressOutcome.APPLIED if j > i else ProgressOutcome.IGNORED), (stored, reported)
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.builds(Progress, queue_position=st.integers(1, 50)), st.builds(Progress, percent=st.integers(0, 100))
+        )
+    )
+)
+def test_what_a_watcher_sees_never_goes_back(reports):
+    shown, seen = rules.NO_PROGRESS, []
+    for reported in reports:
+        if rules.decide_progress(status=Status.PENDING, token_matches=True, stored=shown, reported=reported) is (
+            ProgressOutcome.APPLIED
+        ):
+            shown = reported
+            seen.append(shown)
+    positions = [p.queue_position for p in seen if p.percent is None]
+    percents = [p.percent for p in seen if p.percent is not None]
+    assert positions == sorted(positions, reverse=True) and len(set(positions)) == len(positions)
+    assert percents == sorted(percents) and len(set(percents)) == len(percents)
+    assert all(p.percent is not None for p in seen[len(positions) :])  # once running, never queued again
+
+
+def test_what_a_client_sees_of_progress():
+    assert rules.shown_progress(Status.PENDING, RUNNING_40) == RUNNING_40
+    assert rules.shown_progress(Status.COMPLETE, RUNNING_40) == rules.DONE
+    assert rules.shown_progress(Status.FAILED, RUNNING_40) == rules.NO_PROGRESS
+    assert rules.shown_progress(Status.CANCELLED, QUEUED_1) == rules.NO_PROGRESS
 
 
 # --- dispatch errors ---

@@ -1,7 +1,9 @@
 """Request field rules (pure logic), and that the spec states the same ones."""
 
+import hashlib
 import json
 import re
+import uuid
 from pathlib import Path
 
 import grpc
@@ -13,9 +15,11 @@ from hypothesis import strategies as st
 
 from api_server.validation import (
     FORMATS,
+    KINDS,
     MODELS,
     STATUS_FILTERS,
     page_size,
+    parse_asset_request,
     parse_generation_id,
     rules_of,
     status_filter,
@@ -25,6 +29,7 @@ from leo.api.v1 import field_rules_pb2
 from leo.generation.v1 import generation_pb2
 from leo_mesh.db.models import PROMPT_MAX_LENGTH
 from leo_mesh.errors import InvalidArgument as RpcError
+from leo_mesh.rules import Kind as CoreKind
 from leo_mesh.rules import Model as CoreModel
 from leo_mesh.status import code_and_reason
 
@@ -44,11 +49,12 @@ def validate(message, idempotency_key=None):
 def test_defaults_are_the_seeds():
     new = validate(request())
     assert (new.prompt, new.model, new.width, new.height) == ("a red fox", CoreModel.SDXL, 1024, 1024)
+    assert new.kind is CoreKind.IMAGE
 
 
 def test_explicit_values_are_kept():
-    new = validate(request(model=generation_pb2.MODEL_SD, width=512, height=768))
-    assert (new.model, new.width, new.height) == (CoreModel.SD, 512, 768)
+    new = validate(request(model=generation_pb2.MODEL_SD, width=512, height=768, kind=generation_pb2.KIND_VIDEO))
+    assert (new.model, new.width, new.height, new.kind) == (CoreModel.SD, 512, 768, CoreKind.VIDEO)
 
 
 @pytest.mark.parametrize(
@@ -59,6 +65,7 @@ def test_explicit_values_are_kept():
         ({"prompt": "x" * 1501}, "prompt", "at most 1500"),
         ({"prompt": "a\x00b"}, "prompt", "NUL"),
         ({"model": 7}, "model", "MODEL_SD or MODEL_SDXL"),
+        ({"kind": 3}, "kind", "KIND_IMAGE or KIND_VIDEO"),
         ({"width": 63}, "width", "multiple of 8 from 64 to 2048"),
         ({"width": 2056}, "width", "multiple of 8"),
         ({"height": -8}, "height", "multiple of 8"),
@@ -119,6 +126,28 @@ def test_same_parameters_same_fingerprint_and_others_differ():
     assert base.fingerprint() == validate(request()).fingerprint()
     assert base.fingerprint() != validate(request(prompt="another")).fingerprint()
     assert base.fingerprint() != validate(request(width=512)).fingerprint()
+    assert base.fingerprint() != validate(request(kind=generation_pb2.KIND_VIDEO)).fingerprint()
+    # An explicit IMAGE asks for what leaving the kind out asks for.
+    assert base.fingerprint() == validate(request(kind=generation_pb2.KIND_IMAGE)).fingerprint()
+
+
+def test_a_fingerprint_made_before_kinds_existed_still_matches():
+    """The digest of an IMAGE create is what it was before the kind was added."""
+    new = validate(request(model=generation_pb2.MODEL_SD, width=512, height=768))
+    assert new.fingerprint() == hashlib.sha256(b"a red fox\x1fSD\x1f512\x1f768\x1f").hexdigest()
+
+
+def test_an_asset_request_is_checked_field_by_field():
+    good = generation_pb2.GetGenerationAssetRequest(generation_id="3fa85f64-5717-4562-b3fc-2c963f66afa6", index=1)
+    assert parse_asset_request(good) == (uuid.UUID(good.generation_id), 1)
+    bad = generation_pb2.GetGenerationAssetRequest(generation_id="x", index=-1, signature="s" * 129)
+    with pytest.raises(RpcError) as caught:
+        parse_asset_request(bad)
+    assert violations(caught.value) == {
+        "generation_id": "must be a UUID",
+        "index": "must be at least 0",
+        "signature": "must be at most 128 characters (got 129)",
+    }
 
 
 @pytest.mark.parametrize("given, taken", [(0, 20), (1, 1), (100, 100), (101, 100), (10_000, 100)])
@@ -325,6 +354,7 @@ def test_patterns_mean_the_same_to_json_schema_and_python():
 
 def test_every_enum_value_has_its_meaning_here():
     assert set(MODELS) | {generation_pb2.MODEL_UNSPECIFIED} == set(generation_pb2.Model.values())
+    assert set(KINDS) | {generation_pb2.KIND_UNSPECIFIED} == set(generation_pb2.Kind.values())
     assert set(STATUS_FILTERS) | {generation_pb2.STATUS_UNSPECIFIED} == set(generation_pb2.Status.values())
 
 
@@ -340,7 +370,12 @@ def test_every_generation_id_has_the_same_rules():
         for message in generation_pb2.DESCRIPTOR.message_types_by_name.values()
         if message.name.endswith("Request") and "generation_id" in message.fields_by_name
     }
-    assert set(found) == {"GetGenerationRequest", "CancelGenerationRequest", "WatchGenerationRequest"}
+    assert set(found) == {
+        "GetGenerationRequest",
+        "CancelGenerationRequest",
+        "WatchGenerationRequest",
+        "GetGenerationAssetRequest",
+    }
     assert len({rules.SerializeToString() for rules in found.values()}) == 1
 
 

@@ -24,19 +24,21 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12leo/ai/v1/ai.proto\x12\tleo.ai.v1\"\x97\x01\n\x16StartGenerationRequest\x12\x15\n\rgeneration_id\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x1f\n\x05model\x18\x03 \x01(\x0e\x32\x10.leo.ai.v1.Model\x12\r\n\x05width\x18\x04 \x01(\x05\x12\x0e\n\x06height\x18\x05 \x01(\x05\x12\x16\n\x0e\x63\x61llback_token\x18\x06 \x01(\t\"/\n\x17StartGenerationResponse\x12\x14\n\x0c\x61\x63\x63\x65pted_new\x18\x01 \x01(\x08*<\n\x05Model\x12\x15\n\x11MODEL_UNSPECIFIED\x10\x00\x12\x0c\n\x08MODEL_SD\x10\x01\x12\x0e\n\nMODEL_SDXL\x10\x02\x32\x65\n\tAIService\x12X\n\x0fStartGeneration\x12!.leo.ai.v1.StartGenerationRequest\x1a\".leo.ai.v1.StartGenerationResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12leo/ai/v1/ai.proto\x12\tleo.ai.v1\"\xb6\x01\n\x16StartGenerationRequest\x12\x15\n\rgeneration_id\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x1f\n\x05model\x18\x03 \x01(\x0e\x32\x10.leo.ai.v1.Model\x12\r\n\x05width\x18\x04 \x01(\x05\x12\x0e\n\x06height\x18\x05 \x01(\x05\x12\x16\n\x0e\x63\x61llback_token\x18\x06 \x01(\t\x12\x1d\n\x04kind\x18\x07 \x01(\x0e\x32\x0f.leo.ai.v1.Kind\"/\n\x17StartGenerationResponse\x12\x14\n\x0c\x61\x63\x63\x65pted_new\x18\x01 \x01(\x08*<\n\x05Model\x12\x15\n\x11MODEL_UNSPECIFIED\x10\x00\x12\x0c\n\x08MODEL_SD\x10\x01\x12\x0e\n\nMODEL_SDXL\x10\x02*<\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0e\n\nKIND_IMAGE\x10\x01\x12\x0e\n\nKIND_VIDEO\x10\x02\x32\x65\n\tAIService\x12X\n\x0fStartGeneration\x12!.leo.ai.v1.StartGenerationRequest\x1a\".leo.ai.v1.StartGenerationResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'leo.ai.v1.ai_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MODEL']._serialized_start=236
-  _globals['_MODEL']._serialized_end=296
+  _globals['_MODEL']._serialized_start=267
+  _globals['_MODEL']._serialized_end=327
+  _globals['_KIND']._serialized_start=329
+  _globals['_KIND']._serialized_end=389
   _globals['_STARTGENERATIONREQUEST']._serialized_start=34
-  _globals['_STARTGENERATIONREQUEST']._serialized_end=185
-  _globals['_STARTGENERATIONRESPONSE']._serialized_start=187
-  _globals['_STARTGENERATIONRESPONSE']._serialized_end=234
-  _globals['_AISERVICE']._serialized_start=298
-  _globals['_AISERVICE']._serialized_end=399
+  _globals['_STARTGENERATIONREQUEST']._serialized_end=216
+  _globals['_STARTGENERATIONRESPONSE']._serialized_start=218
+  _globals['_STARTGENERATIONRESPONSE']._serialized_end=265
+  _globals['_AISERVICE']._serialized_start=391
+  _globals['_AISERVICE']._serialized_end=492
 # @@protoc_insertion_point(module_scope)

@@ -41,6 +41,30 @@ MODEL_SDXL: Model.ValueType  # 2
 """Stable Diffusion XL."""
 Global___Model: _TypeAlias = Model  # noqa: Y015
 
+class _Kind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _KindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Kind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    KIND_UNSPECIFIED: _Kind.ValueType  # 0
+    """Not chosen; the api_server always sends one."""
+    KIND_IMAGE: _Kind.ValueType  # 1
+    """Still images."""
+    KIND_VIDEO: _Kind.ValueType  # 2
+    """One short animation."""
+
+class Kind(_Kind, metaclass=_KindEnumTypeWrapper):
+    """What a job makes."""
+
+KIND_UNSPECIFIED: Kind.ValueType  # 0
+"""Not chosen; the api_server always sends one."""
+KIND_IMAGE: Kind.ValueType  # 1
+"""Still images."""
+KIND_VIDEO: Kind.ValueType  # 2
+"""One short animation."""
+Global___Kind: _TypeAlias = Kind  # noqa: Y015
+
 @_typing.final
 class StartGenerationRequest(_message.Message):
     """A job: one generation to run."""
@@ -53,6 +77,7 @@ class StartGenerationRequest(_message.Message):
     WIDTH_FIELD_NUMBER: _builtins.int
     HEIGHT_FIELD_NUMBER: _builtins.int
     CALLBACK_TOKEN_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
     generation_id: _builtins.str
     """UUID of the generation; the callback names it."""
     prompt: _builtins.str
@@ -65,6 +90,8 @@ class StartGenerationRequest(_message.Message):
     """Height of the images in pixels."""
     callback_token: _builtins.str
     """Secret of this dispatch; the callback must carry it back."""
+    kind: Global___Kind.ValueType
+    """What to make."""
     def __init__(
         self,
         *,
@@ -74,10 +101,11 @@ class StartGenerationRequest(_message.Message):
         width: _builtins.int = ...,
         height: _builtins.int = ...,
         callback_token: _builtins.str = ...,
+        kind: Global___Kind.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback_token", b"callback_token", "generation_id", b"generation_id", "height", b"height", "model", b"model", "prompt", b"prompt", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback_token", b"callback_token", "generation_id", b"generation_id", "height", b"height", "kind", b"kind", "model", b"model", "prompt", b"prompt", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

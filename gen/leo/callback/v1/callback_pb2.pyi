@@ -16,11 +16,18 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
+
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class Image(_message.Message):
-    """One produced image."""
+    """One produced image, as a URL. No longer accepted: results are stored
+    files (Asset), served by the mesh.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -28,7 +35,7 @@ class Image(_message.Message):
     WIDTH_FIELD_NUMBER: _builtins.int
     HEIGHT_FIELD_NUMBER: _builtins.int
     url: _builtins.str
-    """Where the image can be downloaded."""
+    """Where the image could be downloaded."""
     width: _builtins.int
     """Width in pixels."""
     height: _builtins.int
@@ -50,7 +57,7 @@ Global___Image: _TypeAlias = Image  # noqa: Y015
 
 @_typing.final
 class Images(_message.Message):
-    """The images of a successful generation."""
+    """The images of a successful generation, as URLs (no longer accepted)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -73,6 +80,78 @@ class Images(_message.Message):
 Global___Images: _TypeAlias = Images  # noqa: Y015
 
 @_typing.final
+class Asset(_message.Message):
+    """One file of a result, written to the media store by the AI backend."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    WIDTH_FIELD_NUMBER: _builtins.int
+    HEIGHT_FIELD_NUMBER: _builtins.int
+    BYTE_SIZE_FIELD_NUMBER: _builtins.int
+    DURATION_MS_FIELD_NUMBER: _builtins.int
+    FRAME_COUNT_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    """Its key in the media store: under "<generation_id>/", at most 512
+    characters of [A-Za-z0-9._/-], no empty, "." or ".." segment.
+    """
+    content_type: _builtins.str
+    """Its media type, e.g. image/png."""
+    width: _builtins.int
+    """Width in pixels."""
+    height: _builtins.int
+    """Height in pixels."""
+    byte_size: _builtins.int
+    """Size in bytes."""
+    duration_ms: _builtins.int
+    """An animation's length in milliseconds; 0 for an image."""
+    frame_count: _builtins.int
+    """An animation's number of frames; 0 for an image."""
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        content_type: _builtins.str = ...,
+        width: _builtins.int = ...,
+        height: _builtins.int = ...,
+        byte_size: _builtins.int = ...,
+        duration_ms: _builtins.int = ...,
+        frame_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["byte_size", b"byte_size", "content_type", b"content_type", "duration_ms", b"duration_ms", "frame_count", b"frame_count", "height", b"height", "key", b"key", "width", b"width"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Asset: _TypeAlias = Asset  # noqa: Y015
+
+@_typing.final
+class StoredAssets(_message.Message):
+    """The stored files of a successful generation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSETS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def assets(self) -> _containers.RepeatedCompositeFieldContainer[Global___Asset]:
+        """At least one."""
+
+    def __init__(
+        self,
+        *,
+        assets: _abc.Iterable[Global___Asset] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assets", b"assets"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StoredAssets: _TypeAlias = StoredAssets  # noqa: Y015
+
+@_typing.final
 class CompleteGenerationRequest(_message.Message):
     """The result of one generation."""
 
@@ -82,6 +161,7 @@ class CompleteGenerationRequest(_message.Message):
     CALLBACK_TOKEN_FIELD_NUMBER: _builtins.int
     COMPLETED_FIELD_NUMBER: _builtins.int
     FAILURE_REASON_FIELD_NUMBER: _builtins.int
+    STORED_FIELD_NUMBER: _builtins.int
     generation_id: _builtins.str
     """UUID of the generation."""
     callback_token: _builtins.str
@@ -89,8 +169,13 @@ class CompleteGenerationRequest(_message.Message):
     failure_reason: _builtins.str
     """The generation failed; a reason a user can read."""
     @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
     def completed(self) -> Global___Images:
-        """The generation succeeded with these images (at least one)."""
+        """Refused (INVALID_ARGUMENT): URLs the mesh cannot serve. Use stored."""
+
+    @_builtins.property
+    def stored(self) -> Global___StoredAssets:
+        """The generation succeeded with these stored files (at least one)."""
 
     def __init__(
         self,
@@ -99,12 +184,13 @@ class CompleteGenerationRequest(_message.Message):
         callback_token: _builtins.str = ...,
         completed: Global___Images | None = ...,
         failure_reason: _builtins.str = ...,
+        stored: Global___StoredAssets | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["completed", b"completed", "failure_reason", b"failure_reason", "result", b"result"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["completed", b"completed", "failure_reason", b"failure_reason", "result", b"result", "stored", b"stored"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback_token", b"callback_token", "completed", b"completed", "failure_reason", b"failure_reason", "generation_id", b"generation_id", "result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback_token", b"callback_token", "completed", b"completed", "failure_reason", b"failure_reason", "generation_id", b"generation_id", "result", b"result", "stored", b"stored"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["completed", "failure_reason"]  # noqa: Y015
+    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["completed", "failure_reason", "stored"]  # noqa: Y015
     _WhichOneofArgType_result: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_result) -> _WhichOneofReturnType_result | None: ...
 
@@ -126,3 +212,89 @@ class CompleteGenerationResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CompleteGenerationResponse: _TypeAlias = CompleteGenerationResponse  # noqa: Y015
+
+@_typing.final
+class ProgressReport(_message.Message):
+    """Where one job stands."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GENERATION_ID_FIELD_NUMBER: _builtins.int
+    CALLBACK_TOKEN_FIELD_NUMBER: _builtins.int
+    QUEUE_POSITION_FIELD_NUMBER: _builtins.int
+    PERCENT_FIELD_NUMBER: _builtins.int
+    generation_id: _builtins.str
+    """UUID of the generation."""
+    callback_token: _builtins.str
+    """The token of the dispatch the job runs for."""
+    queue_position: _builtins.int
+    """Waiting in the backend's queue: its place, 1 being the next to run."""
+    percent: _builtins.int
+    """Running: percent done, 0 to 100."""
+    def __init__(
+        self,
+        *,
+        generation_id: _builtins.str = ...,
+        callback_token: _builtins.str = ...,
+        queue_position: _builtins.int = ...,
+        percent: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["percent", b"percent", "queue_position", b"queue_position", "stage", b"stage"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback_token", b"callback_token", "generation_id", b"generation_id", "percent", b"percent", "queue_position", b"queue_position", "stage", b"stage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_stage: _TypeAlias = _typing.Literal["queue_position", "percent"]  # noqa: Y015
+    _WhichOneofArgType_stage: _TypeAlias = _typing.Literal["stage", b"stage"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_stage) -> _WhichOneofReturnType_stage | None: ...
+
+Global___ProgressReport: _TypeAlias = ProgressReport  # noqa: Y015
+
+@_typing.final
+class ReportProgressRequest(_message.Message):
+    """Reports of many jobs at once."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def reports(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProgressReport]:
+        """At most one report per generation."""
+
+    def __init__(
+        self,
+        *,
+        reports: _abc.Iterable[Global___ProgressReport] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reports", b"reports"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportProgressRequest: _TypeAlias = ReportProgressRequest  # noqa: Y015
+
+@_typing.final
+class ReportProgressResponse(_message.Message):
+    """Which reports were refused."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REFUSED_GENERATION_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def refused_generation_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Generations whose report was refused for its token (not the latest
+        dispatch's, or no such generation): their jobs need report no more.
+        """
+
+    def __init__(
+        self,
+        *,
+        refused_generation_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["refused_generation_ids", b"refused_generation_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportProgressResponse: _TypeAlias = ReportProgressResponse  # noqa: Y015

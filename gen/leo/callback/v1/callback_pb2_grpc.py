@@ -40,6 +40,11 @@ class CallbackServiceStub:
                 request_serializer=leo_dot_callback_dot_v1_dot_callback__pb2.CompleteGenerationRequest.SerializeToString,
                 response_deserializer=leo_dot_callback_dot_v1_dot_callback__pb2.CompleteGenerationResponse.FromString,
                 _registered_method=True)
+        self.ReportProgress = channel.unary_unary(
+                '/leo.callback.v1.CallbackService/ReportProgress',
+                request_serializer=leo_dot_callback_dot_v1_dot_callback__pb2.ReportProgressRequest.SerializeToString,
+                response_deserializer=leo_dot_callback_dot_v1_dot_callback__pb2.ReportProgressResponse.FromString,
+                _registered_method=True)
 
 
 class CallbackServiceServicer:
@@ -54,6 +59,16 @@ class CallbackServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportProgress(self, request, context):
+        """Reports where jobs stand: queued (with their place) or running (with
+        their percent done). Each report carries its dispatch's token; a report
+        with another token, for a finished generation or behind what was already
+        reported changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CallbackServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -61,6 +76,11 @@ def add_CallbackServiceServicer_to_server(servicer, server):
                     servicer.CompleteGeneration,
                     request_deserializer=leo_dot_callback_dot_v1_dot_callback__pb2.CompleteGenerationRequest.FromString,
                     response_serializer=leo_dot_callback_dot_v1_dot_callback__pb2.CompleteGenerationResponse.SerializeToString,
+            ),
+            'ReportProgress': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportProgress,
+                    request_deserializer=leo_dot_callback_dot_v1_dot_callback__pb2.ReportProgressRequest.FromString,
+                    response_serializer=leo_dot_callback_dot_v1_dot_callback__pb2.ReportProgressResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -91,6 +111,33 @@ class CallbackService:
             '/leo.callback.v1.CallbackService/CompleteGeneration',
             leo_dot_callback_dot_v1_dot_callback__pb2.CompleteGenerationRequest.SerializeToString,
             leo_dot_callback_dot_v1_dot_callback__pb2.CompleteGenerationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportProgress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/leo.callback.v1.CallbackService/ReportProgress',
+            leo_dot_callback_dot_v1_dot_callback__pb2.ReportProgressRequest.SerializeToString,
+            leo_dot_callback_dot_v1_dot_callback__pb2.ReportProgressResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,12 @@ class CallbackServiceStub:
     """Moves a generation to its final state. Idempotent: the same result twice
     is OK; a different result for a finished generation is FAILED_PRECONDITION.
     """
+    ReportProgress: _grpc.UnaryUnaryMultiCallable[_callback_pb2.ReportProgressRequest, _callback_pb2.ReportProgressResponse]
+    """Reports where jobs stand: queued (with their place) or running (with
+    their percent done). Each report carries its dispatch's token; a report
+    with another token, for a finished generation or behind what was already
+    reported changes nothing.
+    """
 
 @_typing.type_check_only
 class CallbackServiceAsyncStub(CallbackServiceStub):
@@ -46,6 +52,12 @@ class CallbackServiceAsyncStub(CallbackServiceStub):
     CompleteGeneration: _aio.UnaryUnaryMultiCallable[_callback_pb2.CompleteGenerationRequest, _callback_pb2.CompleteGenerationResponse]  # type: ignore[assignment]
     """Moves a generation to its final state. Idempotent: the same result twice
     is OK; a different result for a finished generation is FAILED_PRECONDITION.
+    """
+    ReportProgress: _aio.UnaryUnaryMultiCallable[_callback_pb2.ReportProgressRequest, _callback_pb2.ReportProgressResponse]  # type: ignore[assignment]
+    """Reports where jobs stand: queued (with their place) or running (with
+    their percent done). Each report carries its dispatch's token; a report
+    with another token, for a finished generation or behind what was already
+    reported changes nothing.
     """
 
 class CallbackServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -59,6 +71,18 @@ class CallbackServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_callback_pb2.CompleteGenerationResponse, _abc.Awaitable[_callback_pb2.CompleteGenerationResponse]]:
         """Moves a generation to its final state. Idempotent: the same result twice
         is OK; a different result for a finished generation is FAILED_PRECONDITION.
+        """
+
+    @_abc_1.abstractmethod
+    def ReportProgress(
+        self,
+        request: _callback_pb2.ReportProgressRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_callback_pb2.ReportProgressResponse, _abc.Awaitable[_callback_pb2.ReportProgressResponse]]:
+        """Reports where jobs stand: queued (with their place) or running (with
+        their percent done). Each report carries its dispatch's token; a report
+        with another token, for a finished generation or behind what was already
+        reported changes nothing.
         """
 
 def add_CallbackServiceServicer_to_server(servicer: CallbackServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -44,6 +44,30 @@ MODEL_SDXL: Model.ValueType  # 2
 """Stable Diffusion XL."""
 Global___Model: _TypeAlias = Model  # noqa: Y015
 
+class _Kind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _KindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Kind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    KIND_UNSPECIFIED: _Kind.ValueType  # 0
+    """Not chosen: a create takes KIND_IMAGE."""
+    KIND_IMAGE: _Kind.ValueType  # 1
+    """Still images (PNG), as many as the AI backend makes for a prompt."""
+    KIND_VIDEO: _Kind.ValueType  # 2
+    """One short animation (animated WebP) of the requested size."""
+
+class Kind(_Kind, metaclass=_KindEnumTypeWrapper):
+    """What a generation makes."""
+
+KIND_UNSPECIFIED: Kind.ValueType  # 0
+"""Not chosen: a create takes KIND_IMAGE."""
+KIND_IMAGE: Kind.ValueType  # 1
+"""Still images (PNG), as many as the AI backend makes for a prompt."""
+KIND_VIDEO: Kind.ValueType  # 2
+"""One short animation (animated WebP) of the requested size."""
+Global___Kind: _TypeAlias = Kind  # noqa: Y015
+
 class _Status:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -78,7 +102,7 @@ Global___Status: _TypeAlias = Status  # noqa: Y015
 
 @_typing.final
 class Image(_message.Message):
-    """One produced image."""
+    """One produced image, as the first release of v1 showed it (Asset has more)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -86,7 +110,7 @@ class Image(_message.Message):
     WIDTH_FIELD_NUMBER: _builtins.int
     HEIGHT_FIELD_NUMBER: _builtins.int
     url: _builtins.str
-    """Where the image can be downloaded."""
+    """Where the image can be downloaded: the same signed link as its Asset's url."""
     width: _builtins.int
     """Width in pixels."""
     height: _builtins.int
@@ -107,6 +131,61 @@ class Image(_message.Message):
 Global___Image: _TypeAlias = Image  # noqa: Y015
 
 @_typing.final
+class Asset(_message.Message):
+    """One produced file: an image, or a video generation's animation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    URL_FIELD_NUMBER: _builtins.int
+    URL_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    WIDTH_FIELD_NUMBER: _builtins.int
+    HEIGHT_FIELD_NUMBER: _builtins.int
+    BYTE_SIZE_FIELD_NUMBER: _builtins.int
+    DURATION_MS_FIELD_NUMBER: _builtins.int
+    FRAME_COUNT_FIELD_NUMBER: _builtins.int
+    url: _builtins.str
+    """A signed link to the file (GetGenerationAsset) that works without an API
+    key, in a browser's img or video tag too, until url_expire_time. Read the
+    generation again for a fresh one.
+    """
+    content_type: _builtins.str
+    """The file's media type: image/png for an image, image/webp (animated) for a video."""
+    width: _builtins.int
+    """Width in pixels."""
+    height: _builtins.int
+    """Height in pixels."""
+    byte_size: _builtins.int
+    """Size of the file in bytes."""
+    duration_ms: _builtins.int
+    """How long the animation plays, in milliseconds; 0 for an image."""
+    frame_count: _builtins.int
+    """How many frames the animation has; 0 for an image."""
+    @_builtins.property
+    def url_expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When url stops working."""
+
+    def __init__(
+        self,
+        *,
+        url: _builtins.str = ...,
+        url_expire_time: _timestamp_pb2.Timestamp | None = ...,
+        content_type: _builtins.str = ...,
+        width: _builtins.int = ...,
+        height: _builtins.int = ...,
+        byte_size: _builtins.int = ...,
+        duration_ms: _builtins.int = ...,
+        frame_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["url_expire_time", b"url_expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["byte_size", b"byte_size", "content_type", b"content_type", "duration_ms", b"duration_ms", "frame_count", b"frame_count", "height", b"height", "url", b"url", "url_expire_time", b"url_expire_time", "width", b"width"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Asset: _TypeAlias = Asset  # noqa: Y015
+
+@_typing.final
 class Generation(_message.Message):
     """An image or video generation and its result."""
 
@@ -125,6 +204,10 @@ class Generation(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     COMPLETE_TIME_FIELD_NUMBER: _builtins.int
     WEBHOOK_URL_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    ASSETS_FIELD_NUMBER: _builtins.int
+    QUEUE_POSITION_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
     generation_id: _builtins.str
     """UUID of the generation."""
     status: Global___Status.ValueType
@@ -145,9 +228,21 @@ class Generation(_message.Message):
     """Where the final state is delivered, if the create asked for it; empty
     otherwise.
     """
+    kind: Global___Kind.ValueType
+    """What the generation makes."""
+    queue_position: _builtins.int
+    """While the generation waits in the AI backend's queue: its place, 1 being
+    the next to run. Absent otherwise.
+    """
+    progress: _builtins.int
+    """How far the AI backend is, in percent (0 to 100), once it reported it
+    while PENDING; 100 once COMPLETE. Absent otherwise.
+    """
     @_builtins.property
     def images(self) -> _containers.RepeatedCompositeFieldContainer[Global___Image]:
-        """Present only once the generation is COMPLETE."""
+        """Once the generation is COMPLETE, its images (an IMAGE generation's
+        assets, in the shape the first release of v1 had); empty for a video.
+        """
 
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
@@ -160,6 +255,12 @@ class Generation(_message.Message):
     @_builtins.property
     def complete_time(self) -> _timestamp_pb2.Timestamp:
         """Set once the generation reached a final state."""
+
+    @_builtins.property
+    def assets(self) -> _containers.RepeatedCompositeFieldContainer[Global___Asset]:
+        """Once the generation is COMPLETE, the files it made, in order: an IMAGE
+        generation's images, a VIDEO generation's one animation.
+        """
 
     def __init__(
         self,
@@ -177,12 +278,23 @@ class Generation(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         complete_time: _timestamp_pb2.Timestamp | None = ...,
         webhook_url: _builtins.str = ...,
+        kind: Global___Kind.ValueType = ...,
+        assets: _abc.Iterable[Global___Asset] | None = ...,
+        queue_position: _builtins.int | None = ...,
+        progress: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time", "create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_progress", b"_progress", "_queue_position", b"_queue_position", "complete_time", b"complete_time", "create_time", b"create_time", "progress", b"progress", "queue_position", b"queue_position", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "complete_time", b"complete_time", "create_time", b"create_time", "failure_reason", b"failure_reason", "generation_id", b"generation_id", "height", b"height", "images", b"images", "model", b"model", "prompt", b"prompt", "status", b"status", "update_time", b"update_time", "webhook_url", b"webhook_url", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_progress", b"_progress", "_queue_position", b"_queue_position", "assets", b"assets", "attempts", b"attempts", "complete_time", b"complete_time", "create_time", b"create_time", "failure_reason", b"failure_reason", "generation_id", b"generation_id", "height", b"height", "images", b"images", "kind", b"kind", "model", b"model", "progress", b"progress", "prompt", b"prompt", "queue_position", b"queue_position", "status", b"status", "update_time", b"update_time", "webhook_url", b"webhook_url", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__progress: _TypeAlias = _typing.Literal["progress"]  # noqa: Y015
+    _WhichOneofArgType__progress: _TypeAlias = _typing.Literal["_progress", b"_progress"]  # noqa: Y015
+    _WhichOneofReturnType__queue_position: _TypeAlias = _typing.Literal["queue_position"]  # noqa: Y015
+    _WhichOneofArgType__queue_position: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__progress) -> _WhichOneofReturnType__progress | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__queue_position) -> _WhichOneofReturnType__queue_position | None: ...
 
 Global___Generation: _TypeAlias = Generation  # noqa: Y015
 
@@ -198,6 +310,7 @@ class CreateGenerationRequest(_message.Message):
     HEIGHT_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     WEBHOOK_URL_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
     prompt: _builtins.str
     """What to generate: 1 to 1500 characters, not only white space, no NUL."""
     model: Global___Model.ValueType
@@ -216,6 +329,8 @@ class CreateGenerationRequest(_message.Message):
     signed, once it is final. Its host must resolve to public addresses, and
     the caller must have a webhook secret (RotateWebhookSecret).
     """
+    kind: Global___Kind.ValueType
+    """What to make; unset (KIND_UNSPECIFIED) means KIND_IMAGE."""
     def __init__(
         self,
         *,
@@ -225,10 +340,11 @@ class CreateGenerationRequest(_message.Message):
         height: _builtins.int = ...,
         request_id: _builtins.str = ...,
         webhook_url: _builtins.str = ...,
+        kind: Global___Kind.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["height", b"height", "model", b"model", "prompt", b"prompt", "request_id", b"request_id", "webhook_url", b"webhook_url", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["height", b"height", "kind", b"kind", "model", b"model", "prompt", b"prompt", "request_id", b"request_id", "webhook_url", b"webhook_url", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -455,6 +571,40 @@ class WatchGenerationResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchGenerationResponse: _TypeAlias = WatchGenerationResponse  # noqa: Y015
+
+@_typing.final
+class GetGenerationAssetRequest(_message.Message):
+    """Input of GetGenerationAsset."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GENERATION_ID_FIELD_NUMBER: _builtins.int
+    INDEX_FIELD_NUMBER: _builtins.int
+    EXPIRES_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    generation_id: _builtins.str
+    """UUID of the generation."""
+    index: _builtins.int
+    """Which of the generation's assets, counted from 0."""
+    expires: _builtins.int
+    """A signed link's expiry, in seconds since the Unix epoch, as its url has it."""
+    signature: _builtins.str
+    """A signed link's signature, as its url has it; with one, no API key is needed."""
+    def __init__(
+        self,
+        *,
+        generation_id: _builtins.str = ...,
+        index: _builtins.int = ...,
+        expires: _builtins.int = ...,
+        signature: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires", b"expires", "generation_id", b"generation_id", "index", b"index", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetGenerationAssetRequest: _TypeAlias = GetGenerationAssetRequest  # noqa: Y015
 
 @_typing.final
 class RotateWebhookSecretRequest(_message.Message):

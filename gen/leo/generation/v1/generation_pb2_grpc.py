@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from leo.generation.v1 import generation_pb2 as leo_dot_generation_dot_v1_dot_generation__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -60,6 +61,11 @@ class GenerationServiceStub:
                 request_serializer=leo_dot_generation_dot_v1_dot_generation__pb2.WatchGenerationRequest.SerializeToString,
                 response_deserializer=leo_dot_generation_dot_v1_dot_generation__pb2.WatchGenerationResponse.FromString,
                 _registered_method=True)
+        self.GetGenerationAsset = channel.unary_stream(
+                '/leo.generation.v1.GenerationService/GetGenerationAsset',
+                request_serializer=leo_dot_generation_dot_v1_dot_generation__pb2.GetGenerationAssetRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
         self.RotateWebhookSecret = channel.unary_unary(
                 '/leo.generation.v1.GenerationService/RotateWebhookSecret',
                 request_serializer=leo_dot_generation_dot_v1_dot_generation__pb2.RotateWebhookSecretRequest.SerializeToString,
@@ -108,6 +114,18 @@ class GenerationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetGenerationAsset(self, request, context):
+        """Downloads one file of a COMPLETE generation. Over HTTP the response body
+        is the file, with its Content-Type, an ETag and Cache-Control; over gRPC
+        it comes in chunks, the first naming the content type. It needs the
+        owner's API key, or a signed link's expires and signature (Asset.url),
+        which need no key.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RotateWebhookSecret(self, request, context):
         """Makes a new secret for signing the caller's webhooks and returns it; it
         is shown only here. The previous secret stops being used at once.
@@ -143,6 +161,11 @@ def add_GenerationServiceServicer_to_server(servicer, server):
                     servicer.WatchGeneration,
                     request_deserializer=leo_dot_generation_dot_v1_dot_generation__pb2.WatchGenerationRequest.FromString,
                     response_serializer=leo_dot_generation_dot_v1_dot_generation__pb2.WatchGenerationResponse.SerializeToString,
+            ),
+            'GetGenerationAsset': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetGenerationAsset,
+                    request_deserializer=leo_dot_generation_dot_v1_dot_generation__pb2.GetGenerationAssetRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
             'RotateWebhookSecret': grpc.unary_unary_rpc_method_handler(
                     servicer.RotateWebhookSecret,
@@ -286,6 +309,33 @@ class GenerationService:
             '/leo.generation.v1.GenerationService/WatchGeneration',
             leo_dot_generation_dot_v1_dot_generation__pb2.WatchGenerationRequest.SerializeToString,
             leo_dot_generation_dot_v1_dot_generation__pb2.WatchGenerationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetGenerationAsset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/leo.generation.v1.GenerationService/GetGenerationAsset',
+            leo_dot_generation_dot_v1_dot_generation__pb2.GetGenerationAssetRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
             insecure,

@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from collections import abc as _abc
+from google.api import httpbody_pb2 as _httpbody_pb2
 from grpc import aio as _aio
 from leo.generation.v1 import generation_pb2 as _generation_pb2
 import abc as _abc_1
@@ -47,6 +48,14 @@ class GenerationServiceStub:
     """Streams the generation's current state, then every change; ends after
     the final state.
     """
+    GetGenerationAsset: _grpc.UnaryStreamMultiCallable[_generation_pb2.GetGenerationAssetRequest, _httpbody_pb2.HttpBody]
+    """Downloads one file of a COMPLETE generation. Over HTTP the response body
+    is the file, with its Content-Type, an ETag and Cache-Control; over gRPC
+    it comes in chunks, the first naming the content type. It needs the
+    owner's API key, or a signed link's expires and signature (Asset.url),
+    which need no key.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    """
     RotateWebhookSecret: _grpc.UnaryUnaryMultiCallable[_generation_pb2.RotateWebhookSecretRequest, _generation_pb2.RotateWebhookSecretResponse]
     """Makes a new secret for signing the caller's webhooks and returns it; it
     is shown only here. The previous secret stops being used at once.
@@ -70,6 +79,14 @@ class GenerationServiceAsyncStub(GenerationServiceStub):
     WatchGeneration: _aio.UnaryStreamMultiCallable[_generation_pb2.WatchGenerationRequest, _generation_pb2.WatchGenerationResponse]  # type: ignore[assignment]
     """Streams the generation's current state, then every change; ends after
     the final state.
+    """
+    GetGenerationAsset: _aio.UnaryStreamMultiCallable[_generation_pb2.GetGenerationAssetRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
+    """Downloads one file of a COMPLETE generation. Over HTTP the response body
+    is the file, with its Content-Type, an ETag and Cache-Control; over gRPC
+    it comes in chunks, the first naming the content type. It needs the
+    owner's API key, or a signed link's expires and signature (Asset.url),
+    which need no key.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     """
     RotateWebhookSecret: _aio.UnaryUnaryMultiCallable[_generation_pb2.RotateWebhookSecretRequest, _generation_pb2.RotateWebhookSecretResponse]  # type: ignore[assignment]
     """Makes a new secret for signing the caller's webhooks and returns it; it
@@ -121,6 +138,20 @@ class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_generation_pb2.WatchGenerationResponse], _abc.AsyncIterator[_generation_pb2.WatchGenerationResponse]]:
         """Streams the generation's current state, then every change; ends after
         the final state.
+        """
+
+    @_abc_1.abstractmethod
+    def GetGenerationAsset(
+        self,
+        request: _generation_pb2.GetGenerationAssetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_httpbody_pb2.HttpBody], _abc.AsyncIterator[_httpbody_pb2.HttpBody]]:
+        """Downloads one file of a COMPLETE generation. Over HTTP the response body
+        is the file, with its Content-Type, an ETag and Cache-Control; over gRPC
+        it comes in chunks, the first naming the content type. It needs the
+        owner's API key, or a signed link's expires and signature (Asset.url),
+        which need no key.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
 
     @_abc_1.abstractmethod

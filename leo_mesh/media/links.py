@@ -1,0 +1,73 @@
+"""Signed links to generated files: a browser's img or video tag fetches
+them through the public API without an API key.
+
+A link is the GetGenerationAsset path with `expires` (Unix seconds) and
+`signature`, the HMAC-SHA256 of "<path>\\n<expires>" under a key every
+api_server (and the callback_server, for webhook bodies) shares. Expiries
+are rounded up to a step of a tenth of the lifetime, so a generation read
+twice within the step gives the same links (caches and watches see no
+change).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import math
+import secrets
+import time
+from collections.abc import Callable
+from urllib.parse import urlencode
+
+from leo_mesh.errors import AssetLinkExpired, AssetLinkInvalid
+from leo_mesh.media.settings import MediaSettings
+
+log = logging.getLogger("leo.media")
+
+
+def asset_path(generation_id: object, index: int) -> str:
+    """The HTTP path of a generation's file (GetGenerationAsset's binding)."""
+    return f"/v1/generations/{generation_id}/assets/{index}"
+
+
+class AssetLinks:
+    def __init__(self, key: bytes, *, base_url: str, ttl_s: int, clock: Callable[[], float] = time.time) -> None:
+        self._key = key
+        self._base_url = base_url.rstrip("/")
+        self.ttl_s = ttl_s
+        self._step_s = max(60, ttl_s // 10)
+        self._clock = clock
+
+    @classmethod
+    def from_settings(cls, settings: MediaSettings) -> AssetLinks:
+        secret = settings.url_signing_key
+        if secret is None:
+            log.warning("MEDIA_URL_SIGNING_KEY is not set: links signed by this process work only here, until it stops")
+        key = secret.get_secret_value().encode() if secret else secrets.token_bytes(32)
+        return cls(key, base_url=settings.public_base_url, ttl_s=settings.url_ttl_s)
+
+    def _signature(self, generation_id: object, index: int, expires: int) -> str:
+        text = f"{asset_path(generation_id, index)}\n{expires}".encode()
+        digest = hmac.new(self._key, text, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def expiry(self) -> int:
+        """When a link made now expires: at least ttl_s from now, on a step."""
+        return math.ceil((self._clock() + self.ttl_s) / self._step_s) * self._step_s
+
+    def url(self, generation_id: object, index: int, expires: int) -> str:
+        query = urlencode({"expires": expires, "signature": self._signature(generation_id, index, expires)})
+        return f"{self._base_url}{asset_path(generation_id, index)}?{query}"
+
+    def check(self, generation_id: object, index: int, expires: int, signature: str) -> int:
+        """The seconds the link has left; AssetLinkInvalid if the signature
+        does not match the path and expiry, AssetLinkExpired once past it."""
+        expected = self._signature(generation_id, index, expires)
+        if not hmac.compare_digest(expected.encode(), signature.encode()):
+            raise AssetLinkInvalid()
+        left = expires - self._clock()
+        if left <= 0:
+            raise AssetLinkExpired()
+        return math.ceil(left)

@@ -1,0 +1,70 @@
+"""Signed links to generated files (leo_mesh.media.links): pure logic, a fixed clock."""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from leo_mesh.errors import AssetLinkExpired, AssetLinkInvalid
+from leo_mesh.media.links import AssetLinks, asset_path
+
+NOW = 1_800_000_000.0
+GENERATION = uuid.UUID("3fa85f64-5717-4562-b3fc-2c963f66afa6")
+
+
+def links(clock=lambda: NOW, key: bytes = b"k" * 32) -> AssetLinks:
+    return AssetLinks(key, base_url="http://127.0.0.1:8080/", ttl_s=3600, clock=clock)
+
+
+def parts(url: str) -> tuple[str, int, str]:
+    split = urlsplit(url)
+    query = parse_qs(split.query)
+    return split.path, int(query["expires"][0]), query["signature"][0]
+
+
+def test_a_link_names_the_file_and_checks_out_until_it_expires():
+    signer = links()
+    expires = signer.expiry()
+    url = signer.url(GENERATION, 1, expires)
+    path, expires_in_url, signature = parts(url)
+    assert url.startswith("http://127.0.0.1:8080/v1/") and path == asset_path(GENERATION, 1)
+    assert expires_in_url == expires
+    assert signer.check(GENERATION, 1, expires, signature) == expires - NOW
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda g, i, e, s: (uuid.uuid4(), i, e, s),  # another generation
+        lambda g, i, e, s: (g, i + 1, e, s),  # another file
+        lambda g, i, e, s: (g, i, e + 3600, s),  # a later expiry
+        lambda g, i, e, s: (g, i, e, s[:-1] + ("A" if s[-1] != "A" else "B")),  # one character of the signature
+        lambda g, i, e, s: (g, i, e, ""),
+        lambda g, i, e, s: (g, i, e, "é" * 43),
+    ],
+)
+def test_a_tampered_link_is_invalid(change):
+    signer = links()
+    expires = signer.expiry()
+    _, _, signature = parts(signer.url(GENERATION, 0, expires))
+    with pytest.raises(AssetLinkInvalid):
+        signer.check(*change(GENERATION, 0, expires, signature))
+
+
+def test_a_link_signed_with_another_key_is_invalid():
+    expires = links().expiry()
+    _, _, signature = parts(links(key=b"other").url(GENERATION, 0, expires))
+    with pytest.raises(AssetLinkInvalid):
+        links().check(GENERATION, 0, expires, signature)
+
+
+def test_an_expired_link_is_refused_as_expired():
+    now = [NOW]
+    signer = links(clock=lambda: now[0])
+    expires = signer.expiry()
+    _, _, signature = parts(signer.url(GENERATION, 0, expires))
+    now[0] = expires
+    with pytest.raises(AssetLinkExpired):
+        signer.check(GENERATION, 0, expires, signature)

@@ -1,0 +1,54 @@
+"""What the mock AI draws (mock_ai_server.render) and when a queued job's
+place is worth a report (mock_ai_server.progress): pure logic."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from mock_ai_server.progress import NEAR_FRONT, worth_reporting
+from mock_ai_server.render import render_animation, render_image
+
+
+@pytest.mark.parametrize("size", [(64, 64), (320, 192), (2048, 64)])
+def test_an_image_is_a_png_of_the_size_asked(size):
+    made = render_image("3fa85f64-5717-4562-b3fc-2c963f66afa6", 0, "a lighthouse at dusk", *size)
+    picture = Image.open(io.BytesIO(made.data))
+    assert (picture.format, picture.size, made.content_type, made.extension) == ("PNG", size, "image/png", "png")
+    assert (made.width, made.height, made.frame_count, made.duration_ms) == (*size, 0, 0)
+
+
+def test_the_same_generation_index_and_prompt_make_the_same_bytes():
+    one = render_image("g", 1, "a fox", 128, 128).data
+    assert render_image("g", 1, "a fox", 128, 128).data == one
+    assert len({one, render_image("g", 2, "a fox", 128, 128).data, render_image("g", 1, "a cat", 128, 128).data}) == 3
+    assert render_image("h", 1, "a fox", 128, 128).data != one
+
+
+def test_an_animation_has_the_frames_and_length_asked():
+    made = render_animation("g", "a whale", 96, 64, frames=5, fps=10)
+    animation = Image.open(io.BytesIO(made.data))
+    assert (animation.format, animation.size, animation.n_frames, animation.is_animated) == ("WEBP", (96, 64), 5, True)
+    assert (made.content_type, made.extension, made.frame_count, made.duration_ms) == ("image/webp", "webp", 5, 500)
+    frames = []
+    for index in range(animation.n_frames):
+        animation.seek(index)
+        frames.append(animation.convert("RGB").tobytes())
+    assert len(set(frames)) == 5  # it moves
+
+
+def test_a_queued_job_reports_every_place_near_the_front_and_big_moves_further_back():
+    assert worth_reporting(500, None)  # its first place
+    assert not worth_reporting(500, 500)
+    assert not worth_reporting(460, 500) and worth_reporting(450, 500)  # a tenth nearer, or more
+    assert all(worth_reporting(place, place + 1) for place in range(1, NEAR_FRONT + 1))
+
+
+def test_a_long_wait_sends_few_reports():
+    last, sent = None, 0
+    for place in range(10_000, 0, -1):  # one job started ahead of it at a time
+        if worth_reporting(place, last):
+            last, sent = place, sent + 1
+    assert last == 1 and sent < 100
