@@ -107,7 +107,8 @@ def notes(params: Params, quick: bool, elapsed_s: float, machine: dict) -> list[
         f"{params.fixed_rate_duration_s:g} s); values are medians, CPU is over all runs",
         f"raised for the bench: MAX_PENDING_PER_OWNER={stacks.UNCAPPED_PENDING:,}; Envoy's rate limits "
         f"(ENVOY_RATE_LIMIT_*) {stacks.UNCAPPED_RPS:,}/s, echo and ours alike",
-        "ours = api_server + PostgreSQL (fsync on) + mock AI (delay 0) + callback_server, Envoy for JSON; "
+        "ours = api_server + PostgreSQL (fsync on) + mock AI (delay 0; creates ask for 64x64, so it renders "
+        "two small PNGs, not two 1024x1024 ones) + callback_server, Envoy for JSON; "
         "echo = bench.echo_server (no database, no auth), the same Envoy config for JSON",
         "CPU ms/call: api=api_server, pg=all PostgreSQL processes, ai=mock AI, cb=callback_server, "
         "gen=load generator; db writes = transactions that wrote (xids consumed) per call",
