@@ -45,7 +45,7 @@ def test_database_outage(own_postgres, tmp_path):
         def flow():
             while not stop.is_set():
                 try:
-                    accepted.append(api.create("through the outage").generation_id)
+                    accepted.append(api.create("through the outage", width=64, height=64).generation_id)
                 except grpc.RpcError as exc:
                     refused.append(exc.code())
                 time.sleep(0.02)

@@ -16,6 +16,7 @@ from tests.clients import Api, api_for, statuses, wait_for
 
 QUICK_RETRIES = {
     "MAX_PENDING_PER_OWNER": "1000",  # the tests load one owner with hundreds
+    "MOCK_AI_MAX_CONCURRENT_JOBS": "1000",  # and the AI works on all of them at once
     "DISPATCH_BACKOFF_BASE_S": "0.05",
     "DISPATCH_BACKOFF_CAP_S": "0.2",
     "DISPATCH_POLL_INTERVAL_S": "0.2",
@@ -27,9 +28,13 @@ QUICK_RETRIES = {
 }
 
 
+SMALL = {"width": 64, "height": 64}
+
+
 def create_many(api: Api, count: int, prefix: str = "p") -> list[str]:
     with ThreadPoolExecutor(16) as pool:
-        return list(pool.map(lambda i: api.create(f"{prefix} {i}").generation_id, range(count)))
+        # Small images: these tests are about dispatch, not the mock AI's renderer.
+        return list(pool.map(lambda i: api.create(f"{prefix} {i}", **SMALL).generation_id, range(count)))
 
 
 def wait_all_final(database_url: str, timeout_s: float) -> dict[str, int]:
@@ -140,7 +145,7 @@ def test_two_api_servers_send_each_generation_exactly_once(make_mesh):
     clients = [api_for(mesh, address=f"127.0.0.1:{port}") for port in mesh.ports.api]
     total = 500
     with ThreadPoolExecutor(16) as pool:
-        ids = list(pool.map(lambda i: clients[i % 2].create(f"shared {i}").generation_id, range(total)))
+        ids = list(pool.map(lambda i: clients[i % 2].create(f"shared {i}", **SMALL).generation_id, range(total)))
     counts = wait_all_final(mesh.database_url, timeout_s=90)
     assert counts == {"COMPLETE": total}
     calls = start_calls(mesh)

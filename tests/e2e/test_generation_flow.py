@@ -171,7 +171,7 @@ def test_envoy_errors_are_json(http):
 
 
 def test_many_generations_all_finish(api):
-    ids = [api.create(f"prompt {i}").generation_id for i in range(30)]
+    ids = [api.create(f"prompt {i}", width=64, height=64).generation_id for i in range(30)]
     finished = [api.wait_final(generation_id) for generation_id in ids]
     assert all(g.status in FINAL for g in finished)
     assert all(g.status == generation_pb2.STATUS_COMPLETE for g in finished)

@@ -46,7 +46,7 @@ def test_results_held_through_a_callback_outage_all_arrive_with_the_newest_token
     api = api_for(mesh)
     mesh.callback_server.stop()
     total = 40
-    ids = [api.create(f"held {i}").generation_id for i in range(total)]
+    ids = [api.create(f"held {i}", width=64, height=64).generation_id for i in range(total)]
     wait_for(lambda: min(attempts(mesh.database_url)) >= 4, timeout_s=30, what="every generation dispatched again")
     mesh.start_process(mesh.callback_server)
     counts = wait_for(
@@ -81,7 +81,7 @@ def test_dispatch_resumes_promptly_when_the_ai_comes_back(make_mesh):
         time.sleep(0.25)
     mesh.start_process(mesh.mock_ai)
     back = time.time()
-    ids = [api.create(f"after {i}").generation_id for i in range(20)]
+    ids = [api.create(f"after {i}", width=64, height=64).generation_id for i in range(20)]
     wait_for(
         lambda: statuses(mesh.database_url).get("PENDING", 0) == 0, timeout_s=30, what="every generation to finish"
     )

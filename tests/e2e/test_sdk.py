@@ -493,7 +493,9 @@ async def test_200_concurrent_generates_from_one_event_loop_all_finish(mesh, cro
     beyond Envoy's listener rate limit (100/s, bursts of 200)."""
     owner, key = crowd
     async with AsyncClient(mesh.api_address, key) as client:
-        results = await asyncio.gather(*(client.generate(f"crowd {i}", timeout=300) for i in range(200)))
+        results = await asyncio.gather(
+            *(client.generate(f"crowd {i}", width=64, height=64, timeout=300) for i in range(200))
+        )
     assert {g.status for g in results} == {Status.COMPLETE}
     assert sorted(g.id for g in results) == sorted(generation_ids(mesh.database_url, owner))
     assert len({g.id for g in results}) == 200

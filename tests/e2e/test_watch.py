@@ -270,7 +270,7 @@ async def test_watchers_get_their_final_state_though_the_listen_connection_is_ki
                 gaps.append((killed, new[1]))
 
     async def watch_one(index: int) -> list[generation_pb2.Generation]:
-        request = generation_pb2.CreateGenerationRequest(prompt=f"through the storm {index}")
+        request = generation_pb2.CreateGenerationRequest(prompt=f"through the storm {index}", width=64, height=64)
         created = (await stub.CreateGeneration(request, metadata=metadata, timeout=10)).generation
         call = stub.WatchGeneration(
             generation_pb2.WatchGenerationRequest(generation_id=created.generation_id), metadata=metadata, timeout=30
@@ -316,7 +316,9 @@ async def create_generations(address: str, key: str, count: int) -> list[str]:
         created = await asyncio.gather(
             *(
                 stub.CreateGeneration(
-                    generation_pb2.CreateGenerationRequest(prompt=f"watched {i}"), metadata=metadata, timeout=20
+                    generation_pb2.CreateGenerationRequest(prompt=f"watched {i}", width=64, height=64),
+                    metadata=metadata,
+                    timeout=20,
                 )
                 for i in range(count)
             )
@@ -364,7 +366,12 @@ def rss_kib(pid: int) -> int:
 
 
 async def test_a_thousand_watchers_on_one_process(make_mesh):
-    env = {"MOCK_AI_MIN_DELAY_S": "15", "MOCK_AI_MAX_DELAY_S": "17", "MAX_PENDING_PER_OWNER": "1000"}
+    env = {
+        "MOCK_AI_MIN_DELAY_S": "15",
+        "MOCK_AI_MAX_DELAY_S": "17",
+        "MAX_PENDING_PER_OWNER": "1000",
+        "MOCK_AI_MAX_CONCURRENT_JOBS": "1000",
+    }
     mesh = make_mesh(env=env, with_envoy=False)
     key = await asyncio.to_thread(mesh.create_api_key, "crowd")
     ids = await create_generations(mesh.api_address, key, GENERATIONS)
