@@ -41,7 +41,14 @@ def run_figures(params: Params, run_dir: Path, progress) -> list[Row]:
             rows.append(row)
             progress(row)
 
-    ours_env = {"MOCK_AI_MIN_DELAY_S": "0", "MOCK_AI_MAX_DELAY_S": "0"}
+    # The mock AI at delay 0, one image a generation and no queue: it really
+    # renders (Pillow), which would otherwise bound every figure that creates.
+    ours_env = {
+        "MOCK_AI_MIN_DELAY_S": "0",
+        "MOCK_AI_MAX_DELAY_S": "0",
+        "MOCK_AI_IMAGES_PER_GENERATION": "1",
+        "MOCK_AI_MAX_CONCURRENT_JOBS": "100000",
+    }
     # Watches need a generation that stays PENDING until the bench makes it final.
     watch_env = {"MOCK_AI_MIN_DELAY_S": "3600", "MOCK_AI_MAX_DELAY_S": "3600", "COMPLETION_DEADLINE_S": "3600"}
     with (
@@ -70,13 +77,17 @@ def run_figures(params: Params, run_dir: Path, progress) -> list[Row]:
         # The same end to end without the AI's progress reports: what writing them costs.
         quiet_env = {**ours_env, "MOCK_AI_PROGRESS_REPORTS": "false"}
         with stacks.MeshTarget(postgres, run_dir, label="ours-no-progress", env=quiet_env) as quiet:
-            add(end_to_end.end_to_end(quiet, params, key="P5", note="progress reports off"))
+            add(
+                end_to_end.end_to_end(
+                    quiet, params, key="P5", note="progress reports off", generations=params.e2e_compare_generations
+                )
+            )
         # The same creates with the api_server as one worker process per core (SO_REUSEPORT).
         workers = max(2, min(os.cpu_count() or 1, 4))
         workers_env = {**ours_env, "API_SERVER_WORKERS": str(workers)}
         with stacks.MeshTarget(postgres, run_dir, label="ours-workers", env=workers_env, with_envoy=False) as many:
             create = loads[0]
-            row = throughput.compare(create, echo, many, params)
+            row = throughput.compare(create, echo, many, dataclasses.replace(params, repeats=params.mesh_repeats))
             row.figure = f"{create.figure}; api_server as {workers} worker processes"
             add(row)
         with stacks.MeshTarget(postgres, run_dir, label="ours-watch", env=watch_env, with_envoy=False) as watched:
@@ -107,8 +118,8 @@ def notes(params: Params, quick: bool, elapsed_s: float, machine: dict) -> list[
         f"{params.fixed_rate_duration_s:g} s); values are medians, CPU is over all runs",
         f"raised for the bench: MAX_PENDING_PER_OWNER={stacks.UNCAPPED_PENDING:,}; Envoy's rate limits "
         f"(ENVOY_RATE_LIMIT_*) {stacks.UNCAPPED_RPS:,}/s, echo and ours alike",
-        "ours = api_server + PostgreSQL (fsync on) + mock AI (delay 0; creates ask for 64x64, so it renders "
-        "two small PNGs, not two 1024x1024 ones) + callback_server, Envoy for JSON; "
+        "ours = api_server + PostgreSQL (fsync on) + mock AI (delay 0, no job queue; it renders one 64x64 PNG a "
+        "generation: creates ask for the smallest size) + callback_server, Envoy for JSON; "
         "echo = bench.echo_server (no database, no auth), the same Envoy config for JSON",
         "CPU ms/call: api=api_server, pg=all PostgreSQL processes, ai=mock AI, cb=callback_server, "
         "gen=load generator; db writes = transactions that wrote (xids consumed) per call",

@@ -24,12 +24,14 @@ class EndToEnd:
     latencies_ms: list[float] = field(default_factory=list)
 
 
-def end_to_end(ours: stacks.MeshTarget, params: Params, *, key: str = "P4", note: str = "") -> Row:
+def end_to_end(
+    ours: stacks.MeshTarget, params: Params, *, key: str = "P4", note: str = "", generations: int | None = None
+) -> Row:
     """P4: N creates as fast as they are taken (h2load -n), then until none
     is PENDING; completions/s and create→complete from the rows' own times.
     Fails, with its figures, unless every create succeeded and every
     generation is COMPLETE. `note` says how the target differs (P5)."""
-    n = params.e2e_generations
+    n = generations or params.e2e_generations
     row = Row(key, f"{n:,} generations end to end, mock AI delay 0{', ' + note if note else ''}", "completions/s")
     owner = f"bench-e2e-{uuid.uuid4().hex[:8]}"
     headers = ours.new_owner(owner)

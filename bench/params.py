@@ -13,6 +13,10 @@ class Params:
     # Fixed-rate (P3) runs are longer: at a few dozen calls a second a p99 needs samples.
     fixed_rate_duration_s: float
     e2e_generations: int
+    # P5 (progress off) is a second end-to-end run: fewer, it compares rates.
+    e2e_compare_generations: int
+    # Rows that compare two meshes of ours (T, the workers row): their runs.
+    mesh_repeats: int
     watch_streams: int
     watch_workers: int
     statement_probe_generations: int
@@ -24,6 +28,8 @@ FULL = Params(
     warmup_s=1,
     fixed_rate_duration_s=7,
     e2e_generations=10_000,
+    e2e_compare_generations=3_000,
+    mesh_repeats=1,
     watch_streams=10_000,
     watch_workers=4,
     statement_probe_generations=20,
@@ -34,6 +40,8 @@ QUICK = Params(
     warmup_s=0.5,
     fixed_rate_duration_s=3,
     e2e_generations=300,
+    e2e_compare_generations=300,
+    mesh_repeats=1,
     watch_streams=500,
     watch_workers=2,
     statement_probe_generations=10,

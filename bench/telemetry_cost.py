@@ -9,6 +9,7 @@ trace sampled (docs/performance.md has that figure too)."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import urllib.request
 from concurrent import futures
@@ -91,7 +92,7 @@ class Scraper:
 def telemetry_cost(plain: stacks.MeshTarget, traced: stacks.MeshTarget, sink: OtlpSink, params: Params) -> Row:
     load = throughput.Load("T", "", "CreateGeneration", grpc_load("CreateGeneration", CREATE), counts_rows=True)
     with Scraper(traced) as scraper:
-        row = throughput.compare(load, plain, traced, params)
+        row = throughput.compare(load, plain, traced, dataclasses.replace(params, repeats=params.mesh_repeats))
     row.figure = (
         f"tracing (sampled {float(SAMPLER_ARG):.0%}) + /metrics scraped 1/s: gRPC create without / with "
         f"({sink.spans:,} spans received, {scraper.scrapes:,} scrapes)"
