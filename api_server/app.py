@@ -28,7 +28,7 @@ from leo_mesh.db.keys import KeyStore
 from leo_mesh.db.pool import Database
 from leo_mesh.db.urls import libpq_url
 from leo_mesh.db.webhooks import WebhookStore
-from leo_mesh.grpc_server import GrpcApp, Service, serve
+from leo_mesh.grpc_server import GrpcApp, GrpcService, Service, serve
 from leo_mesh.media.links import AssetLinks
 from leo_mesh.media.settings import MediaSettings
 from leo_mesh.media.store import MediaStore, open_store
@@ -44,7 +44,7 @@ SIGNED_METHODS = {f"/{SERVICE_NAME}/GetGenerationAsset": lambda request: bool(re
 
 
 @dataclass
-class ApiServer:
+class ApiServer(GrpcService):
     settings: Settings
     webhook_settings: WebhookSettings
     db: Database
@@ -62,14 +62,6 @@ class ApiServer:
     metrics: MetricsEndpoint | None
 
     name = "api_server"
-
-    @property
-    def port(self) -> int:
-        return self.grpc.port
-
-    @property
-    def failed(self) -> asyncio.Event:
-        return self.grpc.failed
 
     async def start(self, *, background: bool = True) -> None:
         """Serve; `background=False` (tests) leaves the dispatcher, the

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from dataclasses import dataclass
 
@@ -12,7 +11,7 @@ from leo.callback.v1 import callback_pb2, callback_pb2_grpc
 from leo_mesh.convert import webhook_body
 from leo_mesh.db.generations import GenerationStore
 from leo_mesh.db.pool import Database
-from leo_mesh.grpc_server import GrpcApp, Service
+from leo_mesh.grpc_server import GrpcApp, GrpcService, Service
 from leo_mesh.media.links import AssetLinks
 from leo_mesh.media.settings import MediaSettings
 from leo_mesh.telemetry.exposition import MetricsEndpoint
@@ -24,7 +23,7 @@ OTEL_SERVICE_NAME = "callback-server"
 
 
 @dataclass
-class CallbackServer:
+class CallbackServer(GrpcService):
     settings: Settings
     db: Database
     store: GenerationStore
@@ -34,22 +33,11 @@ class CallbackServer:
 
     name = "callback_server"
 
-    @property
-    def port(self) -> int:
-        return self.grpc.port
-
-    @property
-    def failed(self) -> asyncio.Event:
-        return self.grpc.failed
-
     async def start(self) -> None:
         await self.db.open()
         self.metrics.start()
         await self.grpc.start()
         self.grpc.background.start("gauges", self.gauges.run())
-
-    async def drain(self) -> None:
-        await self.grpc.drain()
 
     async def stop(self) -> None:
         await self.grpc.background.stop(0)

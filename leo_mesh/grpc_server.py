@@ -343,6 +343,24 @@ class GrpcApp:
             await serving.__aexit__(None, None, None)
 
 
+class GrpcService:
+    """What the services' composition roots share: their GrpcApp (an
+    attribute `grpc`), its port and failure, and a plain drain."""
+
+    grpc: GrpcApp
+
+    @property
+    def port(self) -> int:
+        return self.grpc.port
+
+    @property
+    def failed(self) -> asyncio.Event:
+        return self.grpc.failed
+
+    async def drain(self) -> None:
+        await self.grpc.drain()
+
+
 class App(Protocol):
     """What `serve` runs: a service's composition root."""
 

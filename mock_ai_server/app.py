@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from grpc import aio
@@ -10,7 +9,7 @@ from grpc import aio
 from leo.ai.v1 import ai_pb2, ai_pb2_grpc
 from leo.callback.v1 import callback_pb2_grpc
 from leo_mesh.channels import internal_channel
-from leo_mesh.grpc_server import GrpcApp, Service
+from leo_mesh.grpc_server import GrpcApp, GrpcService, Service
 from leo_mesh.media.settings import MediaSettings
 from leo_mesh.media.store import MediaStore, open_store
 from leo_mesh.telemetry.exposition import MetricsEndpoint
@@ -24,7 +23,7 @@ OTEL_SERVICE_NAME = "mock-ai-server"
 
 
 @dataclass
-class MockAi:
+class MockAi(GrpcService):
     settings: Settings
     jobs: Jobs
     grpc: GrpcApp
@@ -34,22 +33,11 @@ class MockAi:
 
     name = "mock_ai_server"
 
-    @property
-    def port(self) -> int:
-        return self.grpc.port
-
-    @property
-    def failed(self) -> asyncio.Event:
-        return self.grpc.failed
-
     async def start(self) -> None:
         self.metrics.start()
         await self.store.prepare()
         await self.grpc.start()
         self.grpc.background.start("progress reports", self.jobs.reporter.run())
-
-    async def drain(self) -> None:
-        await self.grpc.drain()
 
     async def stop(self) -> None:
         """Drop every held job (the api_server's completion deadline recovers them)."""
