@@ -20,7 +20,6 @@ import time
 import warnings
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -35,6 +34,7 @@ with warnings.catch_warnings():
 SYSTEM_USER = "pgserver"
 SUPERUSER = "postgres"
 LOG_FILE_NAME = "postgres.log"
+DROP_PRIVILEGES = Path(__file__).with_name("drop_privileges.py")
 
 
 class EmbeddedPostgres:
@@ -68,7 +68,7 @@ class EmbeddedPostgres:
             self._initdb()
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
-                [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data_dir), *self._settings()],
+                _as_system_user([str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data_dir), *self._settings()]),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -76,7 +76,6 @@ class EmbeddedPostgres:
                 # Its own process group: Ctrl-C in a terminal does not reach
                 # it, and kill() can take down every backend at once.
                 start_new_session=True,
-                **_run_as(),
             )
         self._wait_until_ready(timeout)
 
@@ -148,7 +147,7 @@ class EmbeddedPostgres:
         ]  # fmt: skip
         if not self.fsync:
             command.append("--no-sync")
-        result = subprocess.run(command, cwd=self.data_dir, capture_output=True, text=True, **_run_as())
+        result = subprocess.run(_as_system_user(command), cwd=self.data_dir, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"initdb failed in {self.data_dir}:\n{result.stdout}{result.stderr}")
 
@@ -195,12 +194,16 @@ class EmbeddedPostgres:
             return "(no log)"
 
 
-def _run_as() -> dict[str, Any]:
-    """subprocess arguments that drop root to the `pgserver` user (nothing otherwise)."""
+def _as_system_user(command: list[str]) -> list[str]:
+    """`command` as the `pgserver` user when we are root (unchanged otherwise).
+
+    The switch happens in `drop_privileges.py`, which then execs the command;
+    see there why not in `subprocess` itself.
+    """
     if os.geteuid() != 0:
-        return {}
+        return command
     user = pwd.getpwnam(SYSTEM_USER)
-    return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+    return [sys.executable, "-I", str(DROP_PRIVILEGES), str(user.pw_uid), str(user.pw_gid), *command]
 
 
 def main() -> None:
