@@ -250,6 +250,16 @@ def test_list_over_json(mesh):
 
 def test_cancel_pending_then_the_ais_callback_is_ignored(mesh, alice):
     generation_id = alice.create("cancel me").generation_id
+    # Cancelled once the AI has the job: a generation cancelled before its
+    # dispatch is never sent, so no callback would come.
+    wait_for(
+        lambda: any(
+            r.get("event") == "start_generation" and r.get("generation_id") == generation_id and not r.get("refused")
+            for r in mesh.mock_ai.log_records()
+        ),
+        timeout_s=10,
+        what="the AI to accept the job",
+    )
     cancelled = alice.cancel(generation_id)
     assert cancelled.status == generation_pb2.STATUS_CANCELLED and cancelled.complete_time.seconds > 0
     # The AI still finishes its job and calls back; the callback is acknowledged and dropped.
