@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import time
 import uuid
+from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import grpc
@@ -23,6 +25,7 @@ from tests.clients import error_info, json_client, wait_for
 FRAMES = 6
 # Small buckets, so that the rate-limit test empties one in a few calls.
 BURST = 20
+RATE_LIMIT_RPS = 1
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +35,7 @@ def mesh(make_mesh):
             "MOCK_AI_MIN_DELAY_S": "0.5",
             "MOCK_AI_MAX_DELAY_S": "1",
             "MOCK_AI_VIDEO_FRAMES": str(FRAMES),
-            "ENVOY_RATE_LIMIT_PER_KEY_RPS": "1",
+            "ENVOY_RATE_LIMIT_PER_KEY_RPS": str(RATE_LIMIT_RPS),
             "ENVOY_RATE_LIMIT_PER_KEY_BURST": str(BURST),
         }
     )
@@ -129,6 +132,19 @@ def assert_refused(answer: httpx.Response, status: int, reason: str) -> None:
     assert info == expected
 
 
+def until_refused(send: Callable[[], httpx.Response]) -> list[httpx.Response]:
+    """Answers to `send()` until the first 429; asserts the bucket let
+    through no more than its burst and the tokens refilled meanwhile."""
+    started = time.monotonic()
+    answers = [send()]
+    while answers[-1].status_code != 429:
+        assert len(answers) <= 10 * BURST, "never rate limited"
+        answers.append(send())
+    refills = (math.floor(time.monotonic() - started) + 1) * RATE_LIMIT_RPS
+    assert len(answers) - 1 <= BURST + refills
+    return answers
+
+
 def test_altered_links_are_403(mesh, images):
     path, expires, signature = signed_parts(images["assets"][0]["url"])
     other_path = path[: -len("0")] + "1"
@@ -190,10 +206,10 @@ def test_a_signed_link_has_a_rate_limit_bucket_of_its_own(mesh, images):
     first, second = (asset["url"] for asset in images["assets"])
     path = urlsplit(first).path
     with httpx.Client(timeout=10) as browser:  # one connection: faster than the buckets refill
-        anonymous = [browser.get(mesh.envoy_url + path).status_code for _ in range(2 * BURST)]
-        assert anonymous[-1] == 429 and set(anonymous) == {401, 429}
+        anonymous = until_refused(lambda: browser.get(mesh.envoy_url + path))
+        assert {r.status_code for r in anonymous} == {401, 429}
         assert browser.get(first).status_code == 200
-        by_link = [browser.get(first).status_code for _ in range(2 * BURST)]
-        assert by_link[-1] == 429 and set(by_link) == {200, 429}
-        assert_refused(browser.get(first), 429, "RATE_LIMITED")
+        by_link = until_refused(lambda: browser.get(first))
+        assert {r.status_code for r in by_link} == {200, 429}
+        assert_refused(by_link[-1], 429, "RATE_LIMITED")
         assert browser.get(second).status_code == 200
