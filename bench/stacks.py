@@ -24,8 +24,9 @@ from leo.generation.v1 import generation_pb2, generation_pb2_grpc
 from leo_mesh.db import migrate
 from leo_mesh.devstack import envoy
 from leo_mesh.devstack.mesh import Mesh, Ports
+from leo_mesh.devstack.ports import free_port
 from leo_mesh.devstack.postgres import EmbeddedPostgres
-from leo_mesh.devstack.processes import ManagedProcess, free_port, wait_serving
+from leo_mesh.devstack.processes import ManagedProcess, wait_serving
 
 ROOT = Path(__file__).resolve().parents[1]
 OWNER = "bench"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import uuid
@@ -10,14 +11,21 @@ from pathlib import Path
 
 import pytest
 
+from leo_mesh.devstack import ports
 from leo_mesh.devstack.postgres import EmbeddedPostgres
-from leo_mesh.devstack.processes import free_port
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each pytest-xdist worker starts servers on ports of its own block."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        ports.use_block(int(worker.removeprefix("gw")), int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
 
 
 def new_postgres() -> EmbeddedPostgres:
     """A PostgreSQL (not started) with its data outside pytest's temp tree:
     pytest keeps that tree private to root, and postgres runs as another user."""
-    return EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="leo-test-pg-")), free_port(), fsync=False)
+    return EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="leo-test-pg-")), ports.free_port(), fsync=False)
 
 
 @pytest.fixture(scope="session")

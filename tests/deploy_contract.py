@@ -29,7 +29,8 @@ from leo.callback.v1 import callback_pb2
 from leo.generation.v1 import generation_pb2
 from leo_mesh import grpc_server
 from leo_mesh.devstack import envoy as envoy_config
-from leo_mesh.devstack.processes import ManagedProcess, free_port
+from leo_mesh.devstack.ports import free_port
+from leo_mesh.devstack.processes import ManagedProcess
 from leo_mesh.media.settings import MediaSettings
 from leo_mesh.rules import Status as GenerationStatus
 from leo_mesh.settings import TracingSettings

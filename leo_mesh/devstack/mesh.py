@@ -16,7 +16,8 @@ from pathlib import Path
 from leo_mesh.db.keys import KeyStore
 from leo_mesh.db.pool import Database
 from leo_mesh.devstack import envoy
-from leo_mesh.devstack.processes import ManagedProcess, free_port, wait_serving
+from leo_mesh.devstack.ports import free_port
+from leo_mesh.devstack.processes import ManagedProcess, wait_serving
 from leo_mesh.media.settings import MediaSettings
 
 GENERATION_SERVICE = "leo.generation.v1.GenerationService"

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from leo_mesh.devstack import envoy as envoy_config
-from leo_mesh.devstack.processes import ManagedProcess, free_port
+from leo_mesh.devstack.ports import free_port
+from leo_mesh.devstack.processes import ManagedProcess
 from tests import deploy_contract as contract
 from tests import kustomize_build
 from tests.kustomize_build import read_env_file

@@ -1,0 +1,68 @@
+"""Ports for the servers the dev stack, the tests and the bench start.
+
+A port is chosen here and bound later by another process, so something else
+could take it in between. Ports are therefore taken from below the kernel's
+ephemeral range, where neither outgoing connections nor `bind(port 0)` draw
+theirs; each is handed out once per process and checked free when handed
+out. Processes that choose ports at the same time (pytest-xdist workers)
+each take a block of their own (`use_block`).
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+from pathlib import Path
+
+# Below this, ports are often fixed by other software.
+LOWEST = 10_000
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def non_ephemeral() -> range:
+    """The ports from LOWEST up to the start of the ephemeral range."""
+    try:
+        first_ephemeral = int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        first_ephemeral = 32_768  # Linux's default
+    return range(LOWEST, max(first_ephemeral, LOWEST + 1_000))
+
+
+class PortPool:
+    """Hands out the ports of `ports` once each, from a random start, skipping
+    any that cannot be bound right now."""
+
+    def __init__(self, ports: range) -> None:
+        start = random.randrange(len(ports))
+        self._order = iter([*ports[start:], *ports[:start]])
+
+    def take(self) -> int:
+        for port in self._order:
+            if _bindable(port):
+                return port
+        raise RuntimeError("no free port left in this process's block")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+_pool = PortPool(non_ephemeral())
+
+
+def use_block(index: int, count: int) -> None:
+    """Take ports only from block `index` of `count` equal blocks."""
+    global _pool
+    ports = non_ephemeral()
+    size = len(ports) // count
+    _pool = PortPool(ports[index * size : (index + 1) * size])
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing uses now and that this process has not handed out before."""
+    return _pool.take()
