@@ -150,14 +150,20 @@ class Mesh:
         """In start order."""
         return [self.callback_server, self.mock_ai, *self.api_servers, *([self.envoy] if self.envoy else [])]
 
-    def start(self) -> Mesh:
+    def start(self, timeout_s: float = 30.0) -> Mesh:
+        """Start the services together, then Envoy once they serve.
+
+        No service needs another to start: their calls to each other wait
+        for the peer to be ready (wait_for_ready).
+        """
+        services = [self.callback_server, self.mock_ai, *self.api_servers]
         try:
-            self.start_process(self.callback_server)
-            self.start_process(self.mock_ai)
-            for api in self.api_servers:
-                self.start_process(api)
+            for process in services:
+                process.start()
+            for process in services:
+                self._wait_ready(process, timeout_s)
             if self.envoy is not None:
-                self.start_process(self.envoy)
+                self.start_process(self.envoy, timeout_s)
         except BaseException:
             self.stop()
             raise
@@ -166,6 +172,9 @@ class Mesh:
     def start_process(self, process: ManagedProcess, timeout_s: float = 30.0) -> None:
         """Start one of the mesh's processes and wait until it is ready."""
         process.start()
+        self._wait_ready(process, timeout_s)
+
+    def _wait_ready(self, process: ManagedProcess, timeout_s: float) -> None:
         try:
             if process is self.envoy:
                 self._wait_envoy_ready(timeout_s)
@@ -204,7 +213,12 @@ class Mesh:
         return asyncio.run(create())
 
     def stop(self) -> None:
-        for process in reversed(self.processes()):
+        """SIGTERM to every process at once, Envoy first (it stops routing),
+        then wait for each to exit."""
+        processes = list(reversed(self.processes()))
+        for process in processes:
+            process.terminate()
+        for process in processes:
             process.stop()
 
     def __enter__(self) -> Mesh:

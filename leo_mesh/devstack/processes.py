@@ -73,11 +73,15 @@ class ManagedProcess:
             except ProcessLookupError:
                 pass
 
+    def terminate(self) -> None:
+        """SIGTERM, without waiting: the process drains and exits."""
+        self._signal(signal.SIGTERM)
+
     def stop(self, timeout_s: float = 15.0) -> int | None:
         """SIGTERM, then SIGKILL if it does not exit in time. Returns the exit code."""
         if self.proc is None:
             return None
-        self._signal(signal.SIGTERM)
+        self.terminate()
         try:
             return self.proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
