@@ -180,8 +180,23 @@ class Mesh:
                 self._wait_envoy_ready(timeout_s)
             else:
                 wait_serving(f"127.0.0.1:{self._grpc_ports[process.name]}", timeout_s=timeout_s)
+                if process in self.api_servers:
+                    self._wait_workers_listening(process, timeout_s)
         except TimeoutError as exc:
             raise RuntimeError(f"{process.name} did not start:\n{process.log_text()[-4000:]}") from exc
+
+    def _wait_workers_listening(self, process: ManagedProcess, timeout_s: float) -> None:
+        """Until each of an api_server's workers listens: its port answers
+        once one does, and the kernel spreads connections only over those."""
+        workers = int(self.env.get("API_SERVER_WORKERS", "1"))
+        deadline = time.monotonic() + timeout_s
+        while (
+            len({r.get("worker") for r in process.log_records(this_run=True) if r.get("event") == "listening"})
+            < workers
+        ):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"fewer than {workers} workers listening")
+            time.sleep(0.05)
 
     def _wait_envoy_ready(self, timeout_s: float) -> None:
         """Until the admin says ready and the api_server upstream is healthy."""

@@ -45,6 +45,7 @@ class ManagedProcess:
         self.env = env
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
+        self._log_start = 0  # where the current run's lines begin
 
     @classmethod
     def python_module(cls, name: str, module: str, *, env: dict[str, str], log_path: Path) -> ManagedProcess:
@@ -53,6 +54,7 @@ class ManagedProcess:
     def start(self) -> ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
+            self._log_start = log.tell()
             self.proc = subprocess.Popen(
                 self.argv,
                 env={**os.environ, **self.env},
@@ -98,10 +100,13 @@ class ManagedProcess:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def log_records(self) -> list[dict]:
-        """The structured (JSON) lines of the log."""
+    def log_records(self, *, this_run: bool = False) -> list[dict]:
+        """The structured (JSON) lines of the log (`this_run`: since the last start())."""
+        text = self.log_text()
+        if this_run and self.log_path.exists():
+            text = self.log_path.read_bytes()[self._log_start :].decode(errors="replace")
         records = []
-        for line in self.log_text().splitlines():
+        for line in text.splitlines():
             if line.startswith("{"):
                 try:
                     records.append(json.loads(line))
