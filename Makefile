@@ -32,10 +32,11 @@ breaking: $(STAMP)
 run: $(STAMP)
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m leo_mesh.devstack
 
-# Lint first: CI runs `make test` only, and a finding fails it. Three pytest
-# workers on two cores: most end-to-end time is waiting on servers, not
-# computing (two workers keep the cores half idle; four gain nothing more).
-TEST_WORKERS ?= 3
+# Lint first: CI runs `make test` only, and a finding fails it. Two pytest
+# workers: most end-to-end time is waiting on servers, not computing. Three
+# are faster, but under them a burst of JSON requests through Envoy has
+# twice seen one request go unanswered for 10 s (not yet explained).
+TEST_WORKERS ?= 2
 test: $(STAMP) lint
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
