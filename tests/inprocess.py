@@ -17,7 +17,9 @@ from callback_server.app import CallbackServer
 from callback_server.app import bootstrap as callback_bootstrap
 from callback_server.settings import Settings as CallbackSettings
 from leo.ai.v1 import ai_pb2
+from leo.generation.v1 import generation_pb2, generation_pb2_grpc
 from leo_mesh.convert import webhook_body
+from leo_mesh.db.keys import KeyStore
 from leo_mesh.db.rows import GenerationRow
 from leo_mesh.media.links import AssetLinks
 from leo_mesh.media.settings import MediaSettings
@@ -116,3 +118,20 @@ async def mock_ai(callback_address: str, media: MediaSettings | None = None, **s
 
 def channel_to(app) -> grpc.aio.Channel:
     return grpc.aio.insecure_channel(f"127.0.0.1:{app.port}")
+
+
+class Client:
+    """The GenerationService of an in-process api_server, with one key."""
+
+    def __init__(self, channel: grpc.aio.Channel, key: str) -> None:
+        self.stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        self.metadata = (("authorization", f"Bearer {key}"),)
+
+    async def create(self, **fields) -> generation_pb2.Generation:
+        request = generation_pb2.CreateGenerationRequest(**{"prompt": "a lighthouse", **fields})
+        return (await self.stub.CreateGeneration(request, metadata=self.metadata, timeout=10)).generation
+
+
+async def new_key(app: ApiServer, owner: str = "alice") -> str:
+    """A new API key of `owner` in the api_server's database."""
+    return await KeyStore(app.db).create(owner)

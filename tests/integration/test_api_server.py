@@ -11,10 +11,10 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from leo.generation.v1 import generation_pb2, generation_pb2_grpc
+from leo.generation.v1 import generation_pb2
 from leo_mesh.db.keys import KeyStore
 from leo_mesh.rules import Status
-from tests.inprocess import FakeAi, api_server, channel_to
+from tests.inprocess import Client, FakeAi, api_server, channel_to, new_key
 
 
 def details(error: grpc.aio.AioRpcError) -> tuple[str, list[str]]:
@@ -32,20 +32,6 @@ def details(error: grpc.aio.AioRpcError) -> tuple[str, list[str]]:
             detail.Unpack(bad)
             fields = [v.field for v in bad.field_violations]
     return reason, fields
-
-
-class Client:
-    def __init__(self, channel: grpc.aio.Channel, key: str) -> None:
-        self.stub = generation_pb2_grpc.GenerationServiceStub(channel)
-        self.metadata = (("authorization", f"Bearer {key}"),)
-
-    async def create(self, **fields) -> generation_pb2.Generation:
-        request = generation_pb2.CreateGenerationRequest(**{"prompt": "a lighthouse", **fields})
-        return (await self.stub.CreateGeneration(request, metadata=self.metadata, timeout=10)).generation
-
-
-async def new_key(app, owner: str = "alice") -> str:
-    return await KeyStore(app.db).create(owner)
 
 
 async def failure(call) -> grpc.aio.AioRpcError:

@@ -9,53 +9,9 @@ import uuid
 import grpc
 import pytest
 
-from leo.callback.v1 import callback_pb2, callback_pb2_grpc
-from leo_mesh.db.generations import GenerationStore, NewGeneration
-from leo_mesh.rules import Model, Status
-from tests.inprocess import callback_server, channel_to
-from tests.inprocess import signed_webhook_body as webhook_body
-
-OWNER = "tester"
-
-
-@pytest.fixture
-def store(db) -> GenerationStore:
-    return GenerationStore(db, webhook_body=webhook_body)
-
-
-@pytest.fixture
-async def callbacks(database_url):
-    async with callback_server(database_url) as app, channel_to(app) as channel:
-        yield callback_pb2_grpc.CallbackServiceStub(channel)
-
-
-async def dispatched(store: GenerationStore, prompt: str = "p") -> tuple[uuid.UUID, str]:
-    """A generation the AI holds, and the token its dispatch handed over."""
-    row, _ = await store.create(NewGeneration(OWNER, prompt, Model.SDXL, 64, 64), max_pending=100)
-    return row.generation_id, await redispatch(store, row.generation_id)
-
-
-async def redispatch(store: GenerationStore, generation_id: uuid.UUID) -> str:
-    """Dispatch the generation again (its deadline passed): a new token."""
-    async with store._db.connection() as conn:
-        await conn.execute('UPDATE generations SET "nextAttemptAt" = now() WHERE "generationId" = %s', (generation_id,))
-    claimed, _ = await store.claim_due(limit=10, lease_s=60, max_attempts=10)
-    (item,) = [c for c in claimed if c.row.generation_id == generation_id]
-    return item.callback_token
-
-
-def completed(
-    generation_id, token: str, *names: str, prefix: str | None = None
-) -> callback_pb2.CompleteGenerationRequest:
-    """A result naming stored files by key (under the generation's prefix unless given another)."""
-    under = f"{generation_id}/" if prefix is None else prefix
-    assets = [
-        callback_pb2.Asset(key=under + name, content_type="image/png", width=64, height=64, byte_size=100)
-        for name in names
-    ]
-    return callback_pb2.CompleteGenerationRequest(
-        generation_id=str(generation_id), callback_token=token, stored=callback_pb2.StoredAssets(assets=assets)
-    )
+from leo.callback.v1 import callback_pb2
+from leo_mesh.rules import Status
+from tests.integration.ai_side import OWNER, completed, dispatched, redispatch
 
 
 def keys(row) -> list[str]:

@@ -19,11 +19,6 @@ from tests.inprocess import signed_webhook_body as webhook_body
 DONE = Result(assets=(Asset("g/1.png", "image/png", 64, 64, byte_size=100),))
 
 
-@pytest.fixture
-def store(db) -> GenerationStore:
-    return GenerationStore(db, webhook_body=webhook_body)
-
-
 def new(owner: str = "alice", prompt: str = "p", request_id: uuid.UUID | None = None) -> NewGeneration:
     return NewGeneration(owner, prompt, Model.SDXL, 64, 64, request_id=request_id)
 

@@ -14,24 +14,12 @@ import pytest
 from PIL import Image
 
 from leo.ai.v1 import ai_pb2_grpc
-from leo.callback.v1 import callback_pb2, callback_pb2_grpc
+from leo.callback.v1 import callback_pb2
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
-from leo_mesh.db.generations import GenerationStore
 from leo_mesh.db.keys import KeyStore
 from leo_mesh.rules import NO_PROGRESS, Progress, Status
-from tests.inprocess import api_server, callback_server, channel_to, media_settings, mock_ai, signed_webhook_body
-from tests.integration.test_callbacks import OWNER, completed, dispatched, redispatch
-
-
-@pytest.fixture
-def store(db) -> GenerationStore:
-    return GenerationStore(db, webhook_body=signed_webhook_body)
-
-
-@pytest.fixture
-async def callbacks(database_url):
-    async with callback_server(database_url) as app, channel_to(app) as channel:
-        yield callback_pb2_grpc.CallbackServiceStub(channel)
+from tests.inprocess import api_server, callback_server, channel_to, media_settings, mock_ai
+from tests.integration.ai_side import OWNER, completed, dispatched, redispatch
 
 
 def report(generation_id, token: str, *, position: int | None = None, percent: int | None = None):

@@ -20,8 +20,7 @@ from opentelemetry.trace import SpanKind
 from leo.generation.v1 import generation_pb2
 from leo_mesh.logs import JsonFormatter
 from leo_mesh.telemetry import tracing
-from tests.inprocess import FakeAi, api_server, channel_to
-from tests.integration.test_api_server import Client, new_key
+from tests.inprocess import Client, FakeAi, api_server, channel_to, new_key
 from tests.scrape import Scrape
 
 
