@@ -10,6 +10,7 @@ each take a block of their own (`use_block`).
 
 from __future__ import annotations
 
+import itertools
 import random
 import socket
 from pathlib import Path
@@ -34,7 +35,7 @@ class PortPool:
 
     def __init__(self, ports: range) -> None:
         start = random.randrange(len(ports))
-        self._order = iter([*ports[start:], *ports[:start]])
+        self._order = itertools.chain(ports[start:], ports[:start])
 
     def take(self) -> int:
         for port in self._order:
