@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import signal
 import time
@@ -184,12 +185,16 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
             record = RpcRecord(method, context)
             sent = 0
             # A stream its server abandoned is closed later by the garbage
-            # collector, in another context than the one its span was made current in.
+            # collector, inside whatever call runs then: its line is written
+            # in the stream's own context as of its last message (the span
+            # made current in the call's context is not detached there).
+            own_context = contextvars.copy_context()
             closed_elsewhere = False
             try:
                 _check_parsed(request)
                 async for message in behavior(request, context):
                     sent += 1
+                    own_context = contextvars.copy_context()
                     yield message
             except GeneratorExit:
                 closed_elsewhere = True
@@ -199,7 +204,10 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
             except Exception as exc:
                 await _abort(exc, context, method)
             finally:
-                self._log(method, context, started, peer, record, sent, same_context=not closed_elsewhere)
+                if closed_elsewhere:
+                    own_context.run(self._log, method, context, started, peer, record, sent, same_context=False)
+                else:
+                    self._log(method, context, started, peer, record, sent)
 
         return wrapper
 
