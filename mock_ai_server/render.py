@@ -70,20 +70,42 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
+def _widened(mask: Image.Image, by: int) -> Image.Image:
+    """The mask grown by `by` pixels each way: the largest of its shifted
+    copies, along rows and then along columns (a square max filter in
+    4·by passes instead of (2·by + 1)² per pixel). The mask's empty margin
+    of `by` pixels keeps the shifts from wrapping letters around."""
+    rows = mask
+    for shift in range(1, by + 1):
+        rows = ImageChops.lighter(rows, ImageChops.offset(mask, shift, 0))
+        rows = ImageChops.lighter(rows, ImageChops.offset(mask, -shift, 0))
+    grown = rows
+    for shift in range(1, by + 1):
+        grown = ImageChops.lighter(grown, ImageChops.offset(rows, 0, shift))
+        grown = ImageChops.lighter(grown, ImageChops.offset(rows, 0, -shift))
+    return grown
+
+
 def _caption(picture: Image.Image, prompt: str) -> None:
-    """The prompt, white on a black outline, in the top left corner."""
+    """The prompt, white with a black outline, in the top left corner.
+
+    The outline is the letters' own mask widened: the same look as
+    FreeType's stroker at a fraction of its cost, which was most of a small
+    picture's render."""
     width, height = picture.size
     size = max(8, min(width, height) // 20)
     font = _font(size)
     lines = textwrap.wrap(" ".join(prompt.split()), width=max(8, int(width * 0.9 / (size * 0.55))))[:3]
-    ImageDraw.Draw(picture).multiline_text(
-        (width // 20, height // 20),
-        "\n".join(lines),
-        fill=(255, 255, 255),
-        font=font,
-        stroke_width=max(1, size // 12),
-        stroke_fill=(0, 0, 0),
-    )
+    if not lines:
+        return
+    text, outline = "\n".join(lines), max(1, size // 12)
+    _, _, right, bottom = ImageDraw.Draw(picture).multiline_textbbox((0, 0), text, font=font)
+    letters = Image.new("L", (right + 2 * outline, bottom + 2 * outline))
+    ImageDraw.Draw(letters).multiline_text((outline, outline), text, fill=255, font=font)
+    halo = _widened(letters, outline)
+    corner = (width // 20 - outline, height // 20 - outline)
+    picture.paste((0, 0, 0), corner, halo)
+    picture.paste((255, 255, 255), corner, letters)
 
 
 def render_image(generation_id: str, index: int, prompt: str, width: int, height: int) -> Rendered:

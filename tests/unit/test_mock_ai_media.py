@@ -6,10 +6,10 @@ from __future__ import annotations
 import io
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageChops
 
 from mock_ai_server.progress import NEAR_FRONT, worth_reporting
-from mock_ai_server.render import render_animation, render_image
+from mock_ai_server.render import _caption, render_animation, render_image
 
 
 @pytest.mark.parametrize("size", [(64, 64), (320, 192), (2048, 64)])
@@ -25,6 +25,23 @@ def test_the_same_generation_index_and_prompt_make_the_same_bytes():
     assert render_image("g", 1, "a fox", 128, 128).data == one
     assert len({one, render_image("g", 2, "a fox", 128, 128).data, render_image("g", 1, "a cat", 128, 128).data}) == 3
     assert render_image("h", 1, "a fox", 128, 128).data != one
+
+
+@pytest.mark.parametrize("side", [64, 512])
+def test_the_prompt_is_written_light_on_dark_in_the_top_left_corner(side):
+    blank = Image.new("RGB", (side, side), (128, 128, 128))
+    picture = blank.copy()
+    _caption(picture, "a lighthouse at dusk")
+    left, top, right, bottom = ImageChops.difference(picture, blank).getbbox()
+    assert left < side // 10 and top < side // 10 and bottom < side // 2
+    darkest, lightest = picture.convert("L").getextrema()
+    assert darkest < 64 and lightest > 192
+
+
+def test_a_blank_prompt_writes_nothing():
+    picture = Image.new("RGB", (64, 64), (128, 128, 128))
+    _caption(picture, "  ")
+    assert picture.getcolors() == [(64 * 64, (128, 128, 128))]
 
 
 def test_an_animation_has_the_frames_and_length_asked():
