@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
@@ -68,3 +71,15 @@ def test_an_expired_link_is_refused_as_expired():
     now[0] = expires
     with pytest.raises(AssetLinkExpired):
         signer.check(GENERATION, 0, expires, signature)
+
+
+def test_a_link_is_the_documented_hmac_of_path_and_expiry_so_every_replica_agrees():
+    """Replicas of different versions check each other's links: the format is a contract."""
+    key = b"k" * 32
+    expires = links(key=key).expiry()
+    path = asset_path(GENERATION, 1)
+    digest = hmac.new(key, f"{path}\n{expires}".encode(), hashlib.sha256).digest()
+    signature = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    assert links(key=key).url(GENERATION, 1, expires) == (
+        f"http://127.0.0.1:8080{path}?expires={expires}&signature={signature}"
+    )
