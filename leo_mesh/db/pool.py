@@ -17,9 +17,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+import orjson
 import psycopg
 import psycopg_pool
 from psycopg import AsyncConnection
+from psycopg.types.json import set_json_dumps, set_json_loads
 
 from leo_mesh.db.urls import libpq_url
 from leo_mesh.errors import DatabaseUnavailable, ServerBusy
@@ -63,6 +65,9 @@ class Database:
         self._errors_when_last_connected = 0
 
     async def _connected(self, conn: AsyncConnection) -> None:
+        # orjson reads a list page's JSON columns several times faster than json.
+        set_json_loads(orjson.loads, conn)
+        set_json_dumps(orjson.dumps, conn)
         self._errors_when_last_connected = self._pool.get_stats().get("connections_errors", 0)
 
     def _failing(self) -> bool:
