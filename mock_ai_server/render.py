@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import math
 import random
 import textwrap
 import zlib
@@ -100,7 +101,7 @@ def _caption(picture: Image.Image, prompt: str) -> None:
         return
     text, outline = "\n".join(lines), max(1, size // 12)
     _, _, right, bottom = ImageDraw.Draw(picture).multiline_textbbox((0, 0), text, font=font)
-    letters = Image.new("L", (right + 2 * outline, bottom + 2 * outline))
+    letters = Image.new("L", (math.ceil(right) + 2 * outline, math.ceil(bottom) + 2 * outline))
     ImageDraw.Draw(letters).multiline_text((outline, outline), text, fill=255, font=font)
     halo = _widened(letters, outline)
     corner = (width // 20 - outline, height // 20 - outline)

@@ -32,7 +32,7 @@ def test_the_prompt_is_written_light_on_dark_in_the_top_left_corner(side):
     blank = Image.new("RGB", (side, side), (128, 128, 128))
     picture = blank.copy()
     _caption(picture, "a lighthouse at dusk")
-    left, top, right, bottom = ImageChops.difference(picture, blank).getbbox()
+    left, top, _, bottom = ImageChops.difference(picture, blank).getbbox()
     assert left < side // 10 and top < side // 10 and bottom < side // 2
     darkest, lightest = picture.convert("L").getextrema()
     assert darkest < 64 and lightest > 192
