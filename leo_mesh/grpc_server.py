@@ -25,6 +25,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from leo_mesh import logs
 from leo_mesh.errors import DomainError, MalformedRequest
 from leo_mesh.status import internal_status, to_status
 from leo_mesh.telemetry.rpc import RpcRecord
@@ -156,7 +157,7 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
         details = None
         if code is not grpc.StatusCode.OK:
             details = fields["error"] = context.details()
-        log.info("rpc", extra=fields)
+        logs.info_line(log, "rpc", fields)
         record.finish(code.name, elapsed_s, details, detach=same_context)
 
     def _unary(self, method: str, behavior):

@@ -1,19 +1,41 @@
 """Structured logging: one JSON object per line on stderr.
 
 A line written inside a traced call carries its trace_id and span_id, and
-generation_id where the call is about one (leo_mesh.telemetry.tracing)."""
+generation_id where the call is about one (leo_mesh.telemetry.tracing).
+
+`info_line` is for the hottest lines (one per RPC): the same line as
+`logger.info(event, extra=fields)`, written without building a LogRecord,
+which costs more than everything else the line takes.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 
 from leo_mesh.telemetry import tracing
 
-_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class _Clock:
+    """RFC 3339 timestamps in UTC to the millisecond; the date and time of
+    day are formatted once a second, not once a line."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._text = ""
+
+    def timestamp(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:
+            self._second, self._text = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._text}.{int((created - second) * 1000):03d}+00:00"
 
 
 class JsonFormatter(logging.Formatter):
@@ -21,24 +43,83 @@ class JsonFormatter(logging.Formatter):
         super().__init__()
         self.service = service
         self.worker = worker
+        self._clock = _Clock()
 
-    def format(self, record: logging.LogRecord) -> str:
-        seconds = int(record.created)
-        entry: dict[str, object] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int(record.msecs):03d}+00:00",
-            "level": record.levelname.lower(),
+    def entry(self, created: float, level: str, logger: str, event: str) -> dict[str, Any]:
+        """A line's fields before its own: when, how severe, who, what, and the current call's trace."""
+        entry: dict[str, Any] = {
+            "ts": self._clock.timestamp(created),
+            "level": level,
             "service": self.service,
-            "logger": record.name,
-            "event": record.getMessage(),
+            "logger": logger,
+            "event": event,
         }
         if self.worker is not None:
             entry["worker"] = self.worker
         tracing.add_log_fields(entry)
-        fields = record.__dict__
-        entry.update({k: fields[k] for k in fields.keys() - _RESERVED})
+        return entry
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = self.entry(record.created, record.levelname.lower(), record.name, record.getMessage())
+        entry.update({key: value for key, value in record.__dict__.items() if key not in _RESERVED})
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
+
+
+class JsonHandler(logging.StreamHandler):
+    """configure()'s handler: JsonFormatter's lines on a stream."""
+
+    formatter: JsonFormatter
+
+    def __init__(self, stream: Any, formatter: JsonFormatter) -> None:
+        super().__init__(stream)
+        self.setFormatter(formatter)
+
+    def write_line(self, logger: str, event: str, fields: Mapping[str, Any]) -> None:
+        """An INFO line with these fields, as emit() would write it for the same record."""
+        entry = self.formatter.entry(time.time(), "info", logger, event)
+        entry.update(fields)
+        line = orjson.dumps(entry, default=str).decode() + self.terminator
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            try:
+                self.stream.write(line)
+                self.flush()
+            except Exception:
+                self.handleError(logging.makeLogRecord({"name": logger, "msg": event, **fields}))
+
+
+def _only_handler(logger: logging.Logger) -> JsonHandler | None:
+    """The JsonHandler an INFO record of `logger` would reach, if it is the
+    only handler it would reach and no filter stands in the way."""
+    found: JsonHandler | None = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters:
+            return None
+        for handler in current.handlers:
+            if found is not None or not isinstance(handler, JsonHandler) or handler.filters:
+                return None
+            if handler.level > logging.INFO:
+                return None
+            found = handler
+        if not current.propagate:
+            break
+        current = current.parent
+    return found
+
+
+def info_line(logger: logging.Logger, event: str, fields: Mapping[str, Any]) -> None:
+    """`logger.info(event, extra=fields)`, written straight to configure()'s
+    handler when that is where it would go and nothing else would see it;
+    through logging otherwise (another handler or a filter is attached)."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    handler = _only_handler(logger)
+    if handler is None:
+        logger.info(event, extra=dict(fields))
+        return
+    handler.write_line(logger.name, event, fields)
 
 
 def configure(service: str, level: str = "INFO", *, worker: int | None = None) -> None:
@@ -49,10 +130,8 @@ def configure(service: str, level: str = "INFO", *, worker: int | None = None) -
     # logging cookbook's advice for hot paths).
     logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(service, worker))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [JsonHandler(sys.stderr, JsonFormatter(service, worker))]
     root.setLevel(level.upper())
     # httpx logs every request's full URL at INFO; a webhook URL's query may
     # hold a customer's secret. Our own lines name the host only.
