@@ -18,6 +18,13 @@ class _MethodMetrics:
     method: str
     started: Any
     latency: Any
+    handled: dict[str, Any]  # by status code, filled as codes occur
+
+    def handled_with(self, code_name: str) -> Any:
+        child = self.handled.get(code_name)
+        if child is None:
+            child = self.handled[code_name] = metrics.RPC_HANDLED.labels(self.service, self.method, code_name)
+        return child
 
 
 _by_method: dict[str, _MethodMetrics] = {}
@@ -32,6 +39,7 @@ def _method_metrics(full_method: str) -> _MethodMetrics:
             method,
             metrics.RPC_STARTED.labels(service, method),
             metrics.RPC_LATENCY.labels(service, method),
+            {},
         )
     return found
 
@@ -55,7 +63,7 @@ class RpcRecord:
         """`detach=False` when finishing in another context than the start
         (an abandoned stream closed by the garbage collector)."""
         found = self._metrics
-        metrics.RPC_HANDLED.labels(found.service, found.method, code_name).inc()
+        found.handled_with(code_name).inc()
         found.latency.observe(seconds)
         if self._span is not None:
             tracing.end_server_span(self._span, code_name, details)
