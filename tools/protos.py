@@ -37,6 +37,7 @@ GOOGLEAPIS_FOR_BUF = [
     "google/api/http.proto",
     "google/api/field_behavior.proto",
     "google/api/httpbody.proto",
+    "google/rpc/status.proto",
 ]
 
 

@@ -3,9 +3,12 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.rpc import status_pb2 as _status_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -78,6 +81,7 @@ class StartGenerationRequest(_message.Message):
     HEIGHT_FIELD_NUMBER: _builtins.int
     CALLBACK_TOKEN_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
+    TRACEPARENT_FIELD_NUMBER: _builtins.int
     generation_id: _builtins.str
     """UUID of the generation; the callback names it."""
     prompt: _builtins.str
@@ -92,6 +96,11 @@ class StartGenerationRequest(_message.Message):
     """Secret of this dispatch; the callback must carry it back."""
     kind: Global___Kind.ValueType
     """What to make."""
+    traceparent: _builtins.str
+    """W3C traceparent of this generation's dispatch, which the job's spans
+    continue. A call's metadata carries one trace; each job of a
+    StartGenerations call carries its own here.
+    """
     def __init__(
         self,
         *,
@@ -102,10 +111,11 @@ class StartGenerationRequest(_message.Message):
         height: _builtins.int = ...,
         callback_token: _builtins.str = ...,
         kind: Global___Kind.ValueType = ...,
+        traceparent: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback_token", b"callback_token", "generation_id", b"generation_id", "height", b"height", "kind", b"kind", "model", b"model", "prompt", b"prompt", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback_token", b"callback_token", "generation_id", b"generation_id", "height", b"height", "kind", b"kind", "model", b"model", "prompt", b"prompt", "traceparent", b"traceparent", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -132,3 +142,79 @@ class StartGenerationResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StartGenerationResponse: _TypeAlias = StartGenerationResponse  # noqa: Y015
+
+@_typing.final
+class StartGenerationsRequest(_message.Message):
+    """Several jobs."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GENERATIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def generations(self) -> _containers.RepeatedCompositeFieldContainer[Global___StartGenerationRequest]:
+        """The jobs, each as StartGeneration takes it."""
+
+    def __init__(
+        self,
+        *,
+        generations: _abc.Iterable[Global___StartGenerationRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["generations", b"generations"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartGenerationsRequest: _TypeAlias = StartGenerationsRequest  # noqa: Y015
+
+@_typing.final
+class StartGenerationsResponse(_message.Message):
+    """What became of each job, in the order of the request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OUTCOMES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def outcomes(self) -> _containers.RepeatedCompositeFieldContainer[Global___StartGenerationOutcome]:
+        """One per job of the request."""
+
+    def __init__(
+        self,
+        *,
+        outcomes: _abc.Iterable[Global___StartGenerationOutcome] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcomes", b"outcomes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartGenerationsResponse: _TypeAlias = StartGenerationsResponse  # noqa: Y015
+
+@_typing.final
+class StartGenerationOutcome(_message.Message):
+    """What became of one job."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    ACCEPTED_NEW_FIELD_NUMBER: _builtins.int
+    accepted_new: _builtins.bool
+    """As StartGenerationResponse.accepted_new, when the status is OK."""
+    @_builtins.property
+    def status(self) -> _status_pb2.Status:
+        """OK, or the status StartGeneration would have failed with for this job."""
+
+    def __init__(
+        self,
+        *,
+        status: _status_pb2.Status | None = ...,
+        accepted_new: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_new", b"accepted_new", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartGenerationOutcome: _TypeAlias = StartGenerationOutcome  # noqa: Y015

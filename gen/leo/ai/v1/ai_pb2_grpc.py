@@ -41,6 +41,11 @@ class AIServiceStub:
                 request_serializer=leo_dot_ai_dot_v1_dot_ai__pb2.StartGenerationRequest.SerializeToString,
                 response_deserializer=leo_dot_ai_dot_v1_dot_ai__pb2.StartGenerationResponse.FromString,
                 _registered_method=True)
+        self.StartGenerations = channel.unary_unary(
+                '/leo.ai.v1.AIService/StartGenerations',
+                request_serializer=leo_dot_ai_dot_v1_dot_ai__pb2.StartGenerationsRequest.SerializeToString,
+                response_deserializer=leo_dot_ai_dot_v1_dot_ai__pb2.StartGenerationsResponse.FromString,
+                _registered_method=True)
 
 
 class AIServiceServicer:
@@ -56,6 +61,15 @@ class AIServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartGenerations(self, request, context):
+        """Accepts several jobs in one call (the api_server sends each dispatch
+        round's together). Each is taken or refused on its own: its outcome is
+        what StartGeneration would have answered for it alone.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AIServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -63,6 +77,11 @@ def add_AIServiceServicer_to_server(servicer, server):
                     servicer.StartGeneration,
                     request_deserializer=leo_dot_ai_dot_v1_dot_ai__pb2.StartGenerationRequest.FromString,
                     response_serializer=leo_dot_ai_dot_v1_dot_ai__pb2.StartGenerationResponse.SerializeToString,
+            ),
+            'StartGenerations': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartGenerations,
+                    request_deserializer=leo_dot_ai_dot_v1_dot_ai__pb2.StartGenerationsRequest.FromString,
+                    response_serializer=leo_dot_ai_dot_v1_dot_ai__pb2.StartGenerationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -94,6 +113,33 @@ class AIService:
             '/leo.ai.v1.AIService/StartGeneration',
             leo_dot_ai_dot_v1_dot_ai__pb2.StartGenerationRequest.SerializeToString,
             leo_dot_ai_dot_v1_dot_ai__pb2.StartGenerationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartGenerations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/leo.ai.v1.AIService/StartGenerations',
+            leo_dot_ai_dot_v1_dot_ai__pb2.StartGenerationsRequest.SerializeToString,
+            leo_dot_ai_dot_v1_dot_ai__pb2.StartGenerationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,6 +39,11 @@ class AIServiceStub:
     """Accepts a job. Repeating it for a generation the backend already holds
     does not start a second job.
     """
+    StartGenerations: _grpc.UnaryUnaryMultiCallable[_ai_pb2.StartGenerationsRequest, _ai_pb2.StartGenerationsResponse]
+    """Accepts several jobs in one call (the api_server sends each dispatch
+    round's together). Each is taken or refused on its own: its outcome is
+    what StartGeneration would have answered for it alone.
+    """
 
 @_typing.type_check_only
 class AIServiceAsyncStub(AIServiceStub):
@@ -50,6 +55,11 @@ class AIServiceAsyncStub(AIServiceStub):
     StartGeneration: _aio.UnaryUnaryMultiCallable[_ai_pb2.StartGenerationRequest, _ai_pb2.StartGenerationResponse]  # type: ignore[assignment]
     """Accepts a job. Repeating it for a generation the backend already holds
     does not start a second job.
+    """
+    StartGenerations: _aio.UnaryUnaryMultiCallable[_ai_pb2.StartGenerationsRequest, _ai_pb2.StartGenerationsResponse]  # type: ignore[assignment]
+    """Accepts several jobs in one call (the api_server sends each dispatch
+    round's together). Each is taken or refused on its own: its outcome is
+    what StartGeneration would have answered for it alone.
     """
 
 class AIServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -65,6 +75,17 @@ class AIServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_ai_pb2.StartGenerationResponse, _abc.Awaitable[_ai_pb2.StartGenerationResponse]]:
         """Accepts a job. Repeating it for a generation the backend already holds
         does not start a second job.
+        """
+
+    @_abc_1.abstractmethod
+    def StartGenerations(
+        self,
+        request: _ai_pb2.StartGenerationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ai_pb2.StartGenerationsResponse, _abc.Awaitable[_ai_pb2.StartGenerationsResponse]]:
+        """Accepts several jobs in one call (the api_server sends each dispatch
+        round's together). Each is taken or refused on its own: its outcome is
+        what StartGeneration would have answered for it alone.
         """
 
 def add_AIServiceServicer_to_server(servicer: AIServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
