@@ -104,6 +104,11 @@ MOCK_AI_JOBS_IN_FLIGHT = Gauge(
 MOCK_AI_JOBS_QUEUED = Gauge(
     "leo_mock_ai_jobs_queued", "Jobs waiting for a free slot of the mock AI.", multiprocess_mode="livesum"
 )
+MOCK_AI_STARTS = Counter(
+    "leo_mock_ai_starts_total",
+    "Jobs asked of the mock AI (alone or in a batch), by outcome: new, held (already running), refused (injected).",
+    ["outcome"],
+)
 
 # --- database pool (api_server, callback_server) ---
 DB_POOL_IN_USE = Gauge(

@@ -81,6 +81,14 @@ def status_proto(exc: errors.DomainError) -> status_pb2.Status:
     return _status(code, reason, exc.message, extra)
 
 
+_CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
+
+
+def code_name(number: int) -> str:
+    """The name of a status code's number (a google.rpc.Status's `code`); UNKNOWN if gRPC has none."""
+    return _CODE_NAMES.get(number, Code.UNKNOWN.name)
+
+
 def to_status(exc: errors.DomainError) -> grpc.Status:
     return rpc_status.to_status(status_proto(exc))
 

@@ -10,9 +10,13 @@ from pathlib import Path
 
 import grpc
 import psycopg
+import pytest
+from google.rpc import error_details_pb2
 
 from leo.ai.v1 import ai_pb2, ai_pb2_grpc
+from leo_mesh.status import code_name
 from tests.clients import statuses, wait_for
+from tests.scrape import Scrape
 
 
 def status_field(pid: int, name: str) -> int:
@@ -96,3 +100,36 @@ def test_repeated_start_does_not_start_a_second_job(make_mesh):
         request = ai_pb2.StartGenerationRequest(generation_id=str(uuid.uuid4()), prompt="p", width=64, height=64)
         assert ai.StartGeneration(request, timeout=5).accepted_new is True
         assert ai.StartGeneration(request, timeout=5).accepted_new is False
+
+
+def test_a_batch_takes_or_refuses_each_job_on_its_own(make_mesh):
+    env = {"MOCK_AI_MIN_DELAY_S": "30", "MOCK_AI_MAX_DELAY_S": "30", "MOCK_AI_START_FAILURES_PER_GENERATION": "1"}
+    mesh = make_mesh(env=env, with_envoy=False)
+    held, fresh = str(uuid.uuid4()), str(uuid.uuid4())
+
+    def job(generation_id: str) -> ai_pb2.StartGenerationRequest:
+        return ai_pb2.StartGenerationRequest(generation_id=generation_id, prompt="p", width=64, height=64)
+
+    def reason(status) -> str:
+        info = error_details_pb2.ErrorInfo()
+        return next((info.reason for detail in status.details if detail.Unpack(info)), "")
+
+    def outcomes(*generation_ids: str) -> list[tuple[str, bool, str]]:
+        request = ai_pb2.StartGenerationsRequest(generations=[job(g) for g in generation_ids])
+        answer = ai.StartGenerations(request, timeout=5)
+        return [(code_name(o.status.code), o.accepted_new, reason(o.status)) for o in answer.outcomes]
+
+    with grpc.insecure_channel(f"127.0.0.1:{mesh.ports.ai}") as channel:
+        ai = ai_pb2_grpc.AIServiceStub(channel)
+        # Each generation's first ask is refused (injected), in a batch as alone.
+        assert outcomes(held) == [("UNAVAILABLE", False, "BACKEND_OVERLOADED")]
+        assert outcomes(held, fresh, held) == [
+            ("OK", True, ""),
+            ("UNAVAILABLE", False, "BACKEND_OVERLOADED"),
+            ("OK", False, ""),  # already held: not a second job
+        ]
+        too_many = ai_pb2.StartGenerationsRequest(generations=[job(str(uuid.uuid4())) for _ in range(1001)])
+        with pytest.raises(grpc.RpcError) as refused:
+            ai.StartGenerations(too_many, timeout=5)
+        assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT and "generations" in refused.value.details()
+    assert Scrape(mesh.metrics_url(mesh.mock_ai)).value("leo_mock_ai_starts_total", outcome="refused") == 2
