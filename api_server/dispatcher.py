@@ -16,12 +16,14 @@ import random
 import grpc
 from opentelemetry.trace import SpanKind
 
+from api_server.ai_calls import StartBatcher
 from api_server.outbox import OutboxLoop
 from api_server.settings import Settings
 from leo.ai.v1 import ai_pb2, ai_pb2_grpc
 from leo_mesh import metrics, rules
 from leo_mesh.db.generations import Claimed, Failure, GenerationStore, Wait
 from leo_mesh.rules import Kind, Model
+from leo_mesh.status import code_name
 from leo_mesh.telemetry import tracing
 
 log = logging.getLogger("api_server.dispatcher")
@@ -42,8 +44,10 @@ class Dispatcher(OutboxLoop):
     ) -> None:
         super().__init__(poll_interval_s=settings.dispatch_poll_interval_s, log=log)
         self._store = store
-        self._ai = ai
         self._settings = settings
+        self._starts = StartBatcher(
+            lambda request: ai.StartGenerations(request, timeout=settings.dispatch_rpc_timeout_s, wait_for_ready=True)
+        )
         self._rng = rng
 
     async def round(self) -> bool:
@@ -76,8 +80,9 @@ class Dispatcher(OutboxLoop):
         return len(claimed) + len(timed_out) >= settings.dispatch_batch_size
 
     async def _send(self, item: Claimed) -> Wait | Failure:
-        """One StartGeneration, and what follows it for the generation, in
-        a span continuing the create's trace (the row keeps its context)."""
+        """One job for the AI (sent with the round's others), and what
+        follows it for the generation, in a span continuing the create's
+        trace (the row keeps its context)."""
         generation_id = str(item.row.generation_id)
         with tracing.span(
             "dispatch",
@@ -87,7 +92,7 @@ class Dispatcher(OutboxLoop):
             attributes={
                 "rpc.system": "grpc",
                 "rpc.service": AI_SERVICE,
-                "rpc.method": "StartGeneration",
+                "rpc.method": "StartGenerations",
                 "leo.dispatch.attempt": item.row.attempts,
             },
         ) as span:
@@ -98,8 +103,8 @@ class Dispatcher(OutboxLoop):
             return outcome
 
     async def _attempt(self, item: Claimed) -> tuple[str, str | None, Wait | Failure]:
-        """The call, and (its code, its error, what follows). Whatever it
-        raises is this attempt's failure, no other's."""
+        """The job's outcome: (its code, its error, what follows). Whatever
+        the call raises is this attempt's failure, no other generation's."""
         row, settings = item.row, self._settings
         request = ai_pb2.StartGenerationRequest(
             generation_id=str(row.generation_id),
@@ -109,20 +114,19 @@ class Dispatcher(OutboxLoop):
             height=row.height,
             callback_token=item.callback_token,
             kind=AI_KINDS[row.kind],
+            traceparent=tracing.traceparent() or "",
         )
         try:
-            await self._ai.StartGeneration(
-                request,
-                timeout=settings.dispatch_rpc_timeout_s,
-                wait_for_ready=True,
-                metadata=tracing.outgoing_metadata() or None,
-            )
+            outcome = await self._starts.start(request)
         except grpc.aio.AioRpcError as exc:
             code, details = exc.code().name, exc.details() or ""
             return code, details, self._failed(item, code, details)
         except Exception as exc:  # not a status: still this attempt's failure
-            log.exception("StartGeneration raised", extra={"generation_id": str(row.generation_id)})
+            log.exception("StartGenerations raised", extra={"generation_id": str(row.generation_id)})
             code, details = grpc.StatusCode.INTERNAL.name, f"{type(exc).__name__}: {exc}"
+            return code, details, self._failed(item, code, details)
+        if outcome.status.code != grpc.StatusCode.OK.value[0]:
+            code, details = code_name(outcome.status.code), outcome.status.message
             return code, details, self._failed(item, code, details)
         log.info("dispatched", extra={"generation_id": str(row.generation_id), "attempt": row.attempts})
         return "OK", None, Wait(row.id, row.attempts, settings.completion_deadline_s)

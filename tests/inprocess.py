@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
+from google.rpc import status_pb2
 
 from api_server.app import ApiServer
 from api_server.app import bootstrap as api_bootstrap
@@ -21,8 +22,10 @@ from leo.generation.v1 import generation_pb2, generation_pb2_grpc
 from leo_mesh.convert import webhook_body
 from leo_mesh.db.keys import KeyStore
 from leo_mesh.db.rows import GenerationRow
+from leo_mesh.errors import DomainError
 from leo_mesh.media.links import AssetLinks
 from leo_mesh.media.settings import MediaSettings
+from leo_mesh.status import status_proto
 from mock_ai_server.app import MockAi
 from mock_ai_server.app import bootstrap as mock_ai_bootstrap
 from mock_ai_server.settings import Settings as MockAiSettings
@@ -48,17 +51,28 @@ def signed_webhook_body(row: GenerationRow) -> str:
 
 class FakeAi:
     """An AIService stub for api_server-only tests: records every
-    StartGeneration and answers what `answer` says (None: accepted)."""
+    StartGenerations call and its jobs. `answer`, if set, is what the whole
+    call raises; otherwise each job is accepted, unless `refuse` holds a
+    domain error for its generation, which is then its outcome."""
 
     def __init__(self) -> None:
+        self.calls = 0
         self.requests: list[ai_pb2.StartGenerationRequest] = []
         self.answer: Exception | None = None
+        self.refuse: dict[str, DomainError] = {}
 
-    async def StartGeneration(self, request, **kwargs):
-        self.requests.append(request)
+    async def StartGenerations(self, request, **kwargs):
+        self.calls += 1
+        self.requests.extend(request.generations)
         if self.answer is not None:
             raise self.answer
-        return ai_pb2.StartGenerationResponse(accepted_new=True)
+        return ai_pb2.StartGenerationsResponse(outcomes=[self._outcome(job) for job in request.generations])
+
+    def _outcome(self, job: ai_pb2.StartGenerationRequest) -> ai_pb2.StartGenerationOutcome:
+        refused = self.refuse.get(job.generation_id)
+        if refused is not None:
+            return ai_pb2.StartGenerationOutcome(status=status_proto(refused))
+        return ai_pb2.StartGenerationOutcome(status=status_pb2.Status(code=0), accepted_new=True)
 
 
 @contextlib.asynccontextmanager

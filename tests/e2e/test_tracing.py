@@ -1,6 +1,7 @@
 """One trace follows a generation through the real mesh: the client's
 traceparent through Envoy, CreateGeneration, the dispatch (a child of the
-create, through the traceparent stored with the row), StartGeneration, the
+create, through the traceparent stored with the row), the mock AI's start
+of its job (sent in a StartGenerations batch, with its traceparent), the
 mock AI's CompleteGeneration and its transaction, and the webhook. The
 spans go to an OTLP collector the test runs; the log lines of a traced
 call carry its ids."""
@@ -17,7 +18,7 @@ from tests.otlp_collector import Collector, Span
 from tests.webhook_receiver import Receiver
 
 CREATE = "leo.generation.v1.GenerationService/CreateGeneration"
-START = "leo.ai.v1.AIService/StartGeneration"
+START = "start generation"  # the mock AI's span of one job of a StartGenerations call
 COMPLETE = "leo.callback.v1.CallbackService/CompleteGeneration"
 
 TRACED = {

@@ -13,6 +13,7 @@ from grpc_status import rpc_status
 
 from leo.generation.v1 import generation_pb2
 from leo_mesh.db.keys import KeyStore
+from leo_mesh.errors import BackendOverloaded
 from leo_mesh.rules import Status
 from tests.inprocess import Client, FakeAi, api_server, channel_to, new_key
 
@@ -65,7 +66,28 @@ async def test_an_ai_call_that_raises_anything_is_that_generation_s_failed_attem
         async with app.db.connection() as conn:
             errors = await (await conn.execute('SELECT "lastError" FROM generations')).fetchall()
         assert errors == [("INTERNAL: RuntimeError: the stub broke",)] * 3
-        assert len(ai.requests) == 3
+        assert len(ai.requests) == 3 and ai.calls == 1
+
+
+async def test_a_round_goes_in_one_call_and_a_refused_job_fails_only_its_own_attempt(database_url):
+    ai = FakeAi()
+    async with (
+        api_server(database_url, ai=ai, background=False, dispatch_backoff_base_s=5) as app,
+        channel_to(app) as channel,
+    ):
+        client = Client(channel, await new_key(app))
+        created = [(await client.create(prompt=f"p{i}")).generation_id for i in range(3)]
+        ai.refuse[created[1]] = BackendOverloaded()
+        await app.dispatcher.dispatch_due()
+        assert ai.calls == 1 and sorted(job.generation_id for job in ai.requests) == sorted(created)
+        async with app.db.connection() as conn:
+            cursor = await conn.execute('SELECT "generationId"::text, attempts, "lastError" FROM generations')
+            rows = {generation_id: (attempts, error) for generation_id, attempts, error in await cursor.fetchall()}
+        assert rows == {
+            created[0]: (1, None),
+            created[1]: (1, "UNAVAILABLE: the AI backend is overloaded (simulated)"),
+            created[2]: (1, None),
+        }
 
 
 # --- client input that must be a 4xx, never a 500 ---

@@ -1,0 +1,104 @@
+"""StartGeneration requests made together go to the AI as one call
+(api_server.ai_calls.StartBatcher): pure logic against a scripted call."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from google.rpc import status_pb2
+
+from api_server.ai_calls import OutcomesMissing, StartBatcher
+from leo.ai.v1 import ai_pb2
+
+
+class ScriptedAi:
+    """Answers each job with accepted_new = whether its prompt is "new";
+    `fail` is raised by the next call instead; `short` drops an outcome."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+        self.fail: Exception | None = None
+        self.short = False
+
+    async def __call__(self, request: ai_pb2.StartGenerationsRequest) -> ai_pb2.StartGenerationsResponse:
+        self.calls.append([job.generation_id for job in request.generations])
+        await asyncio.sleep(0)
+        if self.fail is not None:
+            failure, self.fail = self.fail, None
+            raise failure
+        outcomes = [
+            ai_pb2.StartGenerationOutcome(status=status_pb2.Status(code=0), accepted_new=job.prompt == "new")
+            for job in request.generations
+        ]
+        return ai_pb2.StartGenerationsResponse(outcomes=outcomes[:-1] if self.short else outcomes)
+
+
+def job(generation_id: str, prompt: str = "new") -> ai_pb2.StartGenerationRequest:
+    return ai_pb2.StartGenerationRequest(generation_id=generation_id, prompt=prompt, callback_token="t")
+
+
+async def test_jobs_asked_for_together_go_in_one_call_and_each_gets_its_own_outcome():
+    ai = ScriptedAi()
+    batcher = StartBatcher(ai)
+    outcomes = await asyncio.gather(*(batcher.start(job(f"g{i}", "new" if i % 2 else "held")) for i in range(5)))
+    assert ai.calls == [["g0", "g1", "g2", "g3", "g4"]]
+    assert [outcome.accepted_new for outcome in outcomes] == [False, True, False, True, False]
+
+
+async def test_a_batch_over_the_size_limit_goes_in_several_calls_in_order():
+    ai = ScriptedAi()
+    one = job("g0").ByteSize()
+    batcher = StartBatcher(ai, max_bytes=2 * one)
+    outcomes = await asyncio.gather(*(batcher.start(job(f"g{i}")) for i in range(5)))
+    assert ai.calls == [["g0", "g1"], ["g2", "g3"], ["g4"]]
+    assert all(outcome.accepted_new for outcome in outcomes)
+
+
+async def test_a_job_bigger_than_the_limit_still_goes_alone():
+    ai = ScriptedAi()
+    batcher = StartBatcher(ai, max_bytes=1)
+    await asyncio.gather(batcher.start(job("g0")), batcher.start(job("g1")))
+    assert ai.calls == [["g0"], ["g1"]]
+
+
+async def test_a_call_that_fails_fails_each_of_its_jobs_and_the_next_call_goes_out():
+    ai = ScriptedAi()
+    batcher = StartBatcher(ai)
+    ai.fail = RuntimeError("the channel broke")
+    results = await asyncio.gather(batcher.start(job("g0")), batcher.start(job("g1")), return_exceptions=True)
+    assert [type(result) for result in results] == [RuntimeError, RuntimeError]
+    assert (await batcher.start(job("g2"))).accepted_new
+    assert ai.calls == [["g0", "g1"], ["g2"]]
+
+
+async def test_an_answer_without_an_outcome_for_every_job_fails_them_all():
+    ai = ScriptedAi()
+    ai.short = True
+    batcher = StartBatcher(ai)
+    results = await asyncio.gather(batcher.start(job("g0")), batcher.start(job("g1")), return_exceptions=True)
+    assert [type(result) for result in results] == [OutcomesMissing, OutcomesMissing]
+
+
+async def test_jobs_asked_for_while_a_call_is_out_go_in_the_next():
+    ai = ScriptedAi()
+    batcher = StartBatcher(ai)
+    first = asyncio.ensure_future(batcher.start(job("g0")))
+    await asyncio.sleep(0)  # the first call is out
+    await asyncio.sleep(0)
+    second = await asyncio.gather(batcher.start(job("g1")), batcher.start(job("g2")))
+    await first
+    assert ai.calls == [["g0"], ["g1", "g2"]]
+    assert all(outcome.accepted_new for outcome in second)
+
+
+async def test_a_caller_that_gives_up_does_not_stop_the_others():
+    ai = ScriptedAi()
+    batcher = StartBatcher(ai)
+    leaving = asyncio.ensure_future(batcher.start(job("g0")))
+    staying = asyncio.ensure_future(batcher.start(job("g1")))
+    await asyncio.sleep(0)
+    leaving.cancel()
+    assert (await staying).accepted_new
+    with pytest.raises(asyncio.CancelledError):
+        await leaving
