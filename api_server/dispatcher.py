@@ -2,9 +2,11 @@
 
 Runs in every api_server process. Rows are claimed with FOR UPDATE SKIP
 LOCKED (GenerationStore.claim_due), so replicas share the work and, when
-nothing fails, each generation is sent exactly once. A create wakes the loop
-at once; polling is the safety net for retries, deadlines and other
-replicas' leftovers. What follows a failed send is rules.after_dispatch_error's.
+nothing fails, each generation is sent exactly once. A round's jobs go to
+the AI in one StartGenerations call (api_server.ai_calls), each job with its
+own span and its own outcome. A create wakes the loop at once; polling is
+the safety net for retries, deadlines and other replicas' leftovers. What
+follows a failed send is rules.after_dispatch_error's.
 """
 
 from __future__ import annotations
