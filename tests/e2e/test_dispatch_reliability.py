@@ -128,7 +128,7 @@ def test_callback_server_down_for_a_while(make_mesh):
     ids = create_many(api, 40)
     # The AI finishes its jobs while nobody takes its callbacks.
     wait_for(
-        lambda: sum(1 for r in mesh.mock_ai.log_records() if r.get("event") == "rpc") >= 40,
+        lambda: sum(1 for r in mesh.mock_ai.log_records() if r.get("event") == "start_generation") >= 40,
         timeout_s=10,
         what="the AI to accept the jobs",
     )
