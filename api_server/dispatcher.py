@@ -3,7 +3,7 @@
 Runs in every api_server process. Rows are claimed with FOR UPDATE SKIP
 LOCKED (GenerationStore.claim_due), so replicas share the work and, when
 nothing fails, each generation is sent exactly once. A round's jobs go to
-the AI in one StartGenerations call (api_server.ai_calls), each job with its
+the AI in one StartGenerations call (leo_mesh.batched_calls), each job with its
 own span and its own outcome. A create wakes the loop at once; polling is
 the safety net for retries, deadlines and other replicas' leftovers. What
 follows a failed send is rules.after_dispatch_error's.
@@ -14,15 +14,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Sequence
 
 import grpc
 from opentelemetry.trace import SpanKind
 
-from api_server.ai_calls import StartBatcher
 from api_server.outbox import OutboxLoop
 from api_server.settings import Settings
 from leo.ai.v1 import ai_pb2, ai_pb2_grpc
 from leo_mesh import metrics, rules
+from leo_mesh.batched_calls import CallBatcher
 from leo_mesh.db.generations import Claimed, Failure, GenerationStore, Wait
 from leo_mesh.rules import Kind, Model
 from leo_mesh.status import code_name
@@ -47,9 +48,13 @@ class Dispatcher(OutboxLoop):
         super().__init__(poll_interval_s=settings.dispatch_poll_interval_s, log=log)
         self._store = store
         self._settings = settings
-        self._starts = StartBatcher(
-            lambda request: ai.StartGenerations(request, timeout=settings.dispatch_rpc_timeout_s, wait_for_ready=True)
-        )
+
+        async def start_all(jobs: list[ai_pb2.StartGenerationRequest]) -> Sequence[ai_pb2.StartGenerationOutcome]:
+            request = ai_pb2.StartGenerationsRequest(generations=jobs)
+            answer = await ai.StartGenerations(request, timeout=settings.dispatch_rpc_timeout_s, wait_for_ready=True)
+            return answer.outcomes
+
+        self._starts: CallBatcher[ai_pb2.StartGenerationRequest, ai_pb2.StartGenerationOutcome] = CallBatcher(start_all)
         self._rng = rng
 
     async def round(self) -> bool:
@@ -119,7 +124,7 @@ class Dispatcher(OutboxLoop):
             traceparent=tracing.traceparent() or "",
         )
         try:
-            outcome = await self._starts.start(request)
+            outcome = await self._starts(request)
         except grpc.aio.AioRpcError as exc:
             code, details = exc.code().name, exc.details() or ""
             return code, details, self._failed(item, code, details)

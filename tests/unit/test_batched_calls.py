@@ -1,5 +1,6 @@
-"""StartGeneration requests made together go to the AI as one call
-(api_server.ai_calls.StartBatcher): pure logic against a scripted call."""
+"""Requests made together go out as one batch call, each caller getting
+its own outcome (leo_mesh.batched_calls.CallBatcher): pure logic against a
+scripted StartGenerations call."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import asyncio
 import pytest
 from google.rpc import status_pb2
 
-from api_server.ai_calls import OutcomesMissing, StartBatcher
 from leo.ai.v1 import ai_pb2
+from leo_mesh.batched_calls import CallBatcher, OutcomesMissing
 
 
 class ScriptedAi:
@@ -21,17 +22,17 @@ class ScriptedAi:
         self.fail: Exception | None = None
         self.short = False
 
-    async def __call__(self, request: ai_pb2.StartGenerationsRequest) -> ai_pb2.StartGenerationsResponse:
-        self.calls.append([job.generation_id for job in request.generations])
+    async def __call__(self, jobs: list[ai_pb2.StartGenerationRequest]) -> list[ai_pb2.StartGenerationOutcome]:
+        self.calls.append([job.generation_id for job in jobs])
         await asyncio.sleep(0)
         if self.fail is not None:
             failure, self.fail = self.fail, None
             raise failure
         outcomes = [
             ai_pb2.StartGenerationOutcome(status=status_pb2.Status(code=0), accepted_new=job.prompt == "new")
-            for job in request.generations
+            for job in jobs
         ]
-        return ai_pb2.StartGenerationsResponse(outcomes=outcomes[:-1] if self.short else outcomes)
+        return outcomes[:-1] if self.short else outcomes
 
 
 def job(generation_id: str, prompt: str = "new") -> ai_pb2.StartGenerationRequest:
@@ -40,8 +41,8 @@ def job(generation_id: str, prompt: str = "new") -> ai_pb2.StartGenerationReques
 
 async def test_jobs_asked_for_together_go_in_one_call_and_each_gets_its_own_outcome():
     ai = ScriptedAi()
-    batcher = StartBatcher(ai)
-    outcomes = await asyncio.gather(*(batcher.start(job(f"g{i}", "new" if i % 2 else "held")) for i in range(5)))
+    batcher = CallBatcher(ai)
+    outcomes = await asyncio.gather(*(batcher(job(f"g{i}", "new" if i % 2 else "held")) for i in range(5)))
     assert ai.calls == [["g0", "g1", "g2", "g3", "g4"]]
     assert [outcome.accepted_new for outcome in outcomes] == [False, True, False, True, False]
 
@@ -49,44 +50,44 @@ async def test_jobs_asked_for_together_go_in_one_call_and_each_gets_its_own_outc
 async def test_a_batch_over_the_size_limit_goes_in_several_calls_in_order():
     ai = ScriptedAi()
     one = job("g0").ByteSize()
-    batcher = StartBatcher(ai, max_bytes=2 * one)
-    outcomes = await asyncio.gather(*(batcher.start(job(f"g{i}")) for i in range(5)))
+    batcher = CallBatcher(ai, max_bytes=2 * one)
+    outcomes = await asyncio.gather(*(batcher(job(f"g{i}")) for i in range(5)))
     assert ai.calls == [["g0", "g1"], ["g2", "g3"], ["g4"]]
     assert all(outcome.accepted_new for outcome in outcomes)
 
 
 async def test_a_job_bigger_than_the_limit_still_goes_alone():
     ai = ScriptedAi()
-    batcher = StartBatcher(ai, max_bytes=1)
-    await asyncio.gather(batcher.start(job("g0")), batcher.start(job("g1")))
+    batcher = CallBatcher(ai, max_bytes=1)
+    await asyncio.gather(batcher(job("g0")), batcher(job("g1")))
     assert ai.calls == [["g0"], ["g1"]]
 
 
 async def test_a_call_that_fails_fails_each_of_its_jobs_and_the_next_call_goes_out():
     ai = ScriptedAi()
-    batcher = StartBatcher(ai)
+    batcher = CallBatcher(ai)
     ai.fail = RuntimeError("the channel broke")
-    results = await asyncio.gather(batcher.start(job("g0")), batcher.start(job("g1")), return_exceptions=True)
+    results = await asyncio.gather(batcher(job("g0")), batcher(job("g1")), return_exceptions=True)
     assert [type(result) for result in results] == [RuntimeError, RuntimeError]
-    assert (await batcher.start(job("g2"))).accepted_new
+    assert (await batcher(job("g2"))).accepted_new
     assert ai.calls == [["g0", "g1"], ["g2"]]
 
 
 async def test_an_answer_without_an_outcome_for_every_job_fails_them_all():
     ai = ScriptedAi()
     ai.short = True
-    batcher = StartBatcher(ai)
-    results = await asyncio.gather(batcher.start(job("g0")), batcher.start(job("g1")), return_exceptions=True)
+    batcher = CallBatcher(ai)
+    results = await asyncio.gather(batcher(job("g0")), batcher(job("g1")), return_exceptions=True)
     assert [type(result) for result in results] == [OutcomesMissing, OutcomesMissing]
 
 
 async def test_jobs_asked_for_while_a_call_is_out_go_in_the_next():
     ai = ScriptedAi()
-    batcher = StartBatcher(ai)
-    first = asyncio.ensure_future(batcher.start(job("g0")))
+    batcher = CallBatcher(ai)
+    first = asyncio.ensure_future(batcher(job("g0")))
     await asyncio.sleep(0)  # the first call is out
     await asyncio.sleep(0)
-    second = await asyncio.gather(batcher.start(job("g1")), batcher.start(job("g2")))
+    second = await asyncio.gather(batcher(job("g1")), batcher(job("g2")))
     await first
     assert ai.calls == [["g0"], ["g1", "g2"]]
     assert all(outcome.accepted_new for outcome in second)
@@ -94,9 +95,9 @@ async def test_jobs_asked_for_while_a_call_is_out_go_in_the_next():
 
 async def test_a_caller_that_gives_up_does_not_stop_the_others():
     ai = ScriptedAi()
-    batcher = StartBatcher(ai)
-    leaving = asyncio.ensure_future(batcher.start(job("g0")))
-    staying = asyncio.ensure_future(batcher.start(job("g1")))
+    batcher = CallBatcher(ai)
+    leaving = asyncio.ensure_future(batcher(job("g0")))
+    staying = asyncio.ensure_future(batcher(job("g1")))
     await asyncio.sleep(0)
     leaving.cancel()
     assert (await staying).accepted_new

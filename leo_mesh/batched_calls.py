@@ -1,0 +1,92 @@
+"""Requests made together go out in one batch call, each caller getting
+its own outcome.
+
+A caller that has one request to make awaits `CallBatcher(request)`. The
+requests made in the same turn of the event loop (all of a dispatch
+round's, whose tasks take their first step together; all of the results
+that became ready together) go out as one call of the batch RPC, one call
+per chunk of at most `max_bytes`, and each caller gets the outcome the
+answer holds at its request's place, or the error of the call that
+carried it. Used for StartGenerations (api_server → AI) and
+CompleteGenerations (AI → callback_server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Generic, TypeVar
+
+from google.protobuf.message import Message
+
+Request = TypeVar("Request", bound=Message)
+Outcome = TypeVar("Outcome")
+
+# Well under gRPC's default 4 MiB and our servers' 1 MiB limit for a request.
+MAX_BYTES = 512 * 1024
+
+
+class OutcomesMissing(Exception):
+    """A batch call answered with another number of outcomes than requests."""
+
+
+class CallBatcher(Generic[Request, Outcome]):
+    def __init__(
+        self, call: Callable[[list[Request]], Awaitable[Sequence[Outcome]]], *, max_bytes: int = MAX_BYTES
+    ) -> None:
+        """`call`: sends one batch, returns the outcomes in the order of its requests."""
+        self._call = call
+        self._max_bytes = max_bytes
+        self._waiting: list[tuple[Request, asyncio.Future[Outcome]]] = []
+        self._calls: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, request: Request) -> Outcome:
+        """This request's outcome; raises what the call that carried it raised."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Outcome] = loop.create_future()
+        if not self._waiting:
+            loop.call_soon(self._send_waiting)
+        self._waiting.append((request, future))
+        return await future
+
+    def _send_waiting(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        for chunk in _chunks(waiting, self._max_bytes):
+            task = asyncio.create_task(self._send(chunk), name="batch call")
+            self._calls.add(task)
+            task.add_done_callback(self._calls.discard)
+
+    async def _send(self, chunk: list[tuple[Request, asyncio.Future[Outcome]]]) -> None:
+        try:
+            outcomes = await self._call([request for request, _ in chunk])
+            if len(outcomes) != len(chunk):
+                raise OutcomesMissing(f"{len(outcomes)} outcomes for {len(chunk)} requests")
+        except BaseException as error:  # each caller's own failure; none is lost
+            for _, future in chunk:
+                if future.done():
+                    continue
+                if isinstance(error, asyncio.CancelledError):
+                    future.cancel()
+                else:
+                    future.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
+            return
+        for (_, future), outcome in zip(chunk, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
+
+
+def _chunks(waiting: list[tuple[Request, asyncio.Future[Outcome]]], max_bytes: int) -> Iterator[list]:
+    """Consecutive runs of at most max_bytes of requests (at least one each)."""
+    chunk: list = []
+    size = 0
+    for item in waiting:
+        item_size = item[0].ByteSize()
+        if chunk and size + item_size > max_bytes:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(item)
+        size += item_size
+    if chunk:
+        yield chunk
