@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.rpc import status_pb2 as _status_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -162,12 +163,18 @@ class CompleteGenerationRequest(_message.Message):
     COMPLETED_FIELD_NUMBER: _builtins.int
     FAILURE_REASON_FIELD_NUMBER: _builtins.int
     STORED_FIELD_NUMBER: _builtins.int
+    TRACEPARENT_FIELD_NUMBER: _builtins.int
     generation_id: _builtins.str
     """UUID of the generation."""
     callback_token: _builtins.str
     """The token the dispatcher sent with the job."""
     failure_reason: _builtins.str
     """The generation failed; a reason a user can read."""
+    traceparent: _builtins.str
+    """W3C traceparent of this result's delivery, which its spans continue. A
+    call's metadata carries one trace; each result of a CompleteGenerations
+    call carries its own here.
+    """
     @_builtins.property
     @_deprecated("""This field has been marked as deprecated using proto field options.""")
     def completed(self) -> Global___Images:
@@ -185,10 +192,11 @@ class CompleteGenerationRequest(_message.Message):
         completed: Global___Images | None = ...,
         failure_reason: _builtins.str = ...,
         stored: Global___StoredAssets | None = ...,
+        traceparent: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["completed", b"completed", "failure_reason", b"failure_reason", "result", b"result", "stored", b"stored"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback_token", b"callback_token", "completed", b"completed", "failure_reason", b"failure_reason", "generation_id", b"generation_id", "result", b"result", "stored", b"stored"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback_token", b"callback_token", "completed", b"completed", "failure_reason", b"failure_reason", "generation_id", b"generation_id", "result", b"result", "stored", b"stored", "traceparent", b"traceparent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["completed", "failure_reason", "stored"]  # noqa: Y015
     _WhichOneofArgType_result: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
@@ -212,6 +220,56 @@ class CompleteGenerationResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CompleteGenerationResponse: _TypeAlias = CompleteGenerationResponse  # noqa: Y015
+
+@_typing.final
+class CompleteGenerationsRequest(_message.Message):
+    """Several results."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___CompleteGenerationRequest]:
+        """The results, each as CompleteGeneration takes it."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___CompleteGenerationRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteGenerationsRequest: _TypeAlias = CompleteGenerationsRequest  # noqa: Y015
+
+@_typing.final
+class CompleteGenerationsResponse(_message.Message):
+    """What became of each result, in the order of the request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUSES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedCompositeFieldContainer[_status_pb2.Status]:
+        """One per result: OK, or the status CompleteGeneration would have failed
+        with for it.
+        """
+
+    def __init__(
+        self,
+        *,
+        statuses: _abc.Iterable[_status_pb2.Status] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["statuses", b"statuses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteGenerationsResponse: _TypeAlias = CompleteGenerationsResponse  # noqa: Y015
 
 @_typing.final
 class ProgressReport(_message.Message):

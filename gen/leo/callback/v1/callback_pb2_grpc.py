@@ -40,6 +40,11 @@ class CallbackServiceStub:
                 request_serializer=leo_dot_callback_dot_v1_dot_callback__pb2.CompleteGenerationRequest.SerializeToString,
                 response_deserializer=leo_dot_callback_dot_v1_dot_callback__pb2.CompleteGenerationResponse.FromString,
                 _registered_method=True)
+        self.CompleteGenerations = channel.unary_unary(
+                '/leo.callback.v1.CallbackService/CompleteGenerations',
+                request_serializer=leo_dot_callback_dot_v1_dot_callback__pb2.CompleteGenerationsRequest.SerializeToString,
+                response_deserializer=leo_dot_callback_dot_v1_dot_callback__pb2.CompleteGenerationsResponse.FromString,
+                _registered_method=True)
         self.ReportProgress = channel.unary_unary(
                 '/leo.callback.v1.CallbackService/ReportProgress',
                 request_serializer=leo_dot_callback_dot_v1_dot_callback__pb2.ReportProgressRequest.SerializeToString,
@@ -54,6 +59,15 @@ class CallbackServiceServicer:
     def CompleteGeneration(self, request, context):
         """Moves a generation to its final state. Idempotent: the same result twice
         is OK; a different result for a finished generation is FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteGenerations(self, request, context):
+        """Several results in one call (the mock AI sends those ready together).
+        Each is recorded or refused on its own: its status is what
+        CompleteGeneration would have answered for it alone.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -76,6 +90,11 @@ def add_CallbackServiceServicer_to_server(servicer, server):
                     servicer.CompleteGeneration,
                     request_deserializer=leo_dot_callback_dot_v1_dot_callback__pb2.CompleteGenerationRequest.FromString,
                     response_serializer=leo_dot_callback_dot_v1_dot_callback__pb2.CompleteGenerationResponse.SerializeToString,
+            ),
+            'CompleteGenerations': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteGenerations,
+                    request_deserializer=leo_dot_callback_dot_v1_dot_callback__pb2.CompleteGenerationsRequest.FromString,
+                    response_serializer=leo_dot_callback_dot_v1_dot_callback__pb2.CompleteGenerationsResponse.SerializeToString,
             ),
             'ReportProgress': grpc.unary_unary_rpc_method_handler(
                     servicer.ReportProgress,
@@ -111,6 +130,33 @@ class CallbackService:
             '/leo.callback.v1.CallbackService/CompleteGeneration',
             leo_dot_callback_dot_v1_dot_callback__pb2.CompleteGenerationRequest.SerializeToString,
             leo_dot_callback_dot_v1_dot_callback__pb2.CompleteGenerationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteGenerations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/leo.callback.v1.CallbackService/CompleteGenerations',
+            leo_dot_callback_dot_v1_dot_callback__pb2.CompleteGenerationsRequest.SerializeToString,
+            leo_dot_callback_dot_v1_dot_callback__pb2.CompleteGenerationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

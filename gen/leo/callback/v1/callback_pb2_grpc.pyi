@@ -37,6 +37,11 @@ class CallbackServiceStub:
     """Moves a generation to its final state. Idempotent: the same result twice
     is OK; a different result for a finished generation is FAILED_PRECONDITION.
     """
+    CompleteGenerations: _grpc.UnaryUnaryMultiCallable[_callback_pb2.CompleteGenerationsRequest, _callback_pb2.CompleteGenerationsResponse]
+    """Several results in one call (the mock AI sends those ready together).
+    Each is recorded or refused on its own: its status is what
+    CompleteGeneration would have answered for it alone.
+    """
     ReportProgress: _grpc.UnaryUnaryMultiCallable[_callback_pb2.ReportProgressRequest, _callback_pb2.ReportProgressResponse]
     """Reports where jobs stand: queued (with their place) or running (with
     their percent done). Each report carries its dispatch's token; a report
@@ -52,6 +57,11 @@ class CallbackServiceAsyncStub(CallbackServiceStub):
     CompleteGeneration: _aio.UnaryUnaryMultiCallable[_callback_pb2.CompleteGenerationRequest, _callback_pb2.CompleteGenerationResponse]  # type: ignore[assignment]
     """Moves a generation to its final state. Idempotent: the same result twice
     is OK; a different result for a finished generation is FAILED_PRECONDITION.
+    """
+    CompleteGenerations: _aio.UnaryUnaryMultiCallable[_callback_pb2.CompleteGenerationsRequest, _callback_pb2.CompleteGenerationsResponse]  # type: ignore[assignment]
+    """Several results in one call (the mock AI sends those ready together).
+    Each is recorded or refused on its own: its status is what
+    CompleteGeneration would have answered for it alone.
     """
     ReportProgress: _aio.UnaryUnaryMultiCallable[_callback_pb2.ReportProgressRequest, _callback_pb2.ReportProgressResponse]  # type: ignore[assignment]
     """Reports where jobs stand: queued (with their place) or running (with
@@ -71,6 +81,17 @@ class CallbackServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_callback_pb2.CompleteGenerationResponse, _abc.Awaitable[_callback_pb2.CompleteGenerationResponse]]:
         """Moves a generation to its final state. Idempotent: the same result twice
         is OK; a different result for a finished generation is FAILED_PRECONDITION.
+        """
+
+    @_abc_1.abstractmethod
+    def CompleteGenerations(
+        self,
+        request: _callback_pb2.CompleteGenerationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_callback_pb2.CompleteGenerationsResponse, _abc.Awaitable[_callback_pb2.CompleteGenerationsResponse]]:
+        """Several results in one call (the mock AI sends those ready together).
+        Each is recorded or refused on its own: its status is what
+        CompleteGeneration would have answered for it alone.
         """
 
     @_abc_1.abstractmethod
