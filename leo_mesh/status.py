@@ -93,6 +93,10 @@ def to_status(exc: errors.DomainError) -> grpc.Status:
     return rpc_status.to_status(status_proto(exc))
 
 
-def internal_status() -> grpc.Status:
+def internal_status_proto() -> status_pb2.Status:
     code, reason = INTERNAL
-    return rpc_status.to_status(_status(code, reason, INTERNAL_MESSAGE, []))
+    return _status(code, reason, INTERNAL_MESSAGE, [])
+
+
+def internal_status() -> grpc.Status:
+    return rpc_status.to_status(internal_status_proto())

@@ -8,9 +8,11 @@ import uuid
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
 
 from leo.callback.v1 import callback_pb2
 from leo_mesh.rules import Status
+from leo_mesh.status import code_name
 from tests.integration.ai_side import OWNER, completed, dispatched, redispatch
 
 
@@ -142,3 +144,41 @@ async def test_late_callback_for_a_cancelled_generation_changes_nothing(store, c
     await callbacks.CompleteGeneration(completed(generation_id, token, "late.png"), timeout=5)  # acknowledged
     assert await store.get(generation_id, OWNER) == cancelled
     assert cancelled.status is Status.CANCELLED
+
+
+async def test_results_in_one_batch_are_each_recorded_or_refused_on_their_own(store, callbacks):
+    done_id, done_token = await dispatched(store, "already done")
+    await callbacks.CompleteGeneration(completed(done_id, done_token, "first.png"), timeout=5)
+    fresh_id, fresh_token = await dispatched(store, "fresh")
+    failing_id, failing_token = await dispatched(store, "failing")
+    forged_id, _ = await dispatched(store, "forged")
+    results = [
+        completed(fresh_id, fresh_token, "a.png"),
+        completed(done_id, done_token, "first.png"),  # a repeat: OK, nothing changes
+        completed(done_id, done_token, "other.png"),  # another result for a final one
+        completed(forged_id, "not the token", "x.png"),
+        failed(failing_id, failing_token, "content policy"),
+        completed(fresh_id, fresh_token, "a.png", prefix="elsewhere/"),  # invalid, though its generation is fine
+    ]
+    answer = await callbacks.CompleteGenerations(callback_pb2.CompleteGenerationsRequest(results=results), timeout=5)
+    assert [code_name(status.code) for status in answer.statuses] == [
+        "OK",
+        "OK",
+        "FAILED_PRECONDITION",
+        "UNAUTHENTICATED",
+        "OK",
+        "INVALID_ARGUMENT",
+    ]
+    reason = error_details_pb2.ErrorInfo()
+    assert answer.statuses[3].details[-1].Unpack(reason) and reason.reason == "CALLBACK_TOKEN_INVALID"
+    assert keys(await store.get(fresh_id, OWNER)) == [f"{fresh_id}/a.png"]
+    assert keys(await store.get(done_id, OWNER)) == [f"{done_id}/first.png"]
+    assert (await store.get(failing_id, OWNER)).status is Status.FAILED
+    assert (await store.get(forged_id, OWNER)).status is Status.PENDING
+
+
+async def test_a_batch_holds_at_most_a_thousand_results(store, callbacks):
+    generation_id, token = await dispatched(store, "one of too many")
+    request = callback_pb2.CompleteGenerationsRequest(results=[completed(generation_id, token, "a.png")] * 1001)
+    assert await code_of(callbacks.CompleteGenerations(request, timeout=5)) == grpc.StatusCode.INVALID_ARGUMENT
+    assert (await store.get(generation_id, OWNER)).status is Status.PENDING
