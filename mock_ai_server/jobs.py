@@ -5,7 +5,8 @@ meanwhile its files are rendered on a small thread pool and written to the
 media store, so rendering counts inside the delay when it fits. It reports
 its percent done in steps of a tenth (and its place while queued) through
 the ProgressReporter, then delivers its result to CallbackService,
-retrying with backoff until acknowledged. The next queued job starts as
+retrying with backoff until acknowledged; results ready together go in one
+CompleteGenerations call, each acknowledged or refused on its own. The next queued job starts as
 soon as a running one has its files, not when its callback is delivered.
 A restart loses the jobs held here; the api_server's completion deadline
 recovers them.
@@ -18,11 +19,12 @@ import collections
 import contextlib
 import logging
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import grpc
+from google.rpc import status_pb2
 from opentelemetry.trace import SpanKind
 from tenacity import (
     AsyncRetrying,
@@ -34,8 +36,10 @@ from tenacity import (
 from leo.ai.v1 import ai_pb2
 from leo.callback.v1 import callback_pb2, callback_pb2_grpc
 from leo_mesh import metrics
+from leo_mesh.batched_calls import CallBatcher
 from leo_mesh.media.store import MediaStore, generation_prefix
 from leo_mesh.rules import RETRYABLE_CODES, Progress
+from leo_mesh.status import code_name
 from leo_mesh.telemetry import tracing
 from mock_ai_server import render
 from mock_ai_server.progress import ProgressReporter
@@ -52,15 +56,31 @@ class CallbackDropped(Exception):
     """A callback attempt lost on purpose (failure injection)."""
 
 
+class Refused(Exception):
+    """The callback service answered this result (in a batch) with an error status."""
+
+    def __init__(self, status: status_pb2.Status) -> None:
+        super().__init__(f"{code_name(status.code)}: {status.message}")
+        self.code_name = code_name(status.code)
+        self.details = status.message
+
+
 class NewerToken(Exception):
     """The callback was refused for its token, and meanwhile a newer dispatch
     of the same generation handed this job a newer one: send it again."""
 
 
+def _code(exc: grpc.aio.AioRpcError | Refused) -> tuple[str, str]:
+    """The status code's name and details of a failed call or a refused result."""
+    if isinstance(exc, Refused):
+        return exc.code_name, exc.details
+    return exc.code().name, exc.details() or ""
+
+
 def _worth_retrying(exc: BaseException) -> bool:
     if isinstance(exc, CallbackDropped | NewerToken):
         return True
-    return isinstance(exc, grpc.aio.AioRpcError) and exc.code().name in RETRYABLE_CODES
+    return isinstance(exc, grpc.aio.AioRpcError | Refused) and _code(exc)[0] in RETRYABLE_CODES
 
 
 @dataclass
@@ -100,8 +120,12 @@ class Jobs:
             queued=self._places,
         )
         # Jobs finish in bursts; the callback service gets a bounded number
-        # of calls at once, the rest wait here (not on its connection pool).
+        # of results at once, the rest wait here (not on its connection pool).
         self._sending = asyncio.Semaphore(settings.mock_ai_max_concurrent_callbacks)
+        # Results ready together go in one CompleteGenerations call.
+        self._results: CallBatcher[callback_pb2.CompleteGenerationRequest, status_pb2.Status] = CallBatcher(
+            self._complete_all
+        )
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -257,34 +281,35 @@ class Jobs:
                         raise CallbackDropped()
                     await self._send(message, token, job)
             log.info("callback delivered", extra={"generation_id": generation_id, "attempts": number})
-        except grpc.aio.AioRpcError as exc:
-            log.warning(
-                "callback refused",
-                extra={"generation_id": generation_id, "code": exc.code().name, "error": exc.details()},
-            )
+        except (grpc.aio.AioRpcError, Refused) as exc:
+            code, details = _code(exc)
+            log.warning("callback refused", extra={"generation_id": generation_id, "code": code, "error": details})
         except CallbackDropped:
             log.warning("callback given up", extra={"generation_id": generation_id})
 
     async def _send(self, message: callback_pb2.CompleteGenerationRequest, token: str, job: Job) -> None:
+        message.traceparent = tracing.traceparent() or ""  # the delivery's span, which the callback continues
         try:
             metrics.MOCK_AI_JOBS_QUEUED.inc()
             try:
-                await self._sending.acquire()  # a turn among the callbacks in flight
+                await self._sending.acquire()  # a turn among the results in flight
             finally:
                 metrics.MOCK_AI_JOBS_QUEUED.dec()
             try:
-                await self._callbacks.CompleteGeneration(
-                    message,
-                    timeout=self._settings.mock_ai_callback_timeout_s,
-                    wait_for_ready=True,
-                    metadata=tracing.outgoing_metadata() or None,
-                )
+                status = await self._results(message)
             finally:
                 self._sending.release()
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() is grpc.StatusCode.UNAUTHENTICATED and await self._newer_token(job, token):
+            if status.code != grpc.StatusCode.OK.value[0]:
+                raise Refused(status)
+        except (grpc.aio.AioRpcError, Refused) as exc:
+            if _code(exc)[0] == grpc.StatusCode.UNAUTHENTICATED.name and await self._newer_token(job, token):
                 raise NewerToken() from exc
             raise
+
+    async def _complete_all(self, results: list[callback_pb2.CompleteGenerationRequest]) -> Sequence[status_pb2.Status]:
+        request = callback_pb2.CompleteGenerationsRequest(results=results)
+        timeout = self._settings.mock_ai_callback_timeout_s
+        return (await self._callbacks.CompleteGenerations(request, timeout=timeout, wait_for_ready=True)).statuses
 
     async def _newer_token(self, job: Job, refused: str) -> bool:
         """Whether the job holds (or receives within the grace period) a newer

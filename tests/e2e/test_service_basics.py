@@ -19,7 +19,7 @@ GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or "grp
 SERVICES = {
     "api": ("leo.generation.v1.GenerationService", ["CreateGeneration", "GetGeneration"]),
     "ai": ("leo.ai.v1.AIService", ["StartGeneration", "StartGenerations"]),
-    "callback": ("leo.callback.v1.CallbackService", ["CompleteGeneration"]),
+    "callback": ("leo.callback.v1.CallbackService", ["CompleteGeneration", "CompleteGenerations"]),
 }
 
 

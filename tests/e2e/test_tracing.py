@@ -2,7 +2,8 @@
 traceparent through Envoy, CreateGeneration, the dispatch (a child of the
 create, through the traceparent stored with the row), the mock AI's start
 of its job (sent in a StartGenerations batch, with its traceparent), the
-mock AI's CompleteGeneration and its transaction, and the webhook. The
+callback server's recording of its result (sent in a CompleteGenerations
+batch, with its traceparent) and its transaction, and the webhook. The
 spans go to an OTLP collector the test runs; the log lines of a traced
 call carry its ids."""
 
@@ -19,7 +20,7 @@ from tests.webhook_receiver import Receiver
 
 CREATE = "leo.generation.v1.GenerationService/CreateGeneration"
 START = "start generation"  # the mock AI's span of one job of a StartGenerations call
-COMPLETE = "leo.callback.v1.CallbackService/CompleteGeneration"
+COMPLETE = "complete generation"  # the callback_server's span of one result of a CompleteGenerations call
 
 TRACED = {
     "OTEL_BSP_SCHEDULE_DELAY": "100",
