@@ -2,13 +2,15 @@
 its own outcome.
 
 A caller that has one request to make awaits `CallBatcher(request)`. The
-requests made in the same turn of the event loop (all of a dispatch
-round's, whose tasks take their first step together; all of the results
-that became ready together) go out as one call of the batch RPC, one call
-per chunk of at most `max_bytes`, and each caller gets the outcome the
-answer holds at its request's place, or the error of the call that
-carried it. Used for StartGenerations (api_server → AI) and
-CompleteGenerations (AI → callback_server).
+requests waiting when a call can go out (at the next turn of the event
+loop, unless `max_in_flight` calls are already out: then when one of them
+is answered) go together as one call of the batch RPC, one per chunk of at
+most `max_bytes`. Each caller gets the outcome the answer holds at its
+request's place, or the error of the call that carried it. So a dispatch
+round's jobs, whose tasks take their first step together, share a call,
+and results that become ready while calls are out share the next one.
+Used for StartGenerations (api_server → AI) and CompleteGenerations
+(AI → callback_server).
 """
 
 from __future__ import annotations
@@ -32,29 +34,43 @@ class OutcomesMissing(Exception):
 
 class CallBatcher(Generic[Request, Outcome]):
     def __init__(
-        self, call: Callable[[list[Request]], Awaitable[Sequence[Outcome]]], *, max_bytes: int = MAX_BYTES
+        self,
+        call: Callable[[list[Request]], Awaitable[Sequence[Outcome]]],
+        *,
+        max_bytes: int = MAX_BYTES,
+        max_in_flight: int = 2,
     ) -> None:
         """`call`: sends one batch, returns the outcomes in the order of its requests."""
         self._call = call
         self._max_bytes = max_bytes
+        self._max_in_flight = max_in_flight
         self._waiting: list[tuple[Request, asyncio.Future[Outcome]]] = []
         self._calls: set[asyncio.Task[None]] = set()
+        self._scheduled = False
 
     async def __call__(self, request: Request) -> Outcome:
         """This request's outcome; raises what the call that carried it raised."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Outcome] = loop.create_future()
-        if not self._waiting:
-            loop.call_soon(self._send_waiting)
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._waiting.append((request, future))
+        self._schedule()
         return await future
 
+    def _schedule(self) -> None:
+        if self._waiting and not self._scheduled and len(self._calls) < self._max_in_flight:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._send_waiting)
+
     def _send_waiting(self) -> None:
+        self._scheduled = False
         waiting, self._waiting = self._waiting, []
         for chunk in _chunks(waiting, self._max_bytes):
             task = asyncio.create_task(self._send(chunk), name="batch call")
             self._calls.add(task)
-            task.add_done_callback(self._calls.discard)
+            task.add_done_callback(self._call_done)
+
+    def _call_done(self, task: asyncio.Task[None]) -> None:
+        self._calls.discard(task)
+        self._schedule()
 
     async def _send(self, chunk: list[tuple[Request, asyncio.Future[Outcome]]]) -> None:
         try:

@@ -21,10 +21,13 @@ class ScriptedAi:
         self.calls: list[list[str]] = []
         self.fail: Exception | None = None
         self.short = False
+        self.answering = asyncio.Event()  # cleared: calls wait for it
+        self.answering.set()
 
     async def __call__(self, jobs: list[ai_pb2.StartGenerationRequest]) -> list[ai_pb2.StartGenerationOutcome]:
         self.calls.append([job.generation_id for job in jobs])
         await asyncio.sleep(0)
+        await self.answering.wait()
         if self.fail is not None:
             failure, self.fail = self.fail, None
             raise failure
@@ -83,7 +86,7 @@ async def test_an_answer_without_an_outcome_for_every_job_fails_them_all():
 
 async def test_jobs_asked_for_while_a_call_is_out_go_in_the_next():
     ai = ScriptedAi()
-    batcher = CallBatcher(ai)
+    batcher = CallBatcher(ai, max_in_flight=2)
     first = asyncio.ensure_future(batcher(job("g0")))
     await asyncio.sleep(0)  # the first call is out
     await asyncio.sleep(0)
@@ -103,3 +106,21 @@ async def test_a_caller_that_gives_up_does_not_stop_the_others():
     assert (await staying).accepted_new
     with pytest.raises(asyncio.CancelledError):
         await leaving
+
+
+async def test_requests_made_while_calls_are_out_wait_and_go_together():
+    ai = ScriptedAi()
+    ai.answering.clear()
+    batcher = CallBatcher(ai, max_in_flight=1)
+    first = asyncio.ensure_future(batcher(job("g0")))
+    later = []
+    for i in range(1, 4):  # one at a time, while the first call is out
+        for _ in range(3):
+            await asyncio.sleep(0)
+        later.append(asyncio.ensure_future(batcher(job(f"g{i}"))))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert ai.calls == [["g0"]]
+    ai.answering.set()
+    await asyncio.gather(first, *later)
+    assert ai.calls == [["g0"], ["g1", "g2", "g3"]]
