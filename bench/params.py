@@ -15,7 +15,8 @@ class Params:
     e2e_generations: int
     # P5 (progress off) is a second end-to-end run: fewer, it compares rates.
     e2e_compare_generations: int
-    # Rows that compare two meshes of ours (T, the workers row): their runs.
+    # Rows that compare two meshes of ours (T, the workers row): their runs
+    # (one run a side moved T between 0.6 and 1.3 on one machine in one day).
     mesh_repeats: int
     watch_streams: int
     watch_workers: int
@@ -29,7 +30,7 @@ FULL = Params(
     fixed_rate_duration_s=7,
     e2e_generations=10_000,
     e2e_compare_generations=3_000,
-    mesh_repeats=1,
+    mesh_repeats=3,
     watch_streams=10_000,
     watch_workers=4,
     statement_probe_generations=20,
