@@ -10,6 +10,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+import httpx
 import psycopg
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -359,8 +360,16 @@ def test_pending_cap_per_owner_is_429_naming_the_limit(make_mesh):
 
 
 def test_envoy_rate_limits_the_public_listener_with_json_429s(mesh):
-    with json_client(mesh) as http, ThreadPoolExecutor(32) as pool:
-        responses = list(pool.map(lambda _: http.get("/v1/generations"), range(1000)))
+    # A client (and its connections) per thread: one httpx.Client shared by
+    # 32 threads in such a burst once read a socket it had closed meanwhile
+    # (EBADF), and once waited 10 s for an answer on one.
+    def burst(count: int) -> list[httpx.Response]:
+        with json_client(mesh) as http:
+            return [http.get("/v1/generations") for _ in range(count)]
+
+    with ThreadPoolExecutor(32) as pool:
+        responses = [r for chunk in pool.map(burst, [1000 // 32 + (i < 1000 % 32) for i in range(32)]) for r in chunk]
+    assert len(responses) == 1000
     codes = {r.status_code for r in responses}
     assert codes <= {401, 429} and 429 in codes, codes
     limited = next(r for r in responses if r.status_code == 429)
