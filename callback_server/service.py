@@ -14,16 +14,13 @@ import logging
 import re
 import uuid
 
-from google.rpc import status_pb2
-from opentelemetry.trace import SpanKind
-
 from leo.callback.v1 import callback_pb2, callback_pb2_grpc
 from leo_mesh import metrics
+from leo_mesh.batched_calls import serve_each
 from leo_mesh.db.generations import GenerationStore
-from leo_mesh.errors import CallbackTokenInvalid, DomainError, FieldViolation, InvalidArgument, ResultConflict
+from leo_mesh.errors import CallbackTokenInvalid, FieldViolation, InvalidArgument, ResultConflict
 from leo_mesh.media.store import generation_prefix, key_problem
 from leo_mesh.rules import Asset, Completion, Progress, ProgressOutcome, Result
-from leo_mesh.status import INTERNAL, INTERNAL_MESSAGE, code_and_reason, internal_status_proto, status_proto
 from leo_mesh.telemetry import tracing
 
 log = logging.getLogger("callback_server.service")
@@ -31,7 +28,6 @@ log = logging.getLogger("callback_server.service")
 MAX_REASON_LENGTH = 2000
 MAX_REPORTS = 1000
 MAX_RESULTS = 1000
-_OK = status_pb2.Status(code=0)
 _CONTENT_TYPE = re.compile(r"[a-z]+/[a-z0-9.+-]{1,100}")
 
 
@@ -125,25 +121,14 @@ class CallbackService(callback_pb2_grpc.CallbackServiceServicer):
     async def CompleteGenerations(self, request, context):
         if len(request.results) > MAX_RESULTS:
             raise InvalidArgument([FieldViolation("results", f"must hold at most {MAX_RESULTS} results")])
-        # Together, so they share the group commit; each in a task (its own context) and span.
-        statuses = await asyncio.gather(*(self._status(result) for result in request.results))
-        return callback_pb2.CompleteGenerationsResponse(statuses=statuses)
-
-    async def _status(self, request: callback_pb2.CompleteGenerationRequest) -> status_pb2.Status:
-        """One result of a batch, answered as CompleteGeneration would, in a
-        span continuing its delivery's trace."""
-        with tracing.span("complete generation", parent=request.traceparent or None, kind=SpanKind.SERVER) as span:
-            try:
-                await self._complete(request)
-            except DomainError as exc:
-                tracing.set_code(span, code_and_reason(exc)[0].name, exc.message)
-                return status_proto(exc)
-            except Exception:
-                log.exception("result not recorded", extra={"generation_id": request.generation_id})
-                tracing.set_code(span, INTERNAL[0].name, INTERNAL_MESSAGE)
-                return internal_status_proto()
-            tracing.set_code(span, "OK")
-            return _OK
+        # Together, so that they share the group commit.
+        answered = await serve_each(
+            request.results,
+            self._complete,
+            span_name="complete generation",
+            traceparent=lambda result: result.traceparent,
+        )
+        return callback_pb2.CompleteGenerationsResponse(statuses=[status for status, _ in answered])
 
     async def _complete(self, request: callback_pb2.CompleteGenerationRequest) -> None:
         """Record the result; raises the domain error that is its answer."""

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import random
 from collections import Counter
 
-from google.rpc import status_pb2
-from opentelemetry.trace import SpanKind
-
 from leo.ai.v1 import ai_pb2, ai_pb2_grpc
 from leo_mesh import metrics
-from leo_mesh.errors import BackendOverloaded, DomainError, FieldViolation, InvalidArgument
-from leo_mesh.status import code_and_reason, status_proto
+from leo_mesh.batched_calls import serve_each
+from leo_mesh.errors import BackendOverloaded, FieldViolation, InvalidArgument
 from leo_mesh.telemetry import tracing
 from mock_ai_server.jobs import Jobs
 from mock_ai_server.settings import Settings
@@ -22,7 +18,6 @@ log = logging.getLogger("mock_ai_server.service")
 
 # Jobs one StartGenerations call may carry.
 MAX_JOBS_PER_CALL = 1000
-_OK = status_pb2.Status(code=0)
 
 
 class AIService(ai_pb2_grpc.AIServiceServicer):
@@ -33,27 +28,18 @@ class AIService(ai_pb2_grpc.AIServiceServicer):
         self._calls: Counter[str] = Counter()  # StartGeneration requests per generation
 
     async def StartGeneration(self, request, context):
-        return ai_pb2.StartGenerationResponse(accepted_new=self._start(request))
+        return ai_pb2.StartGenerationResponse(accepted_new=await self._start(request))
 
     async def StartGenerations(self, request, context):
         if len(request.generations) > MAX_JOBS_PER_CALL:
             raise InvalidArgument([FieldViolation("generations", f"must hold at most {MAX_JOBS_PER_CALL} jobs")])
-        # Each job in a context of its own: its span, and its generation on its log lines.
-        outcomes = [contextvars.copy_context().run(self._outcome, job) for job in request.generations]
+        answered = await serve_each(
+            request.generations, self._start, span_name="start generation", traceparent=lambda job: job.traceparent
+        )
+        outcomes = [ai_pb2.StartGenerationOutcome(status=status, accepted_new=bool(new)) for status, new in answered]
         return ai_pb2.StartGenerationsResponse(outcomes=outcomes)
 
-    def _outcome(self, job: ai_pb2.StartGenerationRequest) -> ai_pb2.StartGenerationOutcome:
-        """One job of a StartGenerations call, in a span continuing its dispatch's trace."""
-        with tracing.span("start generation", parent=job.traceparent or None, kind=SpanKind.SERVER) as span:
-            try:
-                accepted = self._start(job)
-            except DomainError as exc:
-                tracing.set_code(span, code_and_reason(exc)[0].name, exc.message)
-                return ai_pb2.StartGenerationOutcome(status=status_proto(exc))
-            tracing.set_code(span, "OK")
-            return ai_pb2.StartGenerationOutcome(status=_OK, accepted_new=accepted)
-
-    def _start(self, request: ai_pb2.StartGenerationRequest) -> bool:
+    async def _start(self, request: ai_pb2.StartGenerationRequest) -> bool:
         """Take the job (True if new); BackendOverloaded when a failure is injected."""
         generation_id = request.generation_id
         tracing.about_generation(generation_id)

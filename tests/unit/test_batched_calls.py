@@ -1,16 +1,20 @@
-"""Requests made together go out as one batch call, each caller getting
-its own outcome (leo_mesh.batched_calls.CallBatcher): pure logic against a
-scripted StartGenerations call."""
+"""Batch calls (leo_mesh.batched_calls): requests made together go out as
+one call, each caller getting its own outcome (CallBatcher, against a
+scripted StartGenerations call), and a server answers each item on its own
+(serve_each)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 
 import pytest
-from google.rpc import status_pb2
+from google.rpc import error_details_pb2, status_pb2
 
 from leo.ai.v1 import ai_pb2
-from leo_mesh.batched_calls import CallBatcher, OutcomesMissing
+from leo_mesh.batched_calls import CallBatcher, OutcomesMissing, serve_each
+from leo_mesh.errors import BackendOverloaded
+from leo_mesh.status import code_name
 
 
 class ScriptedAi:
@@ -124,3 +128,33 @@ async def test_requests_made_while_calls_are_out_wait_and_go_together():
     ai.answering.set()
     await asyncio.gather(first, *later)
     assert ai.calls == [["g0"], ["g1", "g2", "g3"]]
+
+
+# --- serving a batch call: each item on its own ---
+
+
+async def test_each_item_is_answered_on_its_own_in_order_and_in_its_own_context(caplog):
+    current = contextvars.ContextVar("current", default=None)
+
+    async def handle(item: ai_pb2.StartGenerationRequest) -> str:
+        current.set(item.generation_id)
+        await asyncio.sleep(0)  # the others run meanwhile
+        if item.prompt == "refused":
+            raise BackendOverloaded()
+        if item.prompt == "broken":
+            raise RuntimeError("a bug")
+        return f"{current.get()} done"
+
+    items = [job("g0"), job("g1", "refused"), job("g2", "broken"), job("g3")]
+    answered = await serve_each(items, handle, span_name="start generation", traceparent=lambda item: "")
+    assert [(code_name(status.code), value) for status, value in answered] == [
+        ("OK", "g0 done"),
+        ("UNAVAILABLE", None),
+        ("INTERNAL", None),
+        ("OK", "g3 done"),
+    ]
+    reason = error_details_pb2.ErrorInfo()
+    assert answered[1][0].details[-1].Unpack(reason) and reason.reason == "BACKEND_OVERLOADED"
+    assert answered[2][0].message == "internal error"  # the details stay in the log
+    assert [record.exc_info[1].args for record in caplog.records if record.exc_info] == [("a bug",)]
+    assert current.get() is None
