@@ -60,9 +60,8 @@ class Refused(Exception):
     """The callback service answered this result (in a batch) with an error status."""
 
     def __init__(self, status: status_pb2.Status) -> None:
-        super().__init__(f"{code_name(status.code)}: {status.message}")
-        self.code_name = code_name(status.code)
-        self.details = status.message
+        self.code_name, self.details = code_name(status.code), status.message
+        super().__init__(f"{self.code_name}: {self.details}")
 
 
 class NewerToken(Exception):
@@ -255,10 +254,12 @@ class Jobs:
         return assets
 
     async def _deliver(self, job: Job, message: callback_pb2.CompleteGenerationRequest) -> None:
-        """Deliver the result, in a span continuing the StartGeneration's trace."""
+        """Deliver the result, in a span continuing the job's start, which the
+        callback server's span of the result continues in turn."""
         generation_id = job.request.generation_id
         with tracing.span("deliver result", parent=job.trace_parent, kind=SpanKind.CLIENT, generation_id=generation_id):
             tracing.about_generation(generation_id)
+            message.traceparent = tracing.traceparent() or ""
             await self._deliver_in_span(job, message)
 
     async def _deliver_in_span(self, job: Job, message: callback_pb2.CompleteGenerationRequest) -> None:
@@ -288,7 +289,6 @@ class Jobs:
             log.warning("callback given up", extra={"generation_id": generation_id})
 
     async def _send(self, message: callback_pb2.CompleteGenerationRequest, token: str, job: Job) -> None:
-        message.traceparent = tracing.traceparent() or ""  # the delivery's span, which the callback continues
         try:
             metrics.MOCK_AI_JOBS_QUEUED.inc()
             try:
