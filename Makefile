@@ -34,8 +34,9 @@ run: $(STAMP)
 
 # Lint first: CI runs `make test` only, and a finding fails it. Two pytest
 # workers: most end-to-end time is waiting on servers, not computing. Three
-# are faster, but under them a burst of JSON requests through Envoy has
-# twice seen one request go unanswered for 10 s (not yet explained).
+# were faster, but under them a burst test once waited 10 s for an answer:
+# its threads then shared one HTTP client, which also read a socket it had
+# closed (EBADF). Each thread has its own client now; more workers are untried.
 TEST_WORKERS ?= 2
 test: $(STAMP) lint
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)

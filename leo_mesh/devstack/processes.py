@@ -102,9 +102,14 @@ class ManagedProcess:
 
     def log_records(self, *, this_run: bool = False) -> list[dict]:
         """The structured (JSON) lines of the log (`this_run`: since the last start())."""
-        text = self.log_text()
-        if this_run and self.log_path.exists():
-            text = self.log_path.read_bytes()[self._log_start :].decode(errors="replace")
+        if not this_run:
+            text = self.log_text()
+        elif self.log_path.exists():
+            with open(self.log_path, "rb") as log:
+                log.seek(self._log_start)
+                text = log.read().decode(errors="replace")
+        else:
+            text = ""
         records = []
         for line in text.splitlines():
             if line.startswith("{"):
