@@ -6,8 +6,6 @@ and the trace ids on the log lines written inside them."""
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import secrets
 
 import grpc
@@ -18,9 +16,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from leo.generation.v1 import generation_pb2
-from leo_mesh.logs import JsonFormatter
 from leo_mesh.telemetry import tracing
 from tests.inprocess import Client, FakeAi, api_server, channel_to, new_key
+from tests.log_lines import captured_lines
 from tests.scrape import Scrape
 
 
@@ -100,30 +98,10 @@ def spans():
         tracing.install(None)
 
 
-class Lines(logging.Handler):
-    """The JSON lines the services would write."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setFormatter(JsonFormatter("test"))
-        self.lines: list[dict] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(json.loads(self.format(record)))
-
-
 @pytest.fixture
 def lines():
-    handler = Lines()
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
-        yield handler.lines
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
+    with captured_lines() as captured:
+        yield captured
 
 
 async def test_a_create_and_its_dispatch_are_one_trace_and_their_log_lines_say_so(database_url, spans, lines):

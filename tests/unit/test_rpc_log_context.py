@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import json
-import logging
 
 import grpc
 import pytest
 
 from leo_mesh.grpc_server import RpcInterceptor
-from leo_mesh.logs import JsonFormatter
 from leo_mesh.telemetry import tracing
+from tests.log_lines import captured_lines
 
 
 class Context:
@@ -32,27 +30,10 @@ class Context:
         return ""
 
 
-class Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.setFormatter(JsonFormatter("test"))
-        self.lines: list[dict] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(json.loads(self.format(record)))
-
-
 @pytest.fixture
 def lines():
-    handler, logger = Lines(), logging.getLogger("leo.rpc")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        yield handler.lines
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+    with captured_lines("leo.rpc") as captured:
+        yield captured
 
 
 async def watch(request, context):
