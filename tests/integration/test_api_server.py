@@ -4,17 +4,18 @@ test, client input that must be a 4xx, overload, and revoked keys."""
 from __future__ import annotations
 
 import asyncio
-import uuid
+import contextlib
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from api_server.app import ApiServer
 from leo.generation.v1 import generation_pb2
 from leo_mesh.db.keys import KeyStore
 from leo_mesh.errors import BackendOverloaded
-from leo_mesh.rules import Status
 from tests.inprocess import Client, FakeAi, api_server, channel_to, new_key
 
 
@@ -50,43 +51,45 @@ async def count(app) -> int:
 # --- dispatch ---
 
 
-async def test_an_ai_call_that_raises_anything_is_that_generation_s_failed_attempt(database_url):
-    ai = FakeAi()
+@contextlib.asynccontextmanager
+async def three_due(database_url: str, ai: FakeAi) -> AsyncIterator[tuple[ApiServer, list[str]]]:
+    """An api_server whose dispatch rounds the test drives, and the ids of three generations due."""
     async with (
         api_server(database_url, ai=ai, background=False, dispatch_backoff_base_s=5) as app,
         channel_to(app) as channel,
     ):
         client = Client(channel, await new_key(app))
-        created = [await client.create(prompt=f"p{i}") for i in range(3)]
+        yield app, [(await client.create(prompt=f"p{i}")).generation_id for i in range(3)]
+
+
+async def after_dispatch(app: ApiServer) -> dict[str, tuple[str, int, str | None]]:
+    """Each generation's status, attempts and last error."""
+    async with app.db.connection() as conn:
+        cursor = await conn.execute('SELECT "generationId"::text, status::text, attempts, "lastError" FROM generations')
+        return {generation_id: tuple(rest) for generation_id, *rest in await cursor.fetchall()}
+
+
+async def test_an_ai_call_that_raises_anything_is_that_generation_s_failed_attempt(database_url):
+    ai = FakeAi()
+    async with three_due(database_url, ai) as (app, created):
         ai.answer = RuntimeError("the stub broke")
         assert await app.dispatcher.dispatch_due() is False  # the round itself ends normally
-        for generation in created:
-            row = await app.store.get(uuid.UUID(generation.generation_id), "alice")
-            assert row.status is Status.PENDING and row.attempts == 1
-        async with app.db.connection() as conn:
-            errors = await (await conn.execute('SELECT "lastError" FROM generations')).fetchall()
-        assert errors == [("INTERNAL: RuntimeError: the stub broke",)] * 3
+        assert await after_dispatch(app) == {
+            generation_id: ("PENDING", 1, "INTERNAL: RuntimeError: the stub broke") for generation_id in created
+        }
         assert len(ai.requests) == 3 and ai.calls == 1
 
 
 async def test_a_round_goes_in_one_call_and_a_refused_job_fails_only_its_own_attempt(database_url):
     ai = FakeAi()
-    async with (
-        api_server(database_url, ai=ai, background=False, dispatch_backoff_base_s=5) as app,
-        channel_to(app) as channel,
-    ):
-        client = Client(channel, await new_key(app))
-        created = [(await client.create(prompt=f"p{i}")).generation_id for i in range(3)]
+    async with three_due(database_url, ai) as (app, created):
         ai.refuse[created[1]] = BackendOverloaded()
         await app.dispatcher.dispatch_due()
         assert ai.calls == 1 and sorted(job.generation_id for job in ai.requests) == sorted(created)
-        async with app.db.connection() as conn:
-            cursor = await conn.execute('SELECT "generationId"::text, attempts, "lastError" FROM generations')
-            rows = {generation_id: (attempts, error) for generation_id, attempts, error in await cursor.fetchall()}
-        assert rows == {
-            created[0]: (1, None),
-            created[1]: (1, "UNAVAILABLE: the AI backend is overloaded (simulated)"),
-            created[2]: (1, None),
+        assert await after_dispatch(app) == {
+            created[0]: ("PENDING", 1, None),
+            created[1]: ("PENDING", 1, "UNAVAILABLE: the AI backend is overloaded (simulated)"),
+            created[2]: ("PENDING", 1, None),
         }
 
 
