@@ -146,8 +146,7 @@ class EchoTarget(Target):
                     api_server_port=port,
                 ),
             )
-            argv = [envoy.envoy_binary(), "-c", str(config), "--use-dynamic-base-id", "--log-level", "warning"]
-            self.envoy = ManagedProcess("envoy", argv, env={}, log_path=run_dir / "envoy-echo.log")
+            self.envoy = ManagedProcess("envoy", envoy.command(config), env={}, log_path=run_dir / "envoy-echo.log")
             self.json_url = f"http://127.0.0.1:{self._envoy_port}"
         # The same header as the mesh gets; the echo does not read it.
         self.headers = {"authorization": "Bearer echo-needs-no-key"}

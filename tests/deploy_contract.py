@@ -200,8 +200,7 @@ def envoy_series() -> frozenset[str]:
             Path(tmp) / "envoy.yaml",
             envoy_config.EnvoySettings(envoy_listen_port=listen, envoy_admin_port=admin, api_server_port=upstream),
         )
-        argv = [envoy_config.envoy_binary(), "-c", str(config), "--use-dynamic-base-id", "--log-level", "warning"]
-        envoy = ManagedProcess("envoy", argv, env={}, log_path=Path(tmp) / "envoy.log").start()
+        envoy = ManagedProcess("envoy", envoy_config.command(config), env={}, log_path=Path(tmp) / "envoy.log").start()
         try:
             text = read_when_up(f"http://127.0.0.1:{admin}/stats/prometheus", envoy)
         finally:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -33,10 +35,17 @@ from mock_ai_server.settings import Settings as MockAiSettings
 SIGNING_KEY = "test-media-signing-key"
 
 
+def _temporary_directory(prefix: str) -> Path:
+    """A new directory under the system's temp dir, removed when the test process ends."""
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return directory
+
+
 def media_settings(local_dir: Path | None = None, **settings) -> MediaSettings:
     """Where in-process services keep generated files (a new directory unless
     given) and the key their links are signed with, the same for all of them."""
-    directory = local_dir or Path(tempfile.mkdtemp(prefix="leo-media-"))
+    directory = local_dir or _temporary_directory("leo-media-")
     # Links that last a day change every 2.4 h: two reads in a test show the same ones.
     return MediaSettings(local_dir=directory, url_signing_key=SIGNING_KEY, **{"url_ttl_s": 86400, **settings})
 

@@ -41,8 +41,9 @@ def start_s3_server(log_dir: Path) -> tuple[ManagedProcess, str]:
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
-    server, endpoint = start_s3_server(Path(tempfile.mkdtemp(prefix="leo-moto-")))
-    try:
-        yield endpoint
-    finally:
-        server.stop()
+    with tempfile.TemporaryDirectory(prefix="leo-moto-") as log_dir:
+        server, endpoint = start_s3_server(Path(log_dir))
+        try:
+            yield endpoint
+        finally:
+            server.stop()

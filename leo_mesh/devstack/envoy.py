@@ -312,6 +312,13 @@ def envoy_binary() -> str:
     return found
 
 
+def command(config: str | os.PathLike[str]) -> list[str]:
+    """How a local Envoy is started on a rendered config: several may run at
+    once (tests, the bench), and none keeps hot-restart shared memory in
+    /dev/shm after it ends."""
+    return [envoy_binary(), "-c", os.fspath(config), "--disable-hot-restart", "--log-level", "warning"]
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print(__doc__, file=sys.stderr)

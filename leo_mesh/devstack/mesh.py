@@ -125,8 +125,7 @@ class Mesh:
             api_server_port=self.ports.api[0],
         )
         config = envoy.write_config(self.run_dir / "envoy.yaml", settings)
-        argv = [envoy.envoy_binary(), "-c", str(config), "--use-dynamic-base-id", "--log-level", "warning"]
-        return ManagedProcess("envoy", argv, env={}, log_path=self.run_dir / "envoy.log")
+        return ManagedProcess("envoy", envoy.command(config), env={}, log_path=self.run_dir / "envoy.log")
 
     @property
     def api_address(self) -> str:

@@ -4,15 +4,14 @@ Only the binaries of `pgserver` are used: its own server class listens on a
 unix socket, while the services here need TCP on 127.0.0.1.
 
 Postgres refuses to run as root. Under root, initdb and postgres run as the
-unprivileged system user `pgserver` (created if missing), which owns the
-data directory.
+unprivileged system user of `machine` (created if missing, race-free),
+which owns the data directory.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import pwd
 import signal
 import subprocess
 import sys
@@ -29,9 +28,9 @@ from psycopg import sql
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from pgserver._commands import POSTGRES_BIN_PATH
-    from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
 
-SYSTEM_USER = "pgserver"
+from leo_mesh.devstack import machine
+
 SUPERUSER = "postgres"
 LOG_FILE_NAME = "postgres.log"
 DROP_PRIVILEGES = Path(__file__).with_name("drop_privileges.py")
@@ -123,6 +122,9 @@ class EmbeddedPostgres:
             "max_connections": str(self.max_connections),
             "fsync": "on" if self.fsync else "off",
             "timezone": "UTC",
+            # Parallel queries' shared memory as files in the data directory,
+            # not segments in /dev/shm that a killed server would leave behind.
+            "dynamic_shared_memory_type": "mmap",
             "log_timezone": "UTC",
         }
         return [arg for name, value in settings.items() for arg in ("-c", f"{name}={value}")]
@@ -130,10 +132,11 @@ class EmbeddedPostgres:
     def _prepare_data_dir(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
-            ensure_user_exists(SYSTEM_USER)
-            user = pwd.getpwnam(SYSTEM_USER)
-            os.chown(self.data_dir, user.pw_uid, user.pw_gid)
-            ensure_prefix_permissions(self.data_dir)
+            user = machine.ensure_user()
+            if self.data_dir.stat().st_uid != user.pw_uid:
+                # New, or made under another uid (a user removed and made again).
+                _chown_tree(self.data_dir, user.pw_uid, user.pw_gid)
+            machine.ensure_traversable(self.data_dir)
         self.data_dir.chmod(0o700)
 
     def _initdb(self) -> None:
@@ -194,15 +197,22 @@ class EmbeddedPostgres:
             return "(no log)"
 
 
+def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    os.chown(root, uid, gid)
+    for directory, subdirectories, files in os.walk(root):
+        for name in subdirectories + files:
+            os.chown(os.path.join(directory, name), uid, gid, follow_symlinks=False)
+
+
 def _as_system_user(command: list[str]) -> list[str]:
-    """`command` as the `pgserver` user when we are root (unchanged otherwise).
+    """`command` as the system user when we are root (unchanged otherwise).
 
     The switch happens in `drop_privileges.py`, which then execs the command;
     see there why not in `subprocess` itself.
     """
     if os.geteuid() != 0:
         return command
-    user = pwd.getpwnam(SYSTEM_USER)
+    user = machine.ensure_user()
     return [sys.executable, "-I", str(DROP_PRIVILEGES), str(user.pw_uid), str(user.pw_gid), *command]
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import yaml
 
 from bench.stacks import UNCAPPED_RATE_LIMITS, UNCAPPED_RPS
-from bench.tools import missing_packages
+from bench.tools import PACKAGES
 from leo_mesh.devstack import envoy
+from leo_mesh.devstack.machine import missing_packages
 
 
 def _buckets(node):
@@ -27,6 +28,6 @@ def test_the_bench_settings_raise_every_token_bucket_of_the_project_config():
 
 
 def test_missing_packages_names_the_debian_package_of_each_missing_command():
-    assert missing_packages(lambda command: None) == ["nghttp2-client", "wrk"]
-    assert missing_packages(lambda command: f"/usr/bin/{command}") == []
-    assert missing_packages(lambda command: None if command == "wrk" else "/usr/bin/h2load") == ["wrk"]
+    assert missing_packages(PACKAGES, lambda command: None) == ["nghttp2-client", "wrk"]
+    assert missing_packages(PACKAGES, lambda command: f"/usr/bin/{command}") == []
+    assert missing_packages(PACKAGES, lambda command: None if command == "wrk" else "/usr/bin/h2load") == ["wrk"]

@@ -149,7 +149,7 @@ def test_prestop_takes_a_real_envoy_out_of_service_then_drains_it(deployment, tm
     argv = list(container["command"])
     argv[0], argv[2] = envoy_config.envoy_binary(), str(config)
     argv[argv.index("--drain-time-s") + 1] = "1"
-    envoy = ManagedProcess("envoy", [*argv, "--use-dynamic-base-id"], env={}, log_path=tmp_path / "envoy.log")
+    envoy = ManagedProcess("envoy", [*argv, "--disable-hot-restart"], env={}, log_path=tmp_path / "envoy.log")
     envoy.start()
     try:
         assert contract.read_when_up(f"http://127.0.0.1:{admin}/ready", envoy).strip() == "LIVE"
