@@ -20,13 +20,14 @@ import psycopg
 
 from bench import verify
 from bench.echo_server import SERVICE_NAME
+from devstack import envoy
+from devstack.mesh import Mesh, Ports
+from devstack.ports import free_port
+from devstack.postgres import EmbeddedPostgres
+from devstack.processes import ManagedProcess, wait_serving
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
+from leo_mesh import envoy_config
 from leo_mesh.db import migrate
-from leo_mesh.devstack import envoy
-from leo_mesh.devstack.mesh import Mesh, Ports
-from leo_mesh.devstack.ports import free_port
-from leo_mesh.devstack.postgres import EmbeddedPostgres
-from leo_mesh.devstack.processes import ManagedProcess, wait_serving
 
 ROOT = Path(__file__).resolve().parents[1]
 OWNER = "bench"
@@ -37,7 +38,7 @@ UNCAPPED_PENDING = 1_000_000_000
 
 
 # Every Envoy rate-limit bucket, raised out of the way (the settings of
-# leo_mesh.devstack.envoy.EnvoySettings, passed as the mesh's environment).
+# leo_mesh.envoy_config_config.EnvoySettings, passed as the mesh's environment).
 UNCAPPED_RATE_LIMITS = {
     f"ENVOY_RATE_LIMIT_{which}_{kind}": str(UNCAPPED_RPS)
     for which in ("PER_KEY", "GLOBAL")
@@ -137,9 +138,9 @@ class EchoTarget(Target):
         self.envoy: ManagedProcess | None = None
         if with_envoy:
             self._envoy_port, self._admin_port = free_port(), free_port()
-            config = envoy.write_config(
+            config = envoy_config.write_config(
                 run_dir / "envoy-echo.yaml",
-                envoy.EnvoySettings.from_env(
+                envoy_config.EnvoySettings.from_env(
                     UNCAPPED_RATE_LIMITS,
                     envoy_listen_port=self._envoy_port,
                     envoy_admin_port=self._admin_port,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import subprocess
 
-from leo_mesh.devstack import machine
+from devstack import machine
 
 # Command -> Debian package.
 PACKAGES = {"h2load": "nghttp2-client", "wrk": "wrk"}
 
 
 def ensure_installed() -> dict[str, str]:
-    """Installs what is missing (leo_mesh.devstack.machine: as root, one
+    """Installs what is missing (devstack.machine: as root, one
     apt-get at a time on the machine); returns each tool's version line."""
     machine.ensure_packages(PACKAGES)
     return {

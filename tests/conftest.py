@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from leo_mesh.devstack import ports
-from leo_mesh.devstack.postgres import EmbeddedPostgres
+from devstack import ports
+from devstack.postgres import EmbeddedPostgres
 
 
 def pytest_configure(config: pytest.Config) -> None:

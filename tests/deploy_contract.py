@@ -24,13 +24,13 @@ import callback_server.settings
 import leo_mesh.metrics
 import mock_ai_server.settings
 from api_server.settings import WebhookSettings
+from devstack import envoy
+from devstack.ports import free_port
+from devstack.processes import ManagedProcess
 from leo.ai.v1 import ai_pb2
 from leo.callback.v1 import callback_pb2
 from leo.generation.v1 import generation_pb2
-from leo_mesh import grpc_server
-from leo_mesh.devstack import envoy as envoy_config
-from leo_mesh.devstack.ports import free_port
-from leo_mesh.devstack.processes import ManagedProcess
+from leo_mesh import envoy_config, grpc_server
 from leo_mesh.media.settings import MediaSettings
 from leo_mesh.rules import Status as GenerationStatus
 from leo_mesh.settings import TracingSettings
@@ -200,11 +200,11 @@ def envoy_series() -> frozenset[str]:
             Path(tmp) / "envoy.yaml",
             envoy_config.EnvoySettings(envoy_listen_port=listen, envoy_admin_port=admin, api_server_port=upstream),
         )
-        envoy = ManagedProcess("envoy", envoy_config.command(config), env={}, log_path=Path(tmp) / "envoy.log").start()
+        proxy = ManagedProcess("envoy", envoy.command(config), env={}, log_path=Path(tmp) / "envoy.log").start()
         try:
-            text = read_when_up(f"http://127.0.0.1:{admin}/stats/prometheus", envoy)
+            text = read_when_up(f"http://127.0.0.1:{admin}/stats/prometheus", proxy)
         finally:
-            envoy.stop()
+            proxy.stop()
     # Names as served: prometheus_client's parser would add _total to Envoy's counters.
     return frozenset(re.findall(r"^([a-zA-Z_:][\w:]*)[{ ]", text, re.M))
 

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
+from devstack.mesh import Mesh, Ports
 from leo_mesh.db import migrate
-from leo_mesh.devstack.mesh import Mesh, Ports
 
 _templates: dict[int, str] = {}
 # Signed links last a day, so they change only every 2.4 h (a tenth of it):

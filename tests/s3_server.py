@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from leo_mesh.devstack.ports import free_port
-from leo_mesh.devstack.processes import ManagedProcess
+from devstack.ports import free_port
+from devstack.processes import ManagedProcess
 
 ACCESS_KEY_ID, SECRET_ACCESS_KEY = "test-access-key", "test-secret-key"
 

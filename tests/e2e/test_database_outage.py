@@ -10,7 +10,7 @@ import time
 import grpc
 import pytest
 
-from leo_mesh.devstack.mesh import Mesh, Ports
+from devstack.mesh import Mesh, Ports
 from tests.clients import api_for, json_client, statuses, wait_for
 from tests.conftest import new_postgres
 from tests.mesh_fixtures import new_migrated_database

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from leo_mesh.devstack import machine
+from devstack import machine
 
 # Creating users needs root; CI runs as root (.ci/run), so this always runs there.
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creating system users needs root")

@@ -21,10 +21,10 @@ from sqlalchemy import Column, MetaData, Text, create_engine
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
+from devstack.postgres import EmbeddedPostgres
 from leo_mesh.db import migrate
 from leo_mesh.db.models import Base
 from leo_mesh.db.urls import sqlalchemy_url
-from leo_mesh.devstack.postgres import EmbeddedPostgres
 
 UNRECORDED_OUTCOME = "created before status tracking; the outcome was not recorded"
 

@@ -6,8 +6,8 @@ import yaml
 
 from bench.stacks import UNCAPPED_RATE_LIMITS, UNCAPPED_RPS
 from bench.tools import PACKAGES
-from leo_mesh.devstack import envoy
-from leo_mesh.devstack.machine import missing_packages
+from devstack.machine import missing_packages
+from leo_mesh import envoy_config as envoy
 
 
 def _buckets(node):

@@ -1,4 +1,4 @@
-"""compose.yaml and the Dockerfile agree with the local stack (leo_mesh/devstack).
+"""compose.yaml and the Dockerfile agree with the local stack (devstack).
 
 No container engine is needed: these read the files, resolve modules and
 settings, and run the parts that are plain Python (Envoy config rendering, the
@@ -25,8 +25,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 import api_server.settings
 import callback_server.settings
 import mock_ai_server.settings
-from leo_mesh.devstack import envoy as envoy_config
-from leo_mesh.devstack.mesh import Ports
+from devstack.mesh import Ports
+from leo_mesh import envoy_config
 from tests import deploy_contract
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -214,7 +214,7 @@ def envoy_steps(services) -> tuple[list[str], list[str]]:
 
 def test_envoy_renders_the_one_template(services):
     render, run = envoy_steps(services)
-    assert render[:3] == ["python", "-m", "leo_mesh.devstack.envoy"]
+    assert render[:3] == ["python", "-m", "leo_mesh.envoy_config"]
     assert run == ["exec", "envoy", "-c", render[3]]
     assert envoy_config.TEMPLATE == ROOT / "envoy" / "envoy.yaml"
 

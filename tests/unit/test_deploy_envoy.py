@@ -14,9 +14,10 @@ from pathlib import Path, PurePosixPath
 import pytest
 import yaml
 
-from leo_mesh.devstack import envoy as envoy_config
-from leo_mesh.devstack.ports import free_port
-from leo_mesh.devstack.processes import ManagedProcess
+from devstack import envoy
+from devstack.ports import free_port
+from devstack.processes import ManagedProcess
+from leo_mesh import envoy_config
 from tests import deploy_contract as contract
 from tests import kustomize_build
 from tests.kustomize_build import read_env_file
@@ -44,9 +45,9 @@ def envoy_container(deployment: dict) -> dict:
 
 
 def render(env: dict[str, str], out: Path) -> str:
-    """`python -m leo_mesh.devstack.envoy out` with exactly env, as the documented command runs it."""
+    """`python -m leo_mesh.envoy_config out` with exactly env, as the documented command runs it."""
     subprocess.run(
-        [sys.executable, "-m", "leo_mesh.devstack.envoy", str(out)],
+        [sys.executable, "-m", "leo_mesh.envoy_config", str(out)],
         env=env,
         cwd=out.parent,
         check=True,
@@ -76,7 +77,7 @@ def test_rendered_config_passes_envoy_validation(tmp_path):
     )
     (tmp_path / "envoy.yaml").write_text(local)
     result = subprocess.run(
-        [envoy_config.envoy_binary(), "--mode", "validate", "-c", str(tmp_path / "envoy.yaml")],
+        [envoy.envoy_binary(), "--mode", "validate", "-c", str(tmp_path / "envoy.yaml")],
         capture_output=True,
         text=True,
         timeout=120,
@@ -147,12 +148,12 @@ def test_prestop_takes_a_real_envoy_out_of_service_then_drains_it(deployment, tm
         envoy_config.EnvoySettings(envoy_listen_port=listen, envoy_admin_port=admin, api_server_port=free_port()),
     )
     argv = list(container["command"])
-    argv[0], argv[2] = envoy_config.envoy_binary(), str(config)
+    argv[0], argv[2] = envoy.envoy_binary(), str(config)
     argv[argv.index("--drain-time-s") + 1] = "1"
-    envoy = ManagedProcess("envoy", [*argv, "--disable-hot-restart"], env={}, log_path=tmp_path / "envoy.log")
-    envoy.start()
+    proxy = ManagedProcess("envoy", [*argv, "--disable-hot-restart"], env={}, log_path=tmp_path / "envoy.log")
+    proxy.start()
     try:
-        assert contract.read_when_up(f"http://127.0.0.1:{admin}/ready", envoy).strip() == "LIVE"
+        assert contract.read_when_up(f"http://127.0.0.1:{admin}/ready", proxy).strip() == "LIVE"
         hook = container["lifecycle"]["preStop"]["exec"]["command"]
         python, flag, snippet, admin_url, _, _ = hook
         assert (python, flag, admin_url) == ("python", "-c", f"http://127.0.0.1:{contract.ENVOY_ADMIN_PORT}")
@@ -163,8 +164,8 @@ def test_prestop_takes_a_real_envoy_out_of_service_then_drains_it(deployment, tm
         # The listener closes once the drain time is over.
         deadline = time.monotonic() + 60
         while not refuses_connections(listen):
-            assert time.monotonic() < deadline, envoy.log_text()
+            assert time.monotonic() < deadline, proxy.log_text()
             time.sleep(0.2)
-        assert envoy.running()
+        assert proxy.running()
     finally:
-        envoy.stop()
+        proxy.stop()

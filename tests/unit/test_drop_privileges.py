@@ -6,8 +6,8 @@ import os
 import pwd
 import subprocess
 
-from leo_mesh.devstack.machine import SYSTEM_USER
-from leo_mesh.devstack.postgres import _as_system_user
+from devstack.machine import SYSTEM_USER
+from devstack.postgres import _as_system_user
 
 
 def test_a_command_runs_as_the_postgres_user_in_the_started_process():

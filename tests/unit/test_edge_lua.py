@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lupa import luajit21
 
-from leo_mesh.devstack import envoy
+from leo_mesh import envoy_config as envoy
 
 
 @pytest.fixture(scope="module")

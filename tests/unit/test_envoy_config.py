@@ -14,16 +14,17 @@ from google.api import annotations_pb2
 from lupa import luajit21
 from pydantic import ValidationError
 
+from devstack.envoy import envoy_binary
 from leo.generation.v1 import generation_pb2
+from leo_mesh import envoy_config as envoy
 from leo_mesh import grpc_server
-from leo_mesh.devstack import envoy
 
 ERRORS_DOC = Path(__file__).resolve().parents[2] / "docs" / "errors.md"
 
 
 def validate(config: Path) -> None:
     result = subprocess.run(
-        [envoy.envoy_binary(), "--mode", "validate", "-c", str(config)],
+        [envoy_binary(), "--mode", "validate", "-c", str(config)],
         capture_output=True,
         text=True,
         timeout=60,

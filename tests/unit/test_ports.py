@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from leo_mesh.devstack.ports import PortPool, free_port, non_ephemeral
+from devstack.ports import PortPool, free_port, non_ephemeral
 
 
 def test_ports_handed_out_are_below_the_ephemeral_range_and_never_twice():

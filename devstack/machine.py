@@ -11,7 +11,7 @@ and every process uses the uid that exists. Packages are installed under
 the same lock (apt-get refuses to run beside another apt-get).
 
 Standard library only: `.ci/run` removes the user with the machine's own
-Python before anything is installed (`python3 -m leo_mesh.devstack.machine remove-user`).
+Python before anything is installed (`python3 -m devstack.machine remove-user`).
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def ensure_packages(packages: dict[str, str]) -> None:
 
 def main(argv: list[str]) -> int:
     if argv != ["remove-user"]:
-        print("usage: python3 -m leo_mesh.devstack.machine remove-user", file=sys.stderr)
+        print("usage: python3 -m devstack.machine remove-user", file=sys.stderr)
         return 2
     if os.geteuid() != 0:
         print(f"not root: no system user {SYSTEM_USER!r} to remove", file=sys.stderr)

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import psycopg
 
+from devstack.mesh import Mesh
+from devstack.postgres import EmbeddedPostgres
+from devstack.settings import DevStackSettings
 from leo_mesh.db import migrate
-from leo_mesh.devstack.mesh import Mesh
-from leo_mesh.devstack.postgres import EmbeddedPostgres
-from leo_mesh.devstack.settings import DevStackSettings
 from leo_mesh.media.settings import MediaSettings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 RUN_DIR = ROOT / ".run"
 DATABASE = "leo"
 DEV_OWNER = "dev"

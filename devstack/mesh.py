@@ -13,11 +13,12 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devstack import envoy
+from devstack.ports import free_port
+from devstack.processes import ManagedProcess, wait_serving
+from leo_mesh import envoy_config
 from leo_mesh.db.keys import KeyStore
 from leo_mesh.db.pool import Database
-from leo_mesh.devstack import envoy
-from leo_mesh.devstack.ports import free_port
-from leo_mesh.devstack.processes import ManagedProcess, wait_serving
 from leo_mesh.media.settings import MediaSettings
 
 GENERATION_SERVICE = "leo.generation.v1.GenerationService"
@@ -118,13 +119,13 @@ class Mesh:
 
     def _envoy(self) -> ManagedProcess:
         # ENVOY_* settings in the mesh's env (rate limits) reach Envoy too.
-        settings = envoy.EnvoySettings.from_env(
+        settings = envoy_config.EnvoySettings.from_env(
             self.env,
             envoy_listen_port=self.ports.envoy,
             envoy_admin_port=self.ports.envoy_admin,
             api_server_port=self.ports.api[0],
         )
-        config = envoy.write_config(self.run_dir / "envoy.yaml", settings)
+        config = envoy_config.write_config(self.run_dir / "envoy.yaml", settings)
         return ManagedProcess("envoy", envoy.command(config), env={}, log_path=self.run_dir / "envoy.log")
 
     @property
