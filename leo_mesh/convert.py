@@ -9,19 +9,10 @@ from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from leo.generation.v1 import generation_pb2
-from leo_mesh import rules
+from leo_mesh import rules, wire
 from leo_mesh.db.rows import GenerationRow
 from leo_mesh.media.links import AssetLinks
-from leo_mesh.rules import Asset, Kind, Model, Status
-
-STATUSES = {
-    Status.PENDING: generation_pb2.STATUS_PENDING,
-    Status.COMPLETE: generation_pb2.STATUS_COMPLETE,
-    Status.FAILED: generation_pb2.STATUS_FAILED,
-    Status.CANCELLED: generation_pb2.STATUS_CANCELLED,
-}
-MODELS = {Model.SD: generation_pb2.MODEL_SD, Model.SDXL: generation_pb2.MODEL_SDXL}
-KINDS = {Kind.IMAGE: generation_pb2.KIND_IMAGE, Kind.VIDEO: generation_pb2.KIND_VIDEO}
+from leo_mesh.rules import Asset, Kind, Status
 
 WEBHOOK_EVENT_TYPES = {
     Status.COMPLETE: "generation.completed",
@@ -67,9 +58,9 @@ def to_proto(row: GenerationRow, links: AssetLinks) -> generation_pb2.Generation
     )
     generation = generation_pb2.Generation(
         generation_id=str(row.generation_id),
-        status=STATUSES[row.status],
+        status=wire.STATUS.to_wire(row.status),
         prompt=row.prompt,
-        model=MODELS[row.model],
+        model=wire.MODEL.to_wire(row.model),
         width=row.width,
         height=row.height,
         images=[generation_pb2.Image(url=a.url, width=a.width, height=a.height) for a in assets]
@@ -81,7 +72,7 @@ def to_proto(row: GenerationRow, links: AssetLinks) -> generation_pb2.Generation
         update_time=_timestamp(row.updated_at),
         complete_time=_timestamp(row.completed_at),
         webhook_url=row.webhook_url or "",
-        kind=KINDS[row.kind],
+        kind=wire.KIND.to_wire(row.kind),
         assets=assets,
     )
     progress = rules.shown_progress(row.status, row.progress)

@@ -288,35 +288,6 @@ def test_webhook_secret_and_a_webhook(mesh, key):
     assert json.loads(hooked.stdout)["generation"]["webhookUrl"] == "http://127.0.0.1:9/hook"
 
 
-def test_operators_make_list_and_revoke_keys(mesh):
-    database = {"DATABASE_URL": mesh.database_url}
-    made = leo(mesh, None, "keys", "create", "--owner", "carol", **database)
-    assert made.returncode == 0 and made.stdout.startswith("leo_")
-    new_key = made.stdout.strip()
-    assert leo(mesh, new_key, "list").returncode == 0
-    listed = json.loads(leo(mesh, None, "keys", "list", "--owner", "carol", "--json", **database).stdout)["keys"]
-    assert [(k["prefix"], k["owner"], k["revokeTime"]) for k in listed] == [(new_key[:12], "carol", None)]
-    table = leo(mesh, None, "keys", "list", **database).stdout
-    assert new_key[:12] in table and new_key not in table
-    assert leo(mesh, None, "keys", "revoke", new_key[:12], **database).returncode == 0
-    assert leo(mesh, new_key, "list").returncode == 3
-    assert leo(mesh, None, "keys", "revoke", new_key[:12], **database).returncode == 4
-    # The services' own key tool works as before.
-    old_tool = subprocess.run(
-        [sys.executable, "-m", "api_server.keys", "list", "--owner", "carol"],
-        env=cli_env(mesh, None, **database),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert old_tool.returncode == 0 and new_key[:12] in old_tool.stdout
-
-
-def test_keys_report_an_unreachable_database(mesh):
-    run = leo(mesh, None, "keys", "list", DATABASE_URL="postgresql://postgres@127.0.0.1:1/leo")
-    assert run.returncode == 5 and one_line(run.stderr) and "database" in run.stderr
-
-
 def test_options_win_over_the_environment(mesh, key):
     run = leo(mesh, "leo_not_a_key", "--target", f"127.0.0.1:{mesh.ports.envoy}", "--api-key", key, "list")
     assert run.returncode == 0

@@ -49,12 +49,6 @@ def test_no_api_key_exits_3_before_any_call(capsys):
     assert err.count("\n") == 1 and "LEO_API_KEY" in err
 
 
-def test_keys_need_a_database_url(capsys, monkeypatch):
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    code, _, err = run(capsys, "keys", "list")
-    assert code == 2 and "DATABASE_URL" in err
-
-
 def command_paths(group=cli, prefix=("leo",)):
     for name, command in group.commands.items():
         path = (*prefix, name)
@@ -80,7 +74,7 @@ def test_every_api_command_takes_json(capsys, path):
 def test_top_level_help_lists_commands_and_exit_codes(capsys):
     code, out, _ = run(capsys, "--help")
     assert code == 0
-    for command in ("generate", "get", "list", "watch", "cancel", "webhook-secret", "keys", "completion"):
+    for command in ("generate", "get", "list", "watch", "cancel", "webhook-secret", "completion"):
         assert command in out
     listed = {line.split()[0] for line in out.split("Exit codes:")[1].splitlines() if line.strip()}
     assert listed == {str(code.value) for code in ExitCode}

@@ -1,6 +1,7 @@
-"""Dependencies point one way: services → leo_mesh → gen. The generic
-gRPC bootstrap knows no database, the mock AI loads none, production
-processes load no dev-only code, and only settings classes read the environment."""
+"""Dependencies point one way: services → leo_mesh → gen (and the contract).
+The generic gRPC bootstrap knows no database, the mock AI loads none,
+production processes and the production image hold no dev-only code, the
+client loads no server code, and only settings classes read the environment."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("api_server", "mock_ai_server", "callback_server")
-DEV_ONLY = ("leo_mesh.devstack", "pgserver", "tests")
+DEV_ONLY = ("devstack", "pgserver", "tests")
 DATABASE = ("sqlalchemy", "psycopg", "psycopg_pool", "alembic")
 
 
@@ -35,12 +36,35 @@ def imports_of(path: Path) -> set[str]:
     return found
 
 
-def test_the_shared_package_imports_no_service():
-    offenders = {
-        str(path.relative_to(ROOT)): sorted(name for name in imports_of(path) if name.split(".")[0] in SERVICES)
-        for path in (ROOT / "leo_mesh").rglob("*.py")
+def offenders(tops: tuple[str, ...], forbidden: tuple[str, ...]) -> dict[str, list[str]]:
+    """Files under `tops` that import a module of `forbidden` (top-level names)."""
+    found = {
+        str(path.relative_to(ROOT)): sorted(name for name in imports_of(path) if name.split(".")[0] in forbidden)
+        for top in tops
+        for path in (ROOT / top).rglob("*.py")
     }
-    assert {path: names for path, names in offenders.items() if names} == {}
+    return {path: names for path, names in found.items() if names}
+
+
+def test_the_shared_package_imports_no_service():
+    assert offenders(("leo_mesh",), SERVICES) == {}
+
+
+def test_no_runtime_code_imports_the_dev_stack():
+    assert offenders(("leo_mesh", *SERVICES, "sdk", "contract", "migrations"), ("devstack", "pgserver", "tests")) == {}
+
+
+def test_the_client_and_the_contract_import_no_server_code():
+    server = ("leo_mesh", *SERVICES, "devstack", "psycopg", "sqlalchemy", "PIL", "boto3")
+    assert offenders(("sdk", "contract"), server) == {}
+    assert offenders(("contract",), ("leo_client",)) == {}
+
+
+def test_the_production_image_copies_no_dev_only_code():
+    lines = (ROOT / "Dockerfile").read_text().splitlines()
+    copied = {line.split()[1].rstrip("/") for line in lines if line.startswith("COPY ")}
+    assert copied & {"devstack", "tests", "bench", "tools", "sdk"} == set()
+    assert {"leo_mesh", *SERVICES, "contract", "gen", "migrations", "envoy"} <= copied
 
 
 def loaded_from(loaded: set[str], prefixes: tuple[str, ...]) -> list[str]:
@@ -52,7 +76,9 @@ def test_no_database_code_where_there_is_no_database(module):
     assert loaded_from(modules_loaded_by(module), DATABASE) == []
 
 
-@pytest.mark.parametrize("module", [f"{s}.__main__" for s in SERVICES] + ["leo_mesh.db.migrate"])
+@pytest.mark.parametrize(
+    "module", [f"{s}.__main__" for s in SERVICES] + ["leo_mesh.db.migrate", "leo_mesh.envoy_config", "api_server.keys"]
+)
 def test_production_processes_load_no_dev_only_code(module):
     assert loaded_from(modules_loaded_by(module), DEV_ONLY) == []
 
@@ -74,5 +100,6 @@ def reads_environment(path: Path) -> bool:
 
 
 def test_only_settings_classes_read_the_environment():
-    sources = [p for top in ("leo_mesh", *SERVICES, "migrations", "tools") for p in (ROOT / top).rglob("*.py")]
+    tops = ("leo_mesh", *SERVICES, "migrations", "tools", "sdk", "contract")
+    sources = [p for top in tops for p in (ROOT / top).rglob("*.py")]
     assert [str(p.relative_to(ROOT)) for p in sources if reads_environment(p)] == []

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic_settings import BaseSettings
 
-PACKAGES = ["api_server", "callback_server", "mock_ai_server", "leo_mesh", "leo_client"]
+PACKAGES = ["api_server", "callback_server", "mock_ai_server", "leo_mesh", "leo_client", "devstack"]
 
 
 def settings_classes() -> list[type[BaseSettings]]:

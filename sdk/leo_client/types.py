@@ -15,6 +15,7 @@ from typing import Any
 from google.protobuf import json_format, message, timestamp_pb2
 
 from leo.generation.v1 import generation_pb2
+from leo_contract.enums import WireEnum
 
 
 class Status(enum.StrEnum):
@@ -34,11 +35,11 @@ class Status(enum.StrEnum):
     @classmethod
     def from_proto(cls, value: int) -> Status:
         """The status of a wire value; one this client does not know is UNSPECIFIED."""
-        return _STATUS_FROM_PROTO.get(value, cls.UNSPECIFIED)
+        return _STATUS.from_wire(value) or cls.UNSPECIFIED
 
     def to_proto(self) -> generation_pb2.Status.ValueType:
         """The wire value of this status."""
-        return _STATUS_TO_PROTO[self]
+        return _STATUS.to_wire(self)
 
 
 class Kind(enum.StrEnum):
@@ -51,11 +52,11 @@ class Kind(enum.StrEnum):
     @classmethod
     def from_proto(cls, value: int) -> Kind:
         """The kind of a wire value; one this client does not know is UNSPECIFIED."""
-        return _KIND_FROM_PROTO.get(value, cls.UNSPECIFIED)
+        return _KIND.from_wire(value) or cls.UNSPECIFIED
 
     def to_proto(self) -> generation_pb2.Kind.ValueType:
         """The wire value of this kind."""
-        return _KIND_TO_PROTO[self]
+        return _KIND.to_wire(self)
 
 
 class Model(enum.StrEnum):
@@ -68,34 +69,17 @@ class Model(enum.StrEnum):
     @classmethod
     def from_proto(cls, value: int) -> Model:
         """The model of a wire value; one this client does not know is UNSPECIFIED."""
-        return _MODEL_FROM_PROTO.get(value, cls.UNSPECIFIED)
+        return _MODEL.from_wire(value) or cls.UNSPECIFIED
 
     def to_proto(self) -> generation_pb2.Model.ValueType:
         """The wire value of this model."""
-        return _MODEL_TO_PROTO[self]
+        return _MODEL.to_wire(self)
 
 
 _FINAL = frozenset({Status.COMPLETE, Status.FAILED, Status.CANCELLED})
-_STATUS_TO_PROTO = {
-    Status.UNSPECIFIED: generation_pb2.STATUS_UNSPECIFIED,
-    Status.PENDING: generation_pb2.STATUS_PENDING,
-    Status.COMPLETE: generation_pb2.STATUS_COMPLETE,
-    Status.FAILED: generation_pb2.STATUS_FAILED,
-    Status.CANCELLED: generation_pb2.STATUS_CANCELLED,
-}
-_STATUS_FROM_PROTO = {int(wire): status for status, wire in _STATUS_TO_PROTO.items()}
-_MODEL_TO_PROTO = {
-    Model.UNSPECIFIED: generation_pb2.MODEL_UNSPECIFIED,
-    Model.SD: generation_pb2.MODEL_SD,
-    Model.SDXL: generation_pb2.MODEL_SDXL,
-}
-_MODEL_FROM_PROTO = {int(wire): model for model, wire in _MODEL_TO_PROTO.items()}
-_KIND_TO_PROTO = {
-    Kind.UNSPECIFIED: generation_pb2.KIND_UNSPECIFIED,
-    Kind.IMAGE: generation_pb2.KIND_IMAGE,
-    Kind.VIDEO: generation_pb2.KIND_VIDEO,
-}
-_KIND_FROM_PROTO = {int(wire): kind for kind, wire in _KIND_TO_PROTO.items()}
+_STATUS = WireEnum(Status, generation_pb2.Status)
+_MODEL = WireEnum(Model, generation_pb2.Model)
+_KIND = WireEnum(Kind, generation_pb2.Kind)
 
 
 @dataclass(frozen=True)

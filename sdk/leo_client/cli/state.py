@@ -25,7 +25,6 @@ class State:
     ca_file: Path | None = None
     timeout: float | None = None
     json: bool = False
-    database_url: str | None = None
     _client: Client | None = None
 
     def client(self) -> Client:

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from click.shell_completion import get_completion_class
 
-from leo_client.cli import generations, keys
+from leo_client.cli import generations
 from leo_client.cli.exits import HELP, ExitCode, exit_code, one_line
 from leo_client.cli.output import Output
 from leo_client.cli.state import State
@@ -93,7 +93,6 @@ for command in (
     generations.watch,
     generations.cancel,
     generations.webhook_secret,
-    keys.keys,
 ):
     cli.add_command(command)
 

@@ -43,7 +43,7 @@ class ExitCode(enum.IntEnum):
     """No API key, or the key is unknown, revoked or not allowed."""
     NOT_FOUND = 4
     UNAVAILABLE = 5
-    """The API (or the database, for `leo keys`) could not be reached in time."""
+    """The API could not be reached in time."""
     RATE_LIMITED = 6
     """Too many requests, or too many PENDING generations."""
     CONFLICT = 7
@@ -62,7 +62,7 @@ Exit codes:
   2  bad arguments or settings, or a field the server refused
   3  no API key, or the key is not valid
   4  not found
-  5  the API (or, for keys, the database) cannot be reached
+  5  the API cannot be reached
   6  rate limited, or too many PENDING generations
   7  conflict: not allowed in the generation's state, or a reused request_id
   8  gave up waiting (--timeout); the generation goes on

@@ -1,0 +1,1 @@
+"""Hand-written helpers of the public contract, shipped with its generated code."""

@@ -1,0 +1,17 @@
+"""The domain's enums (leo_mesh.rules) on the wire: in the public API and in
+the AI's contract, by name (leo_contract.enums). Conversion, validation and
+dispatch map every enum here."""
+
+from __future__ import annotations
+
+from leo.ai.v1 import ai_pb2
+from leo.generation.v1 import generation_pb2
+from leo_contract.enums import WireEnum
+from leo_mesh.rules import Kind, Model, Status
+
+STATUS = WireEnum(Status, generation_pb2.Status)
+MODEL = WireEnum(Model, generation_pb2.Model)
+KIND = WireEnum(Kind, generation_pb2.Kind)
+
+AI_MODEL = WireEnum(Model, ai_pb2.Model)
+AI_KIND = WireEnum(Kind, ai_pb2.Kind)
