@@ -498,6 +498,16 @@ def test_405_over_http2_too(mesh, key):
     assert (reply.status, reply.headers["allow"]) == (405, "GET")
 
 
+def test_unset_fields_are_left_out_not_null(http):
+    """The transcoder writes every field without presence, and leaves out a
+    message field (a timestamp) while it is unset, where grpc-gateway's
+    EmitUnpopulated would write null (docs/decisions.md; the spec says so)."""
+    generation = http.post("/v1/generations", json={"prompt": "not finished yet"}).json()["generation"]
+    assert generation["status"] == "STATUS_PENDING"
+    assert "completeTime" not in generation and {"createTime", "updateTime"} <= set(generation)
+    assert None not in generation.values() and generation["failureReason"] == "" and generation["assets"] == []
+
+
 def test_unknown_paths_stay_404(http):
     assert_edge_error(http.delete("/v2/generations"), 404, 5, "ROUTE_NOT_FOUND")
     assert_edge_error(http.get("/v1/generations/a/b"), 404, 5, "ROUTE_NOT_FOUND")

@@ -273,3 +273,14 @@ def test_the_access_log_holds_no_link_and_no_key(mesh, images):
     assert f" {path} HTTP/1.1" in log and " /v1/generations HTTP/1.1" in log
     for secret in (signature, expires, key, "access_token", "signature="):
         assert secret not in log
+
+
+def test_an_expiry_anywhere_in_int64_is_checked_and_past_it_is_malformed(mesh, images):
+    """The spec bounds `expires` to int64: every value it allows reaches the
+    link check (403 here), and the first one past it is refused unread."""
+    path, _, signature = signed_parts(images["assets"][0]["url"])
+    for expires in (str(2**63 - 1), str(-(2**63))):
+        assert_refused(
+            fetch(f"{mesh.envoy_url}{path}?expires={expires}&signature={signature}"), 403, "ASSET_LINK_INVALID"
+        )
+    assert_refused(fetch(f"{mesh.envoy_url}{path}?expires={2**63}&signature={signature}"), 400, "MALFORMED_REQUEST")
