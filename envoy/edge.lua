@@ -14,6 +14,7 @@
 --     not bind (a field the path or the body carries) and refuses a field
 --     named twice (400), so the api_server reads what the path says and
 --     a link's bucket is the signature it checks;
+--   * keeps the request's URL without its query for the trace's http.url;
 --   * names the rate-limit bucket of the request: the SHA-256 of its bearer
 --     key (never the key itself), that of a signed link's signature (a
 --     browser fetching a generated file sends no key), or "anonymous";
@@ -455,12 +456,20 @@ function envoy_on_request(handle)
     headers:remove(name)
   end
 
+  -- The URL a trace records (envoy.yaml's tracing, http.url): without the
+  -- query, which may hold a signed link's signature or a key.
+  local path = headers:get(":path") or ""
+  local mark = path:find("?", 1, true)
+  metadata:set(
+    METADATA,
+    "url",
+    (headers:get(":scheme") or "http") .. "://" .. (headers:get(":authority") or "") .. path:sub(1, (mark or 0) - 1)
+  )
+
   -- A native gRPC call carries its fields in the message, which the edge
   -- does not read; a JSON request's query is checked here.
   local values = {}
   if not grpc then
-    local path = headers:get(":path") or ""
-    local mark = path:find("?", 1, true)
     if mark ~= nil then
       local kept, problem
       kept, problem, values = edge.check_query(edge.QUERY_FIELDS[headers:get(":method")], path:sub(mark + 1))

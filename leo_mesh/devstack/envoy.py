@@ -267,6 +267,8 @@ def _block_list(template_text: str, name: str, items: list[dict]) -> str:
 
 
 OTLP_CLUSTER = "otel_collector"
+# The edge filter's dynamic metadata namespace (envoy/edge.lua's METADATA).
+EDGE_METADATA = "leo.edge"
 ENVOY_SERVICE_NAME = "envoy"
 
 
@@ -287,6 +289,17 @@ def tracing_config(collector: tuple[str, int] | None) -> tuple[dict | None, list
             },
         },
         "spawn_upstream_span": False,
+        # The span's http.url without its query (signed links, keys sent by
+        # mistake): the edge filter's copy of the URL replaces Envoy's.
+        "custom_tags": [
+            {
+                "tag": "http.url",
+                "metadata": {
+                    "kind": {"request": {}},
+                    "metadata_key": {"key": EDGE_METADATA, "path": [{"key": "url"}]},
+                },
+            }
+        ],
     }
     cluster = {
         "name": OTLP_CLUSTER,
