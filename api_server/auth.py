@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -39,14 +40,19 @@ def current_caller() -> Caller:
     return _caller.get()
 
 
+# RFC 6750: the scheme in any case, a space, one b64token; spaces and tabs
+# around the token. Nothing else is trimmed: a key with a no-break space
+# (or any other character) is not a key. envoy/edge.lua reads the header
+# the same way to name the key's rate-limit bucket.
+_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] [ \t]*([A-Za-z0-9._~+/-]+=*)[ \t]*")
+
+
 def bearer_key(metadata) -> str | None:
     """The key of an `authorization: Bearer <key>` header, if well formed."""
     for name, value in metadata or ():
         if name == "authorization":
-            scheme, _, key = value.partition(" ")
-            if scheme.lower() == "bearer" and key.strip():
-                return key.strip()
-            return None
+            match = _BEARER.fullmatch(value)
+            return match[1] if match else None
     return None
 
 

@@ -8,6 +8,13 @@
 --     [0-9a-z_.-], a "-bin" value that is not base64, a client's grpc-*
 --     header the api_server would choke on), so the api_server never answers
 --     INTERNAL "Illegal header key";
+--   * refuses a header value that is not UTF-8 (gRPC's Python library would
+--     log it whole, an API key included): 401 for authorization, else 400;
+--   * drops the query parameters of a JSON request that grpc-gateway would
+--     not bind (a field the path or the body carries) and refuses a field
+--     named twice (400), so the api_server reads what the path says and
+--     a link's bucket is the signature it checks;
+--   * keeps the request's URL without its query for the trace's http.url;
 --   * names the rate-limit bucket of the request: the SHA-256 of its bearer
 --     key (never the key itself), that of a signed link's signature (a
 --     browser fetching a generated file sends no key), or "anonymous";
@@ -136,41 +143,139 @@ function edge.header_problem(name, value, grpc)
   return "reserved gRPC header"
 end
 
+-- Whether a string is UTF-8 as RFC 3629 has it (no overlong forms, no
+-- surrogates, nothing past U+10FFFF): what gRPC's Python library decodes
+-- a metadata value as. It logs any other value whole, at ERROR, and reads
+-- it as Latin-1.
+function edge.is_utf8(value)
+  if not value:find("[\128-\255]") then
+    return true
+  end
+  local i, n = 1, #value
+  while i <= n do
+    local c = value:byte(i)
+    if c < 0x80 then
+      i = i + 1
+    else
+      local length, low, high = nil, 0x80, 0xBF
+      if c >= 0xC2 and c <= 0xDF then
+        length = 2
+      elseif c >= 0xE0 and c <= 0xEF then
+        length = 3
+        low = c == 0xE0 and 0xA0 or 0x80 -- overlong
+        high = c == 0xED and 0x9F or 0xBF -- surrogates
+      elseif c >= 0xF0 and c <= 0xF4 then
+        length = 4
+        low = c == 0xF0 and 0x90 or 0x80 -- overlong
+        high = c == 0xF4 and 0x8F or 0xBF -- past U+10FFFF
+      else
+        return false
+      end
+      local second = value:byte(i + 1)
+      if second == nil or second < low or second > high then
+        return false
+      end
+      for j = i + 2, i + length - 1 do
+        local continuation = value:byte(j)
+        if continuation == nil or continuation < 0x80 or continuation > 0xBF then
+          return false
+        end
+      end
+      i = i + length
+    end
+  end
+  return true
+end
+
+-- The answer to a request whose header `name: value` (one gRPC would
+-- carry) is not UTF-8: HTTP status, gRPC code and message; nil when it is.
+-- The request is refused rather than sent on without the header: the
+-- header may be one the api_server reads (a key, an Idempotency-Key).
+function edge.header_refusal(name, value)
+  if edge.is_utf8(value) then
+    return nil
+  end
+  if name == "authorization" then
+    return 401, 16, "a valid API key is required: Authorization: Bearer <key> (this one is not UTF-8)"
+  end
+  return 400, 3, "header " .. name .. ": the value must be UTF-8"
+end
+
+---------------------------------------------------------------------------
+-- Query parameters of JSON requests.
+
+-- By HTTP method, each query parameter name the transcoder binds to a
+-- field of some route's request (proto and JSON spelling): false when
+-- grpc-gateway would not bind it (the field is a path variable, or the
+-- route's body is "*"), else the field's name. Rendered from the protos'
+-- google.api.http rules by leo_mesh/envoy_config.py, which appends it
+-- to this script and refuses rules for which one table per method is wrong.
+edge.QUERY_FIELDS = {}
+
+-- A query name or value as the transcoder reads it: '+' is a space
+-- (query_param_unescape_plus), then each %XX is its byte.
+function edge.unescape(text)
+  text = text:gsub("%+", " ")
+  return (text:gsub("%%(%x%x)", function(hex)
+    return string.char(tonumber(hex, 16))
+  end))
+end
+
+-- Checks a JSON request's query (the text after '?') against `fields`
+-- (edge.QUERY_FIELDS of its method). Returns the query without the
+-- parameters grpc-gateway would not bind (nil when none was dropped); the
+-- refusal of a field given more than once (grpc-gateway's 400), or nil;
+-- and the value of each field given, by field name.
+function edge.check_query(fields, query)
+  local kept, counts, values, dropped = {}, {}, {}, false
+  for pair in query:gmatch("[^&]+") do
+    local raw_name, raw_value = pair:match("^([^=]*)=?(.*)$")
+    local name = edge.unescape(raw_name)
+    -- "a.b" names a sub-field of a: bound, or not, with a.
+    local field = fields and fields[name:match("^[^.]*")]
+    if field == false then
+      dropped = true
+    else
+      kept[#kept + 1] = pair
+      if field ~= nil and field == fields[name] then
+        counts[field] = (counts[field] or 0) + 1
+        if counts[field] > 1 then
+          return nil, 'too many values for field "' .. field .. '"', values
+        end
+        values[field] = edge.unescape(raw_value)
+      end
+    end
+  end
+  return dropped and table.concat(kept, "&") or nil, nil, values
+end
+
 ---------------------------------------------------------------------------
 -- Rate-limit bucket.
 
--- The signature of a signed link to a generated file, from the request's
--- :path, or nil. The api_server checks it; here it only names a bucket.
-function edge.link_signature(path)
-  if path == nil or not path:match("^/v1/generations/[^/?]+/assets/[^/?]+%?") then
+-- The key of an authorization header value as the api_server reads it
+-- (api_server/auth.py): scheme "Bearer" in any case, a space, then one
+-- RFC 6750 b64token, spaces and tabs around it; nil for anything else.
+function edge.bearer_key(authorization)
+  if authorization == nil then
     return nil
   end
-  local query = path:match("%?(.*)$")
-  for pair in query:gmatch("[^&]+") do
-    local value = pair:match("^signature=(.+)$")
-    if value ~= nil then
-      return value
-    end
+  local scheme, key = authorization:match("^(%a+) [ \t]*([A-Za-z0-9%._~%+/%-]+=*)[ \t]*$")
+  if scheme ~= nil and scheme:lower() == "bearer" then
+    return key
   end
   return nil
 end
 
--- The bucket of a request: its authorization header value as the
--- api_server reads it (scheme "Bearer" in any case, the key after the first
--- space, trimmed), hashed; without a key, a signed link's signature, hashed
--- ("link-" first); anything else is "anonymous". Like made-up keys, made-up
+-- The bucket of a request: its bearer key, hashed; without one, a signed
+-- link's signature (the value the api_server checks), hashed ("link-"
+-- first); anything else is "anonymous". Like made-up keys, made-up
 -- signatures get buckets of their own, and the listener's bucket bounds them all.
-function edge.rate_limit_bucket(authorization, path)
-  local scheme, rest
-  if authorization ~= nil then
-    scheme, rest = authorization:match("^([^ ]*) (.*)$")
-  end
-  local key = rest and rest:match("^%s*(.-)%s*$")
-  if scheme ~= nil and scheme:lower() == "bearer" and key ~= "" then
+function edge.rate_limit_bucket(authorization, signature)
+  local key = edge.bearer_key(authorization)
+  if key ~= nil then
     return edge.sha256_hex(key)
   end
-  local signature = edge.link_signature(path)
-  if signature ~= nil then
+  if signature ~= nil and signature ~= "" then
     return "link-" .. edge.sha256_hex(signature)
   end
   return "anonymous"
@@ -323,17 +428,23 @@ function envoy_on_request(handle)
   local metadata = handle:streamInfo():dynamicMetadata()
 
   local bytes, count, dropped = 0, 0, {}
+  local status, code, message
   for name, value in pairs(headers) do
     bytes = bytes + #name + #value
     if name:sub(1, 1) ~= ":" then
       count = count + 1
       if edge.header_problem(name, value, grpc) then
         dropped[#dropped + 1] = name
+      elseif status == nil then
+        status, code, message = edge.header_refusal(name, value)
       end
     end
   end
   if bytes > edge.MAX_HEADER_BYTES or count > edge.MAX_HEADERS then
     return refuse(handle, grpc, 431, 3, "Request Header Fields Too Large")
+  end
+  if status ~= nil then
+    return refuse(handle, grpc, status, code, message)
   end
   local encoding = headers:get("grpc-encoding")
   if grpc and encoding ~= nil and not GRPC_ENCODINGS[encoding] then
@@ -345,13 +456,35 @@ function envoy_on_request(handle)
     headers:remove(name)
   end
 
-  -- (Envoy joins repeated authorization headers into one value, as the
-  -- api_server then reads it.)
+  -- The URL a trace records (envoy.yaml's tracing, http.url): without the
+  -- query, which may hold a signed link's signature or a key.
+  local path = headers:get(":path") or ""
+  local mark = path:find("?", 1, true)
   metadata:set(
     METADATA,
-    "rate_limit_bucket",
-    edge.rate_limit_bucket(headers:get("authorization"), headers:get(":path"))
+    "url",
+    (headers:get(":scheme") or "http") .. "://" .. (headers:get(":authority") or "") .. path:sub(1, (mark or 0) - 1)
   )
+
+  -- A native gRPC call carries its fields in the message, which the edge
+  -- does not read; a JSON request's query is checked here.
+  local values = {}
+  if not grpc then
+    if mark ~= nil then
+      local kept, problem
+      kept, problem, values = edge.check_query(edge.QUERY_FIELDS[headers:get(":method")], path:sub(mark + 1))
+      if problem ~= nil then
+        return refuse(handle, false, 400, 3, problem)
+      end
+      if kept ~= nil then
+        headers:replace(":path", path:sub(1, kept == "" and mark - 1 or mark) .. kept)
+      end
+    end
+  end
+
+  -- (Envoy joins repeated authorization headers into one value, as the
+  -- api_server then reads it.)
+  metadata:set(METADATA, "rate_limit_bucket", edge.rate_limit_bucket(headers:get("authorization"), values.signature))
 
   if grpc then
     return

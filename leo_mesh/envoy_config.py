@@ -9,6 +9,7 @@ defaulting to the local development value.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -18,12 +19,16 @@ from pathlib import Path
 from string import Template
 from urllib.parse import urlsplit
 
+import grpc
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pool
+from google.protobuf.descriptor import Descriptor
+from google.rpc import error_details_pb2, status_pb2
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from leo.generation.v1 import generation_pb2  # noqa: F401  (registers the service's descriptors)
+from leo_mesh.status import DOMAIN
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "envoy" / "envoy.yaml"
@@ -82,11 +87,14 @@ class EnvoySettings(BaseSettings):
         return cls(**{**given, **overrides})
 
 
-def http_bindings(service: str = PUBLIC_SERVICE) -> dict[str, list[str]]:
-    """The service's google.api.http paths and, for each, its HTTP methods
-    (additional bindings included), from the generated code's descriptors
-    (the same protos as the descriptor set Envoy loads)."""
-    paths: dict[str, set[str]] = {}
+_VARIABLE = re.compile(r"\{(\w+)(=\*)?\}")
+
+
+def _bindings(service: str) -> Iterator[tuple[Descriptor, str, str, str]]:
+    """(request message, HTTP method, path template, body) of each of the
+    service's google.api.http bindings (additional ones included), from the
+    generated code's descriptors (the same protos as the descriptor set
+    Envoy loads)."""
     for method in descriptor_pool.Default().FindServiceByName(service).methods:
         rule = method.GetOptions().Extensions[annotations_pb2.http]
         for binding in [rule, *rule.additional_bindings]:
@@ -97,11 +105,58 @@ def http_bindings(service: str = PUBLIC_SERVICE) -> dict[str, list[str]]:
                 verb, path = binding.custom.kind.upper(), binding.custom.path
             else:
                 verb, path = verb.upper(), getattr(binding, verb)
-            paths.setdefault(path, set()).add(verb)
+            yield method.input_type, verb, path, binding.body
+
+
+def http_bindings(service: str = PUBLIC_SERVICE) -> dict[str, list[str]]:
+    """The service's google.api.http paths and, for each, its HTTP methods."""
+    paths: dict[str, set[str]] = {}
+    for _, verb, path, _ in _bindings(service):
+        paths.setdefault(path, set()).add(verb)
     return {path: sorted(verbs) for path, verbs in paths.items()}
 
 
-_VARIABLE = re.compile(r"\{(\w+)(=\*)?\}")
+def query_fields(service: str = PUBLIC_SERVICE) -> dict[str, dict[str, str | None]]:
+    """By HTTP method, each query parameter name (a field's proto and JSON
+    spelling) that the transcoder binds to a request field of one of the
+    method's routes: None where grpc-gateway binds no query parameter to
+    that field (a path variable, or any field of a route whose body is
+    "*"), else the field's name. The edge filter drops the first and
+    refuses the second given twice (envoy/edge.lua, edge.QUERY_FIELDS).
+
+    One table per method needs no path matching at the edge (the
+    transcoder matches more spellings of a path than a pattern would); it
+    is exact while no name is bound from the query on one route of a
+    method and not on another, and while query fields are single scalars:
+    rules that break either are refused here."""
+    tables: dict[str, dict[str, str | None]] = {}
+    for request, verb, path, body in _bindings(service):
+        variables = {name for name, _ in _VARIABLE.findall(path)}
+        table = tables.setdefault(verb, {})
+        for field in request.fields:
+            bound = None if body == "*" or field.name in variables or field.name == body else field.name
+            if bound and (field.is_repeated or field.type == field.TYPE_MESSAGE):
+                raise ValueError(f"{request.full_name}.{field.name}: only single scalars may come from the query")
+            for name in (field.name, field.json_name):
+                if table.setdefault(name, bound) != bound:
+                    raise ValueError(f"{verb} {path}: {name} is a query field of one route and not of another")
+    return tables
+
+
+def _lua_table(table: Mapping[str, object]) -> str:
+    """A Lua table constructor of a mapping of names to names, None, or such mappings."""
+
+    def value(item: object) -> str:
+        if isinstance(item, Mapping):
+            return _lua_table(item)
+        return "false" if item is None else json.dumps(item)
+
+    return "{" + ", ".join(f"[{json.dumps(name)}] = {value(item)}" for name, item in table.items()) + "}"
+
+
+def edge_lua() -> str:
+    """envoy/edge.lua with the query fields of the descriptor's routes."""
+    return EDGE_LUA.read_text() + f"\nedge.QUERY_FIELDS = {_lua_table(query_fields())}\n"
 
 
 def path_regex(template: str) -> str:
@@ -192,7 +247,7 @@ def method_not_allowed_replies() -> Iterator[dict]:
                         {
                             "@type": "type.googleapis.com/google.rpc.ErrorInfo",
                             "reason": "METHOD_NOT_ALLOWED",
-                            "domain": "generation.leo.example",
+                            "domain": DOMAIN,
                         }
                     ],
                 },
@@ -211,6 +266,8 @@ def _block_list(template_text: str, name: str, items: list[dict]) -> str:
 
 
 OTLP_CLUSTER = "otel_collector"
+# The edge filter's dynamic metadata namespace (envoy/edge.lua's METADATA).
+EDGE_METADATA = "leo.edge"
 ENVOY_SERVICE_NAME = "envoy"
 
 
@@ -231,6 +288,17 @@ def tracing_config(collector: tuple[str, int] | None) -> tuple[dict | None, list
             },
         },
         "spawn_upstream_span": False,
+        # The span's http.url without its query (signed links, keys sent by
+        # mistake): the edge filter's copy of the URL replaces Envoy's.
+        "custom_tags": [
+            {
+                "tag": "http.url",
+                "metadata": {
+                    "kind": {"request": {}},
+                    "metadata_key": {"key": EDGE_METADATA, "path": [{"key": "url"}]},
+                },
+            }
+        ],
     }
     cluster = {
         "name": OTLP_CLUSTER,
@@ -260,6 +328,24 @@ def _optional_key(template_text: str, name: str, key: str, value: dict | None) -
     return "" if value is None else f"{key}: {json.dumps(value)}"
 
 
+# Seconds between two refills of a token bucket: after a 429, the time
+# until the bucket has a token again.
+RATE_LIMIT_REFILL_S = 1
+# What Envoy's local rate limiter says (grpc-message, the JSON message).
+RATE_LIMITED_MESSAGE = "local_rate_limited"
+
+
+def rate_limited_status_details() -> str:
+    """grpc-status-details-bin of the rate limiter's reply: the google.rpc.Status
+    a JSON client gets as the body (RetryInfo, then ErrorInfo), base64."""
+    status = status_pb2.Status(code=grpc.StatusCode.RESOURCE_EXHAUSTED.value[0], message=RATE_LIMITED_MESSAGE)
+    retry = error_details_pb2.RetryInfo()
+    retry.retry_delay.FromSeconds(RATE_LIMIT_REFILL_S)
+    for detail in (retry, error_details_pb2.ErrorInfo(reason="RATE_LIMITED", domain=DOMAIN)):
+        status.details.add().Pack(detail)
+    return base64.b64encode(status.SerializeToString()).decode()
+
+
 def render(settings: EnvoySettings | None = None) -> str:
     """The config text; raises KeyError/ValueError on a missing or malformed placeholder."""
     settings = settings or EnvoySettings()
@@ -276,9 +362,11 @@ def render(settings: EnvoySettings | None = None) -> str:
         "RATE_LIMIT_PER_KEY_BURST": settings.envoy_rate_limit_per_key_burst,
         "RATE_LIMIT_GLOBAL_RPS": settings.envoy_rate_limit_global_rps,
         "RATE_LIMIT_GLOBAL_BURST": settings.envoy_rate_limit_global_burst,
+        "RATE_LIMIT_REFILL_S": RATE_LIMIT_REFILL_S,
+        "RATE_LIMITED_STATUS_DETAILS": rate_limited_status_details(),
         # A JSON string is a YAML double-quoted scalar: the rendered config
         # carries the script and needs no other file.
-        "EDGE_LUA": json.dumps(EDGE_LUA.read_text()),
+        "EDGE_LUA": json.dumps(edge_lua()),
     }
     if "METHOD_NOT_ALLOWED_ROUTES" in text:
         routes = list(method_not_allowed_routes())

@@ -122,6 +122,22 @@ def info_line(logger: logging.Logger, event: str, fields: Mapping[str, Any]) -> 
     handler.write_line(logger.name, event, fields)
 
 
+class _UndecodableMetadata(logging.Filter):
+    """Drops the line gRPC's Python library writes for a metadata value that
+    is not UTF-8: that whole value (an API key, say) at ERROR with a
+    traceback, twice per call, at any client's will. The library then reads
+    the value as Latin-1 and the call goes on (a key that is not UTF-8
+    authenticates no one: UNAUTHENTICATED)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith("Invalid encoding on"))
+
+
+# The logger of grpc's Cython core (grpc/_cython/_cygrpc/grpc_string.pyx.pxi).
+GRPC_CORE_LOGGER = "grpc._cython.cygrpc"
+_undecodable_metadata = _UndecodableMetadata()
+
+
 def configure(service: str, level: str = "INFO", *, worker: int | None = None) -> None:
     """JSON lines on stderr for the whole process; `worker`: which of the
     service's worker processes this is (leo_mesh.workers)."""
@@ -137,3 +153,4 @@ def configure(service: str, level: str = "INFO", *, worker: int | None = None) -
     # hold a customer's secret. Our own lines name the host only.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger(GRPC_CORE_LOGGER).addFilter(_undecodable_metadata)

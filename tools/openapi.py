@@ -14,7 +14,10 @@ api_server enforces too (api_server/validation.py).
 Request schemas say what the transcoder accepts, response schemas what it
 writes: in a request, enums may be given by number too and a JSON null
 leaves an optional body field unset; in a response, enums are names and
-every field without presence is written.
+every field without presence is written, while a field with presence (a
+message such as a timestamp, an optional number) is left out until set,
+never null (the transcoder has no grpc-gateway EmitUnpopulated for them):
+such a field is not `required`, and its description says so.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ IDEMPOTENCY_FIELD = "request_id"  # AIP-155
 HTTP_BODY = ".google.api.HttpBody"
 # A request field that makes the request a signed link (refused with 403).
 SIGNATURE_FIELD = "signature"
+# A response field with presence while it is unset.
+UNSET_IN_RESPONSE = "Left out of the response while unset (never null)."
 # The media types GetGenerationAsset serves (Asset.content_type's comment).
 MEDIA_TYPES = ("image/png", "image/webp")
 
@@ -46,7 +51,30 @@ _MESSAGE = descriptor_pb2.DescriptorProto
 _ENUM = descriptor_pb2.EnumDescriptorProto
 _BEHAVIOR = field_behavior_pb2.FieldBehavior
 
+
+def decimal_pattern(minimum: int, maximum: int) -> str:
+    """A regex of exactly the decimal integers from minimum to maximum (no
+    leading zeros, no "+", no "-0"), where minimum is 0 or negative and
+    maximum positive: JSON Schema has no bounds for numbers written as strings."""
+
+    def up_to(limit: int) -> list[str]:
+        """Alternatives that match 1 to limit."""
+        digits = str(limit)
+        found = [f"[1-9][0-9]{{0,{len(digits) - 2}}}"] if len(digits) > 1 else []
+        for i, digit in enumerate(map(int, digits)):
+            lowest = 1 if i == 0 else 0
+            if digit > lowest:
+                rest = len(digits) - i - 1
+                found.append(digits[:i] + f"[{lowest}-{digit - 1}]" + (f"[0-9]{{{rest}}}" if rest else ""))
+        return [*found, digits]
+
+    negative = f"|-(?:{'|'.join(up_to(-minimum))})" if minimum < 0 else ""
+    return f"^(?:0|{'|'.join(up_to(maximum))}{negative})$"
+
+
 _INT32 = {"type": "integer", "format": "int32", "minimum": -(2**31), "maximum": 2**31 - 1}
+_INT64 = {"type": "string", "format": "int64", "pattern": decimal_pattern(-(2**63), 2**63 - 1)}
+_UINT64 = {"type": "string", "format": "uint64", "pattern": decimal_pattern(0, 2**64 - 1)}
 _UINT32 = {"type": "integer", "format": "uint32", "minimum": 0, "maximum": 2**32 - 1}
 SCALARS = {
     _F.TYPE_DOUBLE: {"type": "number", "format": "double"},
@@ -57,12 +85,13 @@ SCALARS = {
     _F.TYPE_UINT32: _UINT32,
     _F.TYPE_FIXED32: _UINT32,
     # proto3 JSON writes 64-bit integers as strings (of digits: the
-    # transcoder refuses any other string, "" included).
-    _F.TYPE_INT64: {"type": "string", "format": "int64", "pattern": "^-?[0-9]+$"},
-    _F.TYPE_SINT64: {"type": "string", "format": "int64", "pattern": "^-?[0-9]+$"},
-    _F.TYPE_SFIXED64: {"type": "string", "format": "int64", "pattern": "^-?[0-9]+$"},
-    _F.TYPE_UINT64: {"type": "string", "format": "uint64", "pattern": "^[0-9]+$"},
-    _F.TYPE_FIXED64: {"type": "string", "format": "uint64", "pattern": "^[0-9]+$"},
+    # transcoder refuses any other string, "" included, and any number
+    # past the type's range).
+    _F.TYPE_INT64: _INT64,
+    _F.TYPE_SINT64: _INT64,
+    _F.TYPE_SFIXED64: _INT64,
+    _F.TYPE_UINT64: _UINT64,
+    _F.TYPE_FIXED64: _UINT64,
     _F.TYPE_BOOL: {"type": "boolean"},
     _F.TYPE_STRING: {"type": "string"},
     _F.TYPE_BYTES: {"type": "string", "format": "byte"},
@@ -298,7 +327,9 @@ class _Builder:
                     f"{PUBLIC_PACKAGE} as JSON over HTTP, transcoded by Envoy with the proto3 JSON "
                     "mapping: lowerCamelCase names, enums by name, 64-bit integers as strings, "
                     "timestamps in RFC 3339. Requests may also give enums by number, and null for an "
-                    "optional body field means the field is left out. Errors are a google.rpc.Status. "
+                    "optional body field means the field is left out. Responses write every field without "
+                    "presence; one with presence (a timestamp, an optional number) is left out while unset, "
+                    "never null. Errors are a google.rpc.Status. "
                     "A path answers only the methods listed for it. "
                     "Made from the protos by `make gen`; do not edit."
                 ),
@@ -511,9 +542,12 @@ class _Builder:
         for field in self._messages[type_name].field:
             if field.name in skip:
                 continue
-            properties[field.json_name] = self._described(self._field_schema(field, mode), f"{type_name}.{field.name}")
+            schema = self._described(self._field_schema(field, mode), f"{type_name}.{field.name}")
             if _is_required(field, mode):
                 required.append(field.json_name)
+            elif mode is Mode.OUTPUT:
+                schema["description"] = " ".join(filter(None, [schema.get("description"), UNSET_IN_RESPONSE]))
+            properties[field.json_name] = schema
         schema = {"type": "object", "properties": properties}
         if required:
             schema["required"] = required

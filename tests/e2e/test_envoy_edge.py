@@ -5,22 +5,17 @@ JSON, members named "") and the ErrorInfo of every error Envoy makes."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
-import socket
 import string
 import time
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 import grpc
-import h2.config
-import h2.connection
-import h2.events
-import h2.exceptions
 import httpx
 import pytest
 from google.api import annotations_pb2
@@ -32,6 +27,7 @@ from hypothesis import strategies as st
 
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
 from tests.clients import code_of, json_client, wait_for
+from tests.raw_http import H2Reply, grpc_frame, h2_request, http1_request
 
 # High enough that only the rate-limit tests meet a limit.
 UNLIMITED = {
@@ -74,74 +70,6 @@ def assert_edge_error(response: httpx.Response, status: int, code: int, reason: 
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
     assert (body["code"], reason_of(body)) == (code, reason), body
-
-
-# --- HTTP/2 without a client library's checks ---------------------------------
-
-
-@dataclass
-class H2Reply:
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
-    trailers: dict[str, str] = field(default_factory=dict)
-    # Envoy refused the request at the protocol level (stream reset or
-    # connection closed) instead of answering it.
-    refused: bool = False
-
-    @property
-    def status(self) -> int | None:
-        return int(self.headers[":status"]) if ":status" in self.headers else None
-
-    @property
-    def grpc_status(self) -> int:
-        return int({**self.headers, **self.trailers}["grpc-status"])
-
-
-def h2_request(port: int, method: str, path: str, headers: list[tuple[str, str]], body: bytes = b"") -> H2Reply:
-    """One request over a new h2c connection, headers sent as given."""
-    config = h2.config.H2Configuration(
-        client_side=True, header_encoding="latin-1", validate_outbound_headers=False, normalize_outbound_headers=False
-    )
-    connection = h2.connection.H2Connection(config)
-    reply = H2Reply()
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        connection.initiate_connection()
-        request = [(":method", method), (":scheme", "http"), (":path", path), (":authority", "edge.test"), *headers]
-        connection.send_headers(
-            1, [(n.encode("latin-1"), v.encode("latin-1")) for n, v in request], end_stream=not body
-        )
-        if body:
-            connection.send_data(1, body, end_stream=True)
-        sock.sendall(connection.data_to_send())
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                reply.refused = True
-                return reply
-            try:
-                events = connection.receive_data(data)
-            except h2.exceptions.ProtocolError:
-                reply.refused = True
-                return reply
-            for event in events:
-                if isinstance(event, h2.events.ResponseReceived):
-                    reply.headers = dict(event.headers)
-                elif isinstance(event, h2.events.DataReceived):
-                    reply.body += event.data
-                    connection.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-                elif isinstance(event, h2.events.TrailersReceived):
-                    reply.trailers = dict(event.headers)
-                elif isinstance(event, h2.events.StreamEnded):
-                    return reply
-                elif isinstance(event, h2.events.StreamReset | h2.events.ConnectionTerminated):
-                    reply.refused = True
-                    return reply
-            sock.sendall(connection.data_to_send())
-
-
-def grpc_frame(message) -> bytes:
-    payload = message.SerializeToString()
-    return b"\x00" + len(payload).to_bytes(4, "big") + payload
 
 
 def h2_grpc_list(mesh, key: str | None, extra: list[tuple[str, str]]) -> H2Reply:
@@ -248,6 +176,65 @@ def test_names_http2_itself_forbids_are_refused_by_envoy_not_a_5xx(mesh, key):
             assert reply.refused or (reply.status or 0) < 500, (name, reply)
 
 
+def new_log_lines(process, since: int) -> str:
+    """What a mesh process wrote to its log after `since` characters."""
+    return process.log_text()[since:]
+
+
+@pytest.mark.parametrize("suffix", ["\xe9", "\xa0"])
+def test_a_key_that_is_not_utf8_is_401_and_reaches_no_log(mesh, key, suffix):
+    """The key with one Latin-1 byte after it (a pasted no-break space, sent
+    by a client that encodes headers as Latin-1, as http.client does), over
+    HTTP/1.1, HTTP/2, native gRPC through Envoy and gRPC straight to the
+    api_server: a clean UNAUTHENTICATED each time, and the key in no log
+    line at any level (gRPC's library wrote it whole at ERROR)."""
+    api_server = mesh.api_servers[0]
+    since = {process.name: len(process.log_text()) for process in (api_server, mesh.envoy)}
+    value = f"Bearer {key}{suffix}"
+
+    status, body = http1_request(mesh.ports.envoy, "GET", "/v1/generations", [("authorization", value)])
+    assert status == 401 and reason_of(json.loads(body)) == "API_KEY_INVALID", body
+    assert json.loads(body)["code"] == grpc.StatusCode.UNAUTHENTICATED.value[0]
+    over_http2 = h2_json(mesh, None, [("authorization", value)])
+    assert over_http2.status == 401 and reason_of(json.loads(over_http2.body)) == "API_KEY_INVALID"
+    assert h2_grpc_list(mesh, None, [("authorization", value)]).grpc_status == grpc.StatusCode.UNAUTHENTICATED.value[0]
+    direct = h2_request(
+        mesh.ports.api[0],
+        "POST",
+        SERVICE + "ListGenerations",
+        [("content-type", "application/grpc"), ("te", "trailers"), ("authorization", value)],
+        grpc_frame(generation_pb2.ListGenerationsRequest()),
+    )
+    assert direct.grpc_status == grpc.StatusCode.UNAUTHENTICATED.value[0]
+
+    # The api_server logged the direct call (its one line per call) and nothing of the key.
+    wait_for(lambda: "UNAUTHENTICATED" in new_log_lines(api_server, since[api_server.name]), what="the call's line")
+    for process in (api_server, mesh.envoy):
+        written = new_log_lines(process, since[process.name])
+        assert key not in written and key[:12] not in written, process.name
+    levels = {json.loads(line)["level"] for line in new_log_lines(api_server, since[api_server.name]).splitlines()}
+    assert levels <= {"info"}, levels
+
+
+def test_a_utf8_no_break_space_after_the_key_is_no_key(mesh, key):
+    """Valid UTF-8, so the edge passes it on; the api_server reads no key
+    in it (it trims spaces and tabs only), and its bucket is the anonymous one."""
+    value = f"Bearer {key}" + "\u00a0".encode().decode("latin-1")
+    over_http2 = h2_json(mesh, None, [("authorization", value)])
+    assert over_http2.status == 401 and reason_of(json.loads(over_http2.body)) == "API_KEY_INVALID"
+
+
+@pytest.mark.parametrize("name", ["idempotency-key", "x-note", "traceparent"])
+def test_another_header_that_is_not_utf8_is_400_naming_it(mesh, key, name):
+    """Refused, not dropped: the header may be one the api_server reads."""
+    headers = [("authorization", f"Bearer {key}"), (name, "caf\xe9")]
+    status, body = http1_request(mesh.ports.envoy, "GET", "/v1/generations", headers)
+    assert status == 400 and reason_of(json.loads(body)) == "MALFORMED_REQUEST", body
+    assert json.loads(body)["message"] == f"header {name}: the value must be UTF-8"
+    assert h2_grpc_list(mesh, key, [(name, "caf\xe9")]).grpc_status == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert h2_grpc_list(mesh, key, [(name, "café".encode().decode("latin-1"))]).grpc_status == 0
+
+
 # --- 2. a stalled api_server is not ejected; a dead one is -----------------------
 
 
@@ -351,6 +338,32 @@ def test_grpc_through_envoy_is_resource_exhausted_not_unavailable(limited):
                 break
     assert codes[-1] == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert set(codes[:-1]) <= {grpc.StatusCode.OK}
+
+
+def test_a_429_says_when_a_token_is_back(limited):
+    """One refill of the bucket (1 s): Retry-After and a RetryInfo before the
+    ErrorInfo for JSON clients; the same RetryInfo and ErrorInfo in a native
+    gRPC client's status details."""
+    key = limited.create_api_key("impatient")
+    with json_client(limited, key) as http:
+        refused = until_limited(lambda: http.get("/v1/generations"))[-1]
+    assert_edge_error(refused, 429, 8, "RATE_LIMITED")
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json()["details"][0] == {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1s"}
+    assert no_grpc_headers(refused.headers)
+
+    with grpc.insecure_channel(f"127.0.0.1:{limited.ports.envoy}") as channel:
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        metadata = [("authorization", f"Bearer {key}")]
+        with pytest.raises(grpc.RpcError) as caught:
+            for _ in range(60):
+                stub.ListGenerations(generation_pb2.ListGenerationsRequest(), metadata=metadata, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    status = rpc_status.from_call(caught.value)
+    retry, info = error_details_pb2.RetryInfo(), error_details_pb2.ErrorInfo()
+    assert status.details[0].Unpack(retry) and status.details[-1].Unpack(info)
+    assert retry.retry_delay.ToTimedelta().total_seconds() == 1
+    assert (info.reason, info.domain) == ("RATE_LIMITED", DOMAIN)
 
 
 def test_requests_without_a_key_share_one_bucket(limited):
@@ -485,6 +498,16 @@ def test_405_over_http2_too(mesh, key):
     assert (reply.status, reply.headers["allow"]) == (405, "GET")
 
 
+def test_unset_fields_are_left_out_not_null(http):
+    """The transcoder writes every field without presence, and leaves out a
+    message field (a timestamp) while it is unset, where grpc-gateway's
+    EmitUnpopulated would write null (docs/decisions.md; the spec says so)."""
+    generation = http.post("/v1/generations", json={"prompt": "not finished yet"}).json()["generation"]
+    assert generation["status"] == "STATUS_PENDING"
+    assert "completeTime" not in generation and {"createTime", "updateTime"} <= set(generation)
+    assert None not in generation.values() and generation["failureReason"] == "" and generation["assets"] == []
+
+
 def test_unknown_paths_stay_404(http):
     assert_edge_error(http.delete("/v2/generations"), 404, 5, "ROUTE_NOT_FOUND")
     assert_edge_error(http.get("/v1/generations/a/b"), 404, 5, "ROUTE_NOT_FOUND")
@@ -557,6 +580,87 @@ def test_an_empty_name_in_a_body_with_a_path_field(http):
         f"/v1/generations/{MISSING}:cancel", content=b'{"":1}', headers={"content-type": "application/json"}
     )
     assert response.status_code == 404 and "not found" in response.json()["message"]
+
+
+# --- 5b. query parameters, as grpc-gateway binds them -------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_finished(http) -> tuple[str, str]:
+    """Two COMPLETE generations of the key's owner."""
+    created = [http.post("/v1/generations", json={"prompt": f"one of two {i}"}) for i in range(2)]
+    ids = [response.json()["generation"]["generationId"] for response in created]
+
+    def complete() -> bool:
+        statuses = [http.get(f"/v1/generations/{g}").json()["generation"]["status"] for g in ids]
+        return statuses == ["STATUS_COMPLETE"] * 2
+
+    wait_for(complete, what="two generations to complete")
+    return ids[0], ids[1]
+
+
+@pytest.mark.parametrize("name", ["generation_id", "generationId", "generation%5Fid", "generation_id.x"])
+@pytest.mark.parametrize(
+    "spelling", ["/v1/generations/{id}", "/api/generation/{id}", "/v1/gener%61tions/{id}", "/v1/generations/{id}/"]
+)
+def test_the_query_does_not_override_the_path(http, two_finished, name, spelling):
+    """The transcoder let `?generation_id=B` replace the path's A: logs and
+    caches saw A while B was read. grpc-gateway ignores such a parameter;
+    the edge drops it, whatever spelling of the path the transcoder matches."""
+    a, b = two_finished
+    response = http.get(spelling.format(id=a) + f"?{name}={b}")
+    assert response.status_code == 200, response.text
+    assert response.json()["generation"]["generationId"] == a
+
+
+def test_no_path_spelling_reads_the_query_s_generation(http, two_finished):
+    a, b = two_finished
+    for path in (f"/v1/generations/{a}:foo", f"/v1/generations/{a}%3Awatch", "/v1/generations/x:y"):
+        response = http.get(f"{path}?generation_id={b}")
+        assert response.status_code in (400, 404) and b not in response.text, (path, response.text)
+
+
+def test_cancel_and_watch_act_on_the_path_s_generation(mesh, http, two_finished):
+    a, b = two_finished
+    cancel = http.post(f"/v1/generations/{a}:cancel?generation_id={b}", json={})
+    assert cancel.status_code == 400 and a in cancel.json()["message"] and b not in cancel.text
+    watch = h2_json(
+        mesh,
+        None,
+        [("authorization", http.headers["authorization"])],
+        path=f"/v1/generations/{a}:watch?generationId={b}",
+    )
+    assert watch.status == 200 and a.encode() in watch.body and b.encode() not in watch.body
+
+
+def test_an_asset_index_comes_from_the_path(http, two_finished):
+    a, _ = two_finished
+    first, second = (http.get(f"/v1/generations/{a}/assets/{index}").content for index in (0, 1))
+    assert first != second
+    assert http.get(f"/v1/generations/{a}/assets/0?index=1").content == first
+
+
+def test_a_body_star_route_takes_no_field_from_the_query(http):
+    created = http.post("/v1/generations?width=512&height=512&prompt=from+the+query", json={"prompt": "from the body"})
+    generation = created.json()["generation"]
+    assert (generation["prompt"], generation["width"], generation["height"]) == ("from the body", 1024, 1024)
+    no_body = http.post("/v1/generations?prompt=from+the+query", json={})
+    assert no_body.status_code == 400 and no_body.json()["details"][0]["fieldViolations"][0]["field"] == "prompt"
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("pageSize=1&pageSize=2", "page_size"), ("pageSize=1&page_size=2", "page_size"), ("status=1&status=2", "status")],
+)
+def test_a_field_given_twice_is_400(http, query, field):
+    """As grpc-gateway: "too many values for field" (the transcoder took the last)."""
+    response = http.get(f"/v1/generations?{query}")
+    assert_edge_error(response, 400, 3, "MALFORMED_REQUEST")
+    assert response.json()["message"] == f'too many values for field "{field}"'
+
+
+def test_other_query_parameters_still_bind(http):
+    assert len(http.get("/v1/generations?pageSize=1&unknown=1&unknown=2").json()["generations"]) == 1
 
 
 # --- 6. every error Envoy makes names its reason ----------------------------------

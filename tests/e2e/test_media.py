@@ -213,3 +213,74 @@ def test_a_signed_link_has_a_rate_limit_bucket_of_its_own(mesh, images):
         assert {r.status_code for r in by_link} == {200, 429}
         assert_refused(by_link[-1], 429, "RATE_LIMITED")
         assert browser.get(second).status_code == 200
+
+
+def spellings(signature: str, count: int) -> list[str]:
+    """`count` query spellings of one signature, each with another character
+    percent-encoded (upper or lower hex): all the same value once decoded."""
+    forms = []
+    for i in range(count):
+        at = i % len(signature)
+        escape = f"%{ord(signature[at]):02X}" if i % 2 else f"%{ord(signature[at]):02x}"
+        forms.append(signature[:at] + escape + signature[at + 1 :])
+    return forms
+
+
+def test_a_link_spelled_many_ways_is_one_bucket(mesh, owner):
+    """The bucket is the signature the api_server checks, decoded as the
+    transcoder decodes it: re-spelling it gets no fresh bucket."""
+    path, expires, signature = signed_parts(create_and_finish(owner, width=64, height=64)["assets"][0]["url"])
+    urls = iter(f"{mesh.envoy_url}{path}?expires={expires}&signature={form}" for form in spellings(signature, 300))
+    with httpx.Client(timeout=10) as browser:
+        answers = until_refused(lambda: browser.get(next(urls)))
+    assert {r.status_code for r in answers} == {200, 429}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "expires={expires}&signature={decoy}&signature={signature}",
+        "expires={expires}&signature={signature}&sig%6Eature={decoy}",
+        "expires={expires}&expires={expires}&signature={signature}",
+        "expires={expires}&signature=&signature={signature}",
+    ],
+)
+def test_a_link_with_a_field_given_twice_is_refused(mesh, images, query):
+    """The edge named the bucket by the first signature and the api_server
+    checked the last: a decoy in front got a fresh bucket for every request
+    while the real link opened the file. A field given twice is a 400 now,
+    as grpc-gateway answers it."""
+    path, expires, signature = signed_parts(images["assets"][0]["url"])
+    url = mesh.envoy_url + path + "?" + query.format(expires=expires, signature=signature, decoy=uuid.uuid4().hex)
+    answer = fetch(url)
+    assert_refused(answer, 400, "MALFORMED_REQUEST")
+    assert answer.json()["message"] in ('too many values for field "signature"', 'too many values for field "expires"')
+
+
+def test_the_access_log_holds_no_link_and_no_key(mesh, images):
+    """Envoy logs each request's path without its query: a signed link's
+    expiry and signature, or a key sent as a query parameter, stay out."""
+    path, expires, signature = signed_parts(images["assets"][1]["url"])
+    key = mesh.create_api_key("query-key")
+    assert fetch(images["assets"][1]["url"]).status_code == 200
+    with_token = f"{mesh.envoy_url}/v1/generations?access_token={key}"
+    assert fetch(with_token).status_code in (401, 429)  # the anonymous bucket may be empty by now
+    assert fetch(with_token, authorization=f"Bearer {key}").status_code == 200
+    # Lines are written in order: once the last request's is there, all are.
+    marker = f"/v1/generations/{uuid.uuid4()}"
+    assert fetch(mesh.envoy_url + marker, authorization=f"Bearer {key}").status_code == 404
+    log = wait_for(lambda: f" {marker} HTTP/1.1" in (text := mesh.envoy.log_text()) and text, what=marker)
+    assert f" {path} HTTP/1.1" in log and " /v1/generations HTTP/1.1" in log
+    for secret in (signature, expires, key, "access_token", "signature="):
+        assert secret not in log
+
+
+def test_an_expiry_anywhere_in_int64_is_checked_and_past_it_is_malformed(mesh, images):
+    """The spec bounds `expires` to int64: every value it allows reaches the
+    link check (403 here), and the first one past it is refused unread."""
+    path, _, signature = signed_parts(images["assets"][0]["url"])
+    for expires in (str(2**63 - 1), str(-(2**63))):
+        assert_refused(
+            fetch(f"{mesh.envoy_url}{path}?expires={expires}&signature={signature}"), 403, "ASSET_LINK_INVALID"
+        )
+    assert_refused(fetch(f"{mesh.envoy_url}{path}?expires={2**63}&signature={signature}"), 400, "MALFORMED_REQUEST")

@@ -9,20 +9,33 @@ import base64
 import hashlib
 import json
 import string
+import urllib.parse
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lupa import luajit21
 
+from api_server import auth
 from leo_mesh import envoy_config as envoy
+
+
+def load_edge(**runtime):
+    """The script as Envoy runs it: with the query fields of the protos."""
+    lua = luajit21.LuaRuntime(**runtime)
+    lua.execute(envoy.edge_lua())
+    return lua.globals().edge
 
 
 @pytest.fixture(scope="module")
 def edge():
-    lua = luajit21.LuaRuntime()
-    lua.execute(envoy.EDGE_LUA.read_text())
-    return lua.globals().edge
+    return load_edge()
+
+
+@pytest.fixture(scope="module")
+def byte_edge():
+    """Strings cross as bytes: for what is not UTF-8."""
+    return load_edge(encoding=None)
 
 
 # --- SHA-256 --------------------------------------------------------------
@@ -47,7 +60,7 @@ KEY = "leo_" + "A1b2" * 10 + "xyz"
 
 @pytest.mark.parametrize(
     "authorization",
-    [f"Bearer {KEY}", f"bearer {KEY}", f"BEARER  {KEY} ", f"Bearer \t{KEY}"],
+    [f"Bearer {KEY}", f"bearer {KEY}", f"BEARER  {KEY} ", f"Bearer \t{KEY}", f"Bearer {KEY}\t"],
 )
 def test_a_bearer_key_is_its_hash(edge, authorization):
     bucket = edge.rate_limit_bucket(authorization)
@@ -55,37 +68,132 @@ def test_a_bearer_key_is_its_hash(edge, authorization):
     assert KEY not in bucket
 
 
-@pytest.mark.parametrize("authorization", [None, "", "Bearer", "Bearer ", "Bearer   ", "Basic dXNlcjpwYXNz", KEY])
-def test_anything_else_is_anonymous(edge, authorization):
-    assert edge.rate_limit_bucket(authorization) == "anonymous"
-    assert edge.rate_limit_bucket(authorization, "/v1/generations?pageSize=5") == "anonymous"
-
-
-ASSET = "/v1/generations/3fa85f64-5717-4562-b3fc-2c963f66afa6/assets/0"
-
-
 @pytest.mark.parametrize(
-    "query", ["?expires=1800000000&signature=Sig-_0", "?signature=Sig-_0&expires=1", "?x=1&signature=Sig-_0&y"]
-)
-def test_a_signed_link_without_a_key_is_its_signatures_bucket(edge, query):
-    bucket = edge.rate_limit_bucket(None, ASSET + query)
-    assert bucket == "link-" + hashlib.sha256(b"Sig-_0").hexdigest()
-    # A key, when there is one, names the bucket.
-    assert edge.rate_limit_bucket(f"Bearer {KEY}", ASSET + query) == hashlib.sha256(KEY.encode()).hexdigest()
-
-
-@pytest.mark.parametrize(
-    "path",
+    "authorization",
     [
-        ASSET,
-        ASSET + "?expires=1",
-        ASSET + "?signature=",
-        "/v1/generations/x?signature=s",
-        "/other/assets/0?signature=s",
+        None,
+        "",
+        "Bearer",
+        "Bearer ",
+        "Bearer   ",
+        "Basic dXNlcjpwYXNz",
+        KEY,
+        # Keys the api_server does not read as keys: no bucket of their own,
+        # whatever is around the key.
+        f"Bearer {KEY}\u00a0",
+        f"Bearer {KEY}\u00a0\u00a0",
+        f"Bearer {KEY}\x1f",
+        f"Bearer {KEY}, Bearer {KEY}",
+        f"Bearer\t{KEY}",
+        f"Bearer {KEY} x",
     ],
 )
-def test_no_signature_of_an_asset_link_is_anonymous(edge, path):
-    assert edge.rate_limit_bucket(None, path) == "anonymous"
+def test_anything_else_is_anonymous(edge, authorization):
+    assert edge.rate_limit_bucket(authorization) == "anonymous"
+    assert edge.rate_limit_bucket(authorization, "") == "anonymous"
+
+
+AUTHORIZATION_TEXT = st.text(alphabet="Bb eEaArR\t\u00a0\x1f\x85=,/+~._-lo0é", max_size=16)
+
+
+@settings(max_examples=500)
+@given(prefix=st.sampled_from(["Bearer ", "bearer  ", "BeArEr \t", "Basic ", ""]), rest=AUTHORIZATION_TEXT)
+def test_the_bucket_is_named_by_the_key_the_api_server_reads(edge, prefix, rest):
+    """The same grammar on both sides: any variation the api_server takes
+    as the same key (or as no key) lands in that key's bucket (or in the
+    anonymous one), so no spelling of a key gets a fresh bucket."""
+    authorization = prefix + rest
+    key = auth.bearer_key([("authorization", authorization)])
+    assert edge.bearer_key(authorization) == key
+    expected = hashlib.sha256(key.encode()).hexdigest() if key else "anonymous"
+    assert edge.rate_limit_bucket(authorization, None) == expected
+
+
+def test_a_signed_link_without_a_key_is_its_signatures_bucket(edge):
+    assert edge.rate_limit_bucket(None, "Sig-_0") == "link-" + hashlib.sha256(b"Sig-_0").hexdigest()
+    # A key, when there is one, names the bucket.
+    assert edge.rate_limit_bucket(f"Bearer {KEY}", "Sig-_0") == hashlib.sha256(KEY.encode()).hexdigest()
+    # An empty signature is no link (the api_server asks for a key).
+    assert edge.rate_limit_bucket(None, "") == "anonymous"
+
+
+# --- query parameters of JSON requests -------------------------------------
+
+
+def test_the_query_fields_come_from_the_protos(edge):
+    """Path variables and body "*" fields are dropped, the rest bound once."""
+    fields = envoy.query_fields()
+    assert fields["GET"]["generation_id"] is None and fields["GET"]["generationId"] is None
+    assert fields["GET"]["index"] is None
+    assert fields["GET"]["signature"] == "signature" and fields["GET"]["pageSize"] == "page_size"
+    assert fields["POST"]["prompt"] is None and fields["POST"]["generationId"] is None
+    lua = {method: dict(table.items()) for method, table in edge.QUERY_FIELDS.items()}
+    assert lua == {method: {name: field or False for name, field in table.items()} for method, table in fields.items()}
+
+
+def check(edge, method: str, query: str) -> tuple[str | None, str | None, dict[str, str]]:
+    kept, problem, values = edge.check_query(edge.QUERY_FIELDS[method], query)
+    return kept, problem, dict(values.items())
+
+
+ID = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+
+
+@pytest.mark.parametrize(
+    ("method", "query", "kept"),
+    [
+        ("GET", f"generation_id={ID}", ""),
+        ("GET", f"a=1&generationId={ID}&b=2", "a=1&b=2"),
+        ("GET", f"generation%5Fid={ID}&x", "x"),
+        ("GET", f"generation_id.x={ID}", ""),
+        ("GET", "index=3&expires=1&signature=s", "expires=1&signature=s"),
+        ("POST", "prompt=x&width=512&requestId=r&foo=1", "foo=1"),
+        ("POST", f"generation_id={ID}", ""),
+    ],
+)
+def test_fields_grpc_gateway_binds_from_no_query_are_dropped(edge, method, query, kept):
+    assert check(edge, method, query)[:2] == (kept, None)
+
+
+@pytest.mark.parametrize(
+    ("method", "query"),
+    [
+        ("GET", "pageSize=5&status=STATUS_PENDING"),
+        ("GET", "a=1&&b"),
+        ("GET", ""),
+        ("POST", "x=1"),
+        ("DELETE", "index=1"),
+    ],
+)
+def test_a_query_with_nothing_to_drop_is_left_alone(edge, method, query):
+    kept, problem, _ = edge.check_query(edge.QUERY_FIELDS[method], query)
+    assert (kept, problem) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("expires=1&signature=decoy&signature=real", "signature"),
+        ("signature=real&sig%6Eature=decoy", "signature"),
+        ("signature=&signature=real", "signature"),
+        ("expires=1&expires=2&signature=s", "expires"),
+        ("pageSize=1&page_size=2", "page_size"),
+        ("status=1&status=1", "status"),
+    ],
+)
+def test_a_field_given_twice_is_refused(edge, query, field):
+    assert check(edge, "GET", query)[1] == f'too many values for field "{field}"'
+
+
+def test_the_values_are_what_the_transcoder_reads(edge):
+    _, _, values = check(edge, "GET", "expires=17&signature=a%2Bb+c%3d&signature.x=y&other=1")
+    assert values == {"expires": "17", "signature": "a+b c="}
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet="aZ09+%=-_.~2bBfF ", max_size=16))
+def test_unescape_is_query_decoding(byte_edge, text):
+    assert byte_edge.unescape(text.encode()) == urllib.parse.unquote_to_bytes(text.replace("+", " "))
 
 
 # --- headers --------------------------------------------------------------
@@ -164,6 +272,52 @@ def test_is_base64_agrees_with_the_reference(edge, value):
 )
 def test_grpc_own_headers(edge, name, value, grpc, allowed):
     assert (edge.header_problem(name, value, grpc) is None) is allowed
+
+
+# What gRPC's Python library decodes as UTF-8, and what it logs whole at
+# ERROR and reads as Latin-1 instead.
+UTF8 = [b"", b"ascii", "é".encode(), "\u00a0".encode(), "\u20ac".encode(), "\U0010ffff".encode(), "\ud7ff".encode()]
+NOT_UTF8 = [
+    b"Bearer leo_key\xe9",  # Latin-1
+    b"\xa0",
+    b"\xc0\x80",  # overlong NUL
+    b"\xe0\x80\xaf",  # overlong
+    b"\xed\xa0\x80",  # a surrogate
+    b"\xf4\x90\x80\x80",  # past U+10FFFF
+    b"\xf5\x80\x80\x80",
+    b"\xe2\x82",  # cut short
+    b"\x80",
+    b"\xff",
+]
+
+
+@pytest.mark.parametrize("value", UTF8)
+def test_utf8(byte_edge, value):
+    assert byte_edge.is_utf8(value)
+    assert byte_edge.header_refusal(b"authorization", value) is None
+
+
+@pytest.mark.parametrize("value", NOT_UTF8)
+def test_not_utf8(byte_edge, value):
+    assert not byte_edge.is_utf8(value)
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=12) | st.text(max_size=6).map(lambda text: text.encode("utf-8", "surrogatepass")))
+def test_is_utf8_agrees_with_python(byte_edge, value):
+    try:
+        value.decode("utf-8")
+        decodes = True
+    except UnicodeDecodeError:
+        decodes = False
+    assert bool(byte_edge.is_utf8(value)) is decodes
+
+
+def test_a_value_that_is_not_utf8_is_refused(byte_edge):
+    status, code, message = byte_edge.header_refusal(b"authorization", b"Bearer leo_key\xa0")
+    assert (status, code) == (401, 16) and b"leo_key" not in message
+    status, code, message = byte_edge.header_refusal(b"idempotency-key", b"\xe9")
+    assert (status, code, message) == (400, 3, b"header idempotency-key: the value must be UTF-8")
 
 
 # --- JSON members named "" -------------------------------------------------

@@ -3,6 +3,7 @@ what it says agrees with the descriptor, the gRPC servers and docs/errors.md."""
 
 from __future__ import annotations
 
+import base64
 import re
 import subprocess
 from pathlib import Path
@@ -11,6 +12,8 @@ from string import Template
 import pytest
 import yaml
 from google.api import annotations_pb2
+from google.protobuf import json_format
+from google.rpc import status_pb2
 from lupa import luajit21
 from pydantic import ValidationError
 
@@ -64,6 +67,8 @@ def test_the_variables_are_the_rendered_settings():
         "RATE_LIMIT_PER_KEY_BURST",
         "RATE_LIMIT_GLOBAL_RPS",
         "RATE_LIMIT_GLOBAL_BURST",
+        "RATE_LIMIT_REFILL_S",
+        "RATE_LIMITED_STATUS_DETAILS",
         "EDGE_LUA",
         "METHOD_NOT_ALLOWED_ROUTES",
         "METHOD_NOT_ALLOWED_REPLIES",
@@ -263,7 +268,7 @@ def test_every_local_reply_has_the_documented_code_and_reason(config):
         status = str(mapper.get("status_code", status))  # a mapper may answer another status than it matched
         body = mapper["body_format_override"]
         assert body["content_type"] == "application/json"
-        [detail] = body["json_format"]["details"]
+        *_, detail = body["json_format"]["details"]  # the ErrorInfo last (docs/decisions.md)
         assert detail == {
             "@type": "type.googleapis.com/google.rpc.ErrorInfo",
             "reason": detail["reason"],
@@ -275,6 +280,46 @@ def test_every_local_reply_has_the_documented_code_and_reason(config):
     assert set(replies) >= {"400", "404", "405", "408", "413", "429", "431", "503", "504", "other"}
     # No gRPC code maps to 413 or 431 in grpc-gateway's table: INVALID_ARGUMENT.
     assert replies["413"][0] == replies["431"][0] == 3
+
+
+def test_a_429_says_when_a_token_is_back(config):
+    """One refill interval, in every form a client reads: Retry-After, the
+    JSON body's RetryInfo, and a native gRPC client's status details, which
+    carry what the JSON body carries."""
+    limiter = http_filter(config, "envoy.filters.http.local_ratelimit")
+    refill = f"{envoy.RATE_LIMIT_REFILL_S}s"
+    buckets = [limiter["token_bucket"], *(d["token_bucket"] for d in limiter["descriptors"])]
+    assert {bucket["fill_interval"] for bucket in buckets} == {refill}
+    headers = {h["header"]["key"]: h["header"]["value"] for h in limiter["response_headers_to_add"]}
+    assert headers["retry-after"] == str(envoy.RATE_LIMIT_REFILL_S)
+
+    [body] = [
+        m["body_format_override"]["json_format"]
+        for m in connection_manager(config)["local_reply_config"]["mappers"]
+        if {"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": 429}}}}
+        in m["filter"]["and_filter"]["filters"]
+    ]
+    assert body["details"][0] == {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": refill}
+    status = status_pb2.Status.FromString(base64.b64decode(headers["grpc-status-details-bin"]))
+    assert (status.code, status.message) == (body["code"], envoy.RATE_LIMITED_MESSAGE)
+    assert [json_format.MessageToDict(detail) for detail in status.details] == body["details"]
+
+
+def test_the_access_log_writes_paths_without_their_query(config):
+    """A query may hold a signed link's signature or a key: the access log
+    names the path only (Envoy's default line prints the query)."""
+    [log] = connection_manager(config)["access_log"]
+    line = log["typed_config"]["log_format"]["text_format_source"]["inline_string"]
+    operators = set(re.findall(r"%[A-Z_]+(?:\([^)]*\))?%", line))
+    assert "%PATH(NQ:ORIG_OR_PATH)%" in operators
+    assert not {op for op in operators if "PATH" in op or "REFERER" in op or "AUTHORIZATION" in op} - {
+        "%PATH(NQ:ORIG_OR_PATH)%"
+    }
+
+
+def test_the_edge_filter_carries_the_query_fields_of_the_protos(config):
+    lua = http_filter(config, "envoy.filters.http.lua")["default_source_code"]["inline_string"]
+    assert lua == envoy.edge_lua() and "\nedge.QUERY_FIELDS = {" in lua
 
 
 # --- limits that must agree ---------------------------------------------------

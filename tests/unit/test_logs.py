@@ -3,15 +3,20 @@ hot-path writer (info_line) writes exactly what logging would."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
 from datetime import UTC, datetime
 
+import grpc
 import pytest
+from google.protobuf import empty_pb2
 
+from api_server.auth import bearer_key
 from leo_mesh import logs
 from leo_mesh.telemetry import tracing
+from tests.raw_http import grpc_frame, h2_request
 
 FIELDS = {"method": "/leo.test.v1.Service/Call", "code": "OK", "ms": 1.25, "peer": "ipv4:127.0.0.1:5555"}
 
@@ -30,11 +35,14 @@ def stderr(monkeypatch):
         logs.configure("test", worker=3)
         return buffer
 
+    grpc_core = logging.getLogger(logs.GRPC_CORE_LOGGER)
+    grpc_filters = grpc_core.filters[:]
     try:
         yield configure
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
+        grpc_core.filters[:] = grpc_filters
 
 
 def lines(buffer: io.StringIO) -> list[dict]:
@@ -116,3 +124,57 @@ def test_timestamps_are_utc_to_the_millisecond_across_seconds(created, text):
     assert clock.timestamp(created - 1.25) != text  # another second formatted first
     assert clock.timestamp(created) == text
     assert datetime.fromisoformat(text) == datetime.fromtimestamp(int(created * 1000) / 1000, UTC)
+
+
+# --- what gRPC's own library would write --------------------------------------
+
+KEY = "leo_" + "k3y" * 14
+
+
+async def call_with_authorization(value: str) -> int:
+    """The gRPC status of one call to a real grpc.aio server, whose handler
+    reads the key as the api_server does, sent with this authorization
+    header (each character one byte)."""
+
+    async def handle(request, context):
+        if bearer_key(context.invocation_metadata()) is None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "no key")
+        return b""
+
+    server = grpc.aio.server()
+    methods = {"Call": grpc.unary_unary_rpc_method_handler(handle)}
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("leo.test.Svc", methods)])
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    headers = [("content-type", "application/grpc"), ("te", "trailers"), ("authorization", value)]
+    frame = grpc_frame(empty_pb2.Empty())
+    try:
+        reply = await asyncio.to_thread(h2_request, port, "POST", "/leo.test.Svc/Call", headers, frame)
+    finally:
+        await server.stop(None)
+    return reply.grpc_status
+
+
+@pytest.mark.parametrize("suffix", ["\xe9", "\xa0", "\xc2"])
+async def test_a_metadata_value_that_is_not_utf8_is_never_logged(stderr, suffix):
+    """A key with a trailing Latin-1 byte (a no-break space pasted with it):
+    gRPC's library writes the whole value at ERROR, with a traceback, then
+    reads it as Latin-1. The line is dropped; the call is still refused."""
+    buffer = stderr()
+    logging.getLogger(logs.GRPC_CORE_LOGGER).filters.clear()  # the library alone
+    assert await call_with_authorization(f"Bearer {KEY}{suffix}") == grpc.StatusCode.UNAUTHENTICATED.value[0]
+    written = lines(buffer)
+    assert KEY in buffer.getvalue() and {entry["level"] for entry in written} == {"error"}
+
+    buffer.seek(0)
+    buffer.truncate()
+    stderr()  # as a service sets up its logging
+    assert await call_with_authorization(f"Bearer {KEY}{suffix}") == grpc.StatusCode.UNAUTHENTICATED.value[0]
+    assert buffer.getvalue() == ""
+
+
+async def test_a_utf8_no_break_space_is_no_key_either(stderr):
+    buffer = stderr()
+    nbsp = "\u00a0".encode().decode("latin-1")  # its two UTF-8 bytes, one character each
+    assert await call_with_authorization(f"Bearer {KEY}{nbsp}") == grpc.StatusCode.UNAUTHENTICATED.value[0]
+    assert buffer.getvalue() == ""

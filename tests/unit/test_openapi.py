@@ -13,12 +13,16 @@ from pathlib import Path
 import pytest
 from google.api import annotations_pb2, field_behavior_pb2
 from google.protobuf import descriptor_pb2
+from hypothesis import given
+from hypothesis import strategies as st
 from openapi_spec_validator import validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
-import protos  # noqa: E402  (tools/protos.py, not a package)
+import openapi  # noqa: E402  (tools/openapi.py, not a package)
+
+import protos  # noqa: E402
 
 SCHEMAS = "#/components/schemas/"
 VERBS = {"get", "put", "post", "delete", "patch"}
@@ -98,7 +102,8 @@ def test_generation_schema_is_the_json_mapping(spec, public_file):
         "type": "string",
         "format": "date-time",
         "readOnly": True,
-        "description": "When the generation was created.",
+        # A timestamp has presence: not `required`, so the note is there (it is always set).
+        "description": "When the generation was created. " + openapi.UNSET_IN_RESPONSE,
     }
     assert props["generationId"]["format"] == "uuid"
     assert props["status"]["$ref"] == SCHEMAS + "leo.generation.v1.Status"
@@ -187,7 +192,44 @@ def test_responses_write_enums_by_name_and_every_field_without_presence(spec):
     timestamps = {"createTime", "updateTime", "completeTime"}
     with_presence = {"queuePosition", "progress"}  # proto3 optional: written only when set
     assert set(generation["required"]) == set(generation["properties"]) - timestamps - with_presence
-    assert "null" not in json.dumps(generation)
+    assert '"null"' not in json.dumps(generation)  # no JSON null type anywhere
+
+
+def _output_schemas(spec) -> list[dict]:
+    """The schemas of the public messages responses carry."""
+    schemas = spec["components"]["schemas"]
+    return [
+        schema
+        for name, schema in schemas.items()
+        if name.startswith("leo.generation.v1.") and schema.get("type") == "object" and not name.endswith("Request")
+    ]
+
+
+def test_a_field_with_presence_is_left_out_while_unset_never_null(spec):
+    """The transcoder writes no unset message field (grpc-gateway's
+    EmitUnpopulated would write null): the spec says so where it applies."""
+    assert "never null" in spec["info"]["description"]
+    completed = spec["components"]["schemas"]["leo.generation.v1.Generation"]["properties"]["completeTime"]
+    assert completed["description"] == "Set once the generation reached a final state. " + openapi.UNSET_IN_RESPONSE
+    for schema in _output_schemas(spec):
+        for name, field in schema["properties"].items():
+            optional = name not in schema.get("required", [])
+            assert optional == field.get("description", "").endswith(openapi.UNSET_IN_RESPONSE), name
+            assert '"null"' not in json.dumps(field), name
+
+
+# The JSON mapping's 64-bit integer strings, as the transcoder reads them.
+@pytest.mark.parametrize(("low", "high"), [(-(2**63), 2**63 - 1), (0, 2**64 - 1), (-5, 1000), (0, 9)])
+@given(number=st.integers(-(2**65), 2**65) | st.integers(-20, 20))
+def test_a_decimal_pattern_holds_exactly_its_range(low, high, number):
+    pattern = re.compile(openapi.decimal_pattern(low, high))
+    assert bool(pattern.match(str(number))) is (low <= number <= high)
+    assert not pattern.match(f"0{abs(number)}") and not pattern.match(f"+{abs(number)}")
+
+
+def test_no_64_bit_integer_of_the_spec_is_unbounded(spec):
+    text = json.dumps(spec)
+    assert '"format": "int64"' in text and "[0-9]+$" not in text
 
 
 def test_watch_is_server_sent_events(spec):
@@ -323,8 +365,9 @@ def test_an_asset_download_is_the_file_itself(spec):
     assert (parameters["index"]["in"], parameters["index"]["schema"]["minimum"]) == ("path", 0)
     assert {parameters["expires"]["in"], parameters["signature"]["in"]} == {"query"}
     assert parameters["signature"]["schema"]["maxLength"] == 128
-    # proto3 JSON's int64 is a string of digits: "" is no expiry.
-    assert parameters["expires"]["schema"] == {"type": "string", "format": "int64", "pattern": "^-?[0-9]+$"}
+    # proto3 JSON's int64 is a string of digits within int64's range ("" is no expiry).
+    int64 = openapi.decimal_pattern(-(2**63), 2**63 - 1)
+    assert parameters["expires"]["schema"] == {"type": "string", "format": "int64", "pattern": int64}
     # The API key, or a signed link instead; every other operation needs the key.
     assert download["security"] == [{"bearerAuth": []}, {"signedLink": []}]
     scheme = spec["components"]["securitySchemes"]["signedLink"]
