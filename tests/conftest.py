@@ -10,9 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from devstack import ports
 from devstack.postgres import EmbeddedPostgres
+
+
+# No time limit per example: these machines are shared and noisy, and speed
+# is measured by `make bench`, never by a test.
+settings.register_profile("leo", deadline=None)
+settings.load_profile("leo")
 
 
 def pytest_configure(config: pytest.Config) -> None:
