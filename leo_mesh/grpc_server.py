@@ -416,7 +416,16 @@ async def serve(app: App) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await app.start()
+    try:
+        await app.start()
+    except BaseException:
+        # What it opened before failing (a database pool that keeps trying
+        # to connect) would keep the process from ever exiting.
+        try:
+            await app.stop()
+        except Exception:
+            logging.getLogger(app.name).exception("stopping after a failed start failed too")
+        raise
     waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(app.failed.wait())]
     await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     for waiter in waiters:

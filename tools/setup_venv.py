@@ -36,7 +36,7 @@ class Plan(enum.Enum):
     READY = "complete for these pyproject files"
     CREATE = "missing"
     REBUILD = "incomplete: an earlier setup did not finish"
-    UPDATE = "installed from other pyproject files"
+    UPDATE = "out of date: a pyproject file changed"
 
 
 def fingerprint(root: Path) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import grpc
+import pytest
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -103,3 +104,24 @@ async def test_a_background_task_that_dies_makes_the_service_not_serving_and_exi
     assert code == 1
     reply = await app.health.Check(health_pb2.HealthCheckRequest(service=""), None)
     assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+async def test_a_service_that_fails_to_start_stops_what_it_opened_and_fails():
+    stopped = []
+
+    class HalfStarted:
+        name = "half started"
+        failed = asyncio.Event()
+
+        async def start(self) -> None:
+            raise OSError(98, "Address already in use")
+
+        async def drain(self) -> None:
+            raise AssertionError("nothing to drain: it never served")
+
+        async def stop(self) -> None:
+            stopped.append(True)
+
+    with pytest.raises(OSError, match="Address already in use"):
+        await serve(HalfStarted())
+    assert stopped == [True]
