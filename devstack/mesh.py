@@ -1,7 +1,7 @@
 """The whole mesh as child processes: callback_server, mock_ai_server,
 api_server (one or more replicas) and optionally Envoy, on one database.
 
-`make run` uses it with the default ports; tests use it on free ports.
+`make run` uses it on the ports its variables set; tests use it on free ports.
 """
 
 from __future__ import annotations
