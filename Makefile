@@ -2,34 +2,30 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-stamp
 # The packages mypy checks.
 TYPED := api_server leo_mesh mock_ai_server callback_server devstack sdk/leo_client contract/leo_contract
 
 .PHONY: setup gen lint breaking run test test-fast bench clean
 
-$(STAMP): pyproject.toml contract/pyproject.toml sdk/pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ./contract -e ./sdk -e '.[dev]'
-	touch $(STAMP)
+# Makes .venv, brings it up to date when a pyproject file changed, and makes
+# it again when an earlier setup was interrupted; silent when it is complete.
+setup:
+	@$(PYTHON) tools/setup_venv.py $(VENV)
 
-setup: $(STAMP)
-
-gen: $(STAMP)
+gen: setup
 	$(PY) tools/protos.py gen
 
 # The Python (ruff: lint and format; mypy: types) and the contracts (buf).
-lint: $(STAMP)
+lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy $(TYPED)
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) tools/protos.py lint
 
-breaking: $(STAMP)
+breaking: setup
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) tools/protos.py breaking main
 
-run: $(STAMP)
+run: setup
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m devstack
 
 # Lint first: CI runs `make test` only, and a finding fails it. Two pytest
@@ -38,15 +34,15 @@ run: $(STAMP)
 # its threads then shared one HTTP client, which also read a socket it had
 # closed (EBADF). Each thread has its own client now; more workers are untried.
 TEST_WORKERS ?= 2
-test: $(STAMP) lint
+test: setup lint
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # Unit and integration tests only: seconds, not minutes.
-test-fast: $(STAMP)
+test-fast: setup
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -n $(TEST_WORKERS) tests/unit tests/integration $(PYTEST_ARGS)
 
 # The mesh beside an echo of the same contract (docs/performance.md); QUICK=1 for a short run.
-bench: $(STAMP)
+bench: setup
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m bench $(if $(QUICK),--quick)
 
 clean:

@@ -1,7 +1,7 @@
 """The whole mesh as child processes: callback_server, mock_ai_server,
 api_server (one or more replicas) and optionally Envoy, on one database.
 
-`make run` uses it with the default ports; tests use it on free ports.
+`make run` uses it on the ports its variables set; tests use it on free ports.
 """
 
 from __future__ import annotations
@@ -13,28 +13,40 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic_settings import BaseSettings
+
+from api_server.settings import Settings as ApiServerSettings
+from callback_server.settings import Settings as CallbackServerSettings
 from devstack import envoy
 from devstack.ports import free_port
-from devstack.processes import ManagedProcess, wait_serving
+from devstack.processes import Exited, ManagedProcess, wait_serving
 from leo_mesh import envoy_config
 from leo_mesh.db.keys import KeyStore
 from leo_mesh.db.pool import Database
 from leo_mesh.media.settings import MediaSettings
+from mock_ai_server.settings import Settings as MockAiSettings
 
 GENERATION_SERVICE = "leo.generation.v1.GenerationService"
 
 
+def _default(settings: type[BaseSettings], name: str) -> int:
+    """A port setting's default, as the service that reads it has it."""
+    return settings.model_fields[name].default
+
+
 @dataclass
 class Ports:
-    api: list[int] = field(default_factory=lambda: [50051])
-    ai: int = 50052
-    callback: int = 50053
-    envoy: int = 8080
-    envoy_admin: int = 9901
+    """Where each process listens. The defaults are the services' own."""
+
+    api: list[int] = field(default_factory=lambda: [_default(ApiServerSettings, "api_server_port")])
+    ai: int = _default(MockAiSettings, "mock_ai_port")
+    callback: int = _default(CallbackServerSettings, "callback_server_port")
+    envoy: int = _default(envoy_config.EnvoySettings, "envoy_listen_port")
+    envoy_admin: int = _default(envoy_config.EnvoySettings, "envoy_admin_port")
     # Each process's /metrics (one per api_server replica).
-    api_metrics: list[int] = field(default_factory=lambda: [9091])
-    ai_metrics: int = 9092
-    callback_metrics: int = 9093
+    api_metrics: list[int] = field(default_factory=lambda: [_default(ApiServerSettings, "api_server_metrics_port")])
+    ai_metrics: int = _default(MockAiSettings, "mock_ai_metrics_port")
+    callback_metrics: int = _default(CallbackServerSettings, "callback_server_metrics_port")
 
     @classmethod
     def free(cls, api_replicas: int = 1) -> Ports:
@@ -48,6 +60,24 @@ class Ports:
             ai_metrics=free_port(),
             callback_metrics=free_port(),
         )
+
+    def by_variable(self) -> list[tuple[str, int]]:
+        """Each port with the variable that sets it (a second api_server
+        replica's as "API_SERVER_PORT of replica 2")."""
+
+        def replicas(name: str, ports: list[int]) -> list[tuple[str, int]]:
+            return [(name if i == 0 else f"{name} of replica {i + 1}", port) for i, port in enumerate(ports)]
+
+        return [
+            ("ENVOY_LISTEN_PORT", self.envoy),
+            ("ENVOY_ADMIN_PORT", self.envoy_admin),
+            *replicas("API_SERVER_PORT", self.api),
+            ("MOCK_AI_PORT", self.ai),
+            ("CALLBACK_SERVER_PORT", self.callback),
+            *replicas("API_SERVER_METRICS_PORT", self.api_metrics),
+            ("MOCK_AI_METRICS_PORT", self.ai_metrics),
+            ("CALLBACK_SERVER_METRICS_PORT", self.callback_metrics),
+        ]
 
 
 class Mesh:
@@ -175,15 +205,20 @@ class Mesh:
         self._wait_ready(process, timeout_s)
 
     def _wait_ready(self, process: ManagedProcess, timeout_s: float) -> None:
+        """Until `process` serves; at once an error with its log of this run
+        if it ends first (a port taken, a bad setting)."""
         try:
             if process is self.envoy:
                 self._wait_envoy_ready(timeout_s)
             else:
-                wait_serving(f"127.0.0.1:{self._grpc_ports[process.name]}", timeout_s=timeout_s)
+                address = f"127.0.0.1:{self._grpc_ports[process.name]}"
+                wait_serving(address, timeout_s=timeout_s, alive=process.running)
                 if process in self.api_servers:
                     self._wait_workers_listening(process, timeout_s)
-        except TimeoutError as exc:
-            raise RuntimeError(f"{process.name} did not start:\n{process.log_text()[-4000:]}") from exc
+        except (TimeoutError, Exited) as exc:
+            code = process.proc.poll() if process.proc else None
+            what = "did not start" if code is None else f"exited with code {code}"
+            raise RuntimeError(f"{process.name} {what}; its log:\n{process.log_text(this_run=True)[-4000:]}") from exc
 
     def _wait_workers_listening(self, process: ManagedProcess, timeout_s: float) -> None:
         """Until each of an api_server's workers listens: its port answers

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,15 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 
-def wait_serving(address: str, service: str = "", timeout_s: float = 20.0) -> None:
-    """Block until the gRPC health service at `address` reports SERVING."""
+class Exited(Exception):
+    """The process being waited for ended."""
+
+
+def wait_serving(
+    address: str, service: str = "", timeout_s: float = 20.0, *, alive: Callable[[], bool] | None = None
+) -> None:
+    """Block until the gRPC health service at `address` reports SERVING;
+    raises Exited at once when `alive` (the server's process) says it ended."""
     deadline = time.monotonic() + timeout_s
     with grpc.insecure_channel(address) as channel:
         # Any: the published stubs of grpc_health leave HealthStub's methods out.
@@ -28,6 +36,8 @@ def wait_serving(address: str, service: str = "", timeout_s: float = 20.0) -> No
                     return
             except grpc.RpcError:
                 pass
+            if alive is not None and not alive():
+                raise Exited(address)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{address} not SERVING after {timeout_s} s")
             time.sleep(0.05)
@@ -97,21 +107,18 @@ class ManagedProcess:
         self._signal(signal.SIGKILL)
         self.proc.wait(10)
 
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+    def log_text(self, *, this_run: bool = False) -> str:
+        """The log (`this_run`: since the last start())."""
+        if not self.log_path.exists():
+            return ""
+        with open(self.log_path, "rb") as log:
+            log.seek(self._log_start if this_run else 0)
+            return log.read().decode(errors="replace")
 
     def log_records(self, *, this_run: bool = False) -> list[dict]:
         """The structured (JSON) lines of the log (`this_run`: since the last start())."""
-        if not this_run:
-            text = self.log_text()
-        elif self.log_path.exists():
-            with open(self.log_path, "rb") as log:
-                log.seek(self._log_start)
-                text = log.read().decode(errors="replace")
-        else:
-            text = ""
         records = []
-        for line in text.splitlines():
+        for line in self.log_text(this_run=this_run).splitlines():
             if line.startswith("{"):
                 try:
                     records.append(json.loads(line))

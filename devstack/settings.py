@@ -1,20 +1,69 @@
-"""What `make run` reads from its environment (the services read their own)."""
+"""What `make run` reads from its environment. The ports are the services'
+own variables (API_SERVER_PORT, ENVOY_LISTEN_PORT, …): `make run` hands
+each process the port it was given, so every port is set in one place."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Annotated
 
+from pydantic import Field
+
+from devstack.mesh import Ports
+from devstack.postgres import EmbeddedPostgres
 from leo_mesh.settings import DatabaseSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+# The database of make run's embedded PostgreSQL.
+DATABASE = "leo"
+_DEFAULT = Ports()
+Port = Annotated[int, Field(ge=1, le=65535)]
+# 0: any free port, as the services take it.
+MetricsPort = Annotated[int, Field(ge=0, le=65535)]
 
 
 class DevStackSettings(DatabaseSettings):
-    # Unset DATABASE_URL: `make run` starts an embedded PostgreSQL on this port.
+    # Unset, or the address of make run's own embedded PostgreSQL (the line
+    # make run prints for other terminals sets it): make run starts that
+    # PostgreSQL, on this port, with its data in the run directory.
     database_url: str | None = None  # type: ignore[assignment]
-    embedded_postgres_port: int = 54329
+    embedded_postgres_port: Port = 54329
+    # What make run keeps between runs: the database, logs, generated files,
+    # the link-signing key, and the lock that says it is running.
+    leo_dev_run_dir: Path = ROOT / ".run"
     # The dev owner's API key (kept across runs when set).
     leo_dev_api_key: str | None = None
     # Unset: one api_server worker process per core, at most 4.
     api_server_workers: int | None = None
 
+    envoy_listen_port: Port = _DEFAULT.envoy
+    envoy_admin_port: Port = _DEFAULT.envoy_admin
+    api_server_port: Port = _DEFAULT.api[0]
+    mock_ai_port: Port = _DEFAULT.ai
+    callback_server_port: Port = _DEFAULT.callback
+    api_server_metrics_port: MetricsPort = _DEFAULT.api_metrics[0]
+    mock_ai_metrics_port: MetricsPort = _DEFAULT.ai_metrics
+    callback_server_metrics_port: MetricsPort = _DEFAULT.callback_metrics
+
     def workers(self) -> int:
         return self.api_server_workers or max(1, min(os.cpu_count() or 1, 4))
+
+    def ports(self) -> Ports:
+        return Ports(
+            api=[self.api_server_port],
+            ai=self.mock_ai_port,
+            callback=self.callback_server_port,
+            envoy=self.envoy_listen_port,
+            envoy_admin=self.envoy_admin_port,
+            api_metrics=[self.api_server_metrics_port],
+            ai_metrics=self.mock_ai_metrics_port,
+            callback_metrics=self.callback_server_metrics_port,
+        )
+
+    def embedded_postgres(self) -> EmbeddedPostgres | None:
+        """The PostgreSQL make run starts, or None when DATABASE_URL names another."""
+        postgres = EmbeddedPostgres(self.leo_dev_run_dir / "postgres", self.embedded_postgres_port)
+        if self.database_url is None or self.database_url == postgres.url(DATABASE):
+            return postgres
+        return None

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
+from google.protobuf import descriptor_pool
+from google.protobuf.descriptor import FileDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -216,6 +218,29 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
 # --- building and running a server ---
 
 
+def served_descriptors(names: Iterable[str]) -> descriptor_pool.DescriptorPool:
+    """A pool of the files that define the named services, and their imports.
+
+    Reflection describes only these: a process also holds the descriptors of
+    the services it calls (the api_server, the AI's), which are not its to
+    show, least of all through Envoy's public port.
+    """
+    pool = descriptor_pool.DescriptorPool()
+    added: set[str] = set()
+
+    def add(file: FileDescriptor) -> None:
+        if file.name in added:
+            return
+        for dependency in file.dependencies:
+            add(dependency)
+        pool.AddSerializedFile(file.serialized_pb)
+        added.add(file.name)
+
+    for name in names:
+        add(descriptor_pool.Default().FindServiceByName(name).file)
+    return pool
+
+
 def create_server(
     services: Sequence[Service],
     *,
@@ -231,8 +256,8 @@ def create_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for service in services:
         service.add(server)
-    names = [service.name for service in services]
-    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    names = [service.name for service in services] + [health.SERVICE_NAME, reflection.SERVICE_NAME]
+    reflection.enable_server_reflection(names, server, pool=served_descriptors(names))
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise OSError(f"cannot listen on {host}:{port}")
@@ -391,7 +416,16 @@ async def serve(app: App) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await app.start()
+    try:
+        await app.start()
+    except BaseException:
+        # What it opened before failing (a database pool that keeps trying
+        # to connect) would keep the process from ever exiting.
+        try:
+            await app.stop()
+        except Exception:
+            logging.getLogger(app.name).exception("stopping after a failed start failed too")
+        raise
     waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(app.failed.wait())]
     await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     for waiter in waiters:

@@ -10,6 +10,7 @@ import grpc
 import httpx
 import psycopg
 import pytest
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
 
@@ -81,6 +82,15 @@ def error_info(reason: str) -> dict:
         "domain": "generation.leo.example",
         "metadata": {},
     }
+
+
+def reflect(address: str, **request: str) -> reflection_pb2.ServerReflectionResponse:
+    """One server reflection request (list_services, file_containing_symbol,
+    ...) to `address`, answered at once or DEADLINE_EXCEEDED after 10 s."""
+    with grpc.insecure_channel(address) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        [reply] = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(**request)]), timeout=10)
+        return reply
 
 
 def json_client(mesh, key: str | None = None, *, timeout_s: float = 10, **headers: str) -> httpx.Client:

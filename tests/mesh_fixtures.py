@@ -9,6 +9,7 @@ import pytest
 
 from devstack.mesh import Mesh, Ports
 from leo_mesh.db import migrate
+from tests.make_run import MakeRun, free_ports
 
 _templates: dict[int, str] = {}
 # Signed links last a day, so they change only every 2.4 h (a tenth of it):
@@ -59,3 +60,28 @@ def make_mesh(postgres, tmp_path_factory):
     yield make
     for mesh in meshes:
         mesh.stop()
+
+
+@pytest.fixture(scope="module")
+def make_run(postgres, tmp_path_factory):
+    """Factory: make_run(env) is `make run` (not started yet) with every port
+    free, a run directory and a database of its own, and one api_server
+    worker, each through the variable a reader would set; `env` adds or
+    overrides some. Whatever still runs is stopped when the module ends."""
+    runs: list[MakeRun] = []
+
+    def make(env: dict[str, str] | None = None) -> MakeRun:
+        own = {
+            **free_ports(),
+            "LEO_DEV_RUN_DIR": str(tmp_path_factory.mktemp("run")),
+            "DATABASE_URL": new_migrated_database(postgres),
+            "API_SERVER_WORKERS": "1",
+        }
+        run = MakeRun({**own, **(env or {})})
+        runs.append(run)
+        return run
+
+    yield make
+    for run in runs:
+        if run.running():
+            run.stop()

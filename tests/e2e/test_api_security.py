@@ -21,6 +21,7 @@ from tests.clients import (
     code_of,
     count_generations,
     json_client,
+    reflect,
     wait_for,
 )
 
@@ -370,6 +371,23 @@ def test_internal_services_are_not_routed(mesh):
         request = callback_pb2.CompleteGenerationRequest(generation_id=MISSING, failure_reason="forged")
         assert code_of(lambda: callback.CompleteGeneration(request, timeout=5)) == grpc.StatusCode.UNIMPLEMENTED
     assert len(mesh.callback_server.log_records()) + len(mesh.mock_ai.log_records()) == before
+
+
+def test_reflection_through_envoy_shows_only_the_public_api(mesh):
+    envoy = f"127.0.0.1:{mesh.ports.envoy}"
+    listed = reflect(envoy, list_services="").list_services_response.service
+    assert {s.name for s in listed} == {
+        "leo.generation.v1.GenerationService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+    }
+    public = reflect(envoy, file_containing_symbol="leo.generation.v1.GenerationService")
+    assert public.file_descriptor_response.file_descriptor_proto
+    # The api_server calls the AI, so its process holds the AI's descriptors:
+    # reflection must not describe them.
+    for internal in ("leo.ai.v1.AIService", "leo.callback.v1.CallbackService"):
+        reply = reflect(envoy, file_containing_symbol=internal)
+        assert reply.error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0], internal
 
 
 # --- the gRPC status → HTTP status table ------------------------------------

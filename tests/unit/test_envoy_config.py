@@ -221,6 +221,22 @@ def test_downloads_may_take_longer_than_other_calls_but_not_stall(config):
     assert (download["timeout"], download["idle_timeout"], unary["timeout"]) == ("300s", "60s", "15s")
 
 
+def test_the_api_server_gets_the_public_service_and_reflection_only(config):
+    routes = connection_manager(config)["route_config"]["virtual_hosts"][0]["routes"]
+    forwarded = {r["match"].get("path") or r["match"]["prefix"]: r for r in routes if "route" in r}
+    public = "/leo.generation.v1.GenerationService/"
+    reflection = {
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    }
+    assert {path for path in forwarded if not path.startswith(public)} == reflection
+    # A reflection client keeps its stream open between questions: the buffer
+    # filter, which waits for a whole request, would hold it until a timeout.
+    for path in reflection:
+        assert forwarded[path]["typed_per_filter_config"]["envoy.filters.http.buffer"]["disabled"] is True
+    assert all("typed_per_filter_config" not in r for path, r in forwarded.items() if path.startswith(public))
+
+
 @pytest.mark.parametrize(
     ("template", "matches", "misses"),
     [

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic_settings import BaseSettings
 
+from devstack.mesh import Ports
+
 PACKAGES = ["api_server", "callback_server", "mock_ai_server", "leo_mesh", "leo_client", "devstack"]
 
 
@@ -55,3 +57,10 @@ def test_every_setting_is_in_the_readme(settings_class):
 def test_the_two_commands_are_on_the_first_screen():
     first_screen = "\n".join(README.splitlines()[:25])
     assert "make run" in first_screen and "make test" in first_screen
+
+
+def test_every_port_of_make_run_is_documented_as_read_by_it():
+    rows = [line for line in README.splitlines() if line.startswith("| `")]
+    for name in [*(name for name, _ in Ports().by_variable()), "EMBEDDED_POSTGRES_PORT"]:
+        named = [row for row in rows if f"`{name}`" in row.split(" | ")[0]]
+        assert named and all("`make run`" in row.split(" | ")[2] for row in named), name
