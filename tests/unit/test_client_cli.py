@@ -3,11 +3,13 @@ what a wait shows."""
 
 from __future__ import annotations
 
+import io
 import uuid
 
 import grpc
 import pytest
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+from rich.console import Console
 
 from leo.generation.v1 import generation_pb2
 from leo_client import ConnectionLost, Generation, GenerationFailed, WaitTimeout
@@ -192,6 +194,27 @@ def test_connection_events_are_plain_lines_that_say_why_and_which_try(capsys):
         " next in 1.2 s, giving up in 52 s  "
     )
     assert reconnected.startswith("g-1  reconnected after 8.4 s (3 tries)  ")
+
+
+def test_the_live_note_says_the_reconnect_with_what_the_state_after_it_showed():
+    out = Output()
+    out.err = Console(file=io.StringIO(), force_terminal=True, width=100)
+    refused = from_status(
+        grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses; last error: Connection refused"
+    )
+    with ProgressDisplay(out, live=True) as display:
+        display.update(pending(attempts=1, progress=30))
+        display.connection(Reconnecting(error=refused, attempt=2, delay_s=0.5, gives_up_in_s=58))
+        assert display.note == "reconnecting, try 2 (API unavailable: Connection refused)"
+        display.connection(Reconnected(attempts=2, outage_s=3.2))
+        display.update(pending(attempts=2, queue_position=1))
+        assert display.note == (
+            "reconnected after 3.2 s (2 tries); re-dispatched, progress reset (was 30%), queued again"
+        )
+        display.update(pending(attempts=2, progress=10))
+        assert display.note.startswith("reconnected after 3.2 s")  # nothing new to say
+        display.update(pending(attempts=3))
+        assert display.note == "re-dispatched, progress reset (was 10%)"
 
 
 def test_a_stopped_display_shows_nothing_more(capsys):

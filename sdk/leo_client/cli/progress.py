@@ -85,7 +85,7 @@ class _LiveProgress(Progress):
 class ProgressDisplay:
     """A context manager; `update` is the `on_update` of a wait, `connection` its `on_connection`.
 
-    live: redraw one line on the stderr terminal (cleared at the end).
+    live: redraw the progress line and its note on the stderr terminal (cleared at the end).
     lines: where to write one plain line per new state, when not live (None: nowhere).
     notes: where to write one plain line per connection event, when not live (None: nowhere).
     Once stopped it shows nothing more, whatever the wait still reports.
@@ -107,6 +107,7 @@ class ProgressDisplay:
         self._last: Generation | None = None
         self._last_line = ""
         self._note = ""
+        self._just_reconnected = False
         self._progress: _LiveProgress | None = None
         if live:
             self._progress = _LiveProgress(
@@ -126,7 +127,9 @@ class ProgressDisplay:
             said = changes(self._last, generation)
             self._last = generation
             if said:
-                self._note = ", ".join(said)
+                # What the first state after a reconnect shows belongs with it.
+                self._note = f"{self._note}; {', '.join(said)}" if self._just_reconnected else ", ".join(said)
+            self._just_reconnected = False
             if self._stopped:
                 return
             if self._progress is not None:
@@ -143,6 +146,7 @@ class ProgressDisplay:
         """Show what the connection does: why it is reconnecting and which try, or that it is back."""
         with self._lock:
             self._note = connection_note(event, brief=True)
+            self._just_reconnected = isinstance(event, Reconnected)
             if self._stopped:
                 return
             if self._progress is not None:
@@ -153,6 +157,11 @@ class ProgressDisplay:
                 if not isinstance(event, Reconnected):
                     line += f"; next in {event.delay_s:.1f} s, giving up in {event.gives_up_in_s:.0f} s"
                 self._notes(Text(f"{line}  {self._elapsed()}"))
+
+    @property
+    def note(self) -> str:
+        """What happened last, in words: the note under the live line."""
+        return self._note
 
     def _redraw(self) -> None:
         assert self._progress is not None
