@@ -103,9 +103,10 @@ async def api_server(
     media: MediaSettings | None = None,
     **settings,
 ) -> AsyncIterator[ApiServer]:
-    """A running api_server; `background=False` leaves the dispatcher and the
-    other loops to the test, which drives their rounds itself."""
-    config = ApiSettings(database_url=database_url, api_server_port=0, api_server_metrics_port=0, **settings)
+    """A running api_server (on any free port unless `api_server_port` says
+    which); `background=False` leaves the dispatcher and the other loops to
+    the test, which drives their rounds itself."""
+    config = ApiSettings(database_url=database_url, **{"api_server_port": 0, "api_server_metrics_port": 0, **settings})
     app = api_bootstrap(
         config,
         webhook_settings=WebhookSettings(**(webhooks or {})),

@@ -17,6 +17,7 @@ from leo_client.errors import (
     AuthError,
     CallCancelled,
     ConfigurationError,
+    ConnectionLost,
     DeadlineExceeded,
     FailedPrecondition,
     FieldViolation,
@@ -35,6 +36,7 @@ from leo_client.errors import (
     Unimplemented,
     WaitTimeout,
 )
+from leo_client.following import ConnectionEvent, Reconnected, Reconnecting
 from leo_client.settings import ClientSettings
 from leo_client.types import Asset, Generation, Image, Kind, Model, Status
 
@@ -48,6 +50,8 @@ __all__ = [
     "Client",
     "ClientSettings",
     "ConfigurationError",
+    "ConnectionEvent",
+    "ConnectionLost",
     "DeadlineExceeded",
     "FailedPrecondition",
     "FieldViolation",
@@ -64,6 +68,8 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "RateLimited",
+    "Reconnected",
+    "Reconnecting",
     "ServerError",
     "Status",
     "Unauthenticated",

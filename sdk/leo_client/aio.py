@@ -16,7 +16,13 @@ from google.protobuf import message
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
 from leo_client.channel import aio_channel, credentials
 from leo_client.errors import ApiError, ServerError, from_rpc_error
-from leo_client.following import DEFAULT_WAIT_TIMEOUT_S, Follower, final_result
+from leo_client.following import (
+    DEFAULT_WAIT_TIMEOUT_S,
+    ConnectionEvent,
+    Follower,
+    ended_early,
+    final_result,
+)
 from leo_client.media import PartialFile, target
 from leo_client.messages import asset_request, create_request, list_request
 from leo_client.settings import ClientSettings
@@ -24,6 +30,8 @@ from leo_client.types import Generation, Kind, Model, Status
 
 AsyncOnUpdate = Callable[[Generation], object | Awaitable[object]]
 """Called (and awaited, if it returns an awaitable) with each new state of a generation being waited for."""
+AsyncOnConnection = Callable[[ConnectionEvent], object | Awaitable[object]]
+"""Called (and awaited, if it returns an awaitable) with each `Reconnecting` and `Reconnected` of a wait."""
 
 
 class AsyncClient:
@@ -44,8 +52,16 @@ class AsyncClient:
         tls: bool | None = None,
         ca_file: str | Path | None = None,
         timeout: float | None = None,
+        reconnect_timeout: float | None = None,
     ) -> None:
-        self.settings = ClientSettings.resolve(target=target, key=api_key, tls=tls, ca_file=ca_file, timeout_s=timeout)
+        self.settings = ClientSettings.resolve(
+            target=target,
+            key=api_key,
+            tls=tls,
+            ca_file=ca_file,
+            timeout_s=timeout,
+            reconnect_timeout_s=reconnect_timeout,
+        )
         self._metadata = (("authorization", f"Bearer {self.settings.api_key()}"),)
         self._credentials = credentials(self.settings)
         self._channel: grpc.aio.Channel | None = None
@@ -138,9 +154,10 @@ class AsyncClient:
         *,
         timeout: float | None = DEFAULT_WAIT_TIMEOUT_S,
         on_update: AsyncOnUpdate | None = None,
+        on_connection: AsyncOnConnection | None = None,
     ) -> Generation:
         """Follow a generation to its end and return it COMPLETE (see `Client.wait`)."""
-        return await self._follow(generation_id, Follower(timeout), on_update)
+        return await self._follow(generation_id, self._follower(timeout), on_update, on_connection)
 
     async def generate(
         self,
@@ -155,6 +172,7 @@ class AsyncClient:
         wait: bool = True,
         timeout: float | None = DEFAULT_WAIT_TIMEOUT_S,
         on_update: AsyncOnUpdate | None = None,
+        on_connection: AsyncOnConnection | None = None,
     ) -> Generation:
         """Create a generation and, unless `wait` is False, follow it to its end (see `Client.generate`)."""
         created = await self.create(
@@ -168,45 +186,56 @@ class AsyncClient:
         )
         if not wait:
             return created
-        follower = Follower(timeout)
-        await self._seen(follower, created, on_update)
-        return await self._follow(created.id, follower, on_update)
+        follower = self._follower(timeout)
+        await self._seen(follower, created, on_update, on_connection)
+        return await self._follow(created.id, follower, on_update, on_connection)
+
+    def _follower(self, timeout: float | None) -> Follower:
+        return Follower(timeout, reconnect_timeout=self.settings.reconnect_timeout_s)
 
     @staticmethod
-    async def _seen(follower: Follower, generation: Generation, on_update: AsyncOnUpdate | None) -> bool:
-        """Record a state, report it if new; True when it is final."""
-        if follower.seen(generation) and on_update is not None:
-            reported = on_update(generation)
-            if inspect.isawaitable(reported):
-                await reported
+    async def _seen(
+        follower: Follower,
+        generation: Generation,
+        on_update: AsyncOnUpdate | None,
+        on_connection: AsyncOnConnection | None,
+    ) -> bool:
+        """Record an answer and its state, report what is new; True when the state is final."""
+        back = follower.answered()
+        if back is not None:
+            await _report(on_connection, back)
+        if follower.seen(generation):
+            await _report(on_update, generation)
         return generation.done
 
-    async def _follow(self, generation_id: str, follower: Follower, on_update: AsyncOnUpdate | None) -> Generation:
+    async def _follow(
+        self,
+        generation_id: str,
+        follower: Follower,
+        on_update: AsyncOnUpdate | None,
+        on_connection: AsyncOnConnection | None,
+    ) -> Generation:
         if follower.last is not None and follower.last.done:
             return final_result(follower.last)
-        final = None
-        stream = self.watch(generation_id, timeout=follower.remaining())
-        try:
-            # Read to the stream's end: the server ends it after the final state.
-            async for generation in stream:
-                if await self._seen(follower, generation, on_update):
-                    final = generation
-        except ApiError as exc:
-            if final is None:
-                follower.call_failed(exc)
-        finally:
-            await stream.aclose()
-        if final is not None:
-            return final_result(final)
         while True:
-            await asyncio.sleep(follower.next_poll_delay())
+            final = None
+            stream = self.watch(generation_id, timeout=follower.remaining())
             try:
-                generation = await self.get(generation_id, timeout=follower.call_timeout(self.settings.timeout_s))
+                # Read to the stream's end: the server ends it after the final state.
+                async for generation in stream:
+                    if await self._seen(follower, generation, on_update, on_connection):
+                        final = generation
+                error = ended_early()
             except ApiError as exc:
-                follower.call_failed(exc)
-                continue
-            if await self._seen(follower, generation, on_update):
-                return final_result(generation)
+                error = exc
+            finally:
+                await stream.aclose()
+            if final is not None:
+                return final_result(final)
+            retry = follower.lost(error)
+            if retry.event is not None:
+                await _report(on_connection, retry.event)
+            await asyncio.sleep(retry.delay_s)
 
     async def download_asset(
         self, generation_id: str, index: int, path: str | os.PathLike[str], *, timeout: float | None = None
@@ -251,3 +280,11 @@ class AsyncClient:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+
+async def _report(hook: Callable[[Any], object | Awaitable[object]] | None, value: object) -> None:
+    """Call a hook, if there is one, and await what it returns if that is awaitable."""
+    if hook is not None:
+        reported = hook(value)
+        if inspect.isawaitable(reported):
+            await reported

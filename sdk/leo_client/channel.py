@@ -1,10 +1,15 @@
 """gRPC channels of the client: TLS or plaintext, and retries by gRPC's own service config.
 
-Every GenerationService call is retried on UNAVAILABLE (the server was not
-reached, or the connection broke before an answer) with exponential backoff,
-by the gRPC library itself. That is safe for every call: reads are
-idempotent, and the client gives every create a request_id, so a retried
-create returns the generation the first attempt made.
+Every GenerationService call but WatchGeneration is retried on UNAVAILABLE
+(the server was not reached, or the connection broke before an answer) with
+exponential backoff, by the gRPC library itself. That is safe for every
+call: reads are idempotent, and the client gives every create a request_id,
+so a retried create returns the generation the first attempt made.
+
+WatchGeneration is retried by the wait itself (following.py), never by the
+channel: a retried attempt of a stream whose server went away before its
+first answer (a watch opened as the api_server shuts down) waits forever in
+grpcio 1.85, even once the server is back, and a wait's watch has no deadline.
 """
 
 from __future__ import annotations
@@ -27,7 +32,13 @@ RETRY_POLICY = {
     "backoffMultiplier": 2,
     "retryableStatusCodes": ["UNAVAILABLE"],
 }
-SERVICE_CONFIG = {"methodConfig": [{"name": [{"service": SERVICE}], "retryPolicy": RETRY_POLICY}]}
+SERVICE_CONFIG = {
+    "methodConfig": [
+        {"name": [{"service": SERVICE}], "retryPolicy": RETRY_POLICY},
+        # The more specific name wins: no retry policy for the watch.
+        {"name": [{"service": SERVICE, "method": "WatchGeneration"}]},
+    ]
+}
 
 
 def _version() -> str:

@@ -15,7 +15,14 @@ from google.protobuf import message
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
 from leo_client.channel import credentials, sync_channel
 from leo_client.errors import ApiError, ServerError, from_rpc_error
-from leo_client.following import DEFAULT_WAIT_TIMEOUT_S, Follower, final_result
+from leo_client.following import (
+    DEFAULT_WAIT_TIMEOUT_S,
+    ConnectionEvent,
+    Follower,
+    OnConnection,
+    ended_early,
+    final_result,
+)
 from leo_client.media import PartialFile, target
 from leo_client.messages import asset_request, create_request, list_request
 from leo_client.settings import ClientSettings
@@ -32,7 +39,9 @@ class Client:
 
     Arguments left out come from the environment: `LEO_API_TARGET` (default
     `127.0.0.1:8080`, Envoy), `LEO_API_KEY`, `LEO_API_TLS`, `LEO_API_CA_FILE`,
-    `LEO_API_TIMEOUT_S`. Use it as a context manager, or call `close()`.
+    `LEO_API_TIMEOUT_S`, `LEO_API_RECONNECT_TIMEOUT_S` (`reconnect_timeout`:
+    how long a wait tries to get a lost watch back, default 60 s). Use it as
+    a context manager, or call `close()`.
 
         with Client() as leo:
             generation = leo.generate("a lighthouse at dusk")
@@ -49,8 +58,16 @@ class Client:
         tls: bool | None = None,
         ca_file: str | Path | None = None,
         timeout: float | None = None,
+        reconnect_timeout: float | None = None,
     ) -> None:
-        self.settings = ClientSettings.resolve(target=target, key=api_key, tls=tls, ca_file=ca_file, timeout_s=timeout)
+        self.settings = ClientSettings.resolve(
+            target=target,
+            key=api_key,
+            tls=tls,
+            ca_file=ca_file,
+            timeout_s=timeout,
+            reconnect_timeout_s=reconnect_timeout,
+        )
         self._metadata = (("authorization", f"Bearer {self.settings.api_key()}"),)
         self._channel = sync_channel(self.settings.target, credentials(self.settings))
         self._stub = generation_pb2_grpc.GenerationServiceStub(self._channel)
@@ -124,7 +141,7 @@ class Client:
         """The generation's current state, then each change; ends after the final state.
 
         This is the bare stream: if the connection breaks it raises. `wait()`
-        follows a generation to its end whatever happens to the stream.
+        follows a generation to its end through broken streams.
         """
         request = generation_pb2.WatchGenerationRequest(generation_id=generation_id)
         call = self._stub.WatchGeneration(request, timeout=timeout, metadata=self._metadata)
@@ -147,15 +164,21 @@ class Client:
         *,
         timeout: float | None = DEFAULT_WAIT_TIMEOUT_S,
         on_update: OnUpdate | None = None,
+        on_connection: OnConnection | None = None,
     ) -> Generation:
         """Follow a generation to its end and return it COMPLETE.
 
-        Watches it and, if the stream breaks, polls with backoff. `on_update` is
-        called with each new state. A FAILED end raises GenerationFailed, a
-        CANCELLED one GenerationCancelled; after `timeout` seconds (None: no
-        limit) WaitTimeout.
+        Watches it; a stream that breaks is watched again with backoff, for
+        at most the client's `reconnect_timeout` since the connection was
+        lost (then ConnectionLost, an Unavailable). A wait the server never
+        answered raises that error after 3 s of quiet tries, as any call
+        would after the channel's retries. `on_update` is called with each new state,
+        `on_connection` with each `Reconnecting` (why, which try, when) and
+        `Reconnected`. A FAILED end raises GenerationFailed, a CANCELLED one
+        GenerationCancelled; after `timeout` seconds (None: no limit)
+        WaitTimeout.
         """
-        return self._follow(generation_id, Follower(timeout), on_update)
+        return self._follow(generation_id, self._follower(timeout), on_update, on_connection)
 
     def generate(
         self,
@@ -170,6 +193,7 @@ class Client:
         wait: bool = True,
         timeout: float | None = DEFAULT_WAIT_TIMEOUT_S,
         on_update: OnUpdate | None = None,
+        on_connection: OnConnection | None = None,
     ) -> Generation:
         """Create a generation and, unless `wait` is False, follow it to its end.
 
@@ -188,9 +212,9 @@ class Client:
         )
         if not wait:
             return created
-        follower = Follower(timeout)
-        self._seen(follower, created, on_update)
-        return self._follow(created.id, follower, on_update)
+        follower = self._follower(timeout)
+        self._seen(follower, created, on_update, on_connection)
+        return self._follow(created.id, follower, on_update, on_connection)
 
     def download_asset(
         self, generation_id: str, index: int, path: str | os.PathLike[str], *, timeout: float | None = None
@@ -226,36 +250,42 @@ class Client:
         Path(directory).mkdir(parents=True, exist_ok=True)
         return tuple(self.download_asset(generation.id, asset.index, directory) for asset in generation.assets)
 
+    def _follower(self, timeout: float | None) -> Follower:
+        return Follower(timeout, reconnect_timeout=self.settings.reconnect_timeout_s)
+
     @staticmethod
-    def _seen(follower: Follower, generation: Generation, on_update: OnUpdate | None) -> bool:
-        """Record a state, report it if new; True when it is final."""
+    def _seen(
+        follower: Follower, generation: Generation, on_update: OnUpdate | None, on_connection: OnConnection | None
+    ) -> bool:
+        """Record an answer and its state, report what is new; True when the state is final."""
+        back = follower.answered()
+        if back is not None:
+            _report(on_connection, back)
         if follower.seen(generation) and on_update is not None:
             on_update(generation)
         return generation.done
 
-    def _follow(self, generation_id: str, follower: Follower, on_update: OnUpdate | None) -> Generation:
+    def _follow(
+        self, generation_id: str, follower: Follower, on_update: OnUpdate | None, on_connection: OnConnection | None
+    ) -> Generation:
         if follower.last is not None and follower.last.done:
             return final_result(follower.last)
-        final = None
-        try:
-            # Read to the stream's end: the server ends it after the final state.
-            for generation in self.watch(generation_id, timeout=follower.remaining()):
-                if self._seen(follower, generation, on_update):
-                    final = generation
-        except ApiError as exc:
-            if final is None:
-                follower.call_failed(exc)
-        if final is not None:
-            return final_result(final)
         while True:
-            time.sleep(follower.next_poll_delay())
+            final = None
             try:
-                generation = self.get(generation_id, timeout=follower.call_timeout(self.settings.timeout_s))
+                # Read to the stream's end: the server ends it after the final state.
+                for generation in self.watch(generation_id, timeout=follower.remaining()):
+                    if self._seen(follower, generation, on_update, on_connection):
+                        final = generation
+                error = ended_early()
             except ApiError as exc:
-                follower.call_failed(exc)
-                continue
-            if self._seen(follower, generation, on_update):
-                return final_result(generation)
+                error = exc
+            if final is not None:
+                return final_result(final)
+            retry = follower.lost(error)
+            if retry.event is not None:
+                _report(on_connection, retry.event)
+            time.sleep(retry.delay_s)
 
     def close(self) -> None:
         """Close the channel; open watches end."""
@@ -268,3 +298,8 @@ class Client:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _report(on_connection: OnConnection | None, event: ConnectionEvent) -> None:
+    if on_connection is not None:
+        on_connection(event)

@@ -121,6 +121,26 @@ class Unavailable(ApiError):
     transient = True
 
 
+class ConnectionLost(Unavailable):
+    """A wait lost its connection and could not get it back within its
+    reconnect bound. The generation goes on; `generation` is its last state
+    seen, `last_error` why the last try failed, `attempts` how many tries were made."""
+
+    transient = False
+
+    def __init__(self, generation: Generation, last_error: ApiError, *, attempts: int, lost_for_s: float) -> None:
+        tries = "1 try" if attempts == 1 else f"{attempts} tries"
+        super().__init__(
+            grpc.StatusCode.UNAVAILABLE,
+            f"lost the connection while following generation {generation.id}: no answer for {lost_for_s:.0f} s"
+            f" ({tries}); last error: {last_error.code.name}: {last_error.message}",
+        )
+        self.generation = generation
+        self.last_error = last_error
+        self.attempts = attempts
+        self.lost_for_s = lost_for_s
+
+
 class DeadlineExceeded(ApiError):
     """The call did not finish within its deadline."""
 

@@ -9,12 +9,14 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from leo_client.errors import ConfigurationError, MissingApiKey
+from leo_client.following import DEFAULT_RECONNECT_TIMEOUT_S
 
 DEFAULT_TARGET = "127.0.0.1:8080"
 
 
 class ClientSettings(BaseSettings):
-    """Connection settings, read from LEO_API_TARGET, LEO_API_KEY, LEO_API_TLS, LEO_API_CA_FILE, LEO_API_TIMEOUT_S."""
+    """Connection settings, read from LEO_API_TARGET, LEO_API_KEY, LEO_API_TLS, LEO_API_CA_FILE,
+    LEO_API_TIMEOUT_S, LEO_API_RECONNECT_TIMEOUT_S."""
 
     model_config = SettingsConfigDict(env_prefix="LEO_API_", frozen=True)
 
@@ -28,6 +30,8 @@ class ClientSettings(BaseSettings):
     """PEM file of the certificate authorities to trust for TLS instead of the system's."""
     timeout_s: float = Field(30.0, gt=0)
     """Deadline of one call, its retries included (streams that follow a generation are not bounded by it)."""
+    reconnect_timeout_s: float = Field(DEFAULT_RECONNECT_TIMEOUT_S, ge=0)
+    """How long a wait tries to get a lost watch back (0: not at all) before raising ConnectionLost."""
 
     @classmethod
     def resolve(
@@ -38,9 +42,17 @@ class ClientSettings(BaseSettings):
         tls: bool | None = None,
         ca_file: str | Path | None = None,
         timeout_s: float | None = None,
+        reconnect_timeout_s: float | None = None,
     ) -> ClientSettings:
         """Settings from the arguments given (None means "not given"), then the environment."""
-        given: dict[str, Any] = {"target": target, "key": key, "tls": tls, "ca_file": ca_file, "timeout_s": timeout_s}
+        given: dict[str, Any] = {
+            "target": target,
+            "key": key,
+            "tls": tls,
+            "ca_file": ca_file,
+            "timeout_s": timeout_s,
+            "reconnect_timeout_s": reconnect_timeout_s,
+        }
         try:
             return cls(**{name: value for name, value in given.items() if value is not None})
         except ValidationError as exc:

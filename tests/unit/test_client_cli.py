@@ -1,16 +1,24 @@
-"""The parts of `leo` that need no server: arguments, help, completion, exit codes, one-line errors."""
+"""The parts of `leo` that need no server: arguments, help, completion, exit codes, one-line errors,
+what a wait shows."""
 
 from __future__ import annotations
+
+import io
+import uuid
 
 import grpc
 import pytest
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+from rich.console import Console
 
 from leo.generation.v1 import generation_pb2
-from leo_client import Generation, GenerationFailed, WaitTimeout
+from leo_client import ConnectionLost, Generation, GenerationFailed, WaitTimeout
 from leo_client.cli import cli, main
 from leo_client.cli.exits import CliFailure, ExitCode, exit_code, one_line
+from leo_client.cli.output import Output
+from leo_client.cli.progress import ProgressDisplay, changes
 from leo_client.errors import ConfigurationError, MissingApiKey, from_status
+from leo_client.following import Reconnected, Reconnecting
 
 
 @pytest.fixture(autouse=True)
@@ -134,4 +142,110 @@ def test_rate_limits_say_when_to_retry():
     status.details.add().Pack(retry)
     assert one_line(from_status(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many pending", status)) == (
         "too many pending (retry after 3 s)"
+    )
+
+
+# --- what a wait shows ---
+
+
+def pending(**fields) -> Generation:
+    return generation(generation_pb2.STATUS_PENDING, **fields)
+
+
+@pytest.mark.parametrize(
+    "before, after, said",
+    [
+        (pending(attempts=1, progress=30), pending(attempts=1, progress=40), []),
+        (pending(attempts=0), pending(attempts=1, queue_position=3), []),  # the first dispatch
+        (pending(attempts=1, queue_position=2), pending(attempts=1, progress=10), []),
+        (
+            pending(attempts=1, progress=30),
+            pending(attempts=2),
+            ["re-dispatched", "progress reset (was 30%)"],
+        ),
+        (
+            pending(attempts=1, progress=30),
+            pending(attempts=2, queue_position=4),
+            ["re-dispatched", "progress reset (was 30%)", "queued again"],
+        ),
+        (pending(attempts=1, progress=30), generation(generation_pb2.STATUS_COMPLETE, attempts=2, progress=100), []),
+    ],
+)
+def test_a_state_says_what_happened_that_its_fields_alone_do_not(before, after, said):
+    assert changes(before, after) == said
+
+
+def test_connection_events_are_plain_lines_that_say_why_and_which_try(capsys):
+    out = Output()
+    with ProgressDisplay(out, live=False, lines=out.line, notes=out.note) as display:
+        display.update(pending(attempts=1, progress=30))
+        refused = from_status(grpc.StatusCode.UNAVAILABLE, "failed to connect;\n Connection refused")
+        display.connection(Reconnecting(error=refused, attempt=3, delay_s=1.2, gives_up_in_s=51.6))
+        display.connection(Reconnected(attempts=3, outage_s=8.4))
+        display.update(pending(attempts=2, queue_position=1))
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0].startswith("g-1  PENDING  attempt 1  30%  ")
+    assert captured.out.splitlines()[1].startswith(
+        "g-1  PENDING  attempt 2  queue position 1  re-dispatched, progress reset (was 30%), queued again  "
+    )
+    reconnecting, reconnected = captured.err.splitlines()
+    assert reconnecting.startswith(
+        "g-1  reconnecting, try 3 (API unavailable: failed to connect; Connection refused);"
+        " next in 1.2 s, giving up in 52 s  "
+    )
+    assert reconnected.startswith("g-1  reconnected after 8.4 s (3 tries)  ")
+
+
+def test_the_live_note_says_the_reconnect_with_what_the_state_after_it_showed():
+    out = Output()
+    out.err = Console(file=io.StringIO(), force_terminal=True, width=100)
+    refused = from_status(
+        grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses; last error: Connection refused"
+    )
+    with ProgressDisplay(out, live=True) as display:
+        display.update(pending(attempts=1, progress=30))
+        display.connection(Reconnecting(error=refused, attempt=2, delay_s=0.5, gives_up_in_s=58))
+        assert display.note == "reconnecting, try 2 (API unavailable: Connection refused)"
+        display.connection(Reconnected(attempts=2, outage_s=3.2))
+        display.update(pending(attempts=2, queue_position=1))
+        assert display.note == (
+            "reconnected after 3.2 s (2 tries); re-dispatched, progress reset (was 30%), queued again"
+        )
+        display.update(pending(attempts=2, progress=10))
+        assert display.note.startswith("reconnected after 3.2 s")  # nothing new to say
+        display.update(pending(attempts=3))
+        assert display.note == "re-dispatched, progress reset (was 10%)"
+
+
+def test_a_stopped_display_shows_nothing_more(capsys):
+    """Ctrl-C stops it before asking whether to cancel: what the wait still
+    reports must not be written over the question."""
+    out = Output()
+    with ProgressDisplay(out, live=False, lines=out.note, notes=out.note) as display:
+        display.update(pending(attempts=1, progress=30))
+        display.stop()
+        display.update(pending(attempts=1, progress=60))
+        display.connection(Reconnected(attempts=1, outage_s=1))
+        display.update(generation(generation_pb2.STATUS_COMPLETE, attempts=1, progress=100))
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "30%" in line
+
+
+def test_watch_with_the_api_down_exits_5_without_reconnecting(capsys, monkeypatch):
+    """As every other command does: the channel's own retries, then exit 5
+    (not a wait that spins until --timeout, exit 8)."""
+    monkeypatch.setenv("LEO_API_KEY", "leo_key")
+    code, out, err = run(capsys, "--target", "127.0.0.1:1", "watch", str(uuid.uuid4()), "--timeout", "60")
+    assert code == ExitCode.UNAVAILABLE == 5
+    assert out == "" and err.count("\n") == 1
+    assert "the API cannot be reached" in err and "Connection refused" in err and "reconnecting" not in err
+
+
+def test_a_lost_connection_exits_5_and_says_how_to_follow_the_generation_again():
+    refused = from_status(grpc.StatusCode.UNAVAILABLE, "Connection refused")
+    lost = ConnectionLost(pending(attempts=1), refused, attempts=7, lost_for_s=61.2)
+    assert exit_code(lost) is ExitCode.UNAVAILABLE
+    assert one_line(lost) == (
+        "lost the connection while following generation g-1: no answer for 61 s (7 tries);"
+        " last error: UNAVAILABLE: Connection refused (the generation goes on; follow it with: leo watch g-1)"
     )

@@ -1,4 +1,4 @@
-"""Following a generation: poll backoff, the wait's deadline, and what a final state means (pure logic)."""
+"""Following a generation (pure logic): reconnect backoff and bound, the wait's deadline, what a final state means."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import grpc
 import pytest
 
 from leo.generation.v1 import generation_pb2
-from leo_client import Generation, GenerationCancelled, GenerationFailed, WaitTimeout
+from leo_client import ConnectionLost, Generation, GenerationCancelled, GenerationFailed, Unavailable, WaitTimeout
 from leo_client.errors import from_status
-from leo_client.following import Backoff, Follower, final_result
+from leo_client.following import FIRST_ANSWER_TIMEOUT_S, Backoff, Follower, Reconnected, final_result
 
 
 def generation(status=generation_pb2.STATUS_PENDING, **fields) -> Generation:
@@ -72,36 +72,104 @@ def test_the_deadline_ends_the_wait_with_the_last_state():
     assert isinstance(caught.value, TimeoutError)
 
 
-def test_polls_never_sleep_past_the_deadline():
-    clock = Clock()
-    follower = Follower(0.1, clock=clock)
-    assert follower.next_poll_delay() <= 0.1
-    assert follower.call_timeout(30) == pytest.approx(0.1)
-
-
 def test_without_a_timeout_the_wait_has_no_deadline():
-    follower = Follower(None)
-    assert follower.remaining() is None
-    assert follower.call_timeout(30) == 30
+    assert Follower(None).remaining() is None
+
+
+def answered(follower: Follower, state: Generation | None = None) -> Follower:
+    """The follower after the server's first answer."""
+    assert follower.answered() is None
+    follower.seen(state or generation())
+    return follower
+
+
+REFUSED = from_status(grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses; Connection refused")
 
 
 @pytest.mark.parametrize(
     "code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL]
 )
-def test_transient_errors_hand_over_to_polling(code):
-    Follower(None).call_failed(from_status(code, "stream reset"))
+def test_a_transient_break_after_an_answer_is_retried_and_says_why(code):
+    error = from_status(code, "stream reset")
+    delay, reconnecting = answered(Follower(None, reconnect_timeout=60)).lost(error)
+    assert reconnecting is not None and reconnecting.error is error and reconnecting.attempt == 1
+    assert 0.125 <= delay == reconnecting.delay_s <= 0.25 and reconnecting.gives_up_in_s == 60
+
+
+def test_a_wait_the_server_never_answered_fails_as_any_call_does():
+    """`leo watch ID` with the API down: quiet tries for about as long as the
+    channel retries any other call, then that call's error (exit 5)."""
+    clock = Clock()
+    follower = Follower(None, reconnect_timeout=60, clock=clock)
+    tries = 0
+    with pytest.raises(Unavailable) as caught:
+        while True:
+            delay, event = follower.lost(REFUSED)
+            assert event is None
+            tries += 1
+            clock.now += delay
+    assert caught.value is REFUSED and clock.now - 100 == pytest.approx(FIRST_ANSWER_TIMEOUT_S) and tries >= 3
+
+
+def test_a_first_answer_after_quiet_tries_is_no_reconnect():
+    follower = Follower(None, reconnect_timeout=60)
+    follower.lost(REFUSED)
+    assert follower.answered() is None
+    _, reconnecting = follower.lost(REFUSED)
+    assert reconnecting is not None and reconnecting.attempt == 1 and reconnecting.gives_up_in_s == 60
 
 
 @pytest.mark.parametrize("code", [grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAUTHENTICATED])
 def test_other_errors_end_the_wait(code):
     error = from_status(code, "no")
     with pytest.raises(type(error)):
-        Follower(None).call_failed(error)
+        answered(Follower(None)).lost(error)
 
 
-def test_an_error_after_the_deadline_is_a_timeout():
+def test_reconnects_back_off_until_the_bound_then_the_connection_is_lost():
     clock = Clock()
-    follower = Follower(5, clock=clock)
+    follower = answered(Follower(None, reconnect_timeout=10, clock=clock), generation(attempts=1, progress=30))
+    tries = []
+    with pytest.raises(ConnectionLost) as caught:
+        while True:
+            _, reconnecting = follower.lost(REFUSED)
+            tries.append(reconnecting)
+            clock.now += reconnecting.delay_s + 3  # each try fails after the connect attempt
+    assert [t.attempt for t in tries] == list(range(1, len(tries) + 1)) and len(tries) >= 3
+    assert all(t.delay_s <= t.gives_up_in_s for t in tries)
+    assert [t.gives_up_in_s for t in tries] == sorted((t.gives_up_in_s for t in tries), reverse=True)
+    assert tries[-1].delay_s > tries[0].delay_s
+    lost = caught.value
+    assert isinstance(lost, Unavailable) and lost.last_error is REFUSED and lost.attempts == len(tries)
+    assert lost.generation == generation(attempts=1, progress=30) and lost.lost_for_s >= 10
+    assert "g-1" in str(lost) and "Connection refused" in str(lost)
+
+
+def test_an_answer_after_reconnecting_says_so_and_restores_the_whole_bound():
+    clock = Clock()
+    follower = answered(Follower(None, reconnect_timeout=10, clock=clock))
+    follower.lost(REFUSED)
+    clock.now += 4
+    follower.lost(REFUSED)
     clock.now += 5
+    assert follower.answered() == Reconnected(attempts=2, outage_s=9)
+    assert follower.answered() is None
+    clock.now += 100
+    _, again = follower.lost(REFUSED)
+    assert again is not None and again.attempt == 1 and again.gives_up_in_s == 10 and again.delay_s <= 0.25
+
+
+def test_a_zero_bound_never_reconnects():
+    with pytest.raises(ConnectionLost):
+        answered(Follower(None, reconnect_timeout=0)).lost(REFUSED)
+
+
+def test_the_wait_deadline_wins_over_reconnecting():
+    clock = Clock()
+    follower = answered(Follower(5, reconnect_timeout=60, clock=clock))
+    assert follower.lost(REFUSED).delay_s <= 0.25
+    clock.now += 4.9
+    assert follower.lost(REFUSED).delay_s <= 0.1 + 1e-9  # never sleeps past the deadline
+    clock.now += 0.1
     with pytest.raises(WaitTimeout):
-        follower.call_failed(from_status(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline"))
+        follower.lost(from_status(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline"))

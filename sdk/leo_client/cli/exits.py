@@ -10,6 +10,7 @@ from leo_client.errors import (
     AuthError,
     CallCancelled,
     ConfigurationError,
+    ConnectionLost,
     DeadlineExceeded,
     FailedPrecondition,
     GenerationError,
@@ -43,7 +44,7 @@ class ExitCode(enum.IntEnum):
     """No API key, or the key is unknown, revoked or not allowed."""
     NOT_FOUND = 4
     UNAVAILABLE = 5
-    """The API could not be reached in time."""
+    """The API could not be reached in time, or a wait could not get its lost connection back."""
     RATE_LIMITED = 6
     """Too many requests, or too many PENDING generations."""
     CONFLICT = 7
@@ -62,7 +63,7 @@ Exit codes:
   2  bad arguments or settings, or a field the server refused
   3  no API key, or the key is not valid
   4  not found
-  5  the API cannot be reached
+  5  the API cannot be reached, or a wait lost it for longer than --reconnect-timeout
   6  rate limited, or too many PENDING generations
   7  conflict: not allowed in the generation's state, or a reused request_id
   8  gave up waiting (--timeout); the generation goes on
@@ -99,6 +100,8 @@ def one_line(error: LeoError) -> str:
         text = "invalid request: " + "; ".join(map(str, error.violations))
     elif isinstance(error, AuthError):
         text = f"{error} (check LEO_API_KEY or --api-key)"
+    elif isinstance(error, ConnectionLost):
+        text = f"{error} (the generation goes on; follow it with: leo watch {error.generation.id})"
     elif isinstance(error, Unavailable):
         text = f"the API cannot be reached: {error} (check LEO_API_TARGET or --target)"
     elif isinstance(error, DeadlineExceeded):

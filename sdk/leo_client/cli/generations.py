@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import itertools
 import re
-import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
 
 import click
 
-from leo_client.cli.exits import ExitCode, one_line
 from leo_client.cli.output import Output
 from leo_client.cli.progress import ProgressDisplay
 from leo_client.cli.state import State, json_option
-from leo_client.errors import FailedPrecondition, GenerationError, WaitTimeout
+from leo_client.cli.waiting import Waiting, follow, interrupted
 from leo_client.types import Generation, Kind, Model, Status
 
 MAX_PAGE_SIZE = 100
@@ -51,63 +47,6 @@ def _save(state: State, out: Output, generation: Generation, directory: Path | N
         return
     for path in state.client().download(generation, directory):
         out.note(f"saved {path}")
-
-
-def _interruptible(run: Callable[[], Generation]) -> Generation:
-    """`run()` in a daemon thread while this one waits for it: Ctrl-C then
-    interrupts only this wait, never gRPC's own code (whose locks a
-    KeyboardInterrupt could leave held, hanging the cancel and the exit)."""
-    outcome: dict[str, Generation | BaseException] = {}
-    done = threading.Event()
-
-    def target() -> None:
-        try:
-            outcome["value"] = run()
-        except BaseException as error:
-            outcome["error"] = error
-        finally:
-            done.set()
-
-    threading.Thread(target=target, name="leo wait", daemon=True).start()
-    while not done.wait(0.1):
-        pass
-    error, value = outcome.get("error"), outcome.get("value")
-    if isinstance(error, BaseException):
-        raise error
-    assert isinstance(value, Generation)
-    return value
-
-
-def _follow(run: Callable[[], Generation], show: Callable[[Generation], None]) -> None:
-    """Run a wait and show its end; a FAILED, CANCELLED or unfinished end is shown, then raised."""
-    try:
-        final = _interruptible(run)
-    except (GenerationError, WaitTimeout) as exc:
-        if exc.generation is not None:
-            show(exc.generation)
-        raise
-    show(final)
-
-
-def _interrupted(state: State, out: Output, last: Generation, cancel: bool) -> NoReturn:
-    """Ctrl-C while waiting: cancel when asked to (or when the person says so), then exit 130."""
-    if not cancel and sys.stdin.isatty():
-        try:
-            cancel = click.confirm(f"\nCancel generation {last.id}?", default=False, err=True)
-        except click.Abort:
-            cancel = False
-    if cancel:
-        try:
-            cancelled = state.client().cancel(last.id)
-        except FailedPrecondition as exc:
-            out.note(f"not cancelled: {one_line(exc)}")
-        else:
-            if out.json:
-                out.document({"generation": cancelled.to_dict()})
-            out.note(f"cancelled {last.id}")
-    else:
-        out.note(f"{last.id} goes on; follow it with: leo watch {last.id}")
-    raise click.exceptions.Exit(ExitCode.INTERRUPTED)
 
 
 @click.command()
@@ -154,8 +93,17 @@ def generate(
     """Create a generation from PROMPT; with --wait, follow it to its end.
 
     While waiting, a terminal shows the status and the time so far (and the
-    queue position and percent when the server reports them); Ctrl-C offers
-    to cancel. --out DIR waits too, then saves the files in DIR.
+    queue position and percent when the server reports them) and says what
+    happened: reconnecting (why, which try), reconnected, re-dispatched,
+    progress reset, queued again; elsewhere each is a plain line on stderr.
+    A lost connection is retried for `leo --reconnect-timeout` seconds
+    (default 60), then exit 5. --out DIR waits too, then saves the files in
+    DIR.
+
+    Ctrl-C stops the display and offers to cancel (--cancel-on-interrupt:
+    cancels without asking; no terminal: leaves it running), exit 130. If
+    the generation ended meanwhile, its end is shown instead, as without
+    Ctrl-C (COMPLETE: exit 0, with its files).
 
     \b
     Examples:
@@ -173,7 +121,9 @@ def generate(
         show(client.create(prompt, model=model, width=width, height=height, webhook_url=webhook_url, kind=kind))
         return
     last: Generation | None = None
-    with ProgressDisplay(out, live=out.err.is_terminal, lines=None if out.json or quiet else out.note) as display:
+    with ProgressDisplay(
+        out, live=out.err.is_terminal, lines=None if out.json or quiet else out.note, notes=out.note
+    ) as display:
 
         def update(generation: Generation) -> None:
             nonlocal last
@@ -185,25 +135,28 @@ def generate(
             show(generation)
             _save(state, out, generation, out_dir)
 
-        try:
-            _follow(
-                lambda: client.generate(
-                    prompt,
-                    model=model,
-                    width=width,
-                    height=height,
-                    webhook_url=webhook_url,
-                    kind=kind,
-                    timeout=timeout,
-                    on_update=update,
-                ),
-                finish,
+        waiting = Waiting(
+            lambda: client.generate(
+                prompt,
+                model=model,
+                width=width,
+                height=height,
+                webhook_url=webhook_url,
+                kind=kind,
+                timeout=timeout,
+                on_update=update,
+                on_connection=display.connection,
             )
+        )
+        try:
+            waiting.join()
         except KeyboardInterrupt:
             display.stop()
             if last is None:
                 raise
-            _interrupted(state, out, last, cancel_on_interrupt)
+            interrupted(client, out, waiting, last.id, cancel=cancel_on_interrupt, show=finish)
+            return
+        follow(waiting, finish)
 
 
 def _shower(out: Output, quiet: bool) -> Callable[[Generation], None]:
@@ -274,7 +227,10 @@ def watch(state: State, generation_id: str, timeout: float | None) -> None:
 
     With --json, one JSON document per state, a line each (JSON Lines),
     shaped as WatchGeneration's messages. Exits 1 if it ends FAILED or
-    CANCELLED.
+    CANCELLED. A lost connection is retried for `leo --reconnect-timeout`
+    seconds (default 60), each try and its reason on stderr (or on the live
+    line), then exit 5; an API that never answered exits 5 as any command
+    does.
 
     \b
     Examples:
@@ -283,21 +239,25 @@ def watch(state: State, generation_id: str, timeout: float | None) -> None:
     """
     out = state.output()
     client = state.client()
-    if out.json:
+    live = out.out.is_terminal and not out.json
+    with ProgressDisplay(out, live=live, lines=None if live or out.json else out.line, notes=out.note) as display:
 
-        def document(generation: Generation) -> None:
-            out.document({"generation": generation.to_dict()}, compact=True)
-
-        _follow(lambda: client.wait(generation_id, timeout=timeout, on_update=document), lambda _: None)
-        return
-    live = out.out.is_terminal
-    with ProgressDisplay(out, live=live, lines=None if live else out.line) as display:
+        def update(generation: Generation) -> None:
+            if out.json:
+                out.document({"generation": generation.to_dict()}, compact=True)
+            display.update(generation)
 
         def finish(generation: Generation) -> None:
             display.stop()
-            out.generation(generation)
+            if not out.json:
+                out.generation(generation)
 
-        _follow(lambda: client.wait(generation_id, timeout=timeout, on_update=display.update), finish)
+        follow(
+            Waiting(
+                lambda: client.wait(generation_id, timeout=timeout, on_update=update, on_connection=display.connection)
+            ),
+            finish,
+        )
 
 
 @click.command()

@@ -43,6 +43,13 @@ PROG = "leo"
     metavar="SECONDS",
     help="Deadline of each call.  [env: LEO_API_TIMEOUT_S; default 30]",
 )
+@click.option(
+    "--reconnect-timeout",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="How long `generate --wait` and `watch` try to get a lost connection back before exiting 5;"
+    " one that never answered exits 5 as any call does.  [env: LEO_API_RECONNECT_TIMEOUT_S; default 60]",
+)
 @click.version_option(package_name="leo-generation-mesh", prog_name=PROG)
 @click.pass_context
 def cli(
@@ -52,6 +59,7 @@ def cli(
     tls: bool | None,
     ca_file: Path | None,
     rpc_timeout: float | None,
+    reconnect_timeout: float | None,
 ) -> None:
     """Create, follow and manage image generations of the Leo mesh.
 
@@ -67,7 +75,8 @@ def cli(
       leo generate --help
     """
     state = ctx.ensure_object(State)
-    state.target, state.api_key, state.tls, state.ca_file, state.timeout = target, api_key, tls, ca_file, rpc_timeout
+    state.target, state.api_key, state.tls, state.ca_file = target, api_key, tls, ca_file
+    state.timeout, state.reconnect_timeout = rpc_timeout, reconnect_timeout
 
 
 @cli.command()

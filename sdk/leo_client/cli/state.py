@@ -24,13 +24,21 @@ class State:
     tls: bool | None = None
     ca_file: Path | None = None
     timeout: float | None = None
+    reconnect_timeout: float | None = None
     json: bool = False
     _client: Client | None = None
 
     def client(self) -> Client:
         """The API client (arguments first, then LEO_API_* variables)."""
         if self._client is None:
-            self._client = Client(self.target, self.api_key, tls=self.tls, ca_file=self.ca_file, timeout=self.timeout)
+            self._client = Client(
+                self.target,
+                self.api_key,
+                tls=self.tls,
+                ca_file=self.ca_file,
+                timeout=self.timeout,
+                reconnect_timeout=self.reconnect_timeout,
+            )
         return self._client
 
     def output(self) -> Output:
