@@ -36,7 +36,7 @@ from tenacity import (
 from leo.ai.v1 import ai_pb2
 from leo.callback.v1 import callback_pb2, callback_pb2_grpc
 from leo_mesh import metrics
-from leo_mesh.batched_calls import CallBatcher
+from leo_mesh.batched_calls import RpcBatcher
 from leo_mesh.media.store import MediaStore, generation_prefix
 from leo_mesh.rules import RETRYABLE_CODES, Progress
 from leo_mesh.status import code_name
@@ -122,7 +122,7 @@ class Jobs:
         # of results at once, the rest wait here (not on its connection pool).
         self._sending = asyncio.Semaphore(settings.mock_ai_max_concurrent_callbacks)
         # Results ready together go in one CompleteGenerations call.
-        self._results: CallBatcher[callback_pb2.CompleteGenerationRequest, status_pb2.Status] = CallBatcher(
+        self._results: RpcBatcher[callback_pb2.CompleteGenerationRequest, status_pb2.Status] = RpcBatcher(
             self._complete_all
         )
 

@@ -22,8 +22,9 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from leo_mesh import rules
+from leo_mesh.coalesce import Outcome
 from leo_mesh.db import webhooks
-from leo_mesh.db.batching import GroupCommit, Outcome
+from leo_mesh.db.group_commit import TransactionBatcher
 from leo_mesh.db.pool import Database
 from leo_mesh.db.rows import COLUMNS, GenerationRow, generation_rows, images_json
 from leo_mesh.errors import GenerationAlreadyFinal, GenerationNotFound, PendingLimitReached, RequestIdReused
@@ -120,9 +121,9 @@ class GenerationStore:
         """`webhook_body` makes the body of a final generation's webhook (the public wire format)."""
         self._db = db
         self._webhook_body = webhook_body
-        self._creates = GroupCommit(self._create_batch, name="create")
-        self._completions = GroupCommit(self._complete_batch, name="complete")
-        self._progress = GroupCommit(self._progress_batch, name="progress")
+        self._creates = TransactionBatcher(self._create_batch, name="create")
+        self._completions = TransactionBatcher(self._complete_batch, name="complete")
+        self._progress = TransactionBatcher(self._progress_batch, name="progress")
 
     async def _finalised(self, conn: AsyncConnection, rows: Sequence[GenerationRow]) -> None:
         """What commits with final states: their webhooks, and the notification."""
@@ -133,7 +134,7 @@ class GenerationStore:
 
     async def create(self, new: NewGeneration, *, max_pending: int) -> tuple[GenerationRow, bool]:
         """Insert a PENDING generation, due for dispatch at once; creates that
-        arrive together commit together (GroupCommit).
+        arrive together commit together (group commit).
 
         Returns (generation, created). A repeated request id with the same
         parameters returns the original (created False), even under a race:
@@ -431,7 +432,7 @@ class GenerationStore:
         """Apply the AI's result, idempotently: one final state per generation
         (rules.decide_completion). Only the token of the latest dispatch is
         accepted, compared in constant time. Results that arrive together
-        commit together (GroupCommit)."""
+        commit together (group commit)."""
         return await self._completions((generation_id, token, result))
 
     async def _complete_batch(self, items: Sequence[tuple[uuid.UUID, str, Result]]) -> list[Outcome[Completion]]:
@@ -489,7 +490,7 @@ class GenerationStore:
         latest dispatch's token counts, only a PENDING generation changes,
         and only forward. updatedAt stays: it dates the generation's own
         changes, not the AI's reports. Reports that arrive together commit
-        together (GroupCommit)."""
+        together (group commit)."""
         return await self._progress((generation_id, token, progress))
 
     async def _progress_batch(self, items: Sequence[tuple[uuid.UUID, str, Progress]]) -> list[Outcome[ProgressOutcome]]:

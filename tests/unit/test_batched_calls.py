@@ -1,30 +1,27 @@
-"""Batch calls (leo_mesh.batched_calls): requests made together go out as
-one call, each caller getting its own outcome (CallBatcher, against a
+"""Batch RPCs (leo_mesh.batched_calls): requests made together go out as
+one call, each caller getting its own outcome (RpcBatcher, against a
 scripted StartGenerations call), and a server answers each item on its own
-(serve_each)."""
+(serve_each). How requests gather into calls is leo_mesh.coalesce's
+(tests/unit/test_coalesce.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
 
-import pytest
 from google.rpc import error_details_pb2, status_pb2
 
 from leo.ai.v1 import ai_pb2
-from leo_mesh.batched_calls import CallBatcher, OutcomesMissing, serve_each
+from leo_mesh.batched_calls import RpcBatcher, serve_each
 from leo_mesh.errors import BackendOverloaded
 from leo_mesh.status import code_name
 
 
 class ScriptedAi:
-    """Answers each job with accepted_new = whether its prompt is "new";
-    `fail` is raised by the next call instead; `short` drops an outcome."""
+    """Answers each job with accepted_new = whether its prompt is "new"."""
 
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
-        self.fail: Exception | None = None
-        self.short = False
         self.answering = asyncio.Event()  # cleared: calls wait for it
         self.answering.set()
 
@@ -32,14 +29,10 @@ class ScriptedAi:
         self.calls.append([job.generation_id for job in jobs])
         await asyncio.sleep(0)
         await self.answering.wait()
-        if self.fail is not None:
-            failure, self.fail = self.fail, None
-            raise failure
-        outcomes = [
+        return [
             ai_pb2.StartGenerationOutcome(status=status_pb2.Status(code=0), accepted_new=job.prompt == "new")
             for job in jobs
         ]
-        return outcomes[:-1] if self.short else outcomes
 
 
 def job(generation_id: str, prompt: str = "new") -> ai_pb2.StartGenerationRequest:
@@ -48,7 +41,7 @@ def job(generation_id: str, prompt: str = "new") -> ai_pb2.StartGenerationReques
 
 async def test_jobs_asked_for_together_go_in_one_call_and_each_gets_its_own_outcome():
     ai = ScriptedAi()
-    batcher = CallBatcher(ai)
+    batcher = RpcBatcher(ai)
     outcomes = await asyncio.gather(*(batcher(job(f"g{i}", "new" if i % 2 else "held")) for i in range(5)))
     assert ai.calls == [["g0", "g1", "g2", "g3", "g4"]]
     assert [outcome.accepted_new for outcome in outcomes] == [False, True, False, True, False]
@@ -57,7 +50,7 @@ async def test_jobs_asked_for_together_go_in_one_call_and_each_gets_its_own_outc
 async def test_a_batch_over_the_size_limit_goes_in_several_calls_in_order():
     ai = ScriptedAi()
     one = job("g0").ByteSize()
-    batcher = CallBatcher(ai, max_bytes=2 * one)
+    batcher = RpcBatcher(ai, max_bytes=2 * one)
     outcomes = await asyncio.gather(*(batcher(job(f"g{i}")) for i in range(5)))
     assert ai.calls == [["g0", "g1"], ["g2", "g3"], ["g4"]]
     assert all(outcome.accepted_new for outcome in outcomes)
@@ -65,32 +58,14 @@ async def test_a_batch_over_the_size_limit_goes_in_several_calls_in_order():
 
 async def test_a_job_bigger_than_the_limit_still_goes_alone():
     ai = ScriptedAi()
-    batcher = CallBatcher(ai, max_bytes=1)
+    batcher = RpcBatcher(ai, max_bytes=1)
     await asyncio.gather(batcher(job("g0")), batcher(job("g1")))
     assert ai.calls == [["g0"], ["g1"]]
 
 
-async def test_a_call_that_fails_fails_each_of_its_jobs_and_the_next_call_goes_out():
-    ai = ScriptedAi()
-    batcher = CallBatcher(ai)
-    ai.fail = RuntimeError("the channel broke")
-    results = await asyncio.gather(batcher(job("g0")), batcher(job("g1")), return_exceptions=True)
-    assert [type(result) for result in results] == [RuntimeError, RuntimeError]
-    assert (await batcher(job("g2"))).accepted_new
-    assert ai.calls == [["g0", "g1"], ["g2"]]
-
-
-async def test_an_answer_without_an_outcome_for_every_job_fails_them_all():
-    ai = ScriptedAi()
-    ai.short = True
-    batcher = CallBatcher(ai)
-    results = await asyncio.gather(batcher(job("g0")), batcher(job("g1")), return_exceptions=True)
-    assert [type(result) for result in results] == [OutcomesMissing, OutcomesMissing]
-
-
 async def test_jobs_asked_for_while_a_call_is_out_go_in_the_next():
     ai = ScriptedAi()
-    batcher = CallBatcher(ai, max_in_flight=2)
+    batcher = RpcBatcher(ai, max_in_flight=2)
     first = asyncio.ensure_future(batcher(job("g0")))
     await asyncio.sleep(0)  # the first call is out
     await asyncio.sleep(0)
@@ -100,22 +75,10 @@ async def test_jobs_asked_for_while_a_call_is_out_go_in_the_next():
     assert all(outcome.accepted_new for outcome in second)
 
 
-async def test_a_caller_that_gives_up_does_not_stop_the_others():
-    ai = ScriptedAi()
-    batcher = CallBatcher(ai)
-    leaving = asyncio.ensure_future(batcher(job("g0")))
-    staying = asyncio.ensure_future(batcher(job("g1")))
-    await asyncio.sleep(0)
-    leaving.cancel()
-    assert (await staying).accepted_new
-    with pytest.raises(asyncio.CancelledError):
-        await leaving
-
-
 async def test_requests_made_while_calls_are_out_wait_and_go_together():
     ai = ScriptedAi()
     ai.answering.clear()
-    batcher = CallBatcher(ai, max_in_flight=1)
+    batcher = RpcBatcher(ai, max_in_flight=1)
     first = asyncio.ensure_future(batcher(job("g0")))
     later = []
     for i in range(1, 4):  # one at a time, while the first call is out
