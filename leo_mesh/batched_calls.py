@@ -1,5 +1,10 @@
 """Batch RPCs: requests made together go out in one call, and a server
-answers each of a call's items on its own.
+answers each of a call's items on its own, in one shape.
+
+Every batch RPC of the internal contracts answers its items in order, each
+with an outcome message: a `google.rpc.Status` (`status`: OK, or what the
+call for that item alone would have failed with) and, when OK, that item's
+payload in the message's other fields.
 
 A caller that has one request to make awaits `RpcBatcher(request)`: the
 requests waiting together go out as one call of the batch RPC
@@ -10,16 +15,18 @@ step together, share a call, and results that become ready while calls are
 out share the next one. Used for StartGenerations (api_server → AI) and
 CompleteGenerations (AI → callback_server).
 
-On the serving side, `serve_each` answers each item as the call for that
-item alone would be answered: in its own task and span, with its own status.
+On the serving side, `answer_each` makes those outcomes: each item handled
+as the call for that item alone would be, in its own task, with its own
+status.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import Message
 from google.rpc import status_pb2
@@ -34,7 +41,6 @@ log = logging.getLogger("leo.batched_calls")
 
 Request = TypeVar("Request", bound=Message)
 Answer = TypeVar("Answer", bound=Message)
-Value = TypeVar("Value")
 
 OK = status_pb2.Status(code=0)
 
@@ -65,30 +71,38 @@ def _byte_size(request: Message) -> int:
     return request.ByteSize()
 
 
-async def serve_each(
+async def answer_each(
     items: Sequence[Request],
-    handle: Callable[[Request], Awaitable[Value]],
+    handle: Callable[[Request], Awaitable[Mapping[str, Any] | None]],
     *,
-    span_name: str,
-    traceparent: Callable[[Request], str],
-) -> list[tuple[status_pb2.Status, Value | None]]:
-    """Each item's status and, when OK, what `handle` returned, in the items'
-    order. Each is handled in a task of its own (its own log context) and a
-    SERVER span continuing the item's own trace; its domain error is its
-    status, and anything else is logged and INTERNAL, as for a call of one."""
+    outcome: Callable[..., Answer],
+    span_name: str | None = None,
+    traceparent: Callable[[Request], str] = lambda item: "",
+) -> list[Answer]:
+    """Each item's outcome, in the items' order: `outcome(status=OK, **payload)`
+    with the payload fields `handle` returned (None: none), or
+    `outcome(status=...)` with its domain error's status; anything else is
+    logged and INTERNAL, as for a call of one. Each item is handled in a task
+    of its own (its own log context); with `span_name`, in a SERVER span of
+    that name continuing the item's own trace (`traceparent`)."""
 
-    async def one(item: Request) -> tuple[status_pb2.Status, Value | None]:
-        with tracing.span(span_name, parent=traceparent(item) or None, kind=SpanKind.SERVER) as span:
+    async def one(item: Request) -> Answer:
+        traced = (
+            tracing.span(span_name, parent=traceparent(item) or None, kind=SpanKind.SERVER)
+            if span_name
+            else contextlib.nullcontext()
+        )
+        with traced as span:
             try:
-                value = await handle(item)
+                payload = await handle(item)
             except DomainError as exc:
                 tracing.set_code(span, code_and_reason(exc)[0].name, exc.message)
-                return status_proto(exc), None
+                return outcome(status=status_proto(exc))
             except Exception:
-                log.exception("batch item failed", extra={"item": span_name})
+                log.exception("batch item failed", extra={"item": span_name or type(item).__name__})
                 tracing.set_code(span, INTERNAL[0].name, INTERNAL_MESSAGE)
-                return internal_status_proto(), None
+                return outcome(status=internal_status_proto())
             tracing.set_code(span, "OK")
-            return OK, value
+            return outcome(status=OK, **(payload or {}))
 
-    return await asyncio.gather(*(one(item) for item in items))
+    return list(await asyncio.gather(*(one(item) for item in items)))

@@ -1,7 +1,8 @@
 """Batch RPCs (leo_mesh.batched_calls): requests made together go out as
 one call, each caller getting its own outcome (RpcBatcher, against a
-scripted StartGenerations call), and a server answers each item on its own
-(serve_each). How requests gather into calls is leo_mesh.coalesce's
+scripted StartGenerations call), and a server answers each item on its own,
+as an outcome message: a status and the item's payload (answer_each). How
+requests gather into calls is leo_mesh.coalesce's
 (tests/unit/test_coalesce.py)."""
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import contextvars
 from google.rpc import error_details_pb2, status_pb2
 
 from leo.ai.v1 import ai_pb2
-from leo_mesh.batched_calls import RpcBatcher, serve_each
+from leo.callback.v1 import callback_pb2
+from leo_mesh.batched_calls import RpcBatcher, answer_each
 from leo_mesh.errors import BackendOverloaded
 from leo_mesh.status import code_name
 
@@ -99,25 +101,45 @@ async def test_requests_made_while_calls_are_out_wait_and_go_together():
 async def test_each_item_is_answered_on_its_own_in_order_and_in_its_own_context(caplog):
     current = contextvars.ContextVar("current", default=None)
 
-    async def handle(item: ai_pb2.StartGenerationRequest) -> str:
+    async def handle(item: ai_pb2.StartGenerationRequest) -> dict[str, bool]:
         current.set(item.generation_id)
         await asyncio.sleep(0)  # the others run meanwhile
         if item.prompt == "refused":
             raise BackendOverloaded()
         if item.prompt == "broken":
             raise RuntimeError("a bug")
-        return f"{current.get()} done"
+        return {"accepted_new": current.get() == item.generation_id}
 
     items = [job("g0"), job("g1", "refused"), job("g2", "broken"), job("g3")]
-    answered = await serve_each(items, handle, span_name="start generation", traceparent=lambda item: "")
-    assert [(code_name(status.code), value) for status, value in answered] == [
-        ("OK", "g0 done"),
-        ("UNAVAILABLE", None),
-        ("INTERNAL", None),
-        ("OK", "g3 done"),
+    answered = await answer_each(
+        items,
+        handle,
+        outcome=ai_pb2.StartGenerationOutcome,
+        span_name="start generation",
+        traceparent=lambda item: "",
+    )
+    assert [(code_name(outcome.status.code), outcome.accepted_new) for outcome in answered] == [
+        ("OK", True),
+        ("UNAVAILABLE", False),
+        ("INTERNAL", False),
+        ("OK", True),
     ]
     reason = error_details_pb2.ErrorInfo()
-    assert answered[1][0].details[-1].Unpack(reason) and reason.reason == "BACKEND_OVERLOADED"
-    assert answered[2][0].message == "internal error"  # the details stay in the log
+    assert answered[1].status.details[-1].Unpack(reason) and reason.reason == "BACKEND_OVERLOADED"
+    assert answered[2].status.message == "internal error"  # the details stay in the log
     assert [record.exc_info[1].args for record in caplog.records if record.exc_info] == [("a bug",)]
     assert current.get() is None
+
+
+async def test_an_item_without_a_payload_is_answered_with_its_status_alone():
+    async def handle(result: callback_pb2.CompleteGenerationRequest) -> None:
+        if result.failure_reason == "refuse":
+            raise BackendOverloaded()
+
+    results = [
+        callback_pb2.CompleteGenerationRequest(generation_id=f"g{i}", failure_reason=r)
+        for i, r in enumerate(["ok", "refuse"])
+    ]
+    answered = await answer_each(results, handle, outcome=callback_pb2.CompleteGenerationOutcome)
+    assert [code_name(outcome.status.code) for outcome in answered] == ["OK", "UNAVAILABLE"]
+    assert answered[0] == callback_pb2.CompleteGenerationOutcome(status=status_pb2.Status(code=0))
