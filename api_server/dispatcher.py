@@ -23,7 +23,7 @@ from api_server.outbox import OutboxLoop
 from api_server.settings import Settings
 from leo.ai.v1 import ai_pb2, ai_pb2_grpc
 from leo_mesh import metrics, rules, wire
-from leo_mesh.batched_calls import CallBatcher
+from leo_mesh.batched_calls import RpcBatcher
 from leo_mesh.db.generations import Claimed, Failure, GenerationStore, Wait
 from leo_mesh.status import code_name
 from leo_mesh.telemetry import tracing
@@ -51,7 +51,7 @@ class Dispatcher(OutboxLoop):
             answer = await ai.StartGenerations(request, timeout=settings.dispatch_rpc_timeout_s, wait_for_ready=True)
             return answer.outcomes
 
-        self._starts: CallBatcher[ai_pb2.StartGenerationRequest, ai_pb2.StartGenerationOutcome] = CallBatcher(start_all)
+        self._starts: RpcBatcher[ai_pb2.StartGenerationRequest, ai_pb2.StartGenerationOutcome] = RpcBatcher(start_all)
         self._rng = rng
 
     async def round(self) -> bool:

@@ -9,14 +9,13 @@ generation's own prefix; nothing else crosses this port.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import uuid
 
 from leo.callback.v1 import callback_pb2, callback_pb2_grpc
 from leo_mesh import metrics
-from leo_mesh.batched_calls import serve_each
+from leo_mesh.batched_calls import answer_each
 from leo_mesh.db.generations import GenerationStore
 from leo_mesh.errors import CallbackTokenInvalid, FieldViolation, InvalidArgument, ResultConflict
 from leo_mesh.media.store import generation_prefix, key_problem
@@ -87,27 +86,22 @@ def parse_result(request: callback_pb2.CompleteGenerationRequest) -> tuple[uuid.
     return generation_id, result
 
 
-def parse_reports(request: callback_pb2.ReportProgressRequest) -> list[tuple[uuid.UUID, str, Progress]]:
+def parse_report(report: callback_pb2.ProgressReport) -> tuple[uuid.UUID, Progress]:
     violations: list[FieldViolation] = []
-    if len(request.reports) > MAX_REPORTS:
-        violations.append(FieldViolation("reports", f"must hold at most {MAX_REPORTS} reports"))
-    parsed = []
-    for index, report in enumerate(request.reports):
-        field = f"reports[{index}]"
-        generation_id = _generation_id(report.generation_id, f"{field}.generation_id", violations)
-        stage = report.WhichOneof("stage")
-        if stage == "queue_position" and report.queue_position < 1:
-            violations.append(FieldViolation(f"{field}.queue_position", "must be at least 1"))
-        elif stage == "percent" and not 0 <= report.percent <= 100:
-            violations.append(FieldViolation(f"{field}.percent", "must be from 0 to 100"))
-        elif stage is None:
-            violations.append(FieldViolation(f"{field}.stage", "one of queue_position or percent is required"))
-        if generation_id is not None and stage is not None:
-            progress = Progress(queue_position=report.queue_position) if stage == "queue_position" else None
-            parsed.append((generation_id, report.callback_token, progress or Progress(percent=report.percent)))
+    generation_id = _generation_id(report.generation_id, "generation_id", violations)
+    stage = report.WhichOneof("stage")
+    if stage == "queue_position" and report.queue_position < 1:
+        violations.append(FieldViolation("queue_position", "must be at least 1"))
+    elif stage == "percent" and not 0 <= report.percent <= 100:
+        violations.append(FieldViolation("percent", "must be from 0 to 100"))
+    elif stage is None:
+        violations.append(FieldViolation("stage", "one of queue_position or percent is required"))
     if violations:
         raise InvalidArgument(violations)
-    return parsed
+    assert generation_id is not None
+    if stage == "queue_position":
+        return generation_id, Progress(queue_position=report.queue_position)
+    return generation_id, Progress(percent=report.percent)
 
 
 class CallbackService(callback_pb2_grpc.CallbackServiceServicer):
@@ -122,13 +116,14 @@ class CallbackService(callback_pb2_grpc.CallbackServiceServicer):
         if len(request.results) > MAX_RESULTS:
             raise InvalidArgument([FieldViolation("results", f"must hold at most {MAX_RESULTS} results")])
         # Together, so that they share the group commit.
-        answered = await serve_each(
+        outcomes = await answer_each(
             request.results,
             self._complete,
+            outcome=callback_pb2.CompleteGenerationOutcome,
             span_name="complete generation",
             traceparent=lambda result: result.traceparent,
         )
-        return callback_pb2.CompleteGenerationsResponse(statuses=[status for status, _ in answered])
+        return callback_pb2.CompleteGenerationsResponse(outcomes=outcomes)
 
     async def _complete(self, request: callback_pb2.CompleteGenerationRequest) -> None:
         """Record the result; raises the domain error that is its answer."""
@@ -150,11 +145,16 @@ class CallbackService(callback_pb2_grpc.CallbackServiceServicer):
             raise ResultConflict(generation_id)
 
     async def ReportProgress(self, request, context):
-        reports = parse_reports(request)
-        outcomes = await asyncio.gather(*(self._store.report_progress(*report) for report in reports))
-        refused = [
-            str(gid)
-            for (gid, _, _), outcome in zip(reports, outcomes, strict=True)
-            if outcome is ProgressOutcome.BAD_TOKEN
-        ]
-        return callback_pb2.ReportProgressResponse(refused_generation_ids=refused)
+        if len(request.reports) > MAX_REPORTS:
+            raise InvalidArgument([FieldViolation("reports", f"must hold at most {MAX_REPORTS} reports")])
+        # Together, so that they share the group commit.
+        outcomes = await answer_each(request.reports, self._report, outcome=callback_pb2.ProgressReportOutcome)
+        return callback_pb2.ReportProgressResponse(outcomes=outcomes)
+
+    async def _report(self, report: callback_pb2.ProgressReport) -> None:
+        """Apply the report; raises the domain error that is its answer."""
+        generation_id, progress = parse_report(report)
+        if await self._store.report_progress(generation_id, report.callback_token, progress) is (
+            ProgressOutcome.BAD_TOKEN
+        ):
+            raise CallbackTokenInvalid()

@@ -1,32 +1,38 @@
-"""Batch calls: requests made together go out in one call, and a server
-answers each of a call's items on its own.
+"""Batch RPCs: requests made together go out in one call, and a server
+answers each of a call's items on its own, in one shape.
 
-A caller that has one request to make awaits `CallBatcher(request)`. The
-requests waiting when a call can go out (at the next turn of the event
-loop, unless `max_in_flight` calls are already out: then when one of them
-is answered) go together as one call of the batch RPC, one per chunk of at
-most `max_bytes`. Each caller gets the outcome the answer holds at its
-request's place, or the error of the call that carried it. So a dispatch
-round's jobs, whose tasks take their first step together, share a call,
-and results that become ready while calls are out share the next one.
-Used for StartGenerations (api_server → AI) and CompleteGenerations
-(AI → callback_server).
+Every batch RPC of the internal contracts answers its items in order, each
+with an outcome message: a `google.rpc.Status` (`status`: OK, or what the
+call for that item alone would have failed with) and, when OK, that item's
+payload in the message's other fields.
 
-On the serving side, `serve_each` answers each item as the call for that
-item alone would be answered: in its own task and span, with its own status.
+A caller that has one request to make awaits `RpcBatcher(request)`: the
+requests waiting together go out as one call of the batch RPC
+(leo_mesh.coalesce), at most `max_bytes` of requests per call, and each
+caller gets the outcome at its request's place, or the error of the call
+that carried it. So a dispatch round's jobs, whose tasks take their first
+step together, share a call, and results that become ready while calls are
+out share the next one. Used for StartGenerations (api_server → AI) and
+CompleteGenerations (AI → callback_server).
+
+On the serving side, `answer_each` makes those outcomes: each item handled
+as the call for that item alone would be, in its own task, with its own
+status.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 from opentelemetry.trace import SpanKind
 
+from leo_mesh.coalesce import Coalescer
 from leo_mesh.errors import DomainError
 from leo_mesh.status import INTERNAL, INTERNAL_MESSAGE, code_and_reason, internal_status_proto, status_proto
 from leo_mesh.telemetry import tracing
@@ -34,8 +40,7 @@ from leo_mesh.telemetry import tracing
 log = logging.getLogger("leo.batched_calls")
 
 Request = TypeVar("Request", bound=Message)
-Outcome = TypeVar("Outcome")
-Value = TypeVar("Value")
+Answer = TypeVar("Answer", bound=Message)
 
 OK = status_pb2.Status(code=0)
 
@@ -43,110 +48,61 @@ OK = status_pb2.Status(code=0)
 MAX_BYTES = 512 * 1024
 
 
-class OutcomesMissing(Exception):
-    """A batch call answered with another number of outcomes than requests."""
-
-
-class CallBatcher(Generic[Request, Outcome]):
+class RpcBatcher(Generic[Request, Answer]):
     def __init__(
         self,
-        call: Callable[[list[Request]], Awaitable[Sequence[Outcome]]],
+        call: Callable[[list[Request]], Awaitable[Sequence[Answer]]],
         *,
         max_bytes: int = MAX_BYTES,
         max_in_flight: int = 2,
     ) -> None:
         """`call`: sends one batch, returns the outcomes in the order of its requests."""
-        self._call = call
-        self._max_bytes = max_bytes
-        self._max_in_flight = max_in_flight
-        self._waiting: list[tuple[Request, asyncio.Future[Outcome]]] = []
-        self._calls: set[asyncio.Task[None]] = set()
-        self._scheduled = False
+        self._calls: Coalescer[Request, Answer] = Coalescer(
+            call, name="batch call", max_in_flight=max_in_flight, max_batch_size=max_bytes, size=_byte_size
+        )
 
-    async def __call__(self, request: Request) -> Outcome:
-        """This request's outcome; raises what the call that carried it raised."""
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._waiting.append((request, future))
-        self._schedule()
-        return await future
-
-    def _schedule(self) -> None:
-        if self._waiting and not self._scheduled and len(self._calls) < self._max_in_flight:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._send_waiting)
-
-    def _send_waiting(self) -> None:
-        self._scheduled = False
-        waiting, self._waiting = self._waiting, []
-        for chunk in _chunks(waiting, self._max_bytes):
-            task = asyncio.create_task(self._send(chunk), name="batch call")
-            self._calls.add(task)
-            task.add_done_callback(self._call_done)
-
-    def _call_done(self, task: asyncio.Task[None]) -> None:
-        self._calls.discard(task)
-        self._schedule()
-
-    async def _send(self, chunk: list[tuple[Request, asyncio.Future[Outcome]]]) -> None:
-        try:
-            outcomes = await self._call([request for request, _ in chunk])
-            if len(outcomes) != len(chunk):
-                raise OutcomesMissing(f"{len(outcomes)} outcomes for {len(chunk)} requests")
-        except BaseException as error:  # each caller's own failure; none is lost
-            for _, future in chunk:
-                if future.done():
-                    continue
-                if isinstance(error, asyncio.CancelledError):
-                    future.cancel()
-                else:
-                    future.set_exception(error)
-            if not isinstance(error, Exception):
-                raise
-            return
-        for (_, future), outcome in zip(chunk, outcomes, strict=True):
-            if not future.done():
-                future.set_result(outcome)
+    async def __call__(self, request: Request) -> Answer:
+        """This request's outcome; raises what the call that carried it raised
+        (leo_mesh.coalesce.OutcomesMissing if its answer lacked outcomes)."""
+        return await self._calls(request)
 
 
-def _chunks(waiting: list[tuple[Request, asyncio.Future[Outcome]]], max_bytes: int) -> Iterator[list]:
-    """Consecutive runs of at most max_bytes of requests (at least one each)."""
-    chunk: list = []
-    size = 0
-    for item in waiting:
-        item_size = item[0].ByteSize()
-        if chunk and size + item_size > max_bytes:
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(item)
-        size += item_size
-    if chunk:
-        yield chunk
+def _byte_size(request: Message) -> int:
+    return request.ByteSize()
 
 
-async def serve_each(
+async def answer_each(
     items: Sequence[Request],
-    handle: Callable[[Request], Awaitable[Value]],
+    handle: Callable[[Request], Awaitable[Mapping[str, Any] | None]],
     *,
-    span_name: str,
-    traceparent: Callable[[Request], str],
-) -> list[tuple[status_pb2.Status, Value | None]]:
-    """Each item's status and, when OK, what `handle` returned, in the items'
-    order. Each is handled in a task of its own (its own log context) and a
-    SERVER span continuing the item's own trace; its domain error is its
-    status, and anything else is logged and INTERNAL, as for a call of one."""
+    outcome: Callable[..., Answer],
+    span_name: str | None = None,
+    traceparent: Callable[[Request], str] = lambda item: "",
+) -> list[Answer]:
+    """Each item's outcome, in the items' order: `outcome(status=OK, **payload)`
+    with the payload fields `handle` returned (None: none), or
+    `outcome(status=...)` with its domain error's status; anything else is
+    logged and INTERNAL, as for a call of one. Each item is handled in a task
+    of its own (its own log context); with `span_name`, in a SERVER span of
+    that name continuing the item's own trace (`traceparent`)."""
 
-    async def one(item: Request) -> tuple[status_pb2.Status, Value | None]:
-        with tracing.span(span_name, parent=traceparent(item) or None, kind=SpanKind.SERVER) as span:
+    async def one(item: Request) -> Answer:
+        traced = (
+            tracing.span(span_name, parent=traceparent(item) or None, kind=SpanKind.SERVER)
+            if span_name
+            else contextlib.nullcontext()
+        )
+        with traced as span:
             try:
-                value = await handle(item)
+                payload = await handle(item)
             except DomainError as exc:
                 tracing.set_code(span, code_and_reason(exc)[0].name, exc.message)
-                return status_proto(exc), None
+                return outcome(status=status_proto(exc))
             except Exception:
-                log.exception("batch item failed", extra={"item": span_name})
+                log.exception("batch item failed", extra={"item": span_name or type(item).__name__})
                 tracing.set_code(span, INTERNAL[0].name, INTERNAL_MESSAGE)
-                return internal_status_proto(), None
+                return outcome(status=internal_status_proto())
             tracing.set_code(span, "OK")
-            return OK, value
+            return outcome(status=OK, **(payload or {}))
 
-    return await asyncio.gather(*(one(item) for item in items))
+    return list(await asyncio.gather(*(one(item) for item in items)))

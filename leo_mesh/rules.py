@@ -2,16 +2,25 @@
 
 A generation moves PENDING → COMPLETE | FAILED | CANCELLED and never again.
 The stores execute what these functions decide; every text a user can read
-about a failure is made here.
+about a failure is made here. Items that commit together (group commit) are
+decided by the `decide_…s` folds: each item against the state as the items
+before it left it, so a batch decides as its items would one by one.
 """
 
 from __future__ import annotations
 
 import enum
 import random
+import uuid
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from leo_mesh.backoff import backoff_delay
+
+# A generation's key in a batch's state (its id, for the stores).
+Key = TypeVar("Key", bound=Hashable)
+Value = TypeVar("Value")
 
 
 class Status(enum.Enum):
@@ -95,6 +104,37 @@ def decide_completion(*, status: Status | None, token_matches: bool, stored: Res
     return Completion.APPLIED
 
 
+@dataclass(frozen=True)
+class Reported(Generic[Key, Value]):
+    """One item of what the AI reported: about which generation, whether it
+    carries the latest dispatch's token, and what it says (a Result or a Progress)."""
+
+    generation: Key
+    token_matches: bool
+    value: Value
+
+
+def decide_completions(
+    reports: Sequence[Reported[Key, Result]], current: Mapping[Key, tuple[Status, Result]]
+) -> list[Completion]:
+    """What each result of a batch does, decided in order against the
+    generations as the results before it left them (`current`: each existing
+    generation's status and stored result). So a batch decides as its results
+    would one by one: a generation takes at most one result, and a second
+    result for it in the same batch is a duplicate or a conflict."""
+    state = dict(current)
+    decisions = []
+    for report in reports:
+        status, stored = state.get(report.generation, (None, Result()))
+        decision = decide_completion(
+            status=status, token_matches=report.token_matches, stored=stored, reported=report.value
+        )
+        if decision is Completion.APPLIED:
+            state[report.generation] = (report.value.status, report.value)
+        decisions.append(decision)
+    return decisions
+
+
 # --- progress reported by the AI while a generation is PENDING ---
 
 
@@ -141,6 +181,26 @@ def decide_progress(
     if status in FINAL or not reported.is_ahead_of(stored):
         return ProgressOutcome.IGNORED
     return ProgressOutcome.APPLIED
+
+
+def decide_progress_reports(
+    reports: Sequence[Reported[Key, Progress]], current: Mapping[Key, tuple[Status, Progress]]
+) -> list[ProgressOutcome]:
+    """What each progress report of a batch does, decided in order against
+    the generations as the reports before it left them (`current`: each
+    existing generation's status and the progress it shows). A generation
+    ends the batch showing its last applied report, the furthest one."""
+    state = dict(current)
+    decisions = []
+    for report in reports:
+        status, shown = state.get(report.generation, (None, NO_PROGRESS))
+        decision = decide_progress(
+            status=status, token_matches=report.token_matches, stored=shown, reported=report.value
+        )
+        if decision is ProgressOutcome.APPLIED:
+            state[report.generation] = (Status.PENDING, report.value)
+        decisions.append(decision)
+    return decisions
 
 
 def shown_progress(status: Status, stored: Progress) -> Progress:
@@ -248,9 +308,84 @@ def unrecorded_attempt_error(attempts: int) -> str:
 NO_SECRET_ERROR = "the owner has no webhook secret: rotate one (RotateWebhookSecret) before using webhooks"
 
 
-# --- quota ---
+def when_webhook_due(attempts: int, max_attempts: int, *, has_secret: bool) -> GiveUp | None:
+    """A PENDING delivery is due (a retry, or its claim's lease ran out): None
+    to attempt it once more, or why it ends FAILED. A delivery whose last
+    attempt was claimed but never recorded has no attempt left; one whose
+    owner has no secret cannot be signed."""
+    if attempts >= max_attempts:
+        return GiveUp(unrecorded_attempt_error(attempts))
+    if not has_secret:
+        return GiveUp(NO_SECRET_ERROR)
+    return None
+
+
+# --- creates: idempotency and the PENDING cap ---
 
 
 def pending_room(pending: int, cap: int) -> int:
     """How many more generations an owner with `pending` PENDING ones may create."""
     return max(0, cap - pending)
+
+
+@dataclass(frozen=True)
+class CreateAsk:
+    """A create as the rules see it: whose, its request id (None: not given),
+    a digest of what it asked for, and the owner's cap of PENDING generations."""
+
+    owner: str
+    request_id: uuid.UUID | None
+    fingerprint: str
+    cap: int
+
+    @property
+    def key(self) -> tuple[str, uuid.UUID] | None:
+        """What makes a repeat: the same request id of the same owner."""
+        return (self.owner, self.request_id) if self.request_id is not None else None
+
+
+class Create(enum.Enum):
+    INSERT = "insert"  # a new PENDING generation
+    REPEAT = "repeat"  # the same request again: answered with the generation it made
+    REUSED = "reused"  # its request id was used with other parameters: refused
+    OVER_CAP = "over_cap"  # the owner has its cap of PENDING generations: refused
+
+
+def decide_create(ask: CreateAsk, *, earlier_fingerprint: str | None, pending: int) -> Create:
+    """What one create does, given the fingerprint of the generation made
+    earlier with its request id (None: none was) and the owner's PENDING
+    count. A repeat is answered even at the cap: it makes nothing."""
+    if ask.key is not None and earlier_fingerprint is not None:
+        return Create.REPEAT if earlier_fingerprint == ask.fingerprint else Create.REUSED
+    if pending_room(pending, ask.cap) < 1:
+        return Create.OVER_CAP
+    return Create.INSERT
+
+
+def decide_creates(
+    asks: Sequence[CreateAsk],
+    earlier: Mapping[tuple[str, uuid.UUID], str],
+    pending: Mapping[str, int],
+) -> list[Create]:
+    """What each create of a batch does, decided in order against the state
+    as the creates before it left it: `earlier` holds the fingerprints of
+    the generations already made with a request id, `pending` each owner's
+    PENDING count. So a batch decides as its creates would one by one: a
+    request id repeated within it makes one generation, and no owner passes
+    its cap whatever the order."""
+    fingerprints = dict(earlier)
+    counts = dict(pending)
+    decisions = []
+    for ask in asks:
+        key = ask.key
+        decision = decide_create(
+            ask,
+            earlier_fingerprint=fingerprints.get(key) if key is not None else None,
+            pending=counts.get(ask.owner, 0),
+        )
+        if decision is Create.INSERT:
+            counts[ask.owner] = counts.get(ask.owner, 0) + 1
+            if key is not None:
+                fingerprints[key] = ask.fingerprint
+        decisions.append(decision)
+    return decisions

@@ -36,7 +36,7 @@ from tenacity import (
 from leo.ai.v1 import ai_pb2
 from leo.callback.v1 import callback_pb2, callback_pb2_grpc
 from leo_mesh import metrics
-from leo_mesh.batched_calls import CallBatcher
+from leo_mesh.batched_calls import RpcBatcher
 from leo_mesh.media.store import MediaStore, generation_prefix
 from leo_mesh.rules import RETRYABLE_CODES, Progress
 from leo_mesh.status import code_name
@@ -122,8 +122,8 @@ class Jobs:
         # of results at once, the rest wait here (not on its connection pool).
         self._sending = asyncio.Semaphore(settings.mock_ai_max_concurrent_callbacks)
         # Results ready together go in one CompleteGenerations call.
-        self._results: CallBatcher[callback_pb2.CompleteGenerationRequest, status_pb2.Status] = CallBatcher(
-            self._complete_all
+        self._results: RpcBatcher[callback_pb2.CompleteGenerationRequest, callback_pb2.CompleteGenerationOutcome] = (
+            RpcBatcher(self._complete_all)
         )
 
     def __len__(self) -> int:
@@ -296,20 +296,22 @@ class Jobs:
             finally:
                 metrics.MOCK_AI_JOBS_QUEUED.dec()
             try:
-                status = await self._results(message)
+                outcome = await self._results(message)
             finally:
                 self._sending.release()
-            if status.code != grpc.StatusCode.OK.value[0]:
-                raise Refused(status)
+            if outcome.status.code != grpc.StatusCode.OK.value[0]:
+                raise Refused(outcome.status)
         except (grpc.aio.AioRpcError, Refused) as exc:
             if _code(exc)[0] == grpc.StatusCode.UNAUTHENTICATED.name and await self._newer_token(job, token):
                 raise NewerToken() from exc
             raise
 
-    async def _complete_all(self, results: list[callback_pb2.CompleteGenerationRequest]) -> Sequence[status_pb2.Status]:
+    async def _complete_all(
+        self, results: list[callback_pb2.CompleteGenerationRequest]
+    ) -> Sequence[callback_pb2.CompleteGenerationOutcome]:
         request = callback_pb2.CompleteGenerationsRequest(results=results)
         timeout = self._settings.mock_ai_callback_timeout_s
-        return (await self._callbacks.CompleteGenerations(request, timeout=timeout, wait_for_ready=True)).statuses
+        return (await self._callbacks.CompleteGenerations(request, timeout=timeout, wait_for_ready=True)).outcomes
 
     async def _newer_token(self, job: Job, refused: str) -> bool:
         """Whether the job holds (or receives within the grace period) a newer

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
@@ -24,6 +25,7 @@ import grpc
 from leo.ai.v1 import ai_pb2
 from leo.callback.v1 import callback_pb2, callback_pb2_grpc
 from leo_mesh.rules import Progress
+from leo_mesh.status import code_name
 
 log = logging.getLogger("mock_ai_server.progress")
 
@@ -147,7 +149,15 @@ class ProgressReporter:
         except grpc.aio.AioRpcError as exc:
             log.warning("progress not reported", extra={"reports": len(reports), "code": exc.code().name})
             return
-        sent = {report.generation_id: report.callback_token for report in reports}
-        for generation_id in answer.refused_generation_ids:
-            if generation_id in sent:
-                self._refused[generation_id] = sent[generation_id]
+        if len(answer.outcomes) != len(reports):
+            log.warning("progress answer without an outcome per report", extra={"reports": len(reports)})
+            return
+        failed: Counter[str] = Counter()
+        for report, outcome in zip(reports, answer.outcomes, strict=True):
+            code = code_name(outcome.status.code)
+            if code == grpc.StatusCode.UNAUTHENTICATED.name:  # not this dispatch's to report any more
+                self._refused[report.generation_id] = report.callback_token
+            elif code != grpc.StatusCode.OK.name:
+                failed[code] += 1
+        for code, count in failed.items():
+            log.warning("progress not reported", extra={"reports": count, "code": code})

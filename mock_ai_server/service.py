@@ -8,7 +8,7 @@ from collections import Counter
 
 from leo.ai.v1 import ai_pb2, ai_pb2_grpc
 from leo_mesh import metrics
-from leo_mesh.batched_calls import serve_each
+from leo_mesh.batched_calls import answer_each
 from leo_mesh.errors import BackendOverloaded, FieldViolation, InvalidArgument
 from leo_mesh.telemetry import tracing
 from mock_ai_server.jobs import Jobs
@@ -33,11 +33,18 @@ class AIService(ai_pb2_grpc.AIServiceServicer):
     async def StartGenerations(self, request, context):
         if len(request.generations) > MAX_JOBS_PER_CALL:
             raise InvalidArgument([FieldViolation("generations", f"must hold at most {MAX_JOBS_PER_CALL} jobs")])
-        answered = await serve_each(
-            request.generations, self._start, span_name="start generation", traceparent=lambda job: job.traceparent
+        outcomes = await answer_each(
+            request.generations,
+            self._start_one_of_many,
+            outcome=ai_pb2.StartGenerationOutcome,
+            span_name="start generation",
+            traceparent=lambda job: job.traceparent,
         )
-        outcomes = [ai_pb2.StartGenerationOutcome(status=status, accepted_new=bool(new)) for status, new in answered]
         return ai_pb2.StartGenerationsResponse(outcomes=outcomes)
+
+    async def _start_one_of_many(self, request: ai_pb2.StartGenerationRequest) -> dict[str, bool]:
+        """A job of a StartGenerations call: its outcome's payload."""
+        return {"accepted_new": await self._start(request)}
 
     async def _start(self, request: ai_pb2.StartGenerationRequest) -> bool:
         """Take the job (True if new); BackendOverloaded when a failure is injected."""

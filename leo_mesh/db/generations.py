@@ -1,11 +1,37 @@
 """All SQL about generations; the decisions come from leo_mesh.rules.
 
+Each write method reads the state it needs (locking it), asks the rules what
+to do, and writes what they decided. Writes that arrive together commit
+together (group commit, leo_mesh.db.group_commit): a batch is decided by the
+rules' folds (`decide_creates`, `decide_completions`,
+`decide_progress_reports`), each item against the state as the items before
+it left it, so a batch changes and answers what its items would one by one.
+
 A PENDING row is its own outbox entry: `nextAttemptAt` says when the
 dispatcher must next look at it (a retry, the end of a claim lease, or the
 completion deadline). Every read and change made for a client names its
 owner. A change a client can see commits with a NOTIFY on CHANGES_CHANNEL
 (payload: the generationId), and a final state commits with its webhook
 delivery, if the generation has a webhook.
+
+The PENDING cap rests on `owner_quotas`: one row per owner, counting its
+PENDING generations. Nothing here writes that count. Statement triggers on
+`generations` (migration 0007_owner_quotas) add each statement's net change
+of PENDING rows per owner, whatever made it: a create's INSERT, a final
+state, a claim that times a row out, an operator's UPDATE or DELETE. So the
+count changes in the transaction of the change it counts, and is exact at
+every commit. The triggers lock the counter rows they change in owner
+order. A create batch locks its owners' rows the same way, first
+(`_lock_quotas`), and holds them until it commits, which gives:
+
+- no deadlock between creates and the triggers of other writes (one order);
+- a count that cannot move under the batch: any other write that moves one
+  of these owners' generations in or out of PENDING waits for the batch to
+  commit, and the batch read the count after the writes before it
+  committed. `rules.decide_creates` adds one per INSERT it decides, which is
+  what the INSERT's trigger then adds to the row;
+- `createdAt` taken under the lock, so an owner's generations are ordered
+  as they commit and a page cursor never skips one.
 """
 
 from __future__ import annotations
@@ -19,13 +45,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from psycopg import AsyncConnection
+from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
 from leo_mesh import rules
+from leo_mesh.coalesce import Outcome
 from leo_mesh.db import webhooks
-from leo_mesh.db.batching import GroupCommit, Outcome
+from leo_mesh.db.group_commit import TransactionBatcher
 from leo_mesh.db.pool import Database
-from leo_mesh.db.rows import COLUMNS, GenerationRow, generation_rows, images_json
+from leo_mesh.db.rows import COLUMNS, GenerationRow, generation_rows, generation_rows_with_extras, images_json
 from leo_mesh.errors import GenerationAlreadyFinal, GenerationNotFound, PendingLimitReached, RequestIdReused
 from leo_mesh.rules import Completion, Kind, Model, Progress, ProgressOutcome, Result, Status
 from leo_mesh.telemetry import generations as counted
@@ -85,6 +113,17 @@ class Claimed:
     trace_parent: str | None = None
 
 
+@dataclass(frozen=True)
+class _Due:
+    """A due PENDING row, as claim_due reads it."""
+
+    id: uuid.UUID
+    attempts: int
+    trace_parent: str | None
+    # Dispatched and accepted, yet no result before its deadline.
+    missed_deadline: bool
+
+
 def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
@@ -108,11 +147,67 @@ async def _notify(conn: AsyncConnection, generation_ids: Sequence[uuid.UUID]) ->
         )
 
 
-def _repeat(new: NewGeneration, original: GenerationRow, fingerprint: str) -> Outcome[tuple[GenerationRow, bool]]:
-    """A create with a request id used before: the original, if it asked for the same."""
-    if fingerprint != new.fingerprint():
-        return RequestIdReused(new.request_id)
-    return original, False
+def _token_matches(stored_hash: bytes | None, token: str) -> bool:
+    """Whether `token` is the one whose hash is stored, in constant time."""
+    return hmac.compare_digest(stored_hash or _NO_TOKEN_HASH, token_hash(token))
+
+
+async def _lock_quotas(conn: AsyncConnection, owners: Sequence[str]) -> dict[str, int]:
+    """The owners' PENDING counts, their rows locked in owner order (as the triggers lock them)."""
+    await conn.execute(
+        "INSERT INTO owner_quotas (owner) SELECT unnest(%s::text[]) ORDER BY 1 ON CONFLICT DO NOTHING", (owners,)
+    )
+    cursor = await conn.execute(
+        "SELECT owner, pending FROM owner_quotas WHERE owner = ANY(%s) ORDER BY owner FOR UPDATE", (owners,)
+    )
+    return dict(await cursor.fetchall())
+
+
+async def _earlier_creates(
+    conn: AsyncConnection, keys: Sequence[tuple[str, uuid.UUID]]
+) -> dict[tuple[str, uuid.UUID], tuple[GenerationRow, str]]:
+    """Generations made earlier with these (owner, request id)s, and the fingerprints of what they asked."""
+    if not keys:
+        return {}
+    async with conn.cursor(row_factory=generation_rows_with_extras) as cursor:
+        await cursor.execute(
+            f'SELECT {COLUMNS}, "requestId", "requestFingerprint" FROM generations'
+            ' WHERE (owner, "requestId") IN (SELECT * FROM unnest(%s::text[], %s::uuid[]))',
+            ([owner for owner, _ in keys], [request_id for _, request_id in keys]),
+        )
+        found = await cursor.fetchall()
+    earlier = {}
+    for row, extra in found:
+        assert row.owner is not None  # found by owner
+        earlier[(row.owner, extra["requestId"])] = (row, extra["requestFingerprint"])
+    return earlier
+
+
+def _create_answers(
+    asks: Sequence[rules.CreateAsk],
+    decisions: Sequence[rules.Create],
+    earlier: dict[tuple[str, uuid.UUID], GenerationRow],
+    inserted: Sequence[GenerationRow],
+) -> list[Outcome[tuple[GenerationRow, bool]]]:
+    """Each create's answer, as decided: the generation it made, the one it
+    repeats (made earlier, or by a create before it in the batch), or its refusal."""
+    made = dict(earlier)
+    new_rows = iter(inserted)
+    answers: list[Outcome[tuple[GenerationRow, bool]]] = []
+    for ask, decision in zip(asks, decisions, strict=True):
+        if decision is rules.Create.INSERT:
+            row = next(new_rows)
+            if ask.key is not None:
+                made[ask.key] = row
+            answers.append((row, True))
+        elif decision is rules.Create.REPEAT:
+            assert ask.key is not None  # only a create with a request id repeats
+            answers.append((made[ask.key], False))
+        elif decision is rules.Create.REUSED:
+            answers.append(RequestIdReused(ask.request_id))
+        else:
+            answers.append(PendingLimitReached(ask.cap))
+    return answers
 
 
 class GenerationStore:
@@ -120,9 +215,9 @@ class GenerationStore:
         """`webhook_body` makes the body of a final generation's webhook (the public wire format)."""
         self._db = db
         self._webhook_body = webhook_body
-        self._creates = GroupCommit(self._create_batch, name="create")
-        self._completions = GroupCommit(self._complete_batch, name="complete")
-        self._progress = GroupCommit(self._progress_batch, name="progress")
+        self._creates = TransactionBatcher(self._create_batch, name="create")
+        self._completions = TransactionBatcher(self._complete_batch, name="complete")
+        self._progress = TransactionBatcher(self._progress_batch, name="progress")
 
     async def _finalised(self, conn: AsyncConnection, rows: Sequence[GenerationRow]) -> None:
         """What commits with final states: their webhooks, and the notification."""
@@ -132,78 +227,33 @@ class GenerationStore:
     # --- the public API ---
 
     async def create(self, new: NewGeneration, *, max_pending: int) -> tuple[GenerationRow, bool]:
-        """Insert a PENDING generation, due for dispatch at once; creates that
-        arrive together commit together (GroupCommit).
+        """Insert a PENDING generation, due for dispatch at once, unless
+        rules.decide_creates refuses it or finds it a repeat; creates that
+        arrive together commit together.
 
         Returns (generation, created). A repeated request id with the same
         parameters returns the original (created False), even under a race:
-        an owner's creates hold the owner's quota row while they insert, and
-        the unique index on (owner, requestId) backs it up. createdAt is
-        taken under that lock, so an owner's generations are ordered as
-        committed and a page cursor never skips one.
+        an owner's creates hold the owner's quota row while they insert (see
+        the module's docstring), and the unique index on (owner, requestId)
+        backs it up.
         """
         return await self._creates((new, max_pending))
 
     async def _create_batch(
         self, items: Sequence[tuple[NewGeneration, int]]
     ) -> list[Outcome[tuple[GenerationRow, bool]]]:
-        outcomes: list[Outcome[tuple[GenerationRow, bool]] | None] = [None] * len(items)
-        owners = sorted({new.owner for new, _ in items})
+        asks = [rules.CreateAsk(new.owner, new.request_id, new.fingerprint(), cap) for new, cap in items]
+        keys = sorted({ask.key for ask in asks if ask.key is not None})
         async with self._db.transaction(pipelined=True) as conn:
-            # The owners' quota rows, locked in owner order (as the triggers lock them).
-            await conn.execute(
-                "INSERT INTO owner_quotas (owner) SELECT unnest(%s::text[]) ORDER BY 1 ON CONFLICT DO NOTHING",
-                (owners,),
+            pending = await _lock_quotas(conn, sorted({ask.owner for ask in asks}))
+            earlier = await _earlier_creates(conn, keys)
+            decisions = rules.decide_creates(asks, {key: fp for key, (_, fp) in earlier.items()}, pending)
+            inserted = await self._insert(
+                conn,
+                [new for (new, _), decision in zip(items, decisions, strict=True) if decision is rules.Create.INSERT],
             )
-            cursor = await conn.execute(
-                "SELECT owner, pending FROM owner_quotas WHERE owner = ANY(%s) ORDER BY owner FOR UPDATE", (owners,)
-            )
-            pending: dict[str, int] = dict(await cursor.fetchall())
-            repeats = await self._earlier_creates(conn, [new for new, _ in items])
-            first_of_key: dict[tuple[str, uuid.UUID], int] = {}
-            repeat_of: dict[int, int] = {}  # an item repeating one admitted earlier in this batch
-            admitted: list[tuple[int, NewGeneration]] = []
-            for index, (new, cap) in enumerate(items):
-                key = (new.owner, new.request_id) if new.request_id is not None else None
-                if key is not None and key in repeats:
-                    outcomes[index] = _repeat(new, *repeats[key])
-                elif key is not None and key in first_of_key:
-                    repeat_of[index] = first_of_key[key]
-                elif rules.pending_room(pending[new.owner], cap) < 1:
-                    outcomes[index] = PendingLimitReached(cap)
-                else:
-                    pending[new.owner] += 1
-                    admitted.append((index, new))
-                    if key is not None:
-                        first_of_key[key] = index
-            inserted = await self._insert(conn, [new for _, new in admitted])
         counted.created(inserted)
-        created = {index: row for (index, _), row in zip(admitted, inserted, strict=True)}
-        for index, row in created.items():
-            outcomes[index] = (row, True)
-        for index, first in repeat_of.items():
-            outcomes[index] = _repeat(items[index][0], created[first], items[first][0].fingerprint())
-        answered = [outcome for outcome in outcomes if outcome is not None]
-        assert len(answered) == len(items), "every create of the batch is answered"
-        return answered
-
-    @staticmethod
-    async def _earlier_creates(
-        conn: AsyncConnection, news: Sequence[NewGeneration]
-    ) -> dict[tuple[str, uuid.UUID], tuple[GenerationRow, str]]:
-        """Generations made earlier with the request ids of these creates, and their fingerprints."""
-        keyed = [new for new in news if new.request_id is not None]
-        if not keyed:
-            return {}
-        async with conn.cursor() as cursor:
-            await cursor.execute(
-                f'SELECT {COLUMNS}, "requestId", "requestFingerprint" FROM generations'
-                ' WHERE (owner, "requestId") IN (SELECT * FROM unnest(%s::text[], %s::uuid[]))',
-                ([new.owner for new in keyed], [new.request_id for new in keyed]),
-            )
-            found = await cursor.fetchall()
-        make_row = generation_rows(None)
-        return {(values[2], values[-2]): (make_row(values[:-2]), values[-1]) for values in found}
+        return _create_answers(asks, decisions, {key: row for key, (row, _) in earlier.items()}, inserted)
 
     @staticmethod
     async def _insert(conn: AsyncConnection, news: Sequence[NewGeneration]) -> list[GenerationRow]:
@@ -333,28 +383,30 @@ class GenerationStore:
         was its deadline).
         """
         async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                'SELECT id, attempts, "traceParent", attempts > 0 AND "lastError" IS NULL FROM generations'
-                " WHERE status = 'PENDING' AND \"nextAttemptAt\" <= now()"
-                ' ORDER BY "nextAttemptAt" LIMIT %s FOR UPDATE SKIP LOCKED',
-                (limit,),
-            )
-            due = await cursor.fetchall()
+            async with conn.cursor(row_factory=class_row(_Due)) as cursor:
+                await cursor.execute(
+                    'SELECT id, attempts, "traceParent" AS trace_parent,'
+                    ' attempts > 0 AND "lastError" IS NULL AS missed_deadline FROM generations'
+                    " WHERE status = 'PENDING' AND \"nextAttemptAt\" <= now()"
+                    ' ORDER BY "nextAttemptAt" LIMIT %s FOR UPDATE SKIP LOCKED',
+                    (limit,),
+                )
+                due = await cursor.fetchall()
             if not due:
                 return [], []
             ids: list[uuid.UUID] = []
             reasons: list[str | None] = []
             hashes: list[bytes | None] = []
             tokens: dict[uuid.UUID, str] = {}
-            trace_parents = {row_id: trace_parent for row_id, _, trace_parent, _ in due}
-            missed = sum(1 for *_, missed_deadline in due if missed_deadline)
-            for row_id, attempts, *_ in due:
-                verdict = rules.when_due(attempts, max_attempts)
-                ids.append(row_id)
+            trace_parents = {row.id: row.trace_parent for row in due}
+            missed = sum(1 for row in due if row.missed_deadline)
+            for row in due:
+                verdict = rules.when_due(row.attempts, max_attempts)
+                ids.append(row.id)
                 if verdict is None:
-                    tokens[row_id] = secrets.token_urlsafe(32)
+                    tokens[row.id] = secrets.token_urlsafe(32)
                     reasons.append(None)
-                    hashes.append(token_hash(tokens[row_id]))
+                    hashes.append(token_hash(tokens[row.id]))
                 else:
                     reasons.append(verdict.reason)
                     hashes.append(None)
@@ -431,39 +483,34 @@ class GenerationStore:
         """Apply the AI's result, idempotently: one final state per generation
         (rules.decide_completion). Only the token of the latest dispatch is
         accepted, compared in constant time. Results that arrive together
-        commit together (GroupCommit)."""
+        commit together."""
         return await self._completions((generation_id, token, result))
 
     async def _complete_batch(self, items: Sequence[tuple[uuid.UUID, str, Result]]) -> list[Outcome[Completion]]:
         ids = sorted({generation_id for generation_id, _, _ in items})
         finished: list[GenerationRow] = []
         async with self._db.transaction(pipelined=True) as conn:
-            async with conn.cursor() as cursor:
+            async with conn.cursor(row_factory=generation_rows_with_extras) as cursor:
                 await cursor.execute(
                     f'SELECT {COLUMNS}, "callbackTokenHash" FROM generations WHERE "generationId" = ANY(%s)'
                     " ORDER BY id FOR UPDATE",
                     (ids,),
                 )
                 found = await cursor.fetchall()
-            make_row = generation_rows(None)
-            # Each generation as it stands, and as the items before decide it.
-            state = {values[1]: (make_row(values[:-1]), bytes(values[-1] or _NO_TOKEN_HASH)) for values in found}
-            outcomes: list[Outcome[Completion]] = []
-            applied: dict[uuid.UUID, Result] = {}
-            for generation_id, token, result in items:
-                row, stored_hash = state.get(generation_id, (None, _NO_TOKEN_HASH))
-                status, stored = (row.status, row.result) if row else (None, Result())
-                if generation_id in applied:
-                    status, stored = applied[generation_id].status, applied[generation_id]
-                outcome = rules.decide_completion(
-                    status=status,
-                    token_matches=hmac.compare_digest(stored_hash, token_hash(token)),
-                    stored=stored,
-                    reported=result,
-                )
-                if outcome is Completion.APPLIED:
-                    applied[generation_id] = result
-                outcomes.append(outcome)
+            rows = {row.generation_id: row for row, _ in found}
+            hashes = {row.generation_id: extra["callbackTokenHash"] for row, extra in found}
+            decisions = rules.decide_completions(
+                [
+                    rules.Reported(generation_id, _token_matches(hashes.get(generation_id), token), result)
+                    for generation_id, token, result in items
+                ],
+                {generation_id: (row.status, row.result) for generation_id, row in rows.items()},
+            )
+            applied = {
+                generation_id: result
+                for (generation_id, _, result), decision in zip(items, decisions, strict=True)
+                if decision is Completion.APPLIED
+            }
             if applied:
                 finished = await _rows(
                     conn,
@@ -480,7 +527,7 @@ class GenerationStore:
                 )
                 await self._finalised(conn, finished)
         counted.finished(finished)
-        return outcomes
+        return list(decisions)
 
     # --- the AI's progress reports ---
 
@@ -489,34 +536,36 @@ class GenerationStore:
         latest dispatch's token counts, only a PENDING generation changes,
         and only forward. updatedAt stays: it dates the generation's own
         changes, not the AI's reports. Reports that arrive together commit
-        together (GroupCommit)."""
+        together."""
         return await self._progress((generation_id, token, progress))
 
     async def _progress_batch(self, items: Sequence[tuple[uuid.UUID, str, Progress]]) -> list[Outcome[ProgressOutcome]]:
         ids = sorted({generation_id for generation_id, _, _ in items})
         async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                'SELECT "generationId", status::text, "callbackTokenHash", "queuePosition", progress FROM generations'
-                ' WHERE "generationId" = ANY(%s) ORDER BY id FOR UPDATE',
-                (ids,),
-            )
-            state = {
-                gid: (Status(status), bytes(hashed or _NO_TOKEN_HASH), Progress(position, percent))
-                for gid, status, hashed, position, percent in await cursor.fetchall()
-            }
-            outcomes: list[Outcome[ProgressOutcome]] = []
-            shown: dict[uuid.UUID, Progress] = {}
-            for generation_id, token, reported in items:
-                status, stored_hash, stored = state.get(generation_id, (None, _NO_TOKEN_HASH, Progress()))
-                outcome = rules.decide_progress(
-                    status=status,
-                    token_matches=hmac.compare_digest(stored_hash, token_hash(token)),
-                    stored=shown.get(generation_id, stored),
-                    reported=reported,
+            async with conn.cursor(row_factory=dict_row) as cursor:
+                await cursor.execute(
+                    'SELECT "generationId", status::text, "callbackTokenHash", "queuePosition", progress'
+                    ' FROM generations WHERE "generationId" = ANY(%s) ORDER BY id FOR UPDATE',
+                    (ids,),
                 )
-                if outcome is ProgressOutcome.APPLIED:
-                    shown[generation_id] = reported
-                outcomes.append(outcome)
+                found = {record["generationId"]: record for record in await cursor.fetchall()}
+            hashes = {generation_id: record["callbackTokenHash"] for generation_id, record in found.items()}
+            decisions = rules.decide_progress_reports(
+                [
+                    rules.Reported(generation_id, _token_matches(hashes.get(generation_id), token), reported)
+                    for generation_id, token, reported in items
+                ],
+                {
+                    generation_id: (Status(record["status"]), Progress(record["queuePosition"], record["progress"]))
+                    for generation_id, record in found.items()
+                },
+            )
+            # Each generation's last applied report: the furthest.
+            shown = {
+                generation_id: reported
+                for (generation_id, _, reported), decision in zip(items, decisions, strict=True)
+                if decision is ProgressOutcome.APPLIED
+            }
             if shown:
                 await conn.execute(
                     'UPDATE generations AS g SET "queuePosition" = t.position, progress = t.percent'
@@ -525,4 +574,4 @@ class GenerationStore:
                     (list(shown), [p.queue_position for p in shown.values()], [p.percent for p in shown.values()]),
                 )
                 await _notify(conn, list(shown))
-            return outcomes
+        return list(decisions)

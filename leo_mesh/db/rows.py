@@ -3,19 +3,40 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from psycopg.cursor import BaseCursor
+from psycopg.rows import RowMaker, dict_row
+
 from leo_mesh.rules import NO_PROGRESS, Asset, Kind, Model, Progress, Result, Status
 
-# Every column a reader of a generation needs, in GenerationRow's order.
-COLUMNS = (
-    'id, "generationId", owner, status::text, prompt, "coreModel"::text, "imageWidth", "imageHeight", images,'
-    ' "failureReason", attempts, "createdAt", "updatedAt", "completedAt", "webhookUrl", kind::text,'
-    ' "queuePosition", progress'
+# Every column a reader of a generation needs (read by name: generation_rows).
+_SELECTED = (
+    "id",
+    '"generationId"',
+    "owner",
+    "status::text",
+    "prompt",
+    '"coreModel"::text',
+    '"imageWidth"',
+    '"imageHeight"',
+    "images",
+    '"failureReason"',
+    "attempts",
+    '"createdAt"',
+    '"updatedAt"',
+    '"completedAt"',
+    '"webhookUrl"',
+    "kind::text",
+    '"queuePosition"',
+    "progress",
 )
+COLUMNS = ", ".join(_SELECTED)
+# The names psycopg reports for them.
+_COLUMN_NAMES = frozenset(column.split("::")[0].strip('"') for column in _SELECTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,30 +99,46 @@ def _asset(entry: dict[str, Any]) -> Asset:
     )
 
 
-def _row(values: Sequence[Any]) -> GenerationRow:
-    (id_, generation_id, owner, status, prompt, model, width, height, images, reason, attempts, *rest) = values
-    created_at, updated_at, completed_at, url, kind, queue_position, percent = rest
+def _generation(record: Mapping[str, Any]) -> GenerationRow:
+    """A GenerationRow from the columns of COLUMNS, by their names."""
     return GenerationRow(
-        id=id_,
-        generation_id=generation_id,
-        owner=owner,
-        status=Status(status),
-        prompt=prompt,
-        model=Model(model),
-        width=width,
-        height=height,
-        assets=tuple(_asset(entry) for entry in images),
-        failure_reason=reason,
-        attempts=attempts,
-        created_at=created_at,
-        updated_at=updated_at,
-        completed_at=completed_at,
-        webhook_url=url,
-        kind=Kind(kind),
-        progress=Progress(queue_position, percent),
+        id=record["id"],
+        generation_id=record["generationId"],
+        owner=record["owner"],
+        status=Status(record["status"]),
+        prompt=record["prompt"],
+        model=Model(record["coreModel"]),
+        width=record["imageWidth"],
+        height=record["imageHeight"],
+        assets=tuple(_asset(entry) for entry in record["images"]),
+        failure_reason=record["failureReason"],
+        attempts=record["attempts"],
+        created_at=record["createdAt"],
+        updated_at=record["updatedAt"],
+        completed_at=record["completedAt"],
+        webhook_url=record["webhookUrl"],
+        kind=Kind(record["kind"]),
+        progress=Progress(record["queuePosition"], record["progress"]),
     )
 
 
-def generation_rows(cursor: Any) -> Callable[[Sequence[Any]], GenerationRow]:
-    """psycopg row factory for a query that selects COLUMNS first."""
-    return _row
+def generation_rows(cursor: BaseCursor[Any, Any]) -> RowMaker[GenerationRow]:
+    """psycopg row factory for a query that selects COLUMNS (found by name)."""
+    record = dict_row(cursor)
+
+    def make(values: Sequence[Any]) -> GenerationRow:
+        return _generation(record(values))
+
+    return make
+
+
+def generation_rows_with_extras(cursor: BaseCursor[Any, Any]) -> RowMaker[tuple[GenerationRow, dict[str, Any]]]:
+    """psycopg row factory for a query that selects COLUMNS and more: each
+    row's GenerationRow, and its other columns by name."""
+    record = dict_row(cursor)
+
+    def make(values: Sequence[Any]) -> tuple[GenerationRow, dict[str, Any]]:
+        found = record(values)
+        return _generation(found), {name: value for name, value in found.items() if name not in _COLUMN_NAMES}
+
+    return make

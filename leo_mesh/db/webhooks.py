@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from psycopg import AsyncConnection
+from psycopg.rows import class_row, dict_row
 
 from leo_mesh import rules
 from leo_mesh.db.pool import Database
@@ -35,6 +36,15 @@ class ClaimedDelivery:
     secret: str
     # The generation's create traceparent, which the delivery continues.
     trace_parent: str | None = None
+
+
+@dataclass(frozen=True)
+class _DueDelivery:
+    id: uuid.UUID
+    attempts: int
+    # The owner's current signing secret, if it has one.
+    secret: str | None
+    trace_parent: str | None
 
 
 def new_secret() -> str:
@@ -93,52 +103,52 @@ class WebhookStore:
         The claim counts the attempt and pushes `nextAttemptAt` a lease ahead
         before anything is sent, so other senders skip these rows (and a
         crash mid-send only delays them by the lease). Due rows that cannot
-        be attempted end FAILED here: those whose last attempt was claimed
-        but never recorded, and those whose owner has no secret.
+        be attempted end FAILED here (rules.when_webhook_due).
         """
         async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                'SELECT d.id, d.attempts, s.secret, g."traceParent" FROM webhook_deliveries d'
-                " LEFT JOIN webhook_secrets s ON s.owner = d.owner"
-                ' JOIN generations g ON g."generationId" = d."generationId"'
-                " WHERE d.status = 'PENDING' AND d.\"nextAttemptAt\" <= now()"
-                ' ORDER BY d."nextAttemptAt" LIMIT %s FOR UPDATE OF d SKIP LOCKED',
-                (limit,),
-            )
-            due = await cursor.fetchall()
+            async with conn.cursor(row_factory=class_row(_DueDelivery)) as cursor:
+                await cursor.execute(
+                    'SELECT d.id, d.attempts, s.secret, g."traceParent" AS trace_parent FROM webhook_deliveries d'
+                    " LEFT JOIN webhook_secrets s ON s.owner = d.owner"
+                    ' JOIN generations g ON g."generationId" = d."generationId"'
+                    " WHERE d.status = 'PENDING' AND d.\"nextAttemptAt\" <= now()"
+                    ' ORDER BY d."nextAttemptAt" LIMIT %s FOR UPDATE OF d SKIP LOCKED',
+                    (limit,),
+                )
+                due = await cursor.fetchall()
             if not due:
                 return []
-            ids: list[uuid.UUID] = []
-            errors: list[str | None] = []
             secrets_by_id: dict[uuid.UUID, str] = {}
-            trace_parents = {delivery_id: trace_parent for delivery_id, _, _, trace_parent in due}
-            for delivery_id, attempts, secret, _ in due:
-                ids.append(delivery_id)
-                if attempts >= max_attempts:
-                    errors.append(rules.unrecorded_attempt_error(attempts))
-                elif secret is None:
-                    errors.append(rules.NO_SECRET_ERROR)
+            failed: dict[uuid.UUID, str] = {}
+            for delivery in due:
+                has_secret = delivery.secret is not None
+                verdict = rules.when_webhook_due(delivery.attempts, max_attempts, has_secret=has_secret)
+                if verdict is not None:
+                    failed[delivery.id] = verdict.reason
                 else:
-                    errors.append(None)
-                    secrets_by_id[delivery_id] = secret
-            claimable = [i for i, e in zip(ids, errors, strict=True) if e is None]
-            cursor = await conn.execute(
-                "UPDATE webhook_deliveries SET attempts = attempts + 1,"
-                ' "nextAttemptAt" = now() + make_interval(secs => %s), "updatedAt" = now()'
-                ' WHERE id = ANY(%s) RETURNING id, "generationId", url, payload, attempts',
-                (lease_s, claimable),
-            )
-            claimed = [
-                ClaimedDelivery(id_, generation_id, url, payload, attempt, secrets_by_id[id_], trace_parents[id_])
-                for id_, generation_id, url, payload, attempt in await cursor.fetchall()
-            ]
-            failed = [(i, e) for i, e in zip(ids, errors, strict=True) if e is not None]
+                    assert delivery.secret is not None  # an attempt is made only with a secret
+                    secrets_by_id[delivery.id] = delivery.secret
+            trace_parents = {delivery.id: delivery.trace_parent for delivery in due}
+            async with conn.cursor(row_factory=dict_row) as cursor:
+                await cursor.execute(
+                    "UPDATE webhook_deliveries SET attempts = attempts + 1,"
+                    ' "nextAttemptAt" = now() + make_interval(secs => %s), "updatedAt" = now()'
+                    " WHERE id = ANY(%s)"
+                    ' RETURNING id, "generationId" AS generation_id, url, payload, attempts AS attempt',
+                    (lease_s, list(secrets_by_id)),
+                )
+                claimed = [
+                    ClaimedDelivery(
+                        **record, secret=secrets_by_id[record["id"]], trace_parent=trace_parents[record["id"]]
+                    )
+                    for record in await cursor.fetchall()
+                ]
             if failed:
                 await conn.execute(
                     "UPDATE webhook_deliveries AS d SET status = 'FAILED', \"lastError\" = t.error,"
                     ' "nextAttemptAt" = NULL, "updatedAt" = now()'
                     " FROM unnest(%s::uuid[], %s::text[]) AS t(delivery_id, error) WHERE d.id = t.delivery_id",
-                    ([i for i, _ in failed], [e for _, e in failed]),
+                    (list(failed), list(failed.values())),
                 )
             return claimed
 

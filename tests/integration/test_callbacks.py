@@ -161,7 +161,7 @@ async def test_results_in_one_batch_are_each_recorded_or_refused_on_their_own(st
         completed(fresh_id, fresh_token, "a.png", prefix="elsewhere/"),  # invalid, though its generation is fine
     ]
     answer = await callbacks.CompleteGenerations(callback_pb2.CompleteGenerationsRequest(results=results), timeout=5)
-    assert [code_name(status.code) for status in answer.statuses] == [
+    assert [code_name(outcome.status.code) for outcome in answer.outcomes] == [
         "OK",
         "OK",
         "FAILED_PRECONDITION",
@@ -170,7 +170,7 @@ async def test_results_in_one_batch_are_each_recorded_or_refused_on_their_own(st
         "INVALID_ARGUMENT",
     ]
     reason = error_details_pb2.ErrorInfo()
-    assert answer.statuses[3].details[-1].Unpack(reason) and reason.reason == "CALLBACK_TOKEN_INVALID"
+    assert answer.outcomes[3].status.details[-1].Unpack(reason) and reason.reason == "CALLBACK_TOKEN_INVALID"
     assert keys(await store.get(fresh_id, OWNER)) == [f"{fresh_id}/a.png"]
     assert keys(await store.get(done_id, OWNER)) == [f"{done_id}/first.png"]
     assert (await store.get(failing_id, OWNER)).status is Status.FAILED

@@ -11,13 +11,17 @@ import uuid
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2, status_pb2
 from PIL import Image
 
-from leo.ai.v1 import ai_pb2_grpc
+from leo.ai.v1 import ai_pb2, ai_pb2_grpc
 from leo.callback.v1 import callback_pb2
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
 from leo_mesh.db.keys import KeyStore
 from leo_mesh.rules import NO_PROGRESS, Progress, Status
+from leo_mesh.status import code_name
+from mock_ai_server.jobs import Job
+from mock_ai_server.progress import ProgressReporter
 from tests.inprocess import api_server, callback_server, channel_to, media_settings, mock_ai
 from tests.integration.ai_side import OWNER, completed, dispatched, redispatch
 
@@ -30,20 +34,33 @@ def report(generation_id, token: str, *, position: int | None = None, percent: i
     return callback_pb2.ProgressReport(generation_id=str(generation_id), callback_token=token, percent=percent)
 
 
-async def send(callbacks, *reports) -> list[str]:
+async def answered(callbacks, *reports) -> list[status_pb2.Status]:
+    """Each report's status, in order."""
     answer = await callbacks.ReportProgress(callback_pb2.ReportProgressRequest(reports=reports), timeout=5)
-    return list(answer.refused_generation_ids)
+    return [outcome.status for outcome in answer.outcomes]
+
+
+async def send(callbacks, *reports) -> list[str]:
+    """Each report's status code."""
+    return [code_name(status.code) for status in await answered(callbacks, *reports)]
+
+
+def reason_of(status: status_pb2.Status) -> str:
+    info = error_details_pb2.ErrorInfo()
+    assert status.details[-1].Unpack(info)
+    return info.reason
 
 
 async def test_reports_move_a_pending_generation_forward_only(store, callbacks):
     generation_id, token = await dispatched(store, "progress")
     before = await store.get(generation_id, OWNER)
     assert before.progress == NO_PROGRESS
-    assert await send(callbacks, report(generation_id, token, position=3)) == []
+    assert await send(callbacks, report(generation_id, token, position=3)) == ["OK"]
     assert (await store.get(generation_id, OWNER)).progress == Progress(queue_position=3)
-    await send(callbacks, report(generation_id, token, percent=40))
-    # Behind what it shows: a late queue position, a smaller percent.
-    await send(callbacks, report(generation_id, token, position=1), report(generation_id, token, percent=30))
+    assert await send(callbacks, report(generation_id, token, percent=40)) == ["OK"]
+    # Behind what it shows: a late queue position, a smaller percent. Taken, changing nothing.
+    behind = await send(callbacks, report(generation_id, token, position=1), report(generation_id, token, percent=30))
+    assert behind == ["OK", "OK"]
     after = await store.get(generation_id, OWNER)
     assert after.progress == Progress(percent=40)
     assert after.updated_at == before.updated_at  # a report is not a change of the generation itself
@@ -55,11 +72,12 @@ async def test_a_stale_token_changes_nothing_and_is_refused(store, callbacks):
     latest = await redispatch(store, generation_id)
     # The new dispatch starts afresh; the old one's reports are refused.
     assert (await store.get(generation_id, OWNER)).progress == NO_PROGRESS
-    assert await send(callbacks, report(generation_id, first, percent=90)) == [str(generation_id)]
+    (stale,) = await answered(callbacks, report(generation_id, first, percent=90))
+    assert code_name(stale.code) == "UNAUTHENTICATED" and reason_of(stale) == "CALLBACK_TOKEN_INVALID"
     assert (await store.get(generation_id, OWNER)).progress == NO_PROGRESS
     unknown = uuid.uuid4()
-    refused = await send(callbacks, report(unknown, latest, percent=5), report(generation_id, latest, position=2))
-    assert refused == [str(unknown)]
+    codes = await send(callbacks, report(unknown, latest, percent=5), report(generation_id, latest, position=2))
+    assert codes == ["UNAUTHENTICATED", "OK"]  # an unknown generation looks like a wrong token
     assert (await store.get(generation_id, OWNER)).progress == Progress(queue_position=2)
 
 
@@ -70,28 +88,77 @@ async def test_a_final_generation_keeps_what_it_shows(store, callbacks):
     cancelled_id, cancelled_token = await dispatched(store, "cancelled")
     await store.cancel(cancelled_id, OWNER)
     done, cancelled = await store.get(done_id, OWNER), await store.get(cancelled_id, OWNER)
-    refused = await send(
+    codes = await send(
         callbacks, report(done_id, done_token, percent=80), report(cancelled_id, cancelled_token, percent=80)
     )
-    assert refused == []  # the token is right: nothing to refuse, nothing to change
+    assert codes == ["OK", "OK"]  # the token is right: nothing to refuse, nothing to change
     assert await store.get(done_id, OWNER) == done and await store.get(cancelled_id, OWNER) == cancelled
     assert done.status is Status.COMPLETE and cancelled.status is Status.CANCELLED
 
 
 @pytest.mark.parametrize(
-    "bad",
+    "bad, field",
     [
-        callback_pb2.ProgressReport(generation_id="nope", callback_token="t", percent=1),
-        callback_pb2.ProgressReport(generation_id=str(uuid.uuid4()), callback_token="t", percent=101),
-        callback_pb2.ProgressReport(generation_id=str(uuid.uuid4()), callback_token="t", percent=-1),
-        callback_pb2.ProgressReport(generation_id=str(uuid.uuid4()), callback_token="t", queue_position=0),
-        callback_pb2.ProgressReport(generation_id=str(uuid.uuid4()), callback_token="t"),
+        (callback_pb2.ProgressReport(generation_id="nope", callback_token="t", percent=1), "generation_id"),
+        (callback_pb2.ProgressReport(generation_id=str(uuid.uuid4()), callback_token="t", percent=101), "percent"),
+        (callback_pb2.ProgressReport(generation_id=str(uuid.uuid4()), callback_token="t", percent=-1), "percent"),
+        (
+            callback_pb2.ProgressReport(generation_id=str(uuid.uuid4()), callback_token="t", queue_position=0),
+            "queue_position",
+        ),
+        (callback_pb2.ProgressReport(generation_id=str(uuid.uuid4()), callback_token="t"), "stage"),
     ],
 )
-async def test_malformed_reports_are_invalid_argument(callbacks, bad):
+async def test_a_malformed_report_is_invalid_argument_naming_its_field_and_the_others_count(
+    store, callbacks, bad, field
+):
+    generation_id, token = await dispatched(store, "beside a malformed report")
+    malformed, good = await answered(callbacks, bad, report(generation_id, token, percent=10))
+    assert code_name(malformed.code) == "INVALID_ARGUMENT" and reason_of(malformed) == "FIELD_VIOLATION"
+    violations = error_details_pb2.BadRequest()
+    assert malformed.details[0].Unpack(violations)
+    assert [violation.field for violation in violations.field_violations] == [field]
+    assert code_name(good.code) == "OK"
+    assert (await store.get(generation_id, OWNER)).progress == Progress(percent=10)
+
+
+async def test_a_call_holds_at_most_a_thousand_reports(store, callbacks):
+    generation_id, token = await dispatched(store, "one of too many")
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await send(callbacks, bad)
+        await send(callbacks, *[report(generation_id, token, percent=10)] * 1001)
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert (await store.get(generation_id, OWNER)).progress == NO_PROGRESS
+
+
+class Recorded:
+    """The callback stub, recording which generations each ReportProgress call names."""
+
+    def __init__(self, callbacks) -> None:
+        self.callbacks = callbacks
+        self.calls: list[list[str]] = []
+
+    async def ReportProgress(self, request, **kwargs):
+        self.calls.append([report.generation_id for report in request.reports])
+        return await self.callbacks.ReportProgress(request, **kwargs)
+
+
+async def test_the_mock_ai_stops_reporting_for_a_dispatch_whose_token_was_refused(store, callbacks):
+    stale_id, stale_token = await dispatched(store, "re-dispatched meanwhile")
+    await redispatch(store, stale_id)
+    fresh_id, fresh_token = await dispatched(store, "fresh")
+    recorded = Recorded(callbacks)
+    reporter = ProgressReporter(recorded, interval_s=0, timeout_s=5)
+    jobs = [
+        Job(ai_pb2.StartGenerationRequest(generation_id=str(g), callback_token=t))
+        for g, t in [(stale_id, stale_token), (fresh_id, fresh_token)]
+    ]
+    for percent in (10, 20):
+        for job in jobs:
+            reporter.report(job, Progress(percent=percent))
+        await reporter.flush()
+    assert recorded.calls == [[str(stale_id), str(fresh_id)], [str(fresh_id)]]
+    assert (await store.get(fresh_id, OWNER)).progress == Progress(percent=20)
+    assert (await store.get(stale_id, OWNER)).progress == NO_PROGRESS
 
 
 # --- the whole mesh in process ---

@@ -1,30 +1,29 @@
-"""Batch calls (leo_mesh.batched_calls): requests made together go out as
-one call, each caller getting its own outcome (CallBatcher, against a
-scripted StartGenerations call), and a server answers each item on its own
-(serve_each)."""
+"""Batch RPCs (leo_mesh.batched_calls): requests made together go out as
+one call, each caller getting its own outcome (RpcBatcher, against a
+scripted StartGenerations call), and a server answers each item on its own,
+as an outcome message: a status and the item's payload (answer_each). How
+requests gather into calls is leo_mesh.coalesce's
+(tests/unit/test_coalesce.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
 
-import pytest
 from google.rpc import error_details_pb2, status_pb2
 
 from leo.ai.v1 import ai_pb2
-from leo_mesh.batched_calls import CallBatcher, OutcomesMissing, serve_each
+from leo.callback.v1 import callback_pb2
+from leo_mesh.batched_calls import RpcBatcher, answer_each
 from leo_mesh.errors import BackendOverloaded
 from leo_mesh.status import code_name
 
 
 class ScriptedAi:
-    """Answers each job with accepted_new = whether its prompt is "new";
-    `fail` is raised by the next call instead; `short` drops an outcome."""
+    """Answers each job with accepted_new = whether its prompt is "new"."""
 
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
-        self.fail: Exception | None = None
-        self.short = False
         self.answering = asyncio.Event()  # cleared: calls wait for it
         self.answering.set()
 
@@ -32,14 +31,10 @@ class ScriptedAi:
         self.calls.append([job.generation_id for job in jobs])
         await asyncio.sleep(0)
         await self.answering.wait()
-        if self.fail is not None:
-            failure, self.fail = self.fail, None
-            raise failure
-        outcomes = [
+        return [
             ai_pb2.StartGenerationOutcome(status=status_pb2.Status(code=0), accepted_new=job.prompt == "new")
             for job in jobs
         ]
-        return outcomes[:-1] if self.short else outcomes
 
 
 def job(generation_id: str, prompt: str = "new") -> ai_pb2.StartGenerationRequest:
@@ -48,7 +43,7 @@ def job(generation_id: str, prompt: str = "new") -> ai_pb2.StartGenerationReques
 
 async def test_jobs_asked_for_together_go_in_one_call_and_each_gets_its_own_outcome():
     ai = ScriptedAi()
-    batcher = CallBatcher(ai)
+    batcher = RpcBatcher(ai)
     outcomes = await asyncio.gather(*(batcher(job(f"g{i}", "new" if i % 2 else "held")) for i in range(5)))
     assert ai.calls == [["g0", "g1", "g2", "g3", "g4"]]
     assert [outcome.accepted_new for outcome in outcomes] == [False, True, False, True, False]
@@ -57,7 +52,7 @@ async def test_jobs_asked_for_together_go_in_one_call_and_each_gets_its_own_outc
 async def test_a_batch_over_the_size_limit_goes_in_several_calls_in_order():
     ai = ScriptedAi()
     one = job("g0").ByteSize()
-    batcher = CallBatcher(ai, max_bytes=2 * one)
+    batcher = RpcBatcher(ai, max_bytes=2 * one)
     outcomes = await asyncio.gather(*(batcher(job(f"g{i}")) for i in range(5)))
     assert ai.calls == [["g0", "g1"], ["g2", "g3"], ["g4"]]
     assert all(outcome.accepted_new for outcome in outcomes)
@@ -65,32 +60,14 @@ async def test_a_batch_over_the_size_limit_goes_in_several_calls_in_order():
 
 async def test_a_job_bigger_than_the_limit_still_goes_alone():
     ai = ScriptedAi()
-    batcher = CallBatcher(ai, max_bytes=1)
+    batcher = RpcBatcher(ai, max_bytes=1)
     await asyncio.gather(batcher(job("g0")), batcher(job("g1")))
     assert ai.calls == [["g0"], ["g1"]]
 
 
-async def test_a_call_that_fails_fails_each_of_its_jobs_and_the_next_call_goes_out():
-    ai = ScriptedAi()
-    batcher = CallBatcher(ai)
-    ai.fail = RuntimeError("the channel broke")
-    results = await asyncio.gather(batcher(job("g0")), batcher(job("g1")), return_exceptions=True)
-    assert [type(result) for result in results] == [RuntimeError, RuntimeError]
-    assert (await batcher(job("g2"))).accepted_new
-    assert ai.calls == [["g0", "g1"], ["g2"]]
-
-
-async def test_an_answer_without_an_outcome_for_every_job_fails_them_all():
-    ai = ScriptedAi()
-    ai.short = True
-    batcher = CallBatcher(ai)
-    results = await asyncio.gather(batcher(job("g0")), batcher(job("g1")), return_exceptions=True)
-    assert [type(result) for result in results] == [OutcomesMissing, OutcomesMissing]
-
-
 async def test_jobs_asked_for_while_a_call_is_out_go_in_the_next():
     ai = ScriptedAi()
-    batcher = CallBatcher(ai, max_in_flight=2)
+    batcher = RpcBatcher(ai, max_in_flight=2)
     first = asyncio.ensure_future(batcher(job("g0")))
     await asyncio.sleep(0)  # the first call is out
     await asyncio.sleep(0)
@@ -100,22 +77,10 @@ async def test_jobs_asked_for_while_a_call_is_out_go_in_the_next():
     assert all(outcome.accepted_new for outcome in second)
 
 
-async def test_a_caller_that_gives_up_does_not_stop_the_others():
-    ai = ScriptedAi()
-    batcher = CallBatcher(ai)
-    leaving = asyncio.ensure_future(batcher(job("g0")))
-    staying = asyncio.ensure_future(batcher(job("g1")))
-    await asyncio.sleep(0)
-    leaving.cancel()
-    assert (await staying).accepted_new
-    with pytest.raises(asyncio.CancelledError):
-        await leaving
-
-
 async def test_requests_made_while_calls_are_out_wait_and_go_together():
     ai = ScriptedAi()
     ai.answering.clear()
-    batcher = CallBatcher(ai, max_in_flight=1)
+    batcher = RpcBatcher(ai, max_in_flight=1)
     first = asyncio.ensure_future(batcher(job("g0")))
     later = []
     for i in range(1, 4):  # one at a time, while the first call is out
@@ -136,25 +101,45 @@ async def test_requests_made_while_calls_are_out_wait_and_go_together():
 async def test_each_item_is_answered_on_its_own_in_order_and_in_its_own_context(caplog):
     current = contextvars.ContextVar("current", default=None)
 
-    async def handle(item: ai_pb2.StartGenerationRequest) -> str:
+    async def handle(item: ai_pb2.StartGenerationRequest) -> dict[str, bool]:
         current.set(item.generation_id)
         await asyncio.sleep(0)  # the others run meanwhile
         if item.prompt == "refused":
             raise BackendOverloaded()
         if item.prompt == "broken":
             raise RuntimeError("a bug")
-        return f"{current.get()} done"
+        return {"accepted_new": current.get() == item.generation_id}
 
     items = [job("g0"), job("g1", "refused"), job("g2", "broken"), job("g3")]
-    answered = await serve_each(items, handle, span_name="start generation", traceparent=lambda item: "")
-    assert [(code_name(status.code), value) for status, value in answered] == [
-        ("OK", "g0 done"),
-        ("UNAVAILABLE", None),
-        ("INTERNAL", None),
-        ("OK", "g3 done"),
+    answered = await answer_each(
+        items,
+        handle,
+        outcome=ai_pb2.StartGenerationOutcome,
+        span_name="start generation",
+        traceparent=lambda item: "",
+    )
+    assert [(code_name(outcome.status.code), outcome.accepted_new) for outcome in answered] == [
+        ("OK", True),
+        ("UNAVAILABLE", False),
+        ("INTERNAL", False),
+        ("OK", True),
     ]
     reason = error_details_pb2.ErrorInfo()
-    assert answered[1][0].details[-1].Unpack(reason) and reason.reason == "BACKEND_OVERLOADED"
-    assert answered[2][0].message == "internal error"  # the details stay in the log
+    assert answered[1].status.details[-1].Unpack(reason) and reason.reason == "BACKEND_OVERLOADED"
+    assert answered[2].status.message == "internal error"  # the details stay in the log
     assert [record.exc_info[1].args for record in caplog.records if record.exc_info] == [("a bug",)]
     assert current.get() is None
+
+
+async def test_an_item_without_a_payload_is_answered_with_its_status_alone():
+    async def handle(result: callback_pb2.CompleteGenerationRequest) -> None:
+        if result.failure_reason == "refuse":
+            raise BackendOverloaded()
+
+    results = [
+        callback_pb2.CompleteGenerationRequest(generation_id=f"g{i}", failure_reason=r)
+        for i, r in enumerate(["ok", "refuse"])
+    ]
+    answered = await answer_each(results, handle, outcome=callback_pb2.CompleteGenerationOutcome)
+    assert [code_name(outcome.status.code) for outcome in answered] == ["OK", "UNAVAILABLE"]
+    assert answered[0] == callback_pb2.CompleteGenerationOutcome(status=status_pb2.Status(code=0))

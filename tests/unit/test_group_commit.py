@@ -1,4 +1,6 @@
-"""Group commit (leo_mesh.db.batching), with a batch function of the test's own."""
+"""Group commit (leo_mesh.db.group_commit), with a batch function of the
+test's own: what a transaction's failure does to its callers. How items
+gather into batches is leo_mesh.coalesce's (tests/unit/test_coalesce.py)."""
 
 from __future__ import annotations
 
@@ -6,13 +8,14 @@ import asyncio
 
 import pytest
 
-from leo_mesh.db.batching import GroupCommit
-from leo_mesh.errors import DatabaseUnavailable, GenerationNotFound
+from leo_mesh.db.group_commit import TransactionBatcher
+from leo_mesh.errors import DatabaseUnavailable, GenerationNotFound, ServerBusy
 
 
 class Recorder:
     """A batch function: doubles each number, refuses negatives (a domain
-    error of that item), and fails as a whole when asked to."""
+    error of that item), and fails as a whole when asked to: any batch of
+    more than one, or holding 13, or always for an outage."""
 
     def __init__(self) -> None:
         self.batches: list[list[int]] = []
@@ -24,19 +27,19 @@ class Recorder:
         self.batches.append(list(items))
         await self.gate.wait()
         if self.fail_with is not None and (
-            len(items) > 1 or items[0] == 13 or isinstance(self.fail_with, DatabaseUnavailable)
+            len(items) > 1 or items[0] == 13 or isinstance(self.fail_with, DatabaseUnavailable | ServerBusy)
         ):
             raise self.fail_with
         return [GenerationNotFound(i) if i < 0 else i * 2 for i in items]
 
 
-async def results(commit: GroupCommit, items: list[int]) -> list:
+async def results(commit: TransactionBatcher, items: list[int]) -> list:
     return await asyncio.gather(*(commit(i) for i in items), return_exceptions=True)
 
 
-async def test_calls_arriving_while_a_batch_is_in_flight_go_together_into_the_next():
+async def test_a_call_that_finds_a_free_slot_commits_at_once_and_those_arriving_meanwhile_go_together():
     run = Recorder()
-    commit = GroupCommit(run, name="test", max_in_flight=1)
+    commit = TransactionBatcher(run, name="test", max_in_flight=1)
     run.gate.clear()
     first = asyncio.create_task(commit(1))
     await asyncio.sleep(0)
@@ -48,7 +51,7 @@ async def test_calls_arriving_while_a_batch_is_in_flight_go_together_into_the_ne
 
 
 async def test_one_item_refused_does_not_fail_the_others():
-    commit = GroupCommit(Recorder(), name="test")
+    commit = TransactionBatcher(Recorder(), name="test")
     got = await results(commit, [1, -1, 2])
     assert got[0] == 2 and got[2] == 4
     assert isinstance(got[1], GenerationNotFound)
@@ -57,7 +60,7 @@ async def test_one_item_refused_does_not_fail_the_others():
 async def test_a_batch_that_fails_runs_its_items_alone_so_only_the_bad_one_fails():
     run = Recorder()
     run.fail_with = ValueError("a value the database cannot hold")
-    commit = GroupCommit(run, name="test", max_in_flight=1)
+    commit = TransactionBatcher(run, name="test", max_in_flight=1)
     run.gate.clear()
     first = asyncio.create_task(commit(11))  # in flight while the others arrive
     await asyncio.sleep(0)
@@ -71,32 +74,25 @@ async def test_a_batch_that_fails_runs_its_items_alone_so_only_the_bad_one_fails
     assert run.batches == [[11], [12, 13, 14], [12], [13], [14]]
 
 
-async def test_a_database_outage_reaches_every_caller_of_the_batch():
+@pytest.mark.parametrize("outage", [DatabaseUnavailable, ServerBusy])
+async def test_a_database_outage_reaches_every_caller_of_the_batch(outage):
     run = Recorder()
-    run.fail_with = DatabaseUnavailable()
-    commit = GroupCommit(run, name="test", max_in_flight=1)
-    got = await results(commit, [1, 2, 3])
-    assert all(isinstance(error, DatabaseUnavailable) for error in got)
-    assert all(len(batch) >= 1 for batch in run.batches) and sum(map(len, run.batches)) == 3  # not retried alone
-
-
-async def test_a_caller_that_gives_up_does_not_disturb_the_batch():
-    run = Recorder()
+    run.fail_with = outage()
+    commit = TransactionBatcher(run, name="test", max_in_flight=1)
     run.gate.clear()
-    commit = GroupCommit(run, name="test", max_in_flight=1)
-    impatient = asyncio.create_task(commit(1))
-    patient = asyncio.create_task(commit(2))
+    first = asyncio.create_task(commit(1))
+    await asyncio.sleep(0)
+    rest = asyncio.gather(*(commit(i) for i in (2, 3)), return_exceptions=True)
     await asyncio.sleep(0.01)
-    impatient.cancel()
     run.gate.set()
-    assert await patient == 4
-    with pytest.raises(asyncio.CancelledError):
-        await impatient
+    got = [await asyncio.gather(first, return_exceptions=True), await rest]
+    assert all(isinstance(error, outage) for error in [*got[0], *got[1]])
+    assert run.batches == [[1], [2, 3]]  # not retried alone
 
 
 async def test_batches_are_bounded():
     run = Recorder()
-    commit = GroupCommit(run, name="test", max_batch=3, max_in_flight=1)
+    commit = TransactionBatcher(run, name="test", max_batch=3, max_in_flight=1)
     run.gate.clear()
     pending = asyncio.gather(*(commit(i) for i in range(8)))
     await asyncio.sleep(0.01)

@@ -1,15 +1,29 @@
-"""The mesh's decisions (leo_mesh.rules), exhaustively and as properties."""
+"""The mesh's decisions (leo_mesh.rules), exhaustively and as properties;
+a batch's decisions (group commit) as those of its items one by one."""
 
 from __future__ import annotations
 
+import itertools
 import random
+import uuid
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from leo_mesh import rules
-from leo_mesh.rules import FINAL, Asset, Completion, Delivery, Progress, ProgressOutcome, Result, RetryPolicy, Status
+from leo_mesh.rules import (
+    FINAL,
+    Asset,
+    Completion,
+    Create,
+    Delivery,
+    Progress,
+    ProgressOutcome,
+    Result,
+    RetryPolicy,
+    Status,
+)
 
 IMAGES = Result(assets=(Asset("g/1.png", "image/png", 64, 64, byte_size=10),))
 OTHER_IMAGES = Result(assets=(Asset("g/2.png", "image/png", 64, 64, byte_size=10),))
@@ -223,3 +237,218 @@ def test_pending_room(pending, cap):
     assert room >= 0 and (room == 0) is (pending >= cap)
     if pending < cap:
         assert pending + room == cap  # filling the room reaches the cap, never passes it
+
+
+@pytest.mark.parametrize("max_attempts", [1, 3])
+@pytest.mark.parametrize("attempts", [0, 1, 2, 3, 4])
+@pytest.mark.parametrize("has_secret", [True, False])
+def test_a_due_webhook_is_attempted_while_attempts_remain_and_it_can_be_signed(attempts, max_attempts, has_secret):
+    verdict = rules.when_webhook_due(attempts, max_attempts, has_secret=has_secret)
+    if attempts >= max_attempts:  # the last attempt was claimed and never recorded: first of the two reasons
+        assert verdict == rules.GiveUp(rules.unrecorded_attempt_error(attempts))
+    elif not has_secret:
+        assert verdict == rules.GiveUp(rules.NO_SECRET_ERROR)
+    else:
+        assert verdict is None
+
+
+# --- batches: each item decided against the state as the items before it left it ---
+
+
+def in_chunks(decide, after, items: list, state, cuts: list[int]) -> list:
+    """The decisions of `items` cut into consecutive batches at `cuts`, each
+    batch decided against the state the batches before it left (`after`
+    applies a batch's decisions to the state, as the store writes them)."""
+    decisions: list = []
+    bounds = sorted({0, len(items), *(cut % (len(items) + 1) for cut in cuts)})
+    for start, end in itertools.pairwise(bounds):
+        batch = items[start:end]
+        decided = decide(batch, state)
+        state = after(state, batch, decided)
+        decisions.extend(decided)
+    return decisions
+
+
+OWNERS = ["alice", "bob"]
+REQUEST_IDS = [uuid.UUID(int=1), uuid.UUID(int=2), uuid.UUID(int=3)]
+asks = st.builds(
+    rules.CreateAsk,
+    owner=st.sampled_from(OWNERS),
+    request_id=st.one_of(st.none(), st.sampled_from(REQUEST_IDS)),
+    fingerprint=st.sampled_from(["f1", "f2"]),
+    cap=st.integers(0, 4),
+)
+create_states = st.tuples(
+    st.dictionaries(st.tuples(st.sampled_from(OWNERS), st.sampled_from(REQUEST_IDS)), st.sampled_from(["f1", "f2"])),
+    st.fixed_dictionaries({owner: st.integers(0, 4) for owner in OWNERS}),
+)
+
+
+def decide_creates(batch, state):
+    earlier, pending = state
+    return rules.decide_creates(batch, earlier, pending)
+
+
+def after_creates(state, batch, decisions):
+    """What the store's INSERTs leave: the request ids taken, the PENDING counts (kept by the triggers)."""
+    earlier, pending = dict(state[0]), dict(state[1])
+    for ask, decision in zip(batch, decisions, strict=True):
+        if decision is Create.INSERT:
+            pending[ask.owner] += 1
+            if ask.key is not None:
+                earlier[ask.key] = ask.fingerprint
+    return earlier, pending
+
+
+@given(st.lists(asks, max_size=12), create_states, st.lists(st.integers(0, 12), max_size=4))
+def test_a_batch_of_creates_decides_as_its_creates_would_one_by_one(batch, state, cuts):
+    whole = decide_creates(batch, state)
+    assert in_chunks(decide_creates, after_creates, batch, state, cuts) == whole
+    one_by_one = in_chunks(decide_creates, after_creates, batch, state, list(range(len(batch))))
+    assert one_by_one == whole
+
+
+@given(st.lists(asks, max_size=12), create_states)
+def test_creates_never_pass_an_owner_s_cap_and_are_refused_only_at_it(batch, state):
+    earlier, pending = state
+    counts = dict(pending)
+    for ask, decision in zip(batch, decide_creates(batch, state), strict=True):
+        if decision is Create.INSERT:
+            assert counts[ask.owner] < ask.cap
+            counts[ask.owner] += 1
+        elif decision is Create.OVER_CAP:
+            assert counts[ask.owner] >= ask.cap
+            assert ask.key not in earlier  # a repeat is answered even at the cap
+
+
+@given(
+    st.lists(st.sampled_from(OWNERS), max_size=12),
+    st.fixed_dictionaries({owner: st.integers(0, 4) for owner in OWNERS}),
+    st.integers(0, 4),
+    st.randoms(use_true_random=False),
+)
+def test_whatever_the_order_an_owner_s_creates_fill_its_room_exactly(owners, pending, cap, rng):
+    batch = [rules.CreateAsk(owner, None, "f", cap) for owner in owners]
+    shuffled = rng.sample(batch, len(batch))
+    for order in (batch, shuffled):
+        decisions = rules.decide_creates(order, {}, pending)
+        for owner in OWNERS:
+            inserted = sum(
+                1
+                for ask, decision in zip(order, decisions, strict=True)
+                if ask.owner == owner and decision is Create.INSERT
+            )
+            assert inserted == min(rules.pending_room(pending[owner], cap), owners.count(owner))
+
+
+@given(st.lists(asks, max_size=12), create_states)
+def test_a_request_id_makes_at_most_one_generation_and_its_repeats_are_answered_with_it(batch, state):
+    earlier, _ = state
+    decisions = decide_creates(batch, state)
+    for key in {ask.key for ask in batch if ask.key is not None}:
+        mine = [(ask, decision) for ask, decision in zip(batch, decisions, strict=True) if ask.key == key]
+        inserts = [ask for ask, decision in mine if decision is Create.INSERT]
+        assert len(inserts) <= 1 and not (inserts and key in earlier)
+        original = earlier.get(key) or (inserts[0].fingerprint if inserts else None)
+        seen_original = key in earlier
+        for ask, decision in mine:
+            if decision is Create.INSERT:
+                seen_original = True
+            elif seen_original:  # after the original: the same request again, or a reuse of its id
+                assert decision is (Create.REPEAT if ask.fingerprint == original else Create.REUSED)
+            else:  # before any original only the cap refuses
+                assert decision is Create.OVER_CAP
+    for ask, decision in zip(batch, decisions, strict=True):
+        if ask.request_id is None:
+            assert decision in (Create.INSERT, Create.OVER_CAP)
+
+
+GENERATIONS = [0, 1, 2]
+completion_reports = st.builds(
+    rules.Reported, generation=st.sampled_from(GENERATIONS), token_matches=st.booleans(), value=results
+)
+completion_states = st.dictionaries(
+    st.sampled_from(GENERATIONS),
+    st.one_of(
+        st.just((Status.PENDING, Result())),
+        st.just((Status.CANCELLED, Result())),
+        results.map(lambda result: (result.status, result)),
+    ),
+)
+
+
+def after_completions(state, batch, decisions):
+    """What the store's UPDATE leaves: each applied result, final."""
+    state = dict(state)
+    for report, decision in zip(batch, decisions, strict=True):
+        if decision is Completion.APPLIED:
+            state[report.generation] = (report.value.status, report.value)
+    return state
+
+
+@given(st.lists(completion_reports, max_size=10), completion_states, st.lists(st.integers(0, 10), max_size=3))
+def test_a_batch_of_results_decides_as_its_results_would_one_by_one(batch, state, cuts):
+    whole = rules.decide_completions(batch, state)
+    assert in_chunks(rules.decide_completions, after_completions, batch, state, cuts) == whole
+    assert in_chunks(rules.decide_completions, after_completions, batch, state, list(range(len(batch)))) == whole
+
+
+@given(st.lists(completion_reports, max_size=10), completion_states)
+def test_in_a_batch_the_first_result_applies_and_later_ones_are_duplicates_or_conflicts(batch, state):
+    decisions = rules.decide_completions(batch, state)
+    applied: dict[int, Result] = {}
+    for report, decision in zip(batch, decisions, strict=True):
+        status = state[report.generation][0] if report.generation in state else None
+        if not report.token_matches or status is None:
+            assert decision is Completion.BAD_TOKEN
+        elif report.generation in applied:
+            first = applied[report.generation]
+            assert decision is (Completion.DUPLICATE if report.value == first else Completion.CONFLICT)
+        elif decision is Completion.APPLIED:
+            assert status is Status.PENDING
+            applied[report.generation] = report.value
+        else:
+            assert status is not Status.PENDING
+
+
+progress_values = st.one_of(
+    st.builds(Progress, queue_position=st.integers(1, 5)), st.builds(Progress, percent=st.integers(0, 100))
+)
+progress_reports = st.builds(
+    rules.Reported, generation=st.sampled_from(GENERATIONS), token_matches=st.booleans(), value=progress_values
+)
+progress_states = st.dictionaries(
+    st.sampled_from(GENERATIONS), st.tuples(st.sampled_from(list(Status)), st.sampled_from(STAGES))
+)
+
+
+def after_progress(state, batch, decisions):
+    """What the store's UPDATE leaves: each generation's last applied report."""
+    state = dict(state)
+    for report, decision in zip(batch, decisions, strict=True):
+        if decision is ProgressOutcome.APPLIED:
+            state[report.generation] = (state[report.generation][0], report.value)
+    return state
+
+
+@given(st.lists(progress_reports, max_size=10), progress_states, st.lists(st.integers(0, 10), max_size=3))
+def test_a_batch_of_progress_reports_decides_as_its_reports_would_one_by_one(batch, state, cuts):
+    whole = rules.decide_progress_reports(batch, state)
+    assert in_chunks(rules.decide_progress_reports, after_progress, batch, state, cuts) == whole
+    assert in_chunks(rules.decide_progress_reports, after_progress, batch, state, list(range(len(batch)))) == whole
+
+
+@given(st.lists(progress_reports, max_size=10), progress_states)
+def test_in_a_batch_progress_only_moves_forward_and_only_while_pending(batch, state):
+    decisions = rules.decide_progress_reports(batch, state)
+    shown = {generation: stored for generation, (_, stored) in state.items()}
+    for report, decision in zip(batch, decisions, strict=True):
+        known = report.generation in state
+        assert (decision is ProgressOutcome.BAD_TOKEN) is (not report.token_matches or not known)
+        if decision is ProgressOutcome.APPLIED:
+            assert state[report.generation][0] is Status.PENDING
+            assert report.value.is_ahead_of(shown[report.generation])
+            shown[report.generation] = report.value
+        elif decision is ProgressOutcome.IGNORED and state[report.generation][0] is Status.PENDING:
+            assert not report.value.is_ahead_of(shown[report.generation])
+    assert after_progress(state, batch, decisions) == {g: (state[g][0], shown[g]) for g in state}

@@ -193,7 +193,9 @@ Global___StartGenerationsResponse: _TypeAlias = StartGenerationsResponse  # noqa
 
 @_typing.final
 class StartGenerationOutcome(_message.Message):
-    """What became of one job."""
+    """What became of one job (the shape of every batch call's outcome: a
+    status, then the item's payload).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -252,24 +252,55 @@ class CompleteGenerationsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     STATUSES_FIELD_NUMBER: _builtins.int
+    OUTCOMES_FIELD_NUMBER: _builtins.int
     @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
     def statuses(self) -> _containers.RepeatedCompositeFieldContainer[_status_pb2.Status]:
-        """One per result: OK, or the status CompleteGeneration would have failed
-        with for it.
-        """
+        """No longer sent: each result's status is in its outcome."""
+
+    @_builtins.property
+    def outcomes(self) -> _containers.RepeatedCompositeFieldContainer[Global___CompleteGenerationOutcome]:
+        """One per result of the request."""
 
     def __init__(
         self,
         *,
         statuses: _abc.Iterable[_status_pb2.Status] | None = ...,
+        outcomes: _abc.Iterable[Global___CompleteGenerationOutcome] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["statuses", b"statuses"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcomes", b"outcomes", "statuses", b"statuses"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CompleteGenerationsResponse: _TypeAlias = CompleteGenerationsResponse  # noqa: Y015
+
+@_typing.final
+class CompleteGenerationOutcome(_message.Message):
+    """What became of one result (the shape of every batch call's outcome: a
+    status, then the item's payload; CompleteGeneration answers no payload).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def status(self) -> _status_pb2.Status:
+        """OK, or the status CompleteGeneration would have failed with for it."""
+
+    def __init__(
+        self,
+        *,
+        status: _status_pb2.Status | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteGenerationOutcome: _TypeAlias = CompleteGenerationOutcome  # noqa: Y015
 
 @_typing.final
 class ProgressReport(_message.Message):
@@ -333,26 +364,62 @@ Global___ReportProgressRequest: _TypeAlias = ReportProgressRequest  # noqa: Y015
 
 @_typing.final
 class ReportProgressResponse(_message.Message):
-    """Which reports were refused."""
+    """What became of each report, in the order of the request."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     REFUSED_GENERATION_IDS_FIELD_NUMBER: _builtins.int
+    OUTCOMES_FIELD_NUMBER: _builtins.int
     @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
     def refused_generation_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Generations whose report was refused for its token (not the latest
-        dispatch's, or no such generation): their jobs need report no more.
-        """
+        """No longer sent: a refused report's outcome is UNAUTHENTICATED."""
+
+    @_builtins.property
+    def outcomes(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProgressReportOutcome]:
+        """One per report of the request."""
 
     def __init__(
         self,
         *,
         refused_generation_ids: _abc.Iterable[_builtins.str] | None = ...,
+        outcomes: _abc.Iterable[Global___ProgressReportOutcome] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["refused_generation_ids", b"refused_generation_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcomes", b"outcomes", "refused_generation_ids", b"refused_generation_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReportProgressResponse: _TypeAlias = ReportProgressResponse  # noqa: Y015
+
+@_typing.final
+class ProgressReportOutcome(_message.Message):
+    """What became of one report (the shape of every batch call's outcome: a
+    status, then the item's payload; a report has none).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def status(self) -> _status_pb2.Status:
+        """OK: taken (shown, or changing nothing: behind what the generation
+        shows, or for a finished one). UNAUTHENTICATED (CALLBACK_TOKEN_INVALID):
+        its token is not the latest dispatch's, or there is no such generation;
+        its job need report no more. INVALID_ARGUMENT: a malformed report,
+        naming its field.
+        """
+
+    def __init__(
+        self,
+        *,
+        status: _status_pb2.Status | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProgressReportOutcome: _TypeAlias = ProgressReportOutcome  # noqa: Y015

@@ -75,9 +75,9 @@ class CallbackServiceServicer:
 
     def ReportProgress(self, request, context):
         """Reports where jobs stand: queued (with their place) or running (with
-        their percent done). Each report carries its dispatch's token; a report
-        with another token, for a finished generation or behind what was already
-        reported changes nothing.
+        their percent done). Each report carries its dispatch's token and is
+        taken or refused on its own; a report with another token, for a
+        finished generation or behind what was already reported changes nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -44,9 +44,9 @@ class CallbackServiceStub:
     """
     ReportProgress: _grpc.UnaryUnaryMultiCallable[_callback_pb2.ReportProgressRequest, _callback_pb2.ReportProgressResponse]
     """Reports where jobs stand: queued (with their place) or running (with
-    their percent done). Each report carries its dispatch's token; a report
-    with another token, for a finished generation or behind what was already
-    reported changes nothing.
+    their percent done). Each report carries its dispatch's token and is
+    taken or refused on its own; a report with another token, for a
+    finished generation or behind what was already reported changes nothing.
     """
 
 @_typing.type_check_only
@@ -65,9 +65,9 @@ class CallbackServiceAsyncStub(CallbackServiceStub):
     """
     ReportProgress: _aio.UnaryUnaryMultiCallable[_callback_pb2.ReportProgressRequest, _callback_pb2.ReportProgressResponse]  # type: ignore[assignment]
     """Reports where jobs stand: queued (with their place) or running (with
-    their percent done). Each report carries its dispatch's token; a report
-    with another token, for a finished generation or behind what was already
-    reported changes nothing.
+    their percent done). Each report carries its dispatch's token and is
+    taken or refused on its own; a report with another token, for a
+    finished generation or behind what was already reported changes nothing.
     """
 
 class CallbackServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -101,9 +101,9 @@ class CallbackServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_callback_pb2.ReportProgressResponse, _abc.Awaitable[_callback_pb2.ReportProgressResponse]]:
         """Reports where jobs stand: queued (with their place) or running (with
-        their percent done). Each report carries its dispatch's token; a report
-        with another token, for a finished generation or behind what was already
-        reported changes nothing.
+        their percent done). Each report carries its dispatch's token and is
+        taken or refused on its own; a report with another token, for a
+        finished generation or behind what was already reported changes nothing.
         """
 
 def add_CallbackServiceServicer_to_server(servicer: CallbackServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
