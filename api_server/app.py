@@ -10,22 +10,20 @@ import asyncio
 import functools
 from dataclasses import dataclass
 
-from grpc import aio
-
 from api_server.auth import Authenticator, AuthInterceptor
-from api_server.dispatcher import Dispatcher
+from api_server.dispatcher import Dispatcher, Stubs, Workers
+from api_server.queue_view import QueueView
 from api_server.service import GenerationService
 from api_server.settings import Settings, WebhookSettings
 from api_server.watch import ChangeFeed, FeedListeners, Watches
 from api_server.webhook_sender import WebhookSender
-from leo.ai.v1 import ai_pb2_grpc
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
 from leo_mesh import logs
-from leo_mesh.channels import internal_channel
 from leo_mesh.convert import webhook_body
 from leo_mesh.db.generations import GenerationStore
 from leo_mesh.db.keys import KeyStore
 from leo_mesh.db.pool import Database
+from leo_mesh.db.queue import QueueStore
 from leo_mesh.db.urls import libpq_url
 from leo_mesh.db.webhooks import WebhookStore
 from leo_mesh.grpc_server import GrpcApp, GrpcService, Service, serve
@@ -55,7 +53,7 @@ class ApiServer(GrpcService):
     feed: ChangeFeed
     watches: Watches
     grpc: GrpcApp
-    ai_channel: aio.Channel | None
+    workers: Workers
     media: MediaStore
     gauges: DatabaseGauges
     # None: a worker process, whose metrics its supervisor serves.
@@ -77,6 +75,7 @@ class ApiServer(GrpcService):
         tasks.start("webhook sender", self.sender.run(), finishes=True)
         tasks.start("change feed", self.feed.run())
         tasks.start("watch reads", self.watches.run())
+        tasks.start("watch places", self.watches.run_places())
         tasks.start("gauges", self.gauges.run())
 
     async def drain(self) -> None:
@@ -94,8 +93,7 @@ class ApiServer(GrpcService):
         await self.grpc.background.stop(grace)
         await self.sender.close()
         await self.media.close()
-        if self.ai_channel is not None:
-            await self.ai_channel.close()
+        await self.workers.close()
         await self.db.close()
         if self.metrics is not None:
             self.metrics.stop()
@@ -106,11 +104,12 @@ def bootstrap(
     *,
     webhook_settings: WebhookSettings | None = None,
     media_settings: MediaSettings | None = None,
-    ai: ai_pb2_grpc.AIServiceAsyncStub | None = None,
+    ai: Stubs | None = None,
     serve_metrics: bool = True,
 ) -> ApiServer:
     """Wire the api_server (call it in the event loop that will run it).
-    `ai` replaces the channel to the AI backend: a test stub.
+    `ai` makes the AIService stub of a worker's address instead of a
+    channel to it: a test stub.
     `serve_metrics=False`: a worker process (its supervisor serves them)."""
     webhook_settings = webhook_settings or WebhookSettings()
     media_settings = media_settings or MediaSettings()
@@ -119,16 +118,22 @@ def bootstrap(
     db = Database(
         settings.database_url, name="api_server", max_size=settings.db_pool_size, max_waiting=settings.db_max_waiting
     )
-    store = GenerationStore(db, webhook_body=functools.partial(webhook_body, links=links))
-    ai_channel = None
-    if ai is None:
-        ai_channel = internal_channel(settings.ai_server_address)
-        ai = ai_pb2_grpc.AIServiceStub(ai_channel)
-    dispatcher = Dispatcher(store, ai, settings)
+    body = functools.partial(webhook_body, links=links)
+    store = GenerationStore(db, webhook_body=body, completion_deadline_s=settings.completion_deadline_s)
+    queue = QueueStore(db, webhook_body=body)
+    workers = Workers(settings, ai)
+    dispatcher = Dispatcher(queue, workers, settings)
+    view = QueueView(queue, max_age_s=settings.queue_snapshot_s, default_duration_s=settings.queue_default_duration_s)
     webhooks = WebhookStore(db)
     sender = WebhookSender(webhooks, webhook_settings)
     authenticator = Authenticator(KeyStore(db), ttl_s=settings.auth_cache_ttl_s)
-    watches = Watches(store, write_timeout_s=settings.watch_write_timeout_s, links=links)
+    watches = Watches(
+        store,
+        view,
+        write_timeout_s=settings.watch_write_timeout_s,
+        links=links,
+        places_every_s=settings.queue_snapshot_s,
+    )
     feed = ChangeFeed(
         libpq_url(settings.database_url),
         reconnect_base_s=settings.watch_reconnect_base_s,
@@ -139,16 +144,22 @@ def bootstrap(
         authenticator.revoked(bytes.fromhex(key_hash_hex))
         watches.revoked(key_hash_hex)
 
+    def queue_moved() -> None:
+        dispatcher.wake()
+        watches.queue_moved()
+
     def resync() -> None:
         authenticator.forget_all()
         watches.resync()
+        queue_moved()
 
-    feed.listeners = FeedListeners(changed=watches.changed, revoked=revoked, resync=resync)
+    feed.listeners = FeedListeners(changed=watches.changed, revoked=revoked, queue_moved=queue_moved, resync=resync)
     servicer = GenerationService(
         store,
         dispatcher,
         settings,
         watches=watches,
+        view=view,
         webhooks=webhooks,
         webhook_settings=webhook_settings,
         links=links,
@@ -173,7 +184,7 @@ def bootstrap(
         feed,
         watches,
         server,
-        ai_channel,
+        workers,
         media,
         DatabaseGauges(db, backlog=True),
         metrics,

@@ -20,8 +20,9 @@ from typing import Any
 
 import grpc
 
-from leo_mesh.db.keys import KeyStore, key_hash
+from leo_mesh.db.keys import Grant, KeyStore, key_hash
 from leo_mesh.errors import ApiKeyInvalid
+from leo_mesh.scheduling import Priority
 
 PROTECTED_PREFIX = "/leo.generation.v1.GenerationService/"
 CACHE_MAX_ENTRIES = 10_000
@@ -31,6 +32,9 @@ CACHE_MAX_ENTRIES = 10_000
 class Caller:
     owner: str
     key_hash: bytes
+    # The key's tier: its weight in the fair share, its highest priority.
+    weight: int = 1
+    max_priority: Priority = Priority.NORMAL
 
 
 _caller: contextvars.ContextVar[Caller] = contextvars.ContextVar("caller")
@@ -56,8 +60,12 @@ def bearer_key(metadata) -> str | None:
     return None
 
 
+def _caller_of(grant: Grant, hashed: bytes) -> Caller:
+    return Caller(grant.owner, hashed, grant.weight, grant.max_priority)
+
+
 class Authenticator:
-    """Key hash → owner, remembered for `ttl_s`. Unknown keys are not
+    """Key hash → what the key grants (owner, tier), remembered for `ttl_s`. Unknown keys are not
     remembered (random keys cannot fill the cache); concurrent lookups of one
     key share one query."""
 
@@ -65,8 +73,8 @@ class Authenticator:
         self._keys = keys
         self._ttl_s = ttl_s
         self._clock = clock
-        self._cache: OrderedDict[bytes, tuple[str, float]] = OrderedDict()
-        self._lookups: dict[bytes, asyncio.Future[str | None]] = {}
+        self._cache: OrderedDict[bytes, tuple[Grant, float]] = OrderedDict()
+        self._lookups: dict[bytes, asyncio.Future[Grant | None]] = {}
         # Bumped by every eviction: a lookup that started before one does not
         # cache its (possibly revoked) answer.
         self._epoch = 0
@@ -75,24 +83,24 @@ class Authenticator:
         hashed = key_hash(key)
         cached = self._cache.get(hashed)
         if cached is not None and cached[1] > self._clock():
-            return Caller(cached[0], hashed)
+            return _caller_of(cached[0], hashed)
         lookup = self._lookups.get(hashed)
         if lookup is None:
             lookup = asyncio.ensure_future(self._look_up(hashed))
             self._lookups[hashed] = lookup
             lookup.add_done_callback(lambda _: self._lookups.pop(hashed, None))
-        owner = await asyncio.shield(lookup)
-        return Caller(owner, hashed) if owner is not None else None
+        grant = await asyncio.shield(lookup)
+        return _caller_of(grant, hashed) if grant is not None else None
 
-    async def _look_up(self, hashed: bytes) -> str | None:
+    async def _look_up(self, hashed: bytes) -> Grant | None:
         epoch = self._epoch
-        owner = await self._keys.owner_of(hashed)
-        if owner is not None and epoch == self._epoch and self._ttl_s > 0:
-            self._cache[hashed] = (owner, self._clock() + self._ttl_s)
+        grant = await self._keys.grant_of(hashed)
+        if grant is not None and epoch == self._epoch and self._ttl_s > 0:
+            self._cache[hashed] = (grant, self._clock() + self._ttl_s)
             self._cache.move_to_end(hashed)
             while len(self._cache) > CACHE_MAX_ENTRIES:
                 self._cache.popitem(last=False)
-        return owner
+        return grant
 
     def revoked(self, hashed: bytes) -> None:
         self._epoch += 1

@@ -14,6 +14,7 @@ from google.api import httpbody_pb2
 from api_server import paging, webhook_urls
 from api_server.auth import current_caller
 from api_server.dispatcher import Dispatcher
+from api_server.queue_view import QueueView
 from api_server.settings import Settings, WebhookSettings
 from api_server.validation import (
     IDEMPOTENCY_HEADER,
@@ -27,6 +28,7 @@ from api_server.watch import Watches
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
 from leo_mesh.convert import to_proto
 from leo_mesh.db.generations import GenerationStore
+from leo_mesh.db.rows import GenerationRow
 from leo_mesh.db.webhooks import WebhookStore
 from leo_mesh.errors import AssetNotFound, GenerationNotFound, WebhookSecretRequired, invalid
 from leo_mesh.media.links import AssetLinks
@@ -48,6 +50,7 @@ class GenerationService(generation_pb2_grpc.GenerationServiceServicer):
         settings: Settings,
         *,
         watches: Watches,
+        view: QueueView,
         webhooks: WebhookStore,
         webhook_settings: WebhookSettings,
         links: AssetLinks,
@@ -59,6 +62,7 @@ class GenerationService(generation_pb2_grpc.GenerationServiceServicer):
         self._dispatcher = dispatcher
         self._settings = settings
         self._watches = watches
+        self._view = view
         self._webhooks = webhooks
         self._webhook_settings = webhook_settings
 
@@ -72,18 +76,35 @@ class GenerationService(generation_pb2_grpc.GenerationServiceServicer):
             raise WebhookSecretRequired()
 
     async def CreateGeneration(self, request, context):
-        owner = current_caller().owner
-        new = validate_create(request, owner=owner, idempotency_key=_header(context, IDEMPOTENCY_HEADER))
+        caller = current_caller()
+        new = validate_create(
+            request,
+            owner=caller.owner,
+            idempotency_key=_header(context, IDEMPOTENCY_HEADER),
+            max_priority=caller.max_priority,
+        )
         if new.webhook_url:
-            await self._check_webhook(new.webhook_url, owner)
-        trace_parent = tracing.traceparent()
-        if trace_parent is not None:  # what the generation's dispatches and webhooks continue
-            new = dataclasses.replace(new, trace_parent=trace_parent)
+            await self._check_webhook(new.webhook_url, caller.owner)
+        # Not asked by the client: what the generation's dispatches and
+        # webhooks continue, and its weight and cost in the queue's fair share.
+        new = dataclasses.replace(
+            new,
+            trace_parent=tracing.traceparent(),
+            weight=caller.weight,
+            cost=self._view.duration(new.model, new.kind),
+        )
         row, created = await self._store.create(new, max_pending=self._settings.max_pending_per_owner)
         tracing.about_generation(str(row.generation_id))
         if created:
             self._dispatcher.wake()
-        return generation_pb2.CreateGenerationResponse(generation=to_proto(row, self._links))
+        # Its place as the latest picture of the queue has it (none when the
+        # picture is older than the generation: Get and Watch show it).
+        return generation_pb2.CreateGenerationResponse(generation=to_proto(row, self._links, self._view.standing(row)))
+
+    async def _shown(self, row: GenerationRow) -> generation_pb2.Generation:
+        """The generation as the API shows it, with where it stands in the queue."""
+        standings = await self._view.standings([row])
+        return to_proto(row, self._links, standings.get(row.generation_id))
 
     async def GetGeneration(self, request, context):
         generation_id = parse_generation_id(request.generation_id)
@@ -91,7 +112,7 @@ class GenerationService(generation_pb2_grpc.GenerationServiceServicer):
         row = await self._store.get(generation_id, current_caller().owner)
         if row is None:
             raise GenerationNotFound(generation_id)
-        return generation_pb2.GetGenerationResponse(generation=to_proto(row, self._links))
+        return generation_pb2.GetGenerationResponse(generation=await self._shown(row))
 
     async def ListGenerations(self, request, context):
         size = page_size(request.page_size)
@@ -99,15 +120,19 @@ class GenerationService(generation_pb2_grpc.GenerationServiceServicer):
         after = paging.decode(request.page_token, status)
         rows = await self._store.page(current_caller().owner, limit=size + 1, after=after, status=status)
         page, more = rows[:size], len(rows) > size
+        standings = await self._view.standings(page)
         return generation_pb2.ListGenerationsResponse(
-            generations=[to_proto(row, self._links) for row in page],
+            generations=[to_proto(row, self._links, standings.get(row.generation_id)) for row in page],
             next_page_token=paging.encode(page[-1], status) if more else "",
         )
 
     async def CancelGeneration(self, request, context):
         generation_id = parse_generation_id(request.generation_id)
         tracing.about_generation(str(generation_id))
-        row = await self._store.cancel(generation_id, current_caller().owner)
+        row, worker = await self._store.cancel(generation_id, current_caller().owner)
+        if worker is not None:  # it stops there now, and its slot takes the next generation
+            await self._dispatcher.stop_on_worker(worker, [str(generation_id)])
+        self._dispatcher.wake()
         return generation_pb2.CancelGenerationResponse(generation=to_proto(row, self._links))
 
     async def RotateWebhookSecret(self, request, context):

@@ -6,13 +6,13 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from leo_mesh.rules import RetryPolicy
-from leo_mesh.settings import DatabaseSettings
+from leo_mesh.settings import DatabaseSettings, QueueSettings
 
 # How long a webhook's host may take to resolve.
 RESOLVE_TIMEOUT_S = 2.0
 
 
-class Settings(DatabaseSettings):
+class Settings(DatabaseSettings, QueueSettings):
     api_server_port: int = 50051
     # /metrics (Prometheus), on LISTEN_HOST; 0: any free port. With several
     # workers, the supervising process serves their sum here.
@@ -20,21 +20,27 @@ class Settings(DatabaseSettings):
     # Processes serving the port together (SO_REUSEPORT); each is a full
     # api_server (its own pool, dispatcher, change feed), like a replica.
     api_server_workers: int = Field(1, ge=1, le=64)
-    ai_server_address: str = "127.0.0.1:50052"
 
     # How many PENDING generations one owner may have at once.
     max_pending_per_owner: int = Field(100, ge=1)
+    # How many of them may be on AI workers at once (starting or running);
+    # the rest wait in the queue, while other owners' generations go by.
+    max_running_per_owner: int = Field(32, ge=1)
 
     dispatch_max_attempts: int = Field(5, ge=1)
     dispatch_backoff_base_s: float = Field(1.0, gt=0)
     dispatch_backoff_cap_s: float = Field(60.0, gt=0)
-    # Deadline of one StartGeneration call.
+    # Deadline of one StartGenerations call to a worker.
     dispatch_rpc_timeout_s: float = Field(5.0, gt=0)
-    # How often the dispatcher looks for due rows when nothing woke it.
+    # How often the dispatcher looks at the queue when nothing woke it.
     dispatch_poll_interval_s: float = Field(1.0, gt=0)
+    # Generations handed out in one round at most.
     dispatch_batch_size: int = Field(100, ge=1)
-    # How long a dispatched generation may wait for its callback.
-    completion_deadline_s: float = Field(120.0, gt=0)
+    # A queued generation's estimated start and completion: how long a
+    # generation takes when none of its model and kind completed lately.
+    queue_default_duration_s: float = Field(6.0, gt=0)
+    # How old the queue's picture (places, estimates) may be when read.
+    queue_snapshot_s: float = Field(0.5, gt=0)
 
     # Database connections of this process, and how many calls may queue for one.
     db_pool_size: int = Field(10, ge=1)
@@ -62,10 +68,11 @@ class Settings(DatabaseSettings):
         return RetryPolicy(self.dispatch_max_attempts, self.dispatch_backoff_base_s, self.dispatch_backoff_cap_s)
 
     @property
-    def claim_lease_s(self) -> float:
-        """How long a claimed row stays invisible to other dispatchers while
-        its StartGeneration is in flight."""
-        return 2 * self.dispatch_rpc_timeout_s + 5
+    def start_lease_s(self) -> float:
+        """How long a generation sent to a worker waits for the worker's
+        acknowledgement (the call's, or its next heartbeat's) before the
+        dispatcher sends it to that worker again."""
+        return self.dispatch_rpc_timeout_s + 2 * self.worker_lease_s
 
 
 class WebhookSettings(BaseSettings):

@@ -19,13 +19,15 @@ from google.protobuf.message import Message
 
 from leo.api.v1 import field_rules_pb2
 from leo.generation.v1 import generation_pb2
-from leo_mesh import wire
+from leo_mesh import scheduling, wire
 from leo_mesh.db.generations import NewGeneration
 from leo_mesh.errors import FieldViolation, InvalidArgument
 from leo_mesh.rules import Kind, Model, Status
+from leo_mesh.scheduling import Priority
 
 DEFAULT_MODEL = Model.SDXL
 DEFAULT_KIND = Kind.IMAGE
+DEFAULT_PRIORITY = Priority.NORMAL
 DEFAULT_SIDE = 1024
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
 
@@ -153,11 +155,20 @@ def _request_id(request_id: str, header: str | None, violations: list[FieldViola
 
 
 def validate_create(
-    request: generation_pb2.CreateGenerationRequest, *, owner: str, idempotency_key: str | None = None
+    request: generation_pb2.CreateGenerationRequest,
+    *,
+    owner: str,
+    idempotency_key: str | None = None,
+    max_priority: Priority = Priority.NORMAL,
 ) -> NewGeneration:
-    """The generation to create, or INVALID_ARGUMENT listing every bad field."""
+    """The generation to create, or INVALID_ARGUMENT listing every bad field
+    (a priority above what the caller's key allows among them)."""
     violations = field_violations(request)
     request_id = _request_id(request.request_id, idempotency_key, violations)
+    priority = wire.PRIORITY.from_wire(request.priority) or DEFAULT_PRIORITY
+    if not scheduling.priority_allowed(priority, max_priority):
+        allowed = generation_pb2.Priority.Name(wire.PRIORITY.to_wire(max_priority))
+        violations.append(FieldViolation("priority", f"must be at most {allowed} for this API key"))
     if violations:
         raise InvalidArgument(violations)
     return NewGeneration(
@@ -169,6 +180,7 @@ def validate_create(
         request_id=request_id,
         webhook_url=request.webhook_url or None,
         kind=wire.KIND.from_wire(request.kind) or DEFAULT_KIND,
+        priority=priority,
     )
 
 

@@ -6,7 +6,10 @@ connection (ChangeFeed). Watches keeps one Topic per watched generation:
 on a notification the generation is read once, whatever the number of its
 watchers in this process, and the state is handed to each of them. A
 watcher that cannot keep up is dropped (Watches.follow), never waited for.
-Revoking an API key (KeyStore.revoke) ends its open watches.
+Revoking an API key (KeyStore.revoke) ends its open watches. When the
+queue moves (QUEUE_CHANNEL), the places and estimates of the watched
+generations are taken again (QueueView) and handed out the same way, at
+most once per QUEUE_SNAPSHOT_S.
 """
 
 from __future__ import annotations
@@ -22,16 +25,19 @@ import grpc
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from api_server.queue_view import QueueView
 from leo.generation.v1 import generation_pb2
 from leo_mesh import metrics
 from leo_mesh.backoff import backoff_delay
 from leo_mesh.convert import to_proto
-from leo_mesh.db.generations import CHANGES_CHANNEL, GenerationStore
+from leo_mesh.db.generations import GenerationStore
 from leo_mesh.db.keys import REVOKED_CHANNEL
+from leo_mesh.db.notify import CHANGES_CHANNEL, QUEUE_CHANNEL
 from leo_mesh.db.rows import GenerationRow
 from leo_mesh.errors import ApiKeyRevoked, DomainError, GenerationNotFound, ShuttingDown, WatcherTooSlow
 from leo_mesh.media.links import AssetLinks
-from leo_mesh.rules import FINAL
+from leo_mesh.rules import FINAL, Status
+from leo_mesh.scheduling import Phase
 from leo_mesh.status import status_proto
 
 log = logging.getLogger("api_server.watch")
@@ -51,10 +57,12 @@ READ_RETRY_S = 0.5
 @dataclass
 class FeedListeners:
     """Who the change feed tells: a generation changed, a key was revoked,
-    or anything may have been missed (the connection was (re)opened)."""
+    the queue moved (or a worker's room changed), or anything may have been
+    missed (the connection was (re)opened)."""
 
     changed: Callable[[str], None] = lambda generation_id: None
     revoked: Callable[[str], None] = lambda key_hash_hex: None
+    queue_moved: Callable[[], None] = lambda: None
     resync: Callable[[], None] = lambda: None
 
 
@@ -80,7 +88,7 @@ class ChangeFeed:
                     + KEEPALIVES,
                     autocommit=True,
                 ) as conn:
-                    await conn.execute(f"LISTEN {CHANGES_CHANNEL}; LISTEN {REVOKED_CHANNEL}")
+                    await conn.execute(f"LISTEN {CHANGES_CHANNEL}; LISTEN {REVOKED_CHANNEL}; LISTEN {QUEUE_CHANNEL}")
                     if failures:
                         log.info("change feed reconnected")
                     failures = 0
@@ -89,6 +97,8 @@ class ChangeFeed:
                     async for notify in conn.notifies():
                         if notify.channel == CHANGES_CHANNEL:
                             self.listeners.changed(notify.payload)
+                        elif notify.channel == QUEUE_CHANNEL:
+                            self.listeners.queue_moved()
                         else:
                             self.listeners.revoked(notify.payload)
             except Exception as exc:  # whatever broke it, listen again
@@ -119,14 +129,25 @@ class Topic:
 
 
 class Watches:
-    def __init__(self, store: GenerationStore, *, write_timeout_s: float, links: AssetLinks) -> None:
+    def __init__(
+        self,
+        store: GenerationStore,
+        view: QueueView,
+        *,
+        write_timeout_s: float,
+        links: AssetLinks,
+        places_every_s: float,
+    ) -> None:
         self._store = store
+        self._view = view
         self._links = links
         self._write_timeout_s = write_timeout_s
+        self._places_every_s = places_every_s
         self._topics: dict[uuid.UUID, Topic] = {}
         self._by_key: dict[str, set[Watcher]] = {}
         self._to_read: set[uuid.UUID] = set()
         self._read_wanted = asyncio.Event()
+        self._places_wanted = asyncio.Event()
         self._draining = False
 
     def __len__(self) -> int:
@@ -142,6 +163,10 @@ class Watches:
     def resync(self) -> None:
         for generation_id in self._topics:
             self._want_read(generation_id)
+
+    def queue_moved(self) -> None:
+        self._view.stale()
+        self._places_wanted.set()
 
     def revoked(self, key_hash_hex: str) -> None:
         for watcher in self._by_key.get(key_hash_hex, ()):
@@ -180,8 +205,33 @@ class Watches:
                     self._to_read.update(batch)
                     await asyncio.sleep(READ_RETRY_S)
                     continue
+                if any(row.phase is Phase.QUEUED for row in rows.values()):
+                    with contextlib.suppress(Exception):  # places are shown when they can be
+                        await self._view.fresh()
                 for generation_id in batch:
                     self._publish(generation_id, rows.get(generation_id))
+
+    async def run_places(self) -> None:
+        """When the queue moved, hand the watched PENDING generations their
+        new places and estimates (each watcher sends only what changed)."""
+        while True:
+            await self._places_wanted.wait()
+            self._places_wanted.clear()
+            pending = [
+                (generation_id, topic)
+                for generation_id, topic in self._topics.items()
+                if topic.row is not None and topic.row.phase is not None
+            ]
+            if pending:
+                try:
+                    await self._view.fresh()
+                except Exception as exc:
+                    log.warning("queue places not read; retrying", extra={"error": str(exc)})
+                    self._places_wanted.set()
+                else:
+                    for generation_id, topic in pending:
+                        self._publish(generation_id, topic.row)
+            await asyncio.sleep(self._places_every_s)
 
     def _publish(self, generation_id: uuid.UUID, row: GenerationRow | None) -> None:
         topic = self._topics.get(generation_id)
@@ -232,7 +282,9 @@ class Watches:
                     seen, row = topic.version, topic.row
                     if row is None or row.owner != owner:
                         raise GenerationNotFound(generation_id)
-                    generation = to_proto(row, self._links)
+                    generation = to_proto(
+                        row, self._links, self._view.standing(row) if row.status is Status.PENDING else None
+                    )
                     if generation != sent:
                         with self._write_deadline(context):
                             yield generation_pb2.WatchGenerationResponse(generation=generation)

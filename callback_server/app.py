@@ -11,6 +11,7 @@ from leo.callback.v1 import callback_pb2, callback_pb2_grpc
 from leo_mesh.convert import webhook_body
 from leo_mesh.db.generations import GenerationStore
 from leo_mesh.db.pool import Database
+from leo_mesh.db.workers import WorkerStore
 from leo_mesh.grpc_server import GrpcApp, GrpcService, Service
 from leo_mesh.media.links import AssetLinks
 from leo_mesh.media.settings import MediaSettings
@@ -55,8 +56,12 @@ def bootstrap(settings: Settings, media: MediaSettings | None = None) -> Callbac
         max_size=settings.db_pool_size,
         max_waiting=settings.db_max_waiting,
     )
-    store = GenerationStore(db, webhook_body=functools.partial(webhook_body, links=links))
-    servicer = CallbackService(store)
+    store = GenerationStore(
+        db,
+        webhook_body=functools.partial(webhook_body, links=links),
+        completion_deadline_s=settings.completion_deadline_s,
+    )
+    servicer = CallbackService(store, WorkerStore(db), settings)
     server = GrpcApp(
         "callback_server",
         [Service(SERVICE_NAME, lambda s: callback_pb2_grpc.add_CallbackServiceServicer_to_server(servicer, s))],

@@ -1,5 +1,6 @@
-"""CallbackService: the AI backend reports results (the seed's Lambda) and
-where its jobs stand.
+"""CallbackService: the AI workers report results (the seed's Lambda), how
+far their jobs are, and themselves (heartbeats: the pool's membership, each
+worker's room, what it holds).
 
 The token is checked before anything else: an unknown generation and a
 wrong token get the same answer, so this port does not reveal which
@@ -12,14 +13,18 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from datetime import timedelta
 
 from leo.callback.v1 import callback_pb2, callback_pb2_grpc
-from leo_mesh import metrics
+from leo_mesh import metrics, wire
 from leo_mesh.batched_calls import answer_each
 from leo_mesh.db.generations import GenerationStore
+from leo_mesh.db.workers import Heartbeat, WorkerStore
 from leo_mesh.errors import CallbackTokenInvalid, FieldViolation, InvalidArgument, ResultConflict
 from leo_mesh.media.store import generation_prefix, key_problem
 from leo_mesh.rules import Asset, Completion, Progress, ProgressOutcome, Result
+from leo_mesh.scheduling import Reported
+from leo_mesh.settings import QueueSettings
 from leo_mesh.telemetry import tracing
 
 log = logging.getLogger("callback_server.service")
@@ -89,24 +94,82 @@ def parse_result(request: callback_pb2.CompleteGenerationRequest) -> tuple[uuid.
 def parse_report(report: callback_pb2.ProgressReport) -> tuple[uuid.UUID, Progress]:
     violations: list[FieldViolation] = []
     generation_id = _generation_id(report.generation_id, "generation_id", violations)
-    stage = report.WhichOneof("stage")
-    if stage == "queue_position" and report.queue_position < 1:
-        violations.append(FieldViolation("queue_position", "must be at least 1"))
-    elif stage == "percent" and not 0 <= report.percent <= 100:
+    if not 0 <= report.percent <= 100:
         violations.append(FieldViolation("percent", "must be from 0 to 100"))
-    elif stage is None:
-        violations.append(FieldViolation("stage", "one of queue_position or percent is required"))
     if violations:
         raise InvalidArgument(violations)
     assert generation_id is not None
-    if stage == "queue_position":
-        return generation_id, Progress(queue_position=report.queue_position)
     return generation_id, Progress(percent=report.percent)
 
 
+MAX_HELD_JOBS = 10_000
+_ADDRESS = re.compile(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]{1,253}):[0-9]{1,5}")
+
+
+def parse_heartbeat(request: callback_pb2.HeartbeatRequest) -> Heartbeat:
+    """The heartbeat, or INVALID_ARGUMENT naming every bad field."""
+    violations: list[FieldViolation] = []
+    worker_id = _generation_id(request.worker_id, "worker_id", violations)
+    if not _ADDRESS.fullmatch(request.address) or not 0 < int(request.address.rsplit(":", 1)[-1] or 0) < 65536:
+        violations.append(FieldViolation("address", "must be host:port, where the mesh reaches the worker"))
+    if request.slots < 1:
+        violations.append(FieldViolation("slots", "must be at least 1"))
+    if request.prefetch < 0:
+        violations.append(FieldViolation("prefetch", "must not be negative"))
+    models = {wire.AI_MODEL.from_wire(value) for value in request.models}
+    kinds = {wire.AI_KIND.from_wire(value) for value in request.kinds}
+    if not request.models or None in models:
+        violations.append(FieldViolation("models", "must name at least one known model"))
+    if not request.kinds or None in kinds:
+        violations.append(FieldViolation("kinds", "must name at least one known kind"))
+    if request.heartbeat < 1:
+        violations.append(FieldViolation("heartbeat", "must be at least 1 (heartbeats are numbered from 1)"))
+    if len(request.jobs) > MAX_HELD_JOBS:
+        violations.append(FieldViolation("jobs", f"must hold at most {MAX_HELD_JOBS} jobs"))
+    jobs: dict[uuid.UUID, Reported] = {}
+    for index, job in enumerate(request.jobs[:MAX_HELD_JOBS]):
+        generation_id = _generation_id(job.generation_id, f"jobs[{index}].generation_id", violations)
+        running_for = job.running_for.ToTimedelta().total_seconds()
+        if running_for < 0:
+            violations.append(FieldViolation(f"jobs[{index}].running_for", "must not be negative"))
+        if generation_id is not None:
+            jobs[generation_id] = Reported(running=job.running, running_for_s=max(0.0, running_for))
+    if violations:
+        raise InvalidArgument(violations)
+    assert worker_id is not None
+    return Heartbeat(
+        worker_id=worker_id,
+        address=request.address,
+        slots=request.slots,
+        prefetch=request.prefetch,
+        models=frozenset(m for m in models if m is not None),
+        kinds=frozenset(k for k in kinds if k is not None),
+        number=request.heartbeat,
+        draining=request.draining,
+        leaving=request.leaving,
+        jobs=jobs,
+    )
+
+
 class CallbackService(callback_pb2_grpc.CallbackServiceServicer):
-    def __init__(self, store: GenerationStore) -> None:
+    def __init__(self, store: GenerationStore, workers: WorkerStore, queue: QueueSettings) -> None:
         self._store = store
+        self._workers = workers
+        self._queue = queue
+
+    async def Heartbeat(self, request, context):
+        beat = parse_heartbeat(request)
+        drop = await self._workers.heartbeat(
+            beat, lease_s=self._queue.worker_lease_s, completion_deadline_s=self._queue.completion_deadline_s
+        )
+        if beat.number == 1 or beat.leaving:
+            log.info(
+                "worker left" if beat.leaving else "worker joined",
+                extra={"worker_id": str(beat.worker_id), "address": beat.address, "slots": beat.slots},
+            )
+        answer = callback_pb2.HeartbeatResponse(drop_generation_ids=[str(gid) for gid in drop])
+        answer.lease.FromTimedelta(timedelta(seconds=self._queue.worker_lease_s))
+        return answer
 
     async def CompleteGeneration(self, request, context):
         await self._complete(request)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from leo_mesh.settings import DatabaseSettings
+from leo_mesh.settings import DatabaseSettings, QueueSettings
 
 
-class Settings(DatabaseSettings):
+class Settings(DatabaseSettings, QueueSettings):
     callback_server_port: int = 50053
     # /metrics (Prometheus), on LISTEN_HOST; 0: any free port.
     callback_server_metrics_port: int = Field(9093, ge=0, le=65535)

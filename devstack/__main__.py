@@ -116,7 +116,7 @@ def _run(
         )
         migrate.upgrade(database_url)
         api_key = mesh.create_api_key(DEV_OWNER, settings.leo_dev_api_key or None)
-        print("starting callback_server, mock_ai_server, api_server and Envoy…", flush=True)
+        print(f"starting callback_server, {len(ports.ai)} AI workers, api_server and Envoy…", flush=True)
         mesh.start()
         print(
             f"""
@@ -124,11 +124,11 @@ Leo generation mesh is running (logs in {run_dir.logs}):
   JSON/HTTP and gRPC via Envoy  http://127.0.0.1:{ports.envoy}
   Envoy admin                   http://127.0.0.1:{ports.envoy_admin}
   api_server (gRPC)             127.0.0.1:{ports.api[0]} ({settings.workers()} worker processes)
-  mock_ai_server (gRPC)         127.0.0.1:{ports.ai}
+  AI workers (mock_ai_server)    {", ".join(f"127.0.0.1:{port}" for port in ports.ai)}
   callback_server (gRPC)        127.0.0.1:{ports.callback}
   generated files               {mesh.media_dir}
   metrics (Prometheus)          {_metrics(ports.api_metrics[0])} (api_server)
-                                {_metrics(ports.ai_metrics)} (mock_ai_server)
+                                {", ".join(_metrics(port) for port in ports.ai_metrics)} (AI workers)
                                 {_metrics(ports.callback_metrics)} (callback_server)
   PostgreSQL                    {database_url}
   API key of owner "{DEV_OWNER}"            {api_key}

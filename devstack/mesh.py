@@ -1,5 +1,6 @@
-"""The whole mesh as child processes: callback_server, mock_ai_server,
-api_server (one or more replicas) and optionally Envoy, on one database.
+"""The whole mesh as child processes: callback_server, a pool of
+mock_ai_server workers, api_server (one or more replicas) and optionally
+Envoy, on one database.
 
 `make run` uses it on the ports its variables set; tests use it on free ports.
 """
@@ -39,25 +40,26 @@ class Ports:
     """Where each process listens. The defaults are the services' own."""
 
     api: list[int] = field(default_factory=lambda: [_default(ApiServerSettings, "api_server_port")])
-    ai: int = _default(MockAiSettings, "mock_ai_port")
+    # One per AI worker of the pool.
+    ai: list[int] = field(default_factory=lambda: [_default(MockAiSettings, "mock_ai_port")])
     callback: int = _default(CallbackServerSettings, "callback_server_port")
     envoy: int = _default(envoy_config.EnvoySettings, "envoy_listen_port")
     envoy_admin: int = _default(envoy_config.EnvoySettings, "envoy_admin_port")
     # Each process's /metrics (one per api_server replica).
     api_metrics: list[int] = field(default_factory=lambda: [_default(ApiServerSettings, "api_server_metrics_port")])
-    ai_metrics: int = _default(MockAiSettings, "mock_ai_metrics_port")
+    ai_metrics: list[int] = field(default_factory=lambda: [_default(MockAiSettings, "mock_ai_metrics_port")])
     callback_metrics: int = _default(CallbackServerSettings, "callback_server_metrics_port")
 
     @classmethod
-    def free(cls, api_replicas: int = 1) -> Ports:
+    def free(cls, api_replicas: int = 1, ai_workers: int = 1) -> Ports:
         return cls(
             api=[free_port() for _ in range(api_replicas)],
-            ai=free_port(),
+            ai=[free_port() for _ in range(ai_workers)],
             callback=free_port(),
             envoy=free_port(),
             envoy_admin=free_port(),
             api_metrics=[free_port() for _ in range(api_replicas)],
-            ai_metrics=free_port(),
+            ai_metrics=[free_port() for _ in range(ai_workers)],
             callback_metrics=free_port(),
         )
 
@@ -65,17 +67,17 @@ class Ports:
         """Each port with the variable that sets it (a second api_server
         replica's as "API_SERVER_PORT of replica 2")."""
 
-        def replicas(name: str, ports: list[int]) -> list[tuple[str, int]]:
-            return [(name if i == 0 else f"{name} of replica {i + 1}", port) for i, port in enumerate(ports)]
+        def replicas(name: str, ports: list[int], of: str = "replica") -> list[tuple[str, int]]:
+            return [(name if i == 0 else f"{name} of {of} {i + 1}", port) for i, port in enumerate(ports)]
 
         return [
             ("ENVOY_LISTEN_PORT", self.envoy),
             ("ENVOY_ADMIN_PORT", self.envoy_admin),
             *replicas("API_SERVER_PORT", self.api),
-            ("MOCK_AI_PORT", self.ai),
+            *replicas("MOCK_AI_PORT", self.ai, "worker"),
             ("CALLBACK_SERVER_PORT", self.callback),
             *replicas("API_SERVER_METRICS_PORT", self.api_metrics),
-            ("MOCK_AI_METRICS_PORT", self.ai_metrics),
+            *replicas("MOCK_AI_METRICS_PORT", self.ai_metrics, "worker"),
             ("CALLBACK_SERVER_METRICS_PORT", self.callback_metrics),
         ]
 
@@ -102,13 +104,7 @@ class Mesh:
             CALLBACK_SERVER_PORT=str(self.ports.callback),
             CALLBACK_SERVER_METRICS_PORT=str(self.ports.callback_metrics),
         )
-        self.mock_ai = self._service(
-            "mock_ai_server",
-            port=self.ports.ai,
-            MOCK_AI_PORT=str(self.ports.ai),
-            MOCK_AI_METRICS_PORT=str(self.ports.ai_metrics),
-            CALLBACK_SERVER_ADDRESS=f"127.0.0.1:{self.ports.callback}",
-        )
+        self.mock_ais = [self._worker(i) for i in range(len(self.ports.ai))]
         self.api_servers = [self._api_server(i) for i in range(len(self.ports.api))]
         self.envoy = self._envoy() if with_envoy else None
 
@@ -137,6 +133,22 @@ class Mesh:
             log_path=self.run_dir / f"{name}.log",
         )
 
+    def _worker(self, index: int) -> ManagedProcess:
+        """An AI worker: it joins the pool by heartbeating to the callback server."""
+        return self._service(
+            "mock_ai_server",
+            f"mock_ai_server-{index}" if index else "mock_ai_server",
+            port=self.ports.ai[index],
+            MOCK_AI_PORT=str(self.ports.ai[index]),
+            MOCK_AI_METRICS_PORT=str(self.ports.ai_metrics[index]),
+            CALLBACK_SERVER_ADDRESS=f"127.0.0.1:{self.ports.callback}",
+        )
+
+    @property
+    def mock_ai(self) -> ManagedProcess:
+        """The pool's first worker."""
+        return self.mock_ais[0]
+
     def _api_server(self, index: int) -> ManagedProcess:
         return self._service(
             "api_server",
@@ -144,7 +156,6 @@ class Mesh:
             port=self.ports.api[index],
             API_SERVER_PORT=str(self.ports.api[index]),
             API_SERVER_METRICS_PORT=str(self.ports.api_metrics[index]),
-            AI_SERVER_ADDRESS=f"127.0.0.1:{self.ports.ai}",
         )
 
     def _envoy(self) -> ManagedProcess:
@@ -170,15 +181,15 @@ class Mesh:
         """Where one of the mesh's services serves /metrics."""
         if process is self.callback_server:
             port = self.ports.callback_metrics
-        elif process is self.mock_ai:
-            port = self.ports.ai_metrics
+        elif process in self.mock_ais:
+            port = self.ports.ai_metrics[self.mock_ais.index(process)]
         else:
             port = self.ports.api_metrics[self.api_servers.index(process)]
         return f"http://127.0.0.1:{port}/metrics"
 
     def processes(self) -> list[ManagedProcess]:
         """In start order."""
-        return [self.callback_server, self.mock_ai, *self.api_servers, *([self.envoy] if self.envoy else [])]
+        return [self.callback_server, *self.mock_ais, *self.api_servers, *([self.envoy] if self.envoy else [])]
 
     def start(self, timeout_s: float = 30.0) -> Mesh:
         """Start the services together, then Envoy once they serve.
@@ -186,7 +197,7 @@ class Mesh:
         No service needs another to start: their calls to each other wait
         for the peer to be ready (wait_for_ready).
         """
-        services = [self.callback_server, self.mock_ai, *self.api_servers]
+        services = [self.callback_server, *self.mock_ais, *self.api_servers]
         try:
             for process in services:
                 process.start()

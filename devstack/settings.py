@@ -21,6 +21,8 @@ _DEFAULT = Ports()
 Port = Annotated[int, Field(ge=1, le=65535)]
 # 0: any free port, as the services take it.
 MetricsPort = Annotated[int, Field(ge=0, le=65535)]
+# The ports of the pool's next worker, above those of the one before.
+WORKER_PORT_STEP = 10
 
 
 class DevStackSettings(DatabaseSettings):
@@ -36,14 +38,17 @@ class DevStackSettings(DatabaseSettings):
     leo_dev_api_key: str | None = None
     # Unset: one api_server worker process per core, at most 4.
     api_server_workers: int | None = None
+    # AI workers in the pool; worker k (from 0) listens on MOCK_AI_PORT + 10k
+    # and serves /metrics on MOCK_AI_METRICS_PORT + 10k.
+    leo_dev_ai_workers: int = Field(2, ge=1, le=16)
 
     envoy_listen_port: Port = _DEFAULT.envoy
     envoy_admin_port: Port = _DEFAULT.envoy_admin
     api_server_port: Port = _DEFAULT.api[0]
-    mock_ai_port: Port = _DEFAULT.ai
+    mock_ai_port: Port = _DEFAULT.ai[0]
     callback_server_port: Port = _DEFAULT.callback
     api_server_metrics_port: MetricsPort = _DEFAULT.api_metrics[0]
-    mock_ai_metrics_port: MetricsPort = _DEFAULT.ai_metrics
+    mock_ai_metrics_port: MetricsPort = _DEFAULT.ai_metrics[0]
     callback_server_metrics_port: MetricsPort = _DEFAULT.callback_metrics
 
     def workers(self) -> int:
@@ -52,12 +57,15 @@ class DevStackSettings(DatabaseSettings):
     def ports(self) -> Ports:
         return Ports(
             api=[self.api_server_port],
-            ai=self.mock_ai_port,
+            ai=[self.mock_ai_port + WORKER_PORT_STEP * k for k in range(self.leo_dev_ai_workers)],
             callback=self.callback_server_port,
             envoy=self.envoy_listen_port,
             envoy_admin=self.envoy_admin_port,
             api_metrics=[self.api_server_metrics_port],
-            ai_metrics=self.mock_ai_metrics_port,
+            ai_metrics=[
+                self.mock_ai_metrics_port + WORKER_PORT_STEP * k if self.mock_ai_metrics_port else 0
+                for k in range(self.leo_dev_ai_workers)
+            ],
             callback_metrics=self.callback_server_metrics_port,
         )
 

@@ -40,6 +40,7 @@ from leo_mesh.telemetry import tracing
 log = logging.getLogger("leo.batched_calls")
 
 Request = TypeVar("Request", bound=Message)
+Item = TypeVar("Item")
 Answer = TypeVar("Answer", bound=Message)
 
 OK = status_pb2.Status(code=0)
@@ -72,12 +73,12 @@ def _byte_size(request: Message) -> int:
 
 
 async def answer_each(
-    items: Sequence[Request],
-    handle: Callable[[Request], Awaitable[Mapping[str, Any] | None]],
+    items: Sequence[Item],
+    handle: Callable[[Item], Awaitable[Mapping[str, Any] | None]],
     *,
     outcome: Callable[..., Answer],
     span_name: str | None = None,
-    traceparent: Callable[[Request], str] = lambda item: "",
+    traceparent: Callable[[Item], str] = lambda item: "",
 ) -> list[Answer]:
     """Each item's outcome, in the items' order: `outcome(status=OK, **payload)`
     with the payload fields `handle` returned (None: none), or
@@ -86,7 +87,7 @@ async def answer_each(
     of its own (its own log context); with `span_name`, in a SERVER span of
     that name continuing the item's own trace (`traceparent`)."""
 
-    async def one(item: Request) -> Answer:
+    async def one(item: Item) -> Answer:
         traced = (
             tracing.span(span_name, parent=traceparent(item) or None, kind=SpanKind.SERVER)
             if span_name

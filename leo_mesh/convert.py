@@ -13,6 +13,7 @@ from leo_mesh import rules, wire
 from leo_mesh.db.rows import GenerationRow
 from leo_mesh.media.links import AssetLinks
 from leo_mesh.rules import Asset, Kind, Status
+from leo_mesh.scheduling import Phase, Standing, shown_phase
 
 WEBHOOK_EVENT_TYPES = {
     Status.COMPLETE: "generation.completed",
@@ -32,6 +33,11 @@ def _timestamp(value: datetime | None) -> Timestamp | None:
     return Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000)
 
 
+def _set_time(field: Timestamp, value: datetime) -> None:
+    since = value - _EPOCH
+    field.seconds, field.nanos = since.days * 86_400 + since.seconds, since.microseconds * 1000
+
+
 def _asset(row: GenerationRow, index: int, asset: Asset, links: AssetLinks, expires: int) -> generation_pb2.Asset:
     """A stored file with its signed link; a file from before the media store with the URL it had."""
     message = generation_pb2.Asset(
@@ -48,8 +54,9 @@ def _asset(row: GenerationRow, index: int, asset: Asset, links: AssetLinks, expi
     return message
 
 
-def to_proto(row: GenerationRow, links: AssetLinks) -> generation_pb2.Generation:
-    """The generation as the API shows it; `links` signs its files' links."""
+def to_proto(row: GenerationRow, links: AssetLinks, standing: Standing | None = None) -> generation_pb2.Generation:
+    """The generation as the API shows it; `links` signs its files' links,
+    `standing` is where it stands in the queue (api_server.queue_view)."""
     expires = links.expiry()
     assets = (
         [_asset(row, index, asset, links, expires) for index, asset in enumerate(row.assets)]
@@ -74,12 +81,21 @@ def to_proto(row: GenerationRow, links: AssetLinks) -> generation_pb2.Generation
         webhook_url=row.webhook_url or "",
         kind=wire.KIND.to_wire(row.kind),
         assets=assets,
+        priority=wire.PRIORITY.to_wire(row.priority),
+        start_time=_timestamp(row.started_at),
     )
     progress = rules.shown_progress(row.status, row.progress)
-    if progress.queue_position is not None:
-        generation.queue_position = progress.queue_position
     if progress.percent is not None:
         generation.progress = progress.percent
+    if row.status is Status.PENDING and row.phase is not None:
+        generation.phase = wire.PHASE.to_wire(shown_phase(row.phase))
+        if standing is not None:
+            if standing.position is not None and row.phase is Phase.QUEUED:
+                generation.queue_position = standing.position
+            if standing.start is not None and row.phase is Phase.QUEUED:
+                _set_time(generation.estimated_start_time, standing.start)
+            if standing.complete is not None:
+                _set_time(generation.estimated_complete_time, standing.complete)
     return generation
 
 

@@ -137,3 +137,22 @@ class BackendOverloaded(DomainError):
 
     def __init__(self) -> None:
         super().__init__("the AI backend is overloaded (simulated)", retry_after_s=1.0)
+
+
+class WorkerFull(DomainError):
+    """An AI worker has no room for another job (its slots and prefetch are taken)."""
+
+    def __init__(self) -> None:
+        super().__init__("the AI worker has no free slot and no room to hold a job", retry_after_s=0.5)
+
+
+class WorkerDraining(DomainError):
+    """An AI worker takes no new job: it finishes what it runs, then leaves the pool."""
+
+    def __init__(self) -> None:
+        super().__init__("the AI worker is draining: it takes no new job")
+
+
+class JobNotHeld(DomainError):
+    def __init__(self, generation_id: object) -> None:
+        super().__init__(f"the AI worker holds no job for generation {generation_id}")

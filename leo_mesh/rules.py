@@ -140,23 +140,14 @@ def decide_completions(
 
 @dataclass(frozen=True)
 class Progress:
-    """Where a job stands: queued (its place, 1 = next to run), running (its
-    percent done), or nothing reported yet (both None)."""
+    """How far a running job is: its percent done, or nothing reported yet
+    (None). Where a waiting generation stands is the queue's to say
+    (leo_mesh.scheduling), not the worker's."""
 
-    queue_position: int | None = None
     percent: int | None = None
 
-    def _stage(self) -> tuple[int, int]:
-        """Orders what a job goes through: nothing, queued (nearer the front
-        is later), running (more done is later)."""
-        if self.percent is not None:
-            return (2, self.percent)
-        if self.queue_position is not None:
-            return (1, -self.queue_position)
-        return (0, 0)
-
     def is_ahead_of(self, other: Progress) -> bool:
-        return self._stage() > other._stage()
+        return (self.percent if self.percent is not None else -1) > (other.percent if other.percent is not None else -1)
 
 
 NO_PROGRESS = Progress()

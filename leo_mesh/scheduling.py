@@ -28,6 +28,7 @@ import heapq
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from leo_mesh.rules import Kind, Model
 
@@ -44,10 +45,38 @@ class Phase(enum.Enum):
 ON_A_WORKER = frozenset({Phase.STARTING, Phase.HELD, Phase.RUNNING})
 
 
+class ShownPhase(enum.Enum):
+    """The phase a client sees: a generation a worker holds for its next
+    free slot is as good as starting."""
+
+    QUEUED = "QUEUED"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+
+
+def shown_phase(phase: Phase) -> ShownPhase:
+    return ShownPhase.STARTING if phase is Phase.HELD else ShownPhase(phase.value)
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where a PENDING generation stands in the queue, as a client sees it:
+    its place while queued, and when it should start and complete."""
+
+    position: int | None = None
+    start: datetime | None = None
+    complete: datetime | None = None
+
+
 class Priority(enum.IntEnum):
     LOW = 0
     NORMAL = 1
     HIGH = 2
+
+
+def priority_allowed(asked: Priority, key_allows: Priority) -> bool:
+    """A create may ask for any priority up to what its API key allows."""
+    return asked <= key_allows
 
 
 # A class's weight multiplies its lanes' weights: with backlogs in every
@@ -167,6 +196,17 @@ def virtual_time_after(virtual_time: float, handed_out: Iterable[float]) -> floa
     return max([virtual_time, *handed_out])
 
 
+# Refusals by a worker that say only that it had no room or is leaving (the
+# ErrorInfo reasons of leo_mesh.status): the generation goes back to the
+# queue at once and the attempt does not count; a busy pool never fails a
+# generation.
+NO_ROOM_REASONS = frozenset({"WORKER_FULL", "WORKER_DRAINING"})
+
+
+def counts_as_attempt(reason: str | None) -> bool:
+    return reason not in NO_ROOM_REASONS
+
+
 # --- where a waiting generation stands ---
 
 
@@ -244,6 +284,32 @@ def estimated_starts(
         starts[item.row_id] = start
         heapq.heappush(slots, start + durations[pair])
     return starts
+
+
+@dataclass(frozen=True)
+class Serving:
+    """A live worker, for the estimates: what it serves and, for each
+    generation on it, how long that one should still take (seconds)."""
+
+    slots: int
+    models: frozenset[Model]
+    kinds: frozenset[Kind]
+    rests: tuple[float, ...] = ()
+
+
+def pools(workers: Iterable[Serving]) -> dict[tuple[Model, Kind], Pool]:
+    """The slots serving each (model, kind), and when each frees: a worker's
+    slots free as its soonest-ending generations end (idle ones at once). A
+    worker serving several pairs counts in each: the estimates are rough
+    where workers are shared."""
+    frees: dict[tuple[Model, Kind], list[float]] = {}
+    for worker in workers:
+        ending = sorted(max(0.0, rest) for rest in worker.rests)[: worker.slots]
+        slots = ending + [0.0] * (worker.slots - len(ending))
+        for model in worker.models:
+            for kind in worker.kinds:
+                frees.setdefault((model, kind), []).extend(slots)
+    return {pair: Pool(tuple(sorted(times))) for pair, times in frees.items()}
 
 
 # --- what a worker's heartbeat says about the generations it holds ---

@@ -7,6 +7,7 @@ variables are read only through settings classes.
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/leo"
@@ -23,6 +24,20 @@ class DatabaseSettings(CommonSettings):
     """What the processes that use the database read (the mock AI has none)."""
 
     database_url: str = DEFAULT_DATABASE_URL
+
+
+class QueueSettings(BaseSettings):
+    """What the api_server (dispatch) and the callback_server (heartbeats,
+    progress) agree on about the AI workers (docs/dispatch.md)."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    # How long a generation may run on a worker, counted from its start there
+    # (time in the queue never counts), before it is given to another.
+    completion_deadline_s: float = Field(120.0, gt=0)
+    # A worker counts as gone, and its generations go back to the queue,
+    # when no heartbeat has renewed its lease for this long.
+    worker_lease_s: float = Field(3.0, gt=0)
 
 
 class TracingSettings(BaseSettings):

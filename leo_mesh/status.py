@@ -39,6 +39,9 @@ ERROR_TABLE: dict[type[errors.DomainError], tuple[grpc.StatusCode, str]] = {
     errors.ShuttingDown: (Code.UNAVAILABLE, "SHUTTING_DOWN"),
     errors.WatcherTooSlow: (Code.DEADLINE_EXCEEDED, "WATCHER_TOO_SLOW"),
     errors.BackendOverloaded: (Code.UNAVAILABLE, "BACKEND_OVERLOADED"),
+    errors.WorkerFull: (Code.RESOURCE_EXHAUSTED, "WORKER_FULL"),
+    errors.WorkerDraining: (Code.UNAVAILABLE, "WORKER_DRAINING"),
+    errors.JobNotHeld: (Code.NOT_FOUND, "JOB_NOT_HELD"),
 }
 
 # What a client gets for an error nobody expected (the details are logged).
@@ -87,6 +90,16 @@ _CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 def code_name(number: int) -> str:
     """The name of a status code's number (a google.rpc.Status's `code`); UNKNOWN if gRPC has none."""
     return _CODE_NAMES.get(number, Code.UNKNOWN.name)
+
+
+def reason_of(status: status_pb2.Status) -> str | None:
+    """The google.rpc.ErrorInfo reason a status carries, if any."""
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info.reason
+    return None
 
 
 def to_status(exc: errors.DomainError) -> grpc.Status:

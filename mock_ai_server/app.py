@@ -1,7 +1,10 @@
-"""The mock AI's composition root."""
+"""The mock AI's composition root: one worker of the AI pool."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import uuid
 from dataclasses import dataclass
 
 from grpc import aio
@@ -13,6 +16,7 @@ from leo_mesh.grpc_server import GrpcApp, GrpcService, Service
 from leo_mesh.media.settings import MediaSettings
 from leo_mesh.media.store import MediaStore, open_store
 from leo_mesh.telemetry.exposition import MetricsEndpoint
+from mock_ai_server.heartbeat import Heartbeats
 from mock_ai_server.jobs import Jobs
 from mock_ai_server.service import AIService
 from mock_ai_server.settings import Settings
@@ -22,10 +26,14 @@ SERVICE_NAME = ai_pb2.DESCRIPTOR.services_by_name["AIService"].full_name
 OTEL_SERVICE_NAME = "mock-ai-server"
 
 
+log = logging.getLogger("mock_ai_server")
+
+
 @dataclass
 class MockAi(GrpcService):
     settings: Settings
     jobs: Jobs
+    heartbeats: Heartbeats
     grpc: GrpcApp
     callback_channel: aio.Channel
     store: MediaStore
@@ -37,10 +45,27 @@ class MockAi(GrpcService):
         self.metrics.start()
         await self.store.prepare()
         await self.grpc.start()
+        self.heartbeats.address = self.settings.advertise_address(self.grpc.port)
         self.grpc.background.start("progress reports", self.jobs.reporter.run())
+        self.grpc.background.start("heartbeats", self.heartbeats.run())
+
+    async def drain(self) -> None:
+        """Told to stop (SIGTERM): take no new job, give the ones waiting for
+        a slot back to the mesh, finish the running ones (their results
+        delivered), then leave the pool."""
+        given_back = self.jobs.drain()
+        log.info("draining", extra={"given_back": len(given_back), "running": len(self.jobs)})
+        await self.heartbeats.beat()
+        try:
+            await asyncio.wait_for(self.jobs.finished(), timeout=self.settings.mock_ai_drain_timeout_s)
+        except TimeoutError:
+            log.warning("jobs still running when the drain ended", extra={"jobs": len(self.jobs)})
+        await self.heartbeats.beat(leaving=True)
+        await self.grpc.drain()
 
     async def stop(self) -> None:
-        """Drop every held job (the api_server's completion deadline recovers them)."""
+        """Drop every held job (the mesh queues them again when this worker's
+        lease ends, or at once if it left the pool)."""
         await self.grpc.background.stop(0)
         await self.jobs.close()
         await self.store.close()
@@ -53,7 +78,10 @@ def bootstrap(settings: Settings, media: MediaSettings | None = None) -> MockAi:
     media = media or MediaSettings()
     store = open_store(media)
     channel = internal_channel(settings.callback_server_address)
-    jobs = Jobs(settings, callback_pb2_grpc.CallbackServiceStub(channel), store)
+    callbacks = callback_pb2_grpc.CallbackServiceStub(channel)
+    heartbeats = Heartbeats(callbacks, settings, uuid.uuid4())
+    jobs = Jobs(settings, callbacks, store, heartbeat=lambda: heartbeats.number)
+    heartbeats.jobs = jobs
     servicer = AIService(jobs, settings)
     server = GrpcApp(
         "mock_ai_server",
@@ -62,5 +90,11 @@ def bootstrap(settings: Settings, media: MediaSettings | None = None) -> MockAi:
         port=settings.mock_ai_port,
     )
     return MockAi(
-        settings, jobs, server, channel, store, MetricsEndpoint(settings.listen_host, settings.mock_ai_metrics_port)
+        settings,
+        jobs,
+        heartbeats,
+        server,
+        channel,
+        store,
+        MetricsEndpoint(settings.listen_host, settings.mock_ai_metrics_port),
     )

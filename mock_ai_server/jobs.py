@@ -1,15 +1,19 @@
-"""Jobs of the mock AI: a bounded number run at once, the rest wait in a queue.
+"""Jobs of one mock AI worker: it runs at most `slots` at once and holds at
+most `prefetch` more, each waiting for the next slot that frees; it has no
+queue of its own (the mesh's queue is in PostgreSQL) and refuses a job it
+has no room for (WorkerFull), or any job while it drains (WorkerDraining).
 
 A running job takes a random delay (asyncio timers, not a thread each);
-meanwhile its files are rendered on a small thread pool and written to the
-media store, so rendering counts inside the delay when it fits. It reports
-its percent done in steps of a tenth (and its place while queued) through
+meanwhile its files are rendered on a small thread pool, and stored once
+the delay is over. It reports its percent done in steps of a tenth through
 the ProgressReporter, then delivers its result to CallbackService,
 retrying with backoff until acknowledged; results ready together go in one
-CompleteGenerations call, each acknowledged or refused on its own. The next queued job starts as
-soon as a running one has its files, not when its callback is delivered.
-A restart loses the jobs held here; the api_server's completion deadline
-recovers them.
+CompleteGenerations call, each acknowledged or refused on its own. The next
+held job starts as soon as a running one has its files, not when its
+callback is delivered. A cancelled job stops where it is: the files it
+stored are removed, nothing is reported, and its slot runs the next held
+job at once. A restart loses the jobs held here; the mesh puts them back
+in its queue when this worker's heartbeats stop (mock_ai_server.heartbeat).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import collections
 import contextlib
 import logging
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -37,6 +41,7 @@ from leo.ai.v1 import ai_pb2
 from leo.callback.v1 import callback_pb2, callback_pb2_grpc
 from leo_mesh import metrics
 from leo_mesh.batched_calls import RpcBatcher
+from leo_mesh.errors import JobNotHeld, WorkerDraining, WorkerFull
 from leo_mesh.media.store import MediaStore, generation_prefix
 from leo_mesh.rules import RETRYABLE_CODES, Progress
 from leo_mesh.status import code_name
@@ -85,13 +90,30 @@ def _worth_retrying(exc: BaseException) -> bool:
 @dataclass
 class Job:
     request: ai_pb2.StartGenerationRequest
-    # Its turn in the queue (place = ticket - the first queued job's ticket + 1).
-    ticket: int = 0
+    # The number of the worker's latest heartbeat when it took the job.
+    taken_at: int = 0
     task: asyncio.Task | None = None
+    # When it began to run in a slot (the event loop's clock); None while held.
+    started: float | None = None
     # Set when a newer dispatch of the generation hands over its token.
     new_token: asyncio.Event = field(default_factory=asyncio.Event)
     # The latest StartGeneration's span, which the callback continues.
     trace_parent: str | None = None
+    # What it wrote to the media store so far (removed if it is cancelled).
+    stored: list[str] = field(default_factory=list)
+
+    @property
+    def running(self) -> bool:
+        return self.started is not None
+
+
+@dataclass(frozen=True)
+class Taken:
+    """How the worker took a job (AIService.StartGeneration's answer)."""
+
+    new: bool
+    running: bool
+    taken_at: int
 
 
 class Jobs:
@@ -101,22 +123,27 @@ class Jobs:
         callbacks: callback_pb2_grpc.CallbackServiceAsyncStub,
         store: MediaStore,
         rng: random.Random | None = None,
+        heartbeat: Callable[[], int] = lambda: 0,
     ) -> None:
+        """`heartbeat`: the number of the worker's latest heartbeat."""
         self._settings = settings
         self._callbacks = callbacks
         self._store = store
         self._rng = rng or random.Random()
+        self._heartbeat = heartbeat
+        # Every job it holds, running, waiting for a slot, or delivering its result.
         self._jobs: dict[str, Job] = {}
-        self._queue: collections.deque[Job] = collections.deque()
-        self._tickets = 0
+        self._waiting: collections.deque[Job] = collections.deque()
         self._running = 0
+        self.draining = False
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._renderers = ThreadPoolExecutor(settings.mock_ai_render_threads, thread_name_prefix="render")
         self.reporter = ProgressReporter(
             callbacks,
             interval_s=settings.mock_ai_progress_interval_s,
             timeout_s=settings.mock_ai_callback_timeout_s,
             enabled=settings.mock_ai_progress_reports,
-            queued=self._places,
         )
         # Jobs finish in bursts; the callback service gets a bounded number
         # of results at once, the rest wait here (not on its connection pool).
@@ -134,50 +161,91 @@ class Jobs:
         return self._running
 
     @property
-    def queued(self) -> int:
-        return len(self._queue)
+    def waiting(self) -> int:
+        return len(self._waiting)
 
-    def start(self, request: ai_pb2.StartGenerationRequest) -> bool:
-        """Hold a job for this generation; False if one is already held (it
-        then reports with the newer dispatch's callback token)."""
+    def held(self) -> list[Job]:
+        """Every job it holds (what its heartbeats report)."""
+        return list(self._jobs.values())
+
+    def start(self, request: ai_pb2.StartGenerationRequest) -> Taken:
+        """Take a job for this generation into a free slot, or hold it for the
+        next one; a generation it holds already keeps its job, which takes
+        the newer dispatch's callback token. WorkerDraining, WorkerFull."""
         held = self._jobs.get(request.generation_id)
         if held is not None:
             held.request = request
             held.trace_parent = tracing.traceparent()
             held.new_token.set()
-            return False
-        job = Job(request, trace_parent=tracing.traceparent())
+            return Taken(new=False, running=held.running, taken_at=held.taken_at)
+        if self.draining:
+            raise WorkerDraining()
+        settings = self._settings
+        if self._running >= settings.mock_ai_slots and len(self._waiting) >= settings.mock_ai_prefetch:
+            raise WorkerFull()
+        job = Job(request, taken_at=self._heartbeat(), trace_parent=tracing.traceparent())
         self._jobs[request.generation_id] = job
-        metrics.MOCK_AI_JOBS_IN_FLIGHT.set(len(self._jobs))
-        if self._running < self._settings.mock_ai_max_concurrent_jobs:
+        self._idle.clear()
+        self._counted()
+        if self._running < settings.mock_ai_slots:
             self._run(job)
         else:
-            job.ticket = self._tickets
-            self._tickets += 1
-            self._queue.append(job)
-            self.reporter.queue_moved()
-        return True
+            self._waiting.append(job)
+        return Taken(new=True, running=job.running, taken_at=job.taken_at)
 
-    def _places(self) -> Iterator[tuple[Job, int]]:
-        first = self._queue[0].ticket if self._queue else 0
-        for job in self._queue:
-            yield job, job.ticket - first + 1
+    def cancel(self, generation_id: str) -> None:
+        """Stop the job of this generation, wherever it is: nothing of it is
+        kept or reported. JobNotHeld when there is none."""
+        job = self._jobs.pop(generation_id, None)
+        if job is None:
+            raise JobNotHeld(generation_id)
+        log.info("job stopped", extra={"generation_id": generation_id, "running": job.running})
+        if job.task is not None:
+            job.task.cancel()
+        else:
+            self._waiting.remove(job)
+        self._forget(job)
+
+    def drain(self) -> list[str]:
+        """Take no new job, and give back the held ones that wait for a slot
+        (the mesh queues them again); returns their generations."""
+        self.draining = True
+        given_back = [job.request.generation_id for job in self._waiting]
+        for generation_id in given_back:
+            self.cancel(generation_id)
+        return given_back
+
+    async def finished(self) -> None:
+        """Until it holds no job (every result delivered or given up)."""
+        await self._idle.wait()
+
+    def _counted(self) -> None:
+        metrics.MOCK_AI_JOBS_IN_FLIGHT.set(len(self._jobs))
+
+    def _forget(self, job: Job) -> None:
+        self.reporter.forget(job.request.generation_id)
+        self._counted()
+        if not self._jobs:
+            self._idle.set()
 
     def _run(self, job: Job) -> None:
         self._running += 1
+        job.started = asyncio.get_running_loop().time()
         job.task = asyncio.create_task(self._work(job), name=f"job {job.request.generation_id}")
 
     def _next(self) -> None:
-        """A running job is done with its files: start the first queued one."""
+        """A running job has its files (or was stopped): its slot takes the next held job."""
         self._running -= 1
-        if self._queue and self._running < self._settings.mock_ai_max_concurrent_jobs:
-            self._run(self._queue.popleft())
-            self.reporter.queue_moved()
+        if self._waiting and self._running < self._settings.mock_ai_slots:
+            self._run(self._waiting.popleft())
 
     async def _work(self, job: Job) -> None:
         try:
             try:
                 message = await self._produce(job)
+            except asyncio.CancelledError:
+                await self._discard(job)
+                raise
             finally:
                 self._next()
             if message.WhichOneof("result") == "stored":
@@ -185,9 +253,17 @@ class Jobs:
                 await self.reporter.report_and_wait(job, Progress(percent=100))
             await self._deliver(job, message)
         finally:
-            self._jobs.pop(job.request.generation_id, None)
-            metrics.MOCK_AI_JOBS_IN_FLIGHT.set(len(self._jobs))
-            self.reporter.forget(job.request.generation_id)
+            if self._jobs.get(job.request.generation_id) is job:
+                del self._jobs[job.request.generation_id]
+                self._forget(job)
+
+    async def _discard(self, job: Job) -> None:
+        """A stopped job keeps nothing in the media store."""
+        for key in job.stored:
+            try:
+                await asyncio.shield(self._store.delete(key))
+            except Exception:
+                log.warning("a stopped job's file was not removed", extra={"key": key})
 
     async def _produce(self, job: Job) -> callback_pb2.CompleteGenerationRequest:
         """Run the job: its delay with progress reports, its files rendered
@@ -198,7 +274,7 @@ class Jobs:
         fails = self._rng.random() < settings.mock_ai_generation_failure_rate
         started = loop.time()
         self.reporter.report(job, Progress(percent=0))
-        files = None if fails else asyncio.ensure_future(self._files(request))
+        files = None if fails else asyncio.ensure_future(self._files(job))
         try:
             for step in range(1, STEPS):
                 await asyncio.sleep(max(0.0, started + delay * step / STEPS - loop.time()))
@@ -230,8 +306,9 @@ class Jobs:
             for index in range(settings.mock_ai_images_per_generation)
         ]
 
-    async def _files(self, request: ai_pb2.StartGenerationRequest) -> list[callback_pb2.Asset]:
+    async def _files(self, job: Job) -> list[callback_pb2.Asset]:
         """Render the job's files on the render threads, store them; their keys and facts."""
+        request = job.request
         loop = asyncio.get_running_loop()
         made = await asyncio.gather(
             *(loop.run_in_executor(self._renderers, work) for work in self._renderings(request))
@@ -239,6 +316,7 @@ class Jobs:
         assets = []
         for index, file in enumerate(made):
             key = f"{generation_prefix(request.generation_id)}{index}.{file.extension}"
+            job.stored.append(key)
             await self._store.put(key, file.data, file.content_type)
             assets.append(
                 callback_pb2.Asset(
@@ -324,8 +402,9 @@ class Jobs:
         return job.request.callback_token != refused
 
     async def close(self) -> None:
-        """Drop every held job (the api_server's deadline recovers them)."""
-        self._queue.clear()
+        """Drop every held job (the mesh queues them again when this worker's
+        heartbeats stop)."""
+        self._waiting.clear()
         tasks = [job.task for job in self._jobs.values() if job.task is not None]
         for task in tasks:
             task.cancel()

@@ -1,15 +1,13 @@
-"""The mock AI's progress reports: where each job stands, sent to
+"""The mock AI's progress reports: how far each running job is, sent to
 CallbackService.ReportProgress in batches.
 
 Jobs say where they are (`report`); the reporter keeps only the latest
 report of each job and sends what changed once per interval, so a
 generation gets at most one update per interval however fast its job
-moves. Queued jobs are reported when their place changes: every change
-near the front, only a drop of a tenth or more further back, so a long
-queue does not send a report per job each time one starts. Reports are
-best effort: one that fails is not sent again (a later one supersedes it),
-except that a job waiting for its last report (`report_and_wait`) goes on
-either way.
+moves. (Where a waiting generation stands is the mesh's queue's to say.)
+Reports are best effort: one that fails is not sent again (a later one
+supersedes it), except that a job waiting for its last report
+(`report_and_wait`) goes on either way.
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
 from typing import Protocol
 
 import grpc
@@ -31,23 +28,12 @@ log = logging.getLogger("mock_ai_server.progress")
 
 # Reports per ReportProgress call (the callback server takes up to 1,000).
 BATCH = 500
-# Every change of place is reported from here to the front.
-NEAR_FRONT = 10
 
 
 class Reporting(Protocol):
     """A job as the reporter sees it."""
 
     request: ai_pb2.StartGenerationRequest
-
-
-def worth_reporting(position: int, last_reported: int | None) -> bool:
-    """Whether a queued job's new place is worth a report."""
-    if last_reported is None:
-        return True
-    if position == last_reported:
-        return False
-    return position <= NEAR_FRONT or position <= last_reported * 0.9
 
 
 class ProgressReporter:
@@ -58,19 +44,14 @@ class ProgressReporter:
         interval_s: float,
         timeout_s: float,
         enabled: bool = True,
-        queued: Callable[[], Iterable[tuple[Reporting, int]]] = lambda: (),
     ) -> None:
-        """`queued`: the queued jobs and their places, read when the queue moved."""
         self._callbacks = callbacks
         self._interval_s = interval_s
         self._timeout_s = timeout_s
         self.enabled = enabled
-        self._queued = queued
         self._pending: dict[str, tuple[Reporting, Progress]] = {}
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
-        self._last_place: dict[str, int] = {}
         self._refused: dict[str, str] = {}  # generation id → the token refused
-        self._queue_moved = False
         self._wake = asyncio.Event()
 
     def report(self, job: Reporting, progress: Progress) -> None:
@@ -88,15 +69,8 @@ class ProgressReporter:
         self.report(job, progress)
         await waiter
 
-    def queue_moved(self) -> None:
-        """Queued jobs have new places."""
-        if self.enabled:
-            self._queue_moved = True
-            self._wake.set()
-
     def forget(self, generation_id: str) -> None:
         """The job is gone: nothing more to say about it."""
-        self._last_place.pop(generation_id, None)
         self._refused.pop(generation_id, None)
 
     async def run(self) -> None:
@@ -107,19 +81,8 @@ class ProgressReporter:
             await self.flush()
             await asyncio.sleep(self._interval_s)
 
-    def _take_queue_places(self) -> None:
-        if not self._queue_moved:
-            return
-        self._queue_moved = False
-        for job, place in self._queued():
-            generation_id = job.request.generation_id
-            if generation_id not in self._pending and worth_reporting(place, self._last_place.get(generation_id)):
-                self._last_place[generation_id] = place
-                self._pending[generation_id] = (job, Progress(queue_position=place))
-
     async def flush(self) -> None:
         """Send what is pending now."""
-        self._take_queue_places()
         pending, self._pending = self._pending, {}
         waiters = {gid: self._waiters.pop(gid) for gid in pending if gid in self._waiters}
         reports = []
@@ -127,12 +90,11 @@ class ProgressReporter:
             token = job.request.callback_token
             if self._refused.get(generation_id) == token:
                 continue  # this dispatch is over; a newer one would bring a new token
-            report = callback_pb2.ProgressReport(generation_id=generation_id, callback_token=token)
-            if progress.percent is not None:
-                report.percent = progress.percent
-            else:
-                report.queue_position = progress.queue_position or 1
-            reports.append(report)
+            reports.append(
+                callback_pb2.ProgressReport(
+                    generation_id=generation_id, callback_token=token, percent=progress.percent or 0
+                )
+            )
         try:
             for start in range(0, len(reports), BATCH):
                 await self._send(reports[start : start + BATCH])

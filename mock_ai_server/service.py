@@ -9,7 +9,7 @@ from collections import Counter
 from leo.ai.v1 import ai_pb2, ai_pb2_grpc
 from leo_mesh import metrics
 from leo_mesh.batched_calls import answer_each
-from leo_mesh.errors import BackendOverloaded, FieldViolation, InvalidArgument
+from leo_mesh.errors import BackendOverloaded, FieldViolation, InvalidArgument, WorkerDraining, WorkerFull
 from leo_mesh.telemetry import tracing
 from mock_ai_server.jobs import Jobs
 from mock_ai_server.settings import Settings
@@ -28,7 +28,7 @@ class AIService(ai_pb2_grpc.AIServiceServicer):
         self._calls: Counter[str] = Counter()  # StartGeneration requests per generation
 
     async def StartGeneration(self, request, context):
-        return ai_pb2.StartGenerationResponse(accepted_new=await self._start(request))
+        return await self._start(request)
 
     async def StartGenerations(self, request, context):
         if len(request.generations) > MAX_JOBS_PER_CALL:
@@ -42,12 +42,24 @@ class AIService(ai_pb2_grpc.AIServiceServicer):
         )
         return ai_pb2.StartGenerationsResponse(outcomes=outcomes)
 
-    async def _start_one_of_many(self, request: ai_pb2.StartGenerationRequest) -> dict[str, bool]:
+    async def _start_one_of_many(
+        self, request: ai_pb2.StartGenerationRequest
+    ) -> dict[str, ai_pb2.StartGenerationResponse]:
         """A job of a StartGenerations call: its outcome's payload."""
-        return {"accepted_new": await self._start(request)}
+        return {"response": await self._start(request)}
 
-    async def _start(self, request: ai_pb2.StartGenerationRequest) -> bool:
-        """Take the job (True if new); BackendOverloaded when a failure is injected."""
+    async def CancelGenerations(self, request, context):
+        if len(request.generation_ids) > MAX_JOBS_PER_CALL:
+            raise InvalidArgument([FieldViolation("generation_ids", f"must hold at most {MAX_JOBS_PER_CALL} ids")])
+        outcomes = await answer_each(request.generation_ids, self._cancel, outcome=ai_pb2.CancelGenerationOutcome)
+        return ai_pb2.CancelGenerationsResponse(outcomes=outcomes)
+
+    async def _cancel(self, generation_id: str) -> None:
+        tracing.about_generation(generation_id)
+        self._jobs.cancel(generation_id)
+
+    async def _start(self, request: ai_pb2.StartGenerationRequest) -> ai_pb2.StartGenerationResponse:
+        """Take the job (Jobs.start); BackendOverloaded when a failure is injected."""
         generation_id = request.generation_id
         tracing.about_generation(generation_id)
         self._calls[generation_id] += 1
@@ -60,6 +72,12 @@ class AIService(ai_pb2_grpc.AIServiceServicer):
         if injected:
             metrics.MOCK_AI_STARTS.labels("refused").inc()
             raise BackendOverloaded()
-        accepted_new = self._jobs.start(request)
-        metrics.MOCK_AI_STARTS.labels("new" if accepted_new else "held").inc()
-        return accepted_new
+        try:
+            taken = self._jobs.start(request)
+        except (WorkerFull, WorkerDraining):
+            metrics.MOCK_AI_STARTS.labels("no_room").inc()
+            raise
+        metrics.MOCK_AI_STARTS.labels("new" if taken.new else "held").inc()
+        return ai_pb2.StartGenerationResponse(
+            accepted_new=taken.new, running=taken.running, taken_at_heartbeat=taken.taken_at
+        )

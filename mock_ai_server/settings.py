@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+import socket
 
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from leo_mesh.rules import Kind, Model
 from leo_mesh.settings import CommonSettings
 
 
@@ -13,18 +16,31 @@ class Settings(CommonSettings):
     mock_ai_metrics_port: int = Field(9092, ge=0, le=65535)
     callback_server_address: str = "127.0.0.1:50053"
 
+    # The worker in the pool (its heartbeats declare these): jobs it runs at
+    # once, jobs it takes beyond them (each waits for the next free slot),
+    # and what it serves (comma-separated names).
+    mock_ai_slots: int = Field(4, ge=1, le=1024)
+    mock_ai_prefetch: int = Field(1, ge=0, le=1024)
+    mock_ai_models: str = "SD,SDXL"
+    mock_ai_kinds: str = "IMAGE,VIDEO"
+    # Where the mesh reaches this worker (host:port); unset: LISTEN_HOST and
+    # the port it listens on (the machine's hostname if it listens on all).
+    mock_ai_advertise_address: str | None = None
+    # A heartbeat this often; the mesh's lease (WORKER_LEASE_S) must be longer.
+    mock_ai_heartbeat_interval_s: float = Field(1.0, gt=0)
+    # On SIGTERM: how long it finishes the jobs it runs (it takes no new one).
+    mock_ai_drain_timeout_s: float = Field(60.0, gt=0)
+
     mock_ai_min_delay_s: float = Field(4.0, ge=0)
     mock_ai_max_delay_s: float = Field(8.0, ge=0)
     mock_ai_images_per_generation: int = Field(2, ge=1, le=16)
-    # Jobs running at once; the others wait in a queue (first come, first served).
-    mock_ai_max_concurrent_jobs: int = Field(100, ge=1)
     # Threads that render images (Pillow releases the GIL for most of it).
     mock_ai_render_threads: int = Field(2, ge=1)
     # A VIDEO generation's animation: this many frames at this many a second.
     mock_ai_video_frames: int = Field(16, ge=2, le=240)
     mock_ai_video_fps: int = Field(8, ge=1, le=60)
-    # Progress reports (queue position, percent): on or off, and at most one
-    # batch (so one update per generation) per interval.
+    # Progress reports (percent done): on or off, and at most one batch (so
+    # one update per generation) per interval.
     mock_ai_progress_reports: bool = True
     mock_ai_progress_interval_s: float = Field(0.25, gt=0)
 
@@ -50,3 +66,28 @@ class Settings(CommonSettings):
         if self.mock_ai_max_delay_s < self.mock_ai_min_delay_s:
             raise ValueError("MOCK_AI_MAX_DELAY_S must be at least MOCK_AI_MIN_DELAY_S")
         return self
+
+    @field_validator("mock_ai_models", "mock_ai_kinds")
+    @classmethod
+    def _names(cls, value: str, info: ValidationInfo) -> str:
+        known = Model if info.field_name == "mock_ai_models" else Kind
+        names = [name.strip().upper() for name in value.split(",") if name.strip()]
+        unknown = [name for name in names if name not in known.__members__]
+        if not names or unknown:
+            raise ValueError(f"must name one or more of {', '.join(known.__members__)}, comma-separated")
+        return ",".join(names)
+
+    @property
+    def models(self) -> frozenset[Model]:
+        return frozenset(Model(name) for name in self.mock_ai_models.split(","))
+
+    @property
+    def kinds(self) -> frozenset[Kind]:
+        return frozenset(Kind(name) for name in self.mock_ai_kinds.split(","))
+
+    def advertise_address(self, port: int) -> str:
+        """Where the mesh reaches this worker, once it listens on `port`."""
+        if self.mock_ai_advertise_address:
+            return self.mock_ai_advertise_address
+        host = socket.gethostname() if self.listen_host in ("0.0.0.0", "::", "") else self.listen_host
+        return f"{host}:{port}"

@@ -7,12 +7,14 @@ rules' folds (`decide_creates`, `decide_completions`,
 `decide_progress_reports`), each item against the state as the items before
 it left it, so a batch changes and answers what its items would one by one.
 
-A PENDING row is its own outbox entry: `nextAttemptAt` says when the
-dispatcher must next look at it (a retry, the end of a claim lease, or the
-completion deadline). Every read and change made for a client names its
-owner. A change a client can see commits with a NOTIFY on CHANGES_CHANNEL
-(payload: the generationId), and a final state commits with its webhook
-delivery, if the generation has a webhook.
+A PENDING row is its own entry in the mesh's queue (leo_mesh.db.queue
+dispatches it): a create queues it with its fair-share tag
+(leo_mesh.scheduling.tags). Every read and change made for a client names
+its owner. A change a client can see commits with a NOTIFY on
+CHANGES_CHANNEL (payload: the generationId; leo_mesh.db.notify), a change
+of a worker's room (a final state, a cancel) with one on QUEUE_CHANNEL,
+and a final state commits with its webhook delivery, if the generation has
+a webhook.
 
 The PENDING cap rests on `owner_quotas`: one row per owner, counting its
 PENDING generations. Nothing here writes that count. Statement triggers on
@@ -38,27 +40,26 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from psycopg import AsyncConnection
-from psycopg.rows import class_row, dict_row
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from leo_mesh import rules
+from leo_mesh import rules, scheduling
 from leo_mesh.coalesce import Outcome
 from leo_mesh.db import webhooks
 from leo_mesh.db.group_commit import TransactionBatcher
+from leo_mesh.db.notify import notify
 from leo_mesh.db.pool import Database
 from leo_mesh.db.rows import COLUMNS, GenerationRow, generation_rows, generation_rows_with_extras, images_json
 from leo_mesh.errors import GenerationAlreadyFinal, GenerationNotFound, PendingLimitReached, RequestIdReused
 from leo_mesh.rules import Completion, Kind, Model, Progress, ProgressOutcome, Result, Status
+from leo_mesh.scheduling import Priority
 from leo_mesh.telemetry import generations as counted
-
-CHANGES_CHANNEL = "generation_changed"
 
 # Compared with when no generation has the id, so that an unknown id costs
 # the same as a wrong token.
@@ -75,53 +76,61 @@ class NewGeneration:
     request_id: uuid.UUID | None = None
     webhook_url: str | None = None
     kind: Kind = Kind.IMAGE
-    # The create's W3C traceparent (not part of what the client asked for).
+    priority: Priority = Priority.NORMAL
+    # Not what the client asked for: the create's W3C traceparent, the API
+    # key's weight, and the generation's expected duration (its cost in the
+    # queue's fair share).
     trace_parent: str | None = None
+    weight: int = 1
+    cost: float = 1.0
 
     def fingerprint(self) -> str:
         """A digest of what the client asked for, to recognise a repeat. The
-        kind counts only when it is not the default, so the fingerprints of
-        generations made before kinds existed still match their repeats."""
+        kind and the priority count only when they are not the defaults, so
+        the fingerprints of generations made before they existed still match
+        their repeats."""
         parts = [self.prompt, self.model.value, str(self.width), str(self.height), self.webhook_url or ""]
-        fields = "\x1f".join(parts + ([self.kind.value] if self.kind is not Kind.IMAGE else []))
-        return hashlib.sha256(fields.encode()).hexdigest()
+        if self.kind is not Kind.IMAGE:
+            parts.append(self.kind.value)
+        if self.priority is not Priority.NORMAL:
+            parts.append(f"priority={self.priority.name}")
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class Wait:
-    """Look at a PENDING generation again in after_s (error: why it was refused, if it was)."""
-
-    row_id: uuid.UUID
-    attempt: int
-    after_s: float
-    error: str | None = None
+# What every final state sets: the generation leaves the queue and its worker.
+FINAL_SETS = (
+    'phase = NULL, "workerId" = NULL, "takenAt" = NULL, "completedAt" = now(), "updatedAt" = now(),'
+    ' "nextAttemptAt" = NULL'
+)
 
 
-@dataclass(frozen=True)
-class Failure:
-    row_id: uuid.UUID
-    attempt: int
-    reason: str
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class Claimed:
-    row: GenerationRow
-    callback_token: str
-    # The create's traceparent, which the dispatch continues.
-    trace_parent: str | None = None
-
-
-@dataclass(frozen=True)
-class _Due:
-    """A due PENDING row, as claim_due reads it."""
-
-    id: uuid.UUID
-    attempts: int
-    trace_parent: str | None
-    # Dispatched and accepted, yet no result before its deadline.
-    missed_deadline: bool
+async def _queue_tags(conn: AsyncConnection, news: Sequence[NewGeneration]) -> list[float]:
+    """The fair-share tags of new generations (scheduling.tags), their
+    lanes' finishes moved past them. The caller holds the owners' quota
+    rows, so no other create moves these lanes meanwhile."""
+    if not news:
+        return []
+    lanes = {(new.owner, new.priority) for new in news}
+    cursor = await conn.execute(
+        "SELECT owner, priority, finish FROM queue_lanes"
+        " WHERE (owner, priority) IN (SELECT * FROM unnest(%s::text[], %s::smallint[]))",
+        ([owner for owner, _ in lanes], [int(priority) for _, priority in lanes]),
+    )
+    finishes = {(owner, Priority(priority)): finish for owner, priority, finish in await cursor.fetchall()}
+    state = await conn.execute('SELECT "virtualTime" FROM queue_state')
+    found = await state.fetchone()
+    tags, moved = scheduling.tags(
+        [scheduling.Arrival(new.owner, new.priority, new.weight, new.cost) for new in news],
+        finishes,
+        float(found[0]) if found else 0.0,
+    )
+    await conn.execute(
+        "INSERT INTO queue_lanes (owner, priority, finish)"
+        " SELECT * FROM unnest(%s::text[], %s::smallint[], %s::float8[])"
+        " ON CONFLICT (owner, priority) DO UPDATE SET finish = EXCLUDED.finish",
+        ([owner for owner, _ in moved], [int(priority) for _, priority in moved], list(moved.values())),
+    )
+    return tags
 
 
 def token_hash(token: str) -> bytes:
@@ -137,14 +146,6 @@ async def _rows(conn: AsyncConnection, sql: str, params: Sequence[object] = ()) 
 async def _row(conn: AsyncConnection, sql: str, params: Sequence[object] = ()) -> GenerationRow | None:
     rows = await _rows(conn, sql, params)
     return rows[0] if rows else None
-
-
-async def _notify(conn: AsyncConnection, generation_ids: Sequence[uuid.UUID]) -> None:
-    """Delivered when the transaction commits, so a listener reading the row sees the change."""
-    if generation_ids:
-        await conn.execute(
-            "SELECT pg_notify(%s, id::text) FROM unnest(%s::uuid[]) AS id", (CHANGES_CHANNEL, list(generation_ids))
-        )
 
 
 def _token_matches(stored_hash: bytes | None, token: str) -> bool:
@@ -211,18 +212,24 @@ def _create_answers(
 
 
 class GenerationStore:
-    def __init__(self, db: Database, *, webhook_body: Callable[[GenerationRow], str]) -> None:
-        """`webhook_body` makes the body of a final generation's webhook (the public wire format)."""
+    def __init__(
+        self, db: Database, *, webhook_body: Callable[[GenerationRow], str], completion_deadline_s: float = 120.0
+    ) -> None:
+        """`webhook_body` makes the body of a final generation's webhook (the
+        public wire format); `completion_deadline_s` counts from a
+        generation's start on a worker (progress reports tell of that start)."""
         self._db = db
         self._webhook_body = webhook_body
+        self._completion_deadline_s = completion_deadline_s
         self._creates = TransactionBatcher(self._create_batch, name="create")
         self._completions = TransactionBatcher(self._complete_batch, name="complete")
         self._progress = TransactionBatcher(self._progress_batch, name="progress")
 
     async def _finalised(self, conn: AsyncConnection, rows: Sequence[GenerationRow]) -> None:
-        """What commits with final states: their webhooks, and the notification."""
+        """What commits with final states: their webhooks, and the
+        notifications (a final state leaves the queue, or frees a worker's room)."""
         await webhooks.enqueue(conn, [(row, self._webhook_body(row)) for row in rows if row.webhook_url])
-        await _notify(conn, [row.generation_id for row in rows])
+        await notify(conn, [row.generation_id for row in rows], queue=bool(rows))
 
     # --- the public API ---
 
@@ -248,16 +255,16 @@ class GenerationStore:
             pending = await _lock_quotas(conn, sorted({ask.owner for ask in asks}))
             earlier = await _earlier_creates(conn, keys)
             decisions = rules.decide_creates(asks, {key: fp for key, (_, fp) in earlier.items()}, pending)
-            inserted = await self._insert(
-                conn,
-                [new for (new, _), decision in zip(items, decisions, strict=True) if decision is rules.Create.INSERT],
-            )
+            news = [new for (new, _), decision in zip(items, decisions, strict=True) if decision is rules.Create.INSERT]
+            inserted = await self._insert(conn, news, await _queue_tags(conn, news))
         counted.created(inserted)
         return _create_answers(asks, decisions, {key: row for key, (row, _) in earlier.items()}, inserted)
 
     @staticmethod
-    async def _insert(conn: AsyncConnection, news: Sequence[NewGeneration]) -> list[GenerationRow]:
-        """One INSERT for all, in order: createdAt grows along the list."""
+    async def _insert(
+        conn: AsyncConnection, news: Sequence[NewGeneration], tags: Sequence[float]
+    ) -> list[GenerationRow]:
+        """One INSERT for all, in order, queued with their tags: createdAt grows along the list."""
         if not news:
             return []
         ids = [uuid.uuid4() for _ in news]
@@ -265,14 +272,14 @@ class GenerationStore:
             conn,
             'INSERT INTO generations (id, "generationId", owner, prompt, "coreModel", "imageWidth", "imageHeight",'
             ' "requestId", "requestFingerprint", "webhookUrl", kind, status, "createdAt", "updatedAt", "nextAttemptAt",'
-            ' "traceParent")'
+            ' "traceParent", phase, priority, "fairTag")'
             " SELECT gen_random_uuid(), t.gid, t.owner, t.prompt, t.model::core_models, t.width, t.height,"
             " t.request_id, t.fingerprint, t.webhook_url, t.kind::generation_kind, 'PENDING', clock_timestamp(),"
-            " clock_timestamp(), now(), t.trace_parent"
+            " clock_timestamp(), now(), t.trace_parent, 'QUEUED', t.priority, t.tag"
             " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::int[], %s::int[], %s::uuid[],"
-            " %s::text[], %s::text[], %s::text[], %s::text[]) WITH ORDINALITY"
+            " %s::text[], %s::text[], %s::text[], %s::text[], %s::smallint[], %s::float8[]) WITH ORDINALITY"
             " AS t(gid, owner, prompt, model, width, height, request_id, fingerprint, webhook_url, kind, trace_parent,"
-            " position)"
+            " priority, tag, position)"
             f" ORDER BY t.position RETURNING {COLUMNS}",
             (
                 ids,
@@ -286,6 +293,8 @@ class GenerationStore:
                 [new.webhook_url for new in news],
                 [new.kind.value for new in news],
                 [new.trace_parent for new in news],
+                [int(new.priority) for new in news],
+                list(tags),
             ),
         )
         by_id = {row.generation_id: row for row in rows}
@@ -330,152 +339,39 @@ class GenerationStore:
         async with self._db.connection() as conn:
             return await _rows(conn, sql, [*params, limit])
 
-    async def cancel(self, generation_id: uuid.UUID, owner: str) -> GenerationRow:
-        """Cancel the owner's PENDING generation; returns it CANCELLED."""
+    async def cancel(self, generation_id: uuid.UUID, owner: str) -> tuple[GenerationRow, str | None]:
+        """Cancel the owner's PENDING generation; returns it CANCELLED, and
+        the address of the worker that held it, if one did (it must stop
+        the job; a queued generation is simply never sent)."""
         async with self._db.transaction() as conn:
-            row = await _row(
-                conn,
-                f'SELECT {COLUMNS} FROM generations WHERE "generationId" = %s AND owner = %s FOR UPDATE',
-                (generation_id, owner),
-            )
-            if row is None:
+            async with conn.cursor(row_factory=generation_rows_with_extras) as cursor:
+                await cursor.execute(
+                    f'SELECT {COLUMNS}, (SELECT w.address FROM ai_workers w WHERE w.id = generations."workerId")'
+                    ' AS address FROM generations WHERE "generationId" = %s AND owner = %s FOR UPDATE',
+                    (generation_id, owner),
+                )
+                found = await cursor.fetchone()
+            if found is None:
                 raise GenerationNotFound(generation_id)
+            row, extra = found
             if not rules.can_move(row.status, Status.CANCELLED):
                 raise GenerationAlreadyFinal(generation_id, row.status.value)
             cancelled = await self._make_final(conn, row.id, Status.CANCELLED, Result())
         counted.finished([cancelled])
-        return cancelled
+        return cancelled, extra["address"]
 
     async def _make_final(
         self, conn: AsyncConnection, row_id: uuid.UUID, status: Status, result: Result
     ) -> GenerationRow:
         row = await _row(
             conn,
-            'UPDATE generations SET status = %s::generation_status, images = %s, "failureReason" = %s,'
-            ' "completedAt" = now(), "updatedAt" = now(), "nextAttemptAt" = NULL'
+            f'UPDATE generations SET status = %s::generation_status, images = %s, "failureReason" = %s, {FINAL_SETS}'
             f" WHERE id = %s RETURNING {COLUMNS}",
             (status.value, Jsonb(images_json(result.assets or ())), result.failure_reason, row_id),
         )
         assert row is not None  # the caller holds the row's lock
         await self._finalised(conn, [row])
         return row
-
-    # --- dispatch ---
-
-    async def claim_due(
-        self, *, limit: int, lease_s: float, max_attempts: int
-    ) -> tuple[list[Claimed], list[GenerationRow]]:
-        """Claim up to `limit` due PENDING rows for one dispatch attempt each.
-
-        The claim counts the attempt and pushes `nextAttemptAt` a lease ahead
-        before anything is sent, so other dispatchers skip these rows (and a
-        crash mid-send only delays them by the lease). Due rows that already
-        had their last attempt end FAILED here (rules.when_due).
-
-        Each claim mints a fresh callback token; only its hash is stored, so
-        a token of an earlier dispatch no longer completes the generation,
-        and the progress an earlier dispatch reported is cleared.
-        Returns (claimed, timed out).
-
-        A due row that was dispatched and accepted (attempts, no lastError)
-        got no callback before its deadline: counted as a missed deadline (a
-        claim whose outcome was never recorded is counted so too: its lease
-        was its deadline).
-        """
-        async with self._db.transaction() as conn:
-            async with conn.cursor(row_factory=class_row(_Due)) as cursor:
-                await cursor.execute(
-                    'SELECT id, attempts, "traceParent" AS trace_parent,'
-                    ' attempts > 0 AND "lastError" IS NULL AS missed_deadline FROM generations'
-                    " WHERE status = 'PENDING' AND \"nextAttemptAt\" <= now()"
-                    ' ORDER BY "nextAttemptAt" LIMIT %s FOR UPDATE SKIP LOCKED',
-                    (limit,),
-                )
-                due = await cursor.fetchall()
-            if not due:
-                return [], []
-            ids: list[uuid.UUID] = []
-            reasons: list[str | None] = []
-            hashes: list[bytes | None] = []
-            tokens: dict[uuid.UUID, str] = {}
-            trace_parents = {row.id: row.trace_parent for row in due}
-            missed = sum(1 for row in due if row.missed_deadline)
-            for row in due:
-                verdict = rules.when_due(row.attempts, max_attempts)
-                ids.append(row.id)
-                if verdict is None:
-                    tokens[row.id] = secrets.token_urlsafe(32)
-                    reasons.append(None)
-                    hashes.append(token_hash(tokens[row.id]))
-                else:
-                    reasons.append(verdict.reason)
-                    hashes.append(None)
-            # One statement for both kinds: a row with a reason ends FAILED,
-            # a row with a token hash is claimed.
-            changed = await _rows(
-                conn,
-                "UPDATE generations AS g SET"
-                " status = CASE WHEN t.reason IS NULL THEN g.status ELSE 'FAILED' END,"
-                ' "failureReason" = COALESCE(t.reason, g."failureReason"),'
-                ' "completedAt" = CASE WHEN t.reason IS NULL THEN g."completedAt" ELSE now() END,'
-                " attempts = g.attempts + (t.reason IS NULL)::int,"
-                ' "callbackTokenHash" = COALESCE(t.hash, g."callbackTokenHash"),'
-                ' "queuePosition" = NULL, progress = NULL,'
-                ' "nextAttemptAt" = CASE WHEN t.reason IS NULL THEN now() + make_interval(secs => %s) END,'
-                ' "updatedAt" = now()'
-                " FROM unnest(%s::uuid[], %s::text[], %s::bytea[]) AS t(row_id, reason, hash)"
-                f" WHERE g.id = t.row_id RETURNING {COLUMNS}",
-                (lease_s, ids, reasons, hashes),
-            )
-            claimed = [Claimed(row, tokens[row.id], trace_parents[row.id]) for row in changed if row.id in tokens]
-            timed_out = [row for row in changed if row.id not in tokens]
-            await webhooks.enqueue(conn, [(row, self._webhook_body(row)) for row in timed_out if row.webhook_url])
-            await _notify(conn, [row.generation_id for row in changed])
-        counted.deadlines_missed(missed)
-        counted.finished(timed_out)
-        return claimed, timed_out
-
-    async def record_dispatches(self, waits: Sequence[Wait], failures: Sequence[Failure]) -> None:
-        """What a round of sends led to, in one transaction: generations to
-        look at again later (accepted: at the callback deadline; refused for
-        now: at the retry), and generations that end FAILED. Only rows still
-        PENDING at the attempt are touched: a callback or a newer attempt
-        that got there first wins. Waiting changes nothing a client sees, so
-        nobody is notified of it."""
-        failed: list[GenerationRow] = []
-        async with self._db.transaction() as conn:
-            if waits:
-                await conn.execute(
-                    'UPDATE generations AS g SET "nextAttemptAt" = now() + make_interval(secs => t.after_s),'
-                    ' "lastError" = t.error'
-                    " FROM unnest(%s::uuid[], %s::int[], %s::float8[], %s::text[])"
-                    " AS t(row_id, attempt, after_s, error)"
-                    " WHERE g.id = t.row_id AND g.status = 'PENDING' AND g.attempts = t.attempt",
-                    (
-                        [w.row_id for w in waits],
-                        [w.attempt for w in waits],
-                        [w.after_s for w in waits],
-                        [w.error for w in waits],
-                    ),
-                )
-            if failures:
-                failed = await _rows(
-                    conn,
-                    "UPDATE generations AS g SET status = 'FAILED',"
-                    ' "failureReason" = t.reason, "lastError" = t.error,'
-                    ' "completedAt" = now(), "updatedAt" = now(), "nextAttemptAt" = NULL'
-                    " FROM unnest(%s::uuid[], %s::int[], %s::text[], %s::text[]) AS t(row_id, attempt, reason, error)"
-                    " WHERE g.id = t.row_id AND g.status = 'PENDING' AND g.attempts = t.attempt"
-                    f" RETURNING {COLUMNS}",
-                    (
-                        [f.row_id for f in failures],
-                        [f.attempt for f in failures],
-                        [f.reason for f in failures],
-                        [f.error for f in failures],
-                    ),
-                )
-                await self._finalised(conn, failed)
-        counted.finished(failed)
 
     # --- the AI's callback ---
 
@@ -515,7 +411,7 @@ class GenerationStore:
                 finished = await _rows(
                     conn,
                     "UPDATE generations AS g SET status = t.final::generation_status, images = t.made,"
-                    ' "failureReason" = t.why, "completedAt" = now(), "updatedAt" = now(), "nextAttemptAt" = NULL'
+                    f' "failureReason" = t.why, {FINAL_SETS}'
                     " FROM unnest(%s::uuid[], %s::text[], %s::jsonb[], %s::text[]) AS t(gid, final, made, why)"
                     f' WHERE g."generationId" = t.gid RETURNING {COLUMNS}',
                     (
@@ -544,7 +440,7 @@ class GenerationStore:
         async with self._db.transaction() as conn:
             async with conn.cursor(row_factory=dict_row) as cursor:
                 await cursor.execute(
-                    'SELECT "generationId", status::text, "callbackTokenHash", "queuePosition", progress'
+                    'SELECT "generationId", status::text, "callbackTokenHash", progress'
                     ' FROM generations WHERE "generationId" = ANY(%s) ORDER BY id FOR UPDATE',
                     (ids,),
                 )
@@ -556,7 +452,7 @@ class GenerationStore:
                     for generation_id, token, reported in items
                 ],
                 {
-                    generation_id: (Status(record["status"]), Progress(record["queuePosition"], record["progress"]))
+                    generation_id: (Status(record["status"]), Progress(record["progress"]))
                     for generation_id, record in found.items()
                 },
             )
@@ -567,11 +463,18 @@ class GenerationStore:
                 if decision is ProgressOutcome.APPLIED
             }
             if shown:
+                # A percent tells that the worker runs the job: one it was
+                # holding for a slot (or whose start was not acknowledged
+                # yet) is RUNNING from now, its deadline counted from now.
                 await conn.execute(
-                    'UPDATE generations AS g SET "queuePosition" = t.position, progress = t.percent'
-                    " FROM unnest(%s::uuid[], %s::int[], %s::int[]) AS t(gid, position, percent)"
+                    "UPDATE generations AS g SET progress = t.percent,"
+                    " phase = CASE WHEN g.phase IN ('STARTING', 'HELD') THEN 'RUNNING' ELSE g.phase END,"
+                    " \"startedAt\" = CASE WHEN g.phase IN ('STARTING', 'HELD') THEN now() ELSE g.\"startedAt\" END,"
+                    " \"nextAttemptAt\" = CASE WHEN g.phase IN ('STARTING', 'HELD')"
+                    ' THEN now() + make_interval(secs => %s) ELSE g."nextAttemptAt" END'
+                    " FROM unnest(%s::uuid[], %s::int[]) AS t(gid, percent)"
                     ' WHERE g."generationId" = t.gid',
-                    (list(shown), [p.queue_position for p in shown.values()], [p.percent for p in shown.values()]),
+                    (self._completion_deadline_s, list(shown), [p.percent for p in shown.values()]),
                 )
-                await _notify(conn, list(shown))
+                await notify(conn, list(shown))
         return list(decisions)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from leo_mesh.db.pool import Database
+from leo_mesh.scheduling import Priority
 
 KEY_PREFIX = "leo_"
 SHOWN_PREFIX_LENGTH = 12
@@ -36,34 +37,61 @@ class KeyInfo:
     owner: str
     created_at: datetime
     revoked_at: datetime | None
+    weight: int = 1
+    max_priority: Priority = Priority.NORMAL
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a live key lets its caller do: act as its owner, with its tier's
+    weight in the fair share of the AI pool, up to its highest priority."""
+
+    owner: str
+    weight: int = 1
+    max_priority: Priority = Priority.NORMAL
 
 
 class KeyStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def create(self, owner: str, key: str | None = None) -> str:
-        """Store a key for `owner` (a new random one unless given); returns it.
-        Storing a key that exists already changes nothing."""
+    async def create(
+        self, owner: str, key: str | None = None, *, weight: int = 1, max_priority: Priority = Priority.NORMAL
+    ) -> str:
+        """Store a key for `owner` (a new random one unless given) with its
+        tier; returns it. Storing a key that exists already changes nothing."""
         if not owner.strip():
             raise ValueError("owner must not be blank")
         key = key or new_key()
         async with self._db.connection() as conn:
             await conn.execute(
-                'INSERT INTO api_keys (id, owner, "keyHash", prefix) VALUES (%s, %s, %s, %s)'
-                ' ON CONFLICT ("keyHash") DO NOTHING',
-                (uuid.uuid4(), owner, key_hash(key), key[:SHOWN_PREFIX_LENGTH]),
+                'INSERT INTO api_keys (id, owner, "keyHash", prefix, weight, "maxPriority")'
+                ' VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT ("keyHash") DO NOTHING',
+                (uuid.uuid4(), owner, key_hash(key), key[:SHOWN_PREFIX_LENGTH], weight, int(max_priority)),
             )
         return key
 
-    async def owner_of(self, hashed: bytes) -> str | None:
-        """The owner of a live key (given as its hash), or None for unknown and revoked keys."""
+    async def grant_of(self, hashed: bytes) -> Grant | None:
+        """What a live key (given as its hash) grants, or None for unknown and revoked keys."""
         async with self._db.connection() as conn:
             cursor = await conn.execute(
-                'SELECT owner FROM api_keys WHERE "keyHash" = %s AND "revokedAt" IS NULL', (hashed,)
+                'SELECT owner, weight, "maxPriority" FROM api_keys WHERE "keyHash" = %s AND "revokedAt" IS NULL',
+                (hashed,),
             )
             found = await cursor.fetchone()
-            return found[0] if found else None
+            return Grant(found[0], found[1], Priority(found[2])) if found else None
+
+    async def set_tier(self, prefix: str, *, weight: int | None = None, max_priority: Priority | None = None) -> int:
+        """Change the live keys with this prefix: their weight, their highest
+        priority (None: unchanged); returns how many. Callers see it within
+        AUTH_CACHE_TTL_S."""
+        async with self._db.connection() as conn:
+            cursor = await conn.execute(
+                'UPDATE api_keys SET weight = COALESCE(%s, weight), "maxPriority" = COALESCE(%s, "maxPriority")'
+                ' WHERE prefix = %s AND "revokedAt" IS NULL',
+                (weight, None if max_priority is None else int(max_priority), prefix),
+            )
+            return cursor.rowcount
 
     async def revoke(self, prefix: str) -> int:
         """Revoke the live keys with this shown prefix; returns how many."""
@@ -76,8 +104,11 @@ class KeyStore:
     async def listed(self, owner: str | None = None) -> list[KeyInfo]:
         async with self._db.connection() as conn:
             cursor = await conn.execute(
-                'SELECT prefix, owner, "createdAt", "revokedAt" FROM api_keys'
+                'SELECT prefix, owner, "createdAt", "revokedAt", weight, "maxPriority" FROM api_keys'
                 ' WHERE %s::text IS NULL OR owner = %s ORDER BY "createdAt"',
                 (owner, owner),
             )
-            return [KeyInfo(*found) for found in await cursor.fetchall()]
+            return [
+                KeyInfo(prefix, owner, created, revoked, weight, Priority(max_priority))
+                for prefix, owner, created, revoked, weight, max_priority in await cursor.fetchall()
+            ]

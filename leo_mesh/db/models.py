@@ -15,8 +15,11 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import (
+    ARRAY,
+    BigInteger,
     Boolean,
     CheckConstraint,
+    Double,
     Enum,
     ForeignKey,
     Index,
@@ -31,6 +34,7 @@ from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from leo_mesh.rules import Kind, Model, Status
+from leo_mesh.scheduling import Phase
 
 
 class Base(DeclarativeBase):
@@ -99,12 +103,23 @@ class Generation(Base):
     trace_parent: Mapped[str | None] = mapped_column("traceParent", Text)
 
     # Revision 9: what a generation makes, and what the AI reports of the
-    # current dispatch (its place in the AI's queue, or its percent done).
+    # current dispatch (its percent done).
     kind: Mapped[Kind] = mapped_column(
         Enum(Kind, name="generation_kind"), nullable=False, server_default=text("'IMAGE'")
     )
-    queue_position: Mapped[int | None] = mapped_column("queuePosition", Integer)
     progress: Mapped[int | None] = mapped_column(SmallInteger)
+
+    # Revision 10: the mesh's queue (leo_mesh.scheduling) and the worker a
+    # PENDING generation is on.
+    # QUEUED by default: a PENDING row inserted by other means is queued (when due).
+    phase: Mapped[Phase | None] = mapped_column(Enum(Phase, name="generation_phase"), server_default=text("'QUEUED'"))
+    worker_id: Mapped[uuid.UUID | None] = mapped_column("workerId", UUID(as_uuid=True))
+    # The worker's heartbeat number when it took the generation.
+    taken_at: Mapped[int | None] = mapped_column("takenAt", BigInteger)
+    assigned_at: Mapped[datetime | None] = mapped_column("assignedAt", Timestamp)
+    started_at: Mapped[datetime | None] = mapped_column("startedAt", Timestamp)
+    priority: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default=text("1"))
+    fair_tag: Mapped[float] = mapped_column("fairTag", Double, nullable=False, server_default=text("0"))
 
     __table_args__ = (
         # A unique index, not a constraint, as Prisma made it: upserts must
@@ -124,9 +139,68 @@ class Generation(Base):
         ),
         Index("generations_owner_page_idx", "owner", "createdAt", "id"),
         Index("generations_owner_pending_idx", "owner", postgresql_where=text("status = 'PENDING'")),
-        CheckConstraint('"queuePosition" >= 1', name="generations_queuePosition_check"),
+        Index(
+            "generations_queue_idx",
+            "fairTag",
+            text("priority DESC"),
+            "createdAt",
+            postgresql_where=text("phase = 'QUEUED'"),
+        ),
+        Index("generations_worker_idx", "workerId", postgresql_where=text('"workerId" IS NOT NULL')),
+        Index("generations_completed_idx", "completedAt", postgresql_where=text("status = 'COMPLETE'")),
         CheckConstraint("progress >= 0 AND progress <= 100", name="generations_progress_check"),
+        CheckConstraint("priority BETWEEN 0 AND 2", name="generations_priority_check"),
+        CheckConstraint("(status = 'PENDING') = (phase IS NOT NULL)", name="generations_phase_check"),
     )
+
+
+class AiWorker(Base):
+    """A worker of the AI pool, as its latest heartbeat described it (revision 10)."""
+
+    __tablename__ = "ai_workers"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    address: Mapped[str] = mapped_column(Text, nullable=False)
+    slots: Mapped[int] = mapped_column(Integer, nullable=False)
+    prefetch: Mapped[int] = mapped_column(Integer, nullable=False)
+    models: Mapped[list[Model]] = mapped_column(ARRAY(Enum(Model, name="core_models")), nullable=False)
+    kinds: Mapped[list[Kind]] = mapped_column(ARRAY(Enum(Kind, name="generation_kind")), nullable=False)
+    draining: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    # The number of its latest heartbeat.
+    heartbeat: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    registered_at: Mapped[datetime] = mapped_column(
+        "registeredAt", Timestamp, nullable=False, server_default=text("now()")
+    )
+    heartbeat_at: Mapped[datetime] = mapped_column(
+        "heartbeatAt", Timestamp, nullable=False, server_default=text("now()")
+    )
+    lease_expires_at: Mapped[datetime] = mapped_column("leaseExpiresAt", Timestamp, nullable=False)
+
+    __table_args__ = (
+        CheckConstraint("slots >= 1", name="ai_workers_slots_check"),
+        CheckConstraint("prefetch >= 0", name="ai_workers_prefetch_check"),
+    )
+
+
+class QueueLane(Base):
+    """The finish tag of the latest generation of an owner's lane in one priority class (revision 10)."""
+
+    __tablename__ = "queue_lanes"
+
+    owner: Mapped[str] = mapped_column(Text, primary_key=True)
+    priority: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    finish: Mapped[float] = mapped_column(Double, nullable=False)
+
+
+class QueueState(Base):
+    """The queue's virtual time: the tag of the latest generation handed out (one row, revision 10)."""
+
+    __tablename__ = "queue_state"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, server_default=text("1"))
+    virtual_time: Mapped[float] = mapped_column("virtualTime", Double, nullable=False, server_default=text("0"))
+
+    __table_args__ = (CheckConstraint("id = 1", name="queue_state_one_row"),)
 
 
 class OwnerQuota(Base):
@@ -154,8 +228,16 @@ class ApiKey(Base):
         "createdAt", Timestamp, nullable=False, server_default=text("CURRENT_TIMESTAMP")
     )
     revoked_at: Mapped[datetime | None] = mapped_column("revokedAt", Timestamp)
+    # Revision 10: its tier (its creates' weight in the fair share of the
+    # pool) and the highest priority its creates may ask for.
+    weight: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
+    max_priority: Mapped[int] = mapped_column("maxPriority", SmallInteger, nullable=False, server_default=text("1"))
 
-    __table_args__ = (Index("api_keys_keyHash_key", "keyHash", unique=True),)
+    __table_args__ = (
+        Index("api_keys_keyHash_key", "keyHash", unique=True),
+        CheckConstraint("weight BETWEEN 1 AND 100", name="api_keys_weight_check"),
+        CheckConstraint('"maxPriority" BETWEEN 0 AND 2', name="api_keys_maxPriority_check"),
+    )
 
 
 class WebhookSecret(Base):

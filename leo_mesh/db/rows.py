@@ -12,6 +12,7 @@ from psycopg.cursor import BaseCursor
 from psycopg.rows import RowMaker, dict_row
 
 from leo_mesh.rules import NO_PROGRESS, Asset, Kind, Model, Progress, Result, Status
+from leo_mesh.scheduling import Phase, Priority
 
 # Every column a reader of a generation needs (read by name: generation_rows).
 _SELECTED = (
@@ -31,8 +32,10 @@ _SELECTED = (
     '"completedAt"',
     '"webhookUrl"',
     "kind::text",
-    '"queuePosition"',
     "progress",
+    "phase::text",
+    "priority",
+    '"startedAt"',
 )
 COLUMNS = ", ".join(_SELECTED)
 # The names psycopg reports for them.
@@ -59,6 +62,11 @@ class GenerationRow:
     kind: Kind = Kind.IMAGE
     # What the AI last reported of the current dispatch (cleared by each claim).
     progress: Progress = NO_PROGRESS
+    # Where a PENDING generation is on its way (None once final).
+    phase: Phase | None = Phase.QUEUED
+    priority: Priority = Priority.NORMAL
+    # When its latest attempt began to run on a worker.
+    started_at: datetime | None = None
 
     @property
     def result(self) -> Result:
@@ -118,7 +126,10 @@ def _generation(record: Mapping[str, Any]) -> GenerationRow:
         completed_at=record["completedAt"],
         webhook_url=record["webhookUrl"],
         kind=Kind(record["kind"]),
-        progress=Progress(record["queuePosition"], record["progress"]),
+        progress=Progress(record["progress"]),
+        phase=Phase(record["phase"]) if record["phase"] else None,
+        priority=Priority(record["priority"]),
+        started_at=record["startedAt"],
     )
 
 

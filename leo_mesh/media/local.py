@@ -75,5 +75,14 @@ class LocalStore:
             raise ObjectMissing(key) from None
         return LocalObject(path, stat.st_size, f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"', self._executor)
 
+    async def delete(self, key: str) -> None:
+        path = self._path(key)
+
+        def remove() -> None:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, remove)
+
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

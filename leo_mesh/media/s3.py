@@ -101,6 +101,13 @@ class S3Store:
             raise
         return S3Object(answer["ContentLength"], answer["ETag"], answer["Body"], self._run)
 
+    async def delete(self, key: str) -> None:
+        problem = key_problem(key)
+        if problem:
+            raise ValueError(f"object key {key!r} {problem}")
+        # S3 answers a missing key's delete with success, as this promises.
+        await self._run(self._client.delete_object, Bucket=self.bucket, Key=key)
+
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._client.close()

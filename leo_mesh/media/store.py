@@ -65,6 +65,10 @@ class MediaStore(Protocol):
         """The object at `key` for reading; ObjectMissing if there is none."""
         ...
 
+    async def delete(self, key: str) -> None:
+        """Remove the object at `key`, if there is one."""
+        ...
+
     async def close(self) -> None: ...
 
 

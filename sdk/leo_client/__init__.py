@@ -38,7 +38,7 @@ from leo_client.errors import (
 )
 from leo_client.following import ConnectionEvent, Reconnected, Reconnecting
 from leo_client.settings import ClientSettings
-from leo_client.types import Asset, Generation, Image, Kind, Model, Status
+from leo_client.types import Asset, Generation, Image, Kind, Model, Phase, Priority, Status
 
 __all__ = [
     "AlreadyExists",
@@ -67,6 +67,8 @@ __all__ = [
     "Model",
     "NotFound",
     "PermissionDenied",
+    "Phase",
+    "Priority",
     "RateLimited",
     "Reconnected",
     "Reconnecting",

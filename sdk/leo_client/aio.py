@@ -26,7 +26,7 @@ from leo_client.following import (
 from leo_client.media import PartialFile, target
 from leo_client.messages import asset_request, create_request, list_request
 from leo_client.settings import ClientSettings
-from leo_client.types import Generation, Kind, Model, Status
+from leo_client.types import Generation, Kind, Model, Priority, Status
 
 AsyncOnUpdate = Callable[[Generation], object | Awaitable[object]]
 """Called (and awaited, if it returns an awaitable) with each new state of a generation being waited for."""
@@ -90,6 +90,7 @@ class AsyncClient:
         webhook_url: str | None = None,
         request_id: str | None = None,
         kind: Kind | str | None = None,
+        priority: Priority | str | None = None,
     ) -> Generation:
         """Create a generation and return it, PENDING, at once (see `Client.create`)."""
         request = create_request(
@@ -100,6 +101,7 @@ class AsyncClient:
             webhook_url=webhook_url,
             request_id=request_id,
             kind=kind,
+            priority=priority,
         )
         response: generation_pb2.CreateGenerationResponse = await self._call(self._stub.CreateGeneration, request)
         return Generation.from_proto(response.generation)
@@ -169,6 +171,7 @@ class AsyncClient:
         webhook_url: str | None = None,
         request_id: str | None = None,
         kind: Kind | str | None = None,
+        priority: Priority | str | None = None,
         wait: bool = True,
         timeout: float | None = DEFAULT_WAIT_TIMEOUT_S,
         on_update: AsyncOnUpdate | None = None,
@@ -183,6 +186,7 @@ class AsyncClient:
             webhook_url=webhook_url,
             request_id=request_id,
             kind=kind,
+            priority=priority,
         )
         if not wait:
             return created

@@ -26,7 +26,7 @@ from leo_client.following import (
 from leo_client.media import PartialFile, target
 from leo_client.messages import asset_request, create_request, list_request
 from leo_client.settings import ClientSettings
-from leo_client.types import Generation, Kind, Model, Status
+from leo_client.types import Generation, Kind, Model, Priority, Status
 
 _Response = TypeVar("_Response", bound=message.Message)
 
@@ -90,6 +90,7 @@ class Client:
         webhook_url: str | None = None,
         request_id: str | None = None,
         kind: Kind | str | None = None,
+        priority: Priority | str | None = None,
     ) -> Generation:
         """Create a generation and return it, PENDING, at once.
 
@@ -98,7 +99,8 @@ class Client:
         to 2048, multiples of 8). `webhook_url` receives the final state, signed
         (make a secret first with `rotate_webhook_secret`). `request_id` (a
         UUID) makes the create idempotent; without one, a new one is made for
-        this call.
+        this call. `priority` ("low", "normal", "high") is how soon it runs
+        against the others waiting, up to what the API key allows.
         """
         request = create_request(
             prompt,
@@ -108,6 +110,7 @@ class Client:
             webhook_url=webhook_url,
             request_id=request_id,
             kind=kind,
+            priority=priority,
         )
         return Generation.from_proto(self._call(self._stub.CreateGeneration, request).generation)
 
@@ -190,6 +193,7 @@ class Client:
         webhook_url: str | None = None,
         request_id: str | None = None,
         kind: Kind | str | None = None,
+        priority: Priority | str | None = None,
         wait: bool = True,
         timeout: float | None = DEFAULT_WAIT_TIMEOUT_S,
         on_update: OnUpdate | None = None,
@@ -209,6 +213,7 @@ class Client:
             webhook_url=webhook_url,
             request_id=request_id,
             kind=kind,
+            priority=priority,
         )
         if not wait:
             return created

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from leo.generation.v1 import generation_pb2
-from leo_client.types import Kind, Model, Status
+from leo_client.types import Kind, Model, Priority, Status
 
 
 def create_request(
@@ -17,6 +17,7 @@ def create_request(
     webhook_url: str | None,
     request_id: str | None,
     kind: Kind | str | None = None,
+    priority: Priority | str | None = None,
 ) -> generation_pb2.CreateGenerationRequest:
     """A CreateGeneration request; without a request_id it gets a new one, so that
     retries of this one request (and only they) return the same generation."""
@@ -28,6 +29,7 @@ def create_request(
         webhook_url=webhook_url or "",
         request_id=request_id or str(uuid.uuid4()),
         kind=Kind(kind).to_proto() if kind else generation_pb2.KIND_UNSPECIFIED,
+        priority=Priority(priority).to_proto() if priority else generation_pb2.PRIORITY_UNSPECIFIED,
     )
 
 

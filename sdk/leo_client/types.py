@@ -76,10 +76,45 @@ class Model(enum.StrEnum):
         return _MODEL.to_wire(self)
 
 
+class Phase(enum.StrEnum):
+    """Where a PENDING generation is on its way: QUEUED in the mesh's queue,
+    STARTING on an AI worker, RUNNING there; UNSPECIFIED once final."""
+
+    UNSPECIFIED = "unspecified"
+    QUEUED = "queued"
+    STARTING = "starting"
+    RUNNING = "running"
+
+    @classmethod
+    def from_proto(cls, value: int) -> Phase:
+        """The phase of a wire value; one this client does not know is UNSPECIFIED."""
+        return _PHASE.from_wire(value) or cls.UNSPECIFIED
+
+
+class Priority(enum.StrEnum):
+    """How soon a generation runs against the others waiting; `Priority("high")` parses a name."""
+
+    UNSPECIFIED = "unspecified"
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+
+    @classmethod
+    def from_proto(cls, value: int) -> Priority:
+        """The priority of a wire value; one this client does not know is UNSPECIFIED."""
+        return _PRIORITY.from_wire(value) or cls.UNSPECIFIED
+
+    def to_proto(self) -> generation_pb2.Priority.ValueType:
+        """The wire value of this priority."""
+        return _PRIORITY.to_wire(self)
+
+
 _FINAL = frozenset({Status.COMPLETE, Status.FAILED, Status.CANCELLED})
 _STATUS = WireEnum(Status, generation_pb2.Status)
 _MODEL = WireEnum(Model, generation_pb2.Model)
 _KIND = WireEnum(Kind, generation_pb2.Kind)
+_PHASE = WireEnum(Phase, generation_pb2.Phase)
+_PRIORITY = WireEnum(Priority, generation_pb2.Priority)
 
 
 @dataclass(frozen=True)
@@ -133,9 +168,18 @@ class Generation:
     assets: tuple[Asset, ...] = ()
     """The files, once COMPLETE."""
     queue_position: int | None = None
-    """Place in the backend's queue (1: next to run) while it waits there."""
+    """Its place in the mesh's queue (1: among the next to run) while QUEUED."""
     progress: int | None = None
-    """Percent done (0 to 100) once the backend reports it; 100 once COMPLETE."""
+    """Percent done (0 to 100) once the AI worker reports it; 100 once COMPLETE."""
+    phase: Phase = Phase.UNSPECIFIED
+    """QUEUED, STARTING or RUNNING while PENDING; UNSPECIFIED once final."""
+    priority: Priority = Priority.UNSPECIFIED
+    start_time: datetime | None = None
+    """When it began to run on an AI worker (its latest attempt)."""
+    estimated_start_time: datetime | None = None
+    """While QUEUED: when it should start."""
+    estimated_complete_time: datetime | None = None
+    """While PENDING: when it should be complete."""
     proto: generation_pb2.Generation = field(default_factory=generation_pb2.Generation, repr=False, compare=False)
     """The message as received, with any field this client does not know yet."""
 
@@ -178,6 +222,11 @@ class Generation:
             ),
             queue_position=generation.queue_position if generation.HasField("queue_position") else None,
             progress=generation.progress if generation.HasField("progress") else None,
+            phase=Phase.from_proto(generation.phase),
+            priority=Priority.from_proto(generation.priority),
+            start_time=_time(generation, "start_time"),
+            estimated_start_time=_time(generation, "estimated_start_time"),
+            estimated_complete_time=_time(generation, "estimated_complete_time"),
             proto=generation,
         )
 

@@ -10,7 +10,7 @@ import uuid
 import psycopg
 
 from api_server.watch import ChangeFeed, FeedListeners
-from leo_mesh.db.generations import CHANGES_CHANNEL
+from leo_mesh.db.notify import CHANGES_CHANNEL
 from leo_mesh.db.urls import libpq_url
 
 

@@ -65,6 +65,14 @@ async def test_a_missing_object(store):
         await store.open("nobody/0.png")
 
 
+async def test_a_deleted_object_is_gone_and_deleting_a_missing_one_is_fine(store):
+    await store.put("g5/0.png", b"cancelled work", "image/png")
+    await store.delete("g5/0.png")
+    with pytest.raises(ObjectMissing):
+        await store.open("g5/0.png")
+    await store.delete("g5/0.png")
+
+
 async def test_a_big_object_comes_in_bounded_chunks(store):
     data = os.urandom(3 * CHUNK_BYTES + 123)
     await store.put("g3/0.png", data, "image/png")
@@ -84,6 +92,8 @@ async def test_keys_that_name_no_object_are_refused(store, key):
     assert key_problem(key) is not None
     with pytest.raises(ValueError):
         await store.put(key, b"x", "image/png")
+    with pytest.raises(ValueError):
+        await store.delete(key)
 
 
 async def test_a_bucket_is_created_only_when_asked(s3_endpoint):

@@ -126,9 +126,8 @@ def test_no_sequence_of_events_moves_a_final_generation(sequence):
 
 # --- progress ---
 
-QUEUED_3, QUEUED_1 = Progress(queue_position=3), Progress(queue_position=1)
 RUNNING_0, RUNNING_40 = Progress(percent=0), Progress(percent=40)
-STAGES = [rules.NO_PROGRESS, QUEUED_3, QUEUED_1, RUNNING_0, RUNNING_40, rules.DONE]
+STAGES = [rules.NO_PROGRESS, RUNNING_0, RUNNING_40, rules.DONE]
 
 
 def test_a_progress_report_with_a_bad_token_or_for_an_unknown_generation_is_refused():
@@ -151,21 +150,15 @@ def test_a_final_generation_keeps_its_progress(status):
 
 
 def test_progress_only_moves_forward():
-    """Queued, nearer the front, running, further along: each stage is ahead of
-    those before it, so a report that arrives late changes nothing."""
+    """Nothing, then further along: each stage is ahead of those before it,
+    so a report that arrives late changes nothing."""
     for i, stored in enumerate(STAGES):
         for j, reported in enumerate(STAGES):
             outcome = rules.decide_progress(status=Status.PENDING, token_matches=True, stored=stored, reported=reported)
             assert outcome is (ProgressOutcome.APPLIED if j > i else ProgressOutcome.IGNORED), (stored, reported)
 
 
-@given(
-    st.lists(
-        st.one_of(
-            st.builds(Progress, queue_position=st.integers(1, 50)), st.builds(Progress, percent=st.integers(0, 100))
-        )
-    )
-)
+@given(st.lists(st.builds(Progress, percent=st.integers(0, 100))))
 def test_what_a_watcher_sees_never_goes_back(reports):
     shown, seen = rules.NO_PROGRESS, []
     for reported in reports:
@@ -174,18 +167,15 @@ def test_what_a_watcher_sees_never_goes_back(reports):
         ):
             shown = reported
             seen.append(shown)
-    positions = [p.queue_position for p in seen if p.percent is None]
-    percents = [p.percent for p in seen if p.percent is not None]
-    assert positions == sorted(positions, reverse=True) and len(set(positions)) == len(positions)
+    percents = [p.percent for p in seen]
     assert percents == sorted(percents) and len(set(percents)) == len(percents)
-    assert all(p.percent is not None for p in seen[len(positions) :])  # once running, never queued again
 
 
 def test_what_a_client_sees_of_progress():
     assert rules.shown_progress(Status.PENDING, RUNNING_40) == RUNNING_40
     assert rules.shown_progress(Status.COMPLETE, RUNNING_40) == rules.DONE
     assert rules.shown_progress(Status.FAILED, RUNNING_40) == rules.NO_PROGRESS
-    assert rules.shown_progress(Status.CANCELLED, QUEUED_1) == rules.NO_PROGRESS
+    assert rules.shown_progress(Status.CANCELLED, RUNNING_0) == rules.NO_PROGRESS
 
 
 # --- dispatch errors ---
@@ -411,9 +401,7 @@ def test_in_a_batch_the_first_result_applies_and_later_ones_are_duplicates_or_co
             assert status is not Status.PENDING
 
 
-progress_values = st.one_of(
-    st.builds(Progress, queue_position=st.integers(1, 5)), st.builds(Progress, percent=st.integers(0, 100))
-)
+progress_values = st.builds(Progress, percent=st.none() | st.integers(0, 100))
 progress_reports = st.builds(
     rules.Reported, generation=st.sampled_from(GENERATIONS), token_matches=st.booleans(), value=progress_values
 )

@@ -363,3 +363,12 @@ def test_nothing_is_both_kept_and_lost_and_only_what_it_holds_is_dropped(assigne
     assert seen.lost <= assigned.keys() and not seen.lost & reported.keys()
     assert all(assigned[gid].taken_at is not None and assigned[gid].taken_at < heartbeat for gid in seen.lost)
     assert set(seen.started) | seen.taken <= assigned.keys() & reported.keys()
+
+
+def test_a_worker_s_slots_free_as_its_soonest_generations_end():
+    busy = scheduling.Serving(2, frozenset({Model.SD}), frozenset({Kind.IMAGE}), (5.0, 1.0, 9.0))
+    idle = scheduling.Serving(2, frozenset({Model.SD}), frozenset({Kind.IMAGE, Kind.VIDEO}))
+    made = scheduling.pools([busy, idle])
+    assert made[(Model.SD, Kind.IMAGE)] == Pool((0.0, 0.0, 1.0, 5.0))
+    assert made[(Model.SD, Kind.VIDEO)] == Pool((0.0, 0.0))
+    assert (Model.SDXL, Kind.IMAGE) not in made

@@ -13,7 +13,7 @@ from leo_client.cli.output import Output
 from leo_client.cli.progress import ProgressDisplay
 from leo_client.cli.state import State, json_option
 from leo_client.cli.waiting import Waiting, follow, interrupted
-from leo_client.types import Generation, Kind, Model, Status
+from leo_client.types import Generation, Kind, Model, Priority, Status
 
 MAX_PAGE_SIZE = 100
 
@@ -62,6 +62,11 @@ def _save(state: State, out: Output, generation: Generation, directory: Path | N
     type=click.Choice([k.value for k in Kind if k is not Kind.UNSPECIFIED]),
     help="image: still images (default); video: one short animation.",
 )
+@click.option(
+    "--priority",
+    type=click.Choice([p.value for p in Priority if p is not Priority.UNSPECIFIED]),
+    help="How soon it runs against the others waiting (up to what the key allows).  [default: normal]",
+)
 @click.option("--webhook", "webhook_url", metavar="URL", help="Receives the final state, signed (needs a secret).")
 @click.option("--wait/--no-wait", default=False, help="Follow the generation to its end.  [default: no-wait]")
 @OUT_OPTION
@@ -83,6 +88,7 @@ def generate(
     model: str | None,
     size: tuple[int, int] | None,
     kind: str | None,
+    priority: str | None,
     webhook_url: str | None,
     wait: bool,
     out_dir: Path | None,
@@ -92,8 +98,9 @@ def generate(
 ) -> None:
     """Create a generation from PROMPT; with --wait, follow it to its end.
 
-    While waiting, a terminal shows the status and the time so far (and the
-    queue position and percent when the server reports them) and says what
+    While waiting, a terminal shows the status and the time so far (and,
+    while it is queued, its place and when it should start; once running,
+    its percent and when it should be done) and says what
     happened: reconnecting (why, which try), reconnected, re-dispatched,
     progress reset, queued again; elsewhere each is a plain line on stderr.
     A lost connection is retried for `leo --reconnect-timeout` seconds
@@ -118,7 +125,11 @@ def generate(
     show = _shower(out, quiet)
     client = state.client()
     if not wait and out_dir is None:
-        show(client.create(prompt, model=model, width=width, height=height, webhook_url=webhook_url, kind=kind))
+        show(
+            client.create(
+                prompt, model=model, width=width, height=height, webhook_url=webhook_url, kind=kind, priority=priority
+            )
+        )
         return
     last: Generation | None = None
     with ProgressDisplay(
@@ -143,6 +154,7 @@ def generate(
                 height=height,
                 webhook_url=webhook_url,
                 kind=kind,
+                priority=priority,
                 timeout=timeout,
                 on_update=update,
                 on_connection=display.connection,

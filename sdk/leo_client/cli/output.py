@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from leo_client.types import Asset, Generation, Status
+from leo_client.types import Asset, Generation, Phase, Status
 
 STATUS_STYLES = {
     Status.PENDING: "yellow",
@@ -45,13 +45,35 @@ def rfc3339(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z") if value else None
 
 
+def standing(generation: Generation, now: datetime | None = None) -> str:
+    """Where a PENDING generation stands, in words: queued (its place, when
+    it should start), starting, or running (when it should be done)."""
+    if generation.phase is Phase.UNSPECIFIED:
+        return ""
+    now = now or datetime.now(UTC)
+    words = generation.phase.value
+    if generation.phase is Phase.QUEUED:
+        if generation.queue_position is not None:
+            words += f", place {generation.queue_position}"
+        if generation.estimated_start_time is not None:
+            words += f", starts in ~{_seconds(generation.estimated_start_time - now)}"
+    elif generation.estimated_complete_time is not None:
+        words += f", done in ~{_seconds(generation.estimated_complete_time - now)}"
+    return words
+
+
+def _seconds(left: timedelta) -> str:
+    seconds = max(0, round(left.total_seconds()))
+    return f"{seconds} s" if seconds < 120 else f"{seconds // 60} min"
+
+
 def state_line(generation: Generation) -> Text:
     """One line for a state of a generation: id, status and what the server reports of its progress."""
     line = Text.assemble(generation.id, "  ", status_text(generation.status))
     if generation.attempts:
         line.append(f"  attempt {generation.attempts}")
-    if generation.queue_position is not None:
-        line.append(f"  queue position {generation.queue_position}")
+    if generation.phase is not Phase.UNSPECIFIED:
+        line.append(f"  {standing(generation)}")
     if generation.progress is not None:
         line.append(f"  {generation.progress}%")
     if generation.failure_reason:

@@ -16,10 +16,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from leo_client.cli.output import STATUS_STYLES, Output, state_line
+from leo_client.cli.output import STATUS_STYLES, Output, standing, state_line
 from leo_client.errors import ApiError
 from leo_client.following import ConnectionEvent, Reconnected
-from leo_client.types import Generation
+from leo_client.types import Generation, Phase
 
 _TROUBLE = {
     grpc.StatusCode.UNAVAILABLE: "API unavailable",
@@ -39,7 +39,7 @@ def trouble(error: ApiError, *, brief: bool = False) -> str:
 def changes(before: Generation | None, after: Generation) -> list[str]:
     """What a new state says happened that its fields alone do not: the
     generation was sent to the AI again, its progress started over, or it
-    went back to waiting in the AI's queue."""
+    went back to waiting in the mesh's queue."""
     if before is None or after.done:
         return []
     said = []
@@ -47,7 +47,7 @@ def changes(before: Generation | None, after: Generation) -> list[str]:
         said.append("re-dispatched")
     if before.progress is not None and (after.progress is None or after.progress < before.progress):
         said.append(f"progress reset (was {before.progress}%)")
-    if before.progress is not None and before.queue_position is None and after.queue_position is not None:
+    if before.phase in (Phase.STARTING, Phase.RUNNING) and after.phase is Phase.QUEUED:
         said.append("queued again")
     return said
 
@@ -65,8 +65,8 @@ def _description(generation: Generation) -> str:
     parts = [escape(generation.id), f"[{style}]{generation.status.name}[/]" if style else generation.status.name]
     if generation.attempts > 1:
         parts.append(f"attempt {generation.attempts}")
-    if generation.queue_position is not None:
-        parts.append(f"queue position {generation.queue_position}")
+    if generation.phase is not Phase.UNSPECIFIED:
+        parts.append(escape(standing(generation)))
     return "  ".join(parts)
 
 

@@ -123,21 +123,31 @@ Global___StartGenerationRequest: _TypeAlias = StartGenerationRequest  # noqa: Y0
 
 @_typing.final
 class StartGenerationResponse(_message.Message):
-    """Whether the job is new."""
+    """How the worker took the job."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCEPTED_NEW_FIELD_NUMBER: _builtins.int
+    RUNNING_FIELD_NUMBER: _builtins.int
+    TAKEN_AT_HEARTBEAT_FIELD_NUMBER: _builtins.int
     accepted_new: _builtins.bool
-    """False when the backend already held a job for this generation."""
+    """False when the worker already held a job for this generation."""
+    running: _builtins.bool
+    """True when the job runs now; false when it waits on the worker for a slot."""
+    taken_at_heartbeat: _builtins.int
+    """The number of the worker's latest heartbeat when it took the job: every
+    later heartbeat lists the job while the worker holds it.
+    """
     def __init__(
         self,
         *,
         accepted_new: _builtins.bool = ...,
+        running: _builtins.bool = ...,
+        taken_at_heartbeat: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_new", b"accepted_new"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_new", b"accepted_new", "running", b"running", "taken_at_heartbeat", b"taken_at_heartbeat"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -200,23 +210,97 @@ class StartGenerationOutcome(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     STATUS_FIELD_NUMBER: _builtins.int
-    ACCEPTED_NEW_FIELD_NUMBER: _builtins.int
-    accepted_new: _builtins.bool
-    """As StartGenerationResponse.accepted_new, when the status is OK."""
+    RESPONSE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def status(self) -> _status_pb2.Status:
         """OK, or the status StartGeneration would have failed with for this job."""
+
+    @_builtins.property
+    def response(self) -> Global___StartGenerationResponse:
+        """What StartGeneration would have answered, when the status is OK."""
 
     def __init__(
         self,
         *,
         status: _status_pb2.Status | None = ...,
-        accepted_new: _builtins.bool = ...,
+        response: Global___StartGenerationResponse | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["response", b"response", "status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_new", b"accepted_new", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["response", b"response", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StartGenerationOutcome: _TypeAlias = StartGenerationOutcome  # noqa: Y015
+
+@_typing.final
+class CancelGenerationsRequest(_message.Message):
+    """Jobs to stop."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GENERATION_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def generation_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """UUIDs of their generations."""
+
+    def __init__(
+        self,
+        *,
+        generation_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["generation_ids", b"generation_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelGenerationsRequest: _TypeAlias = CancelGenerationsRequest  # noqa: Y015
+
+@_typing.final
+class CancelGenerationsResponse(_message.Message):
+    """What became of each, in the order of the request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OUTCOMES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def outcomes(self) -> _containers.RepeatedCompositeFieldContainer[Global___CancelGenerationOutcome]:
+        """One per generation of the request."""
+
+    def __init__(
+        self,
+        *,
+        outcomes: _abc.Iterable[Global___CancelGenerationOutcome] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcomes", b"outcomes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelGenerationsResponse: _TypeAlias = CancelGenerationsResponse  # noqa: Y015
+
+@_typing.final
+class CancelGenerationOutcome(_message.Message):
+    """What became of one job to stop."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def status(self) -> _status_pb2.Status:
+        """OK: stopped. NOT_FOUND: the worker held no job for the generation."""
+
+    def __init__(
+        self,
+        *,
+        status: _status_pb2.Status | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelGenerationOutcome: _TypeAlias = CancelGenerationOutcome  # noqa: Y015

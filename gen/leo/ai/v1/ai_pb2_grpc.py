@@ -26,8 +26,10 @@ if _version_not_supported:
 
 
 class AIServiceStub:
-    """The AI backend (internal). It accepts a job at once and reports the result
-    later through leo.callback.v1.CallbackService.
+    """One AI worker of the pool (internal). A worker joins the pool, declares
+    its capacity and keeps its lease through leo.callback.v1.CallbackService
+    Heartbeat; the mesh then starts jobs on it only into room it has, and the
+    worker reports each job's result through CallbackService (docs/dispatch.md).
     """
 
     def __init__(self, channel):
@@ -46,25 +48,44 @@ class AIServiceStub:
                 request_serializer=leo_dot_ai_dot_v1_dot_ai__pb2.StartGenerationsRequest.SerializeToString,
                 response_deserializer=leo_dot_ai_dot_v1_dot_ai__pb2.StartGenerationsResponse.FromString,
                 _registered_method=True)
+        self.CancelGenerations = channel.unary_unary(
+                '/leo.ai.v1.AIService/CancelGenerations',
+                request_serializer=leo_dot_ai_dot_v1_dot_ai__pb2.CancelGenerationsRequest.SerializeToString,
+                response_deserializer=leo_dot_ai_dot_v1_dot_ai__pb2.CancelGenerationsResponse.FromString,
+                _registered_method=True)
 
 
 class AIServiceServicer:
-    """The AI backend (internal). It accepts a job at once and reports the result
-    later through leo.callback.v1.CallbackService.
+    """One AI worker of the pool (internal). A worker joins the pool, declares
+    its capacity and keeps its lease through leo.callback.v1.CallbackService
+    Heartbeat; the mesh then starts jobs on it only into room it has, and the
+    worker reports each job's result through CallbackService (docs/dispatch.md).
     """
 
     def StartGeneration(self, request, context):
-        """Accepts a job. Repeating it for a generation the backend already holds
-        does not start a second job.
+        """Takes a job: it runs at once in a free slot, or waits on the worker for
+        the next slot that frees (its prefetch). RESOURCE_EXHAUSTED when the
+        worker has no room, UNAVAILABLE while it drains. Repeating it for a
+        generation the worker holds does not start a second job: the worker
+        keeps the job and takes the newer callback token.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StartGenerations(self, request, context):
-        """Accepts several jobs in one call (the api_server sends each dispatch
-        round's together). Each is taken or refused on its own: its outcome is
-        what StartGeneration would have answered for it alone.
+        """Takes several jobs in one call (the api_server sends a dispatch round's
+        jobs for this worker together). Each is taken or refused on its own: its
+        outcome is what StartGeneration would have answered for it alone.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelGenerations(self, request, context):
+        """Stops jobs: a waiting one is dropped, a running one stops. Nothing of
+        them is stored or reported, and their slots run the next waiting jobs at
+        once. A generation the worker does not hold is NOT_FOUND (nothing to do).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -83,6 +104,11 @@ def add_AIServiceServicer_to_server(servicer, server):
                     request_deserializer=leo_dot_ai_dot_v1_dot_ai__pb2.StartGenerationsRequest.FromString,
                     response_serializer=leo_dot_ai_dot_v1_dot_ai__pb2.StartGenerationsResponse.SerializeToString,
             ),
+            'CancelGenerations': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelGenerations,
+                    request_deserializer=leo_dot_ai_dot_v1_dot_ai__pb2.CancelGenerationsRequest.FromString,
+                    response_serializer=leo_dot_ai_dot_v1_dot_ai__pb2.CancelGenerationsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'leo.ai.v1.AIService', rpc_method_handlers)
@@ -92,8 +118,10 @@ def add_AIServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AIService:
-    """The AI backend (internal). It accepts a job at once and reports the result
-    later through leo.callback.v1.CallbackService.
+    """One AI worker of the pool (internal). A worker joins the pool, declares
+    its capacity and keeps its lease through leo.callback.v1.CallbackService
+    Heartbeat; the mesh then starts jobs on it only into room it has, and the
+    worker reports each job's result through CallbackService (docs/dispatch.md).
     """
 
     @staticmethod
@@ -140,6 +168,33 @@ class AIService:
             '/leo.ai.v1.AIService/StartGenerations',
             leo_dot_ai_dot_v1_dot_ai__pb2.StartGenerationsRequest.SerializeToString,
             leo_dot_ai_dot_v1_dot_ai__pb2.StartGenerationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelGenerations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/leo.ai.v1.AIService/CancelGenerations',
+            leo_dot_ai_dot_v1_dot_ai__pb2.CancelGenerationsRequest.SerializeToString,
+            leo_dot_ai_dot_v1_dot_ai__pb2.CancelGenerationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,8 +27,10 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class AIServiceStub:
-    """The AI backend (internal). It accepts a job at once and reports the result
-    later through leo.callback.v1.CallbackService.
+    """One AI worker of the pool (internal). A worker joins the pool, declares
+    its capacity and keeps its lease through leo.callback.v1.CallbackService
+    Heartbeat; the mesh then starts jobs on it only into room it has, and the
+    worker reports each job's result through CallbackService (docs/dispatch.md).
     """
 
     @_typing.overload
@@ -36,35 +38,55 @@ class AIServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AIServiceAsyncStub: ...
     StartGeneration: _grpc.UnaryUnaryMultiCallable[_ai_pb2.StartGenerationRequest, _ai_pb2.StartGenerationResponse]
-    """Accepts a job. Repeating it for a generation the backend already holds
-    does not start a second job.
+    """Takes a job: it runs at once in a free slot, or waits on the worker for
+    the next slot that frees (its prefetch). RESOURCE_EXHAUSTED when the
+    worker has no room, UNAVAILABLE while it drains. Repeating it for a
+    generation the worker holds does not start a second job: the worker
+    keeps the job and takes the newer callback token.
     """
     StartGenerations: _grpc.UnaryUnaryMultiCallable[_ai_pb2.StartGenerationsRequest, _ai_pb2.StartGenerationsResponse]
-    """Accepts several jobs in one call (the api_server sends each dispatch
-    round's together). Each is taken or refused on its own: its outcome is
-    what StartGeneration would have answered for it alone.
+    """Takes several jobs in one call (the api_server sends a dispatch round's
+    jobs for this worker together). Each is taken or refused on its own: its
+    outcome is what StartGeneration would have answered for it alone.
+    """
+    CancelGenerations: _grpc.UnaryUnaryMultiCallable[_ai_pb2.CancelGenerationsRequest, _ai_pb2.CancelGenerationsResponse]
+    """Stops jobs: a waiting one is dropped, a running one stops. Nothing of
+    them is stored or reported, and their slots run the next waiting jobs at
+    once. A generation the worker does not hold is NOT_FOUND (nothing to do).
     """
 
 @_typing.type_check_only
 class AIServiceAsyncStub(AIServiceStub):
-    """The AI backend (internal). It accepts a job at once and reports the result
-    later through leo.callback.v1.CallbackService.
+    """One AI worker of the pool (internal). A worker joins the pool, declares
+    its capacity and keeps its lease through leo.callback.v1.CallbackService
+    Heartbeat; the mesh then starts jobs on it only into room it has, and the
+    worker reports each job's result through CallbackService (docs/dispatch.md).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     StartGeneration: _aio.UnaryUnaryMultiCallable[_ai_pb2.StartGenerationRequest, _ai_pb2.StartGenerationResponse]  # type: ignore[assignment]
-    """Accepts a job. Repeating it for a generation the backend already holds
-    does not start a second job.
+    """Takes a job: it runs at once in a free slot, or waits on the worker for
+    the next slot that frees (its prefetch). RESOURCE_EXHAUSTED when the
+    worker has no room, UNAVAILABLE while it drains. Repeating it for a
+    generation the worker holds does not start a second job: the worker
+    keeps the job and takes the newer callback token.
     """
     StartGenerations: _aio.UnaryUnaryMultiCallable[_ai_pb2.StartGenerationsRequest, _ai_pb2.StartGenerationsResponse]  # type: ignore[assignment]
-    """Accepts several jobs in one call (the api_server sends each dispatch
-    round's together). Each is taken or refused on its own: its outcome is
-    what StartGeneration would have answered for it alone.
+    """Takes several jobs in one call (the api_server sends a dispatch round's
+    jobs for this worker together). Each is taken or refused on its own: its
+    outcome is what StartGeneration would have answered for it alone.
+    """
+    CancelGenerations: _aio.UnaryUnaryMultiCallable[_ai_pb2.CancelGenerationsRequest, _ai_pb2.CancelGenerationsResponse]  # type: ignore[assignment]
+    """Stops jobs: a waiting one is dropped, a running one stops. Nothing of
+    them is stored or reported, and their slots run the next waiting jobs at
+    once. A generation the worker does not hold is NOT_FOUND (nothing to do).
     """
 
 class AIServiceServicer(metaclass=_abc_1.ABCMeta):
-    """The AI backend (internal). It accepts a job at once and reports the result
-    later through leo.callback.v1.CallbackService.
+    """One AI worker of the pool (internal). A worker joins the pool, declares
+    its capacity and keeps its lease through leo.callback.v1.CallbackService
+    Heartbeat; the mesh then starts jobs on it only into room it has, and the
+    worker reports each job's result through CallbackService (docs/dispatch.md).
     """
 
     @_abc_1.abstractmethod
@@ -73,8 +95,11 @@ class AIServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ai_pb2.StartGenerationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ai_pb2.StartGenerationResponse, _abc.Awaitable[_ai_pb2.StartGenerationResponse]]:
-        """Accepts a job. Repeating it for a generation the backend already holds
-        does not start a second job.
+        """Takes a job: it runs at once in a free slot, or waits on the worker for
+        the next slot that frees (its prefetch). RESOURCE_EXHAUSTED when the
+        worker has no room, UNAVAILABLE while it drains. Repeating it for a
+        generation the worker holds does not start a second job: the worker
+        keeps the job and takes the newer callback token.
         """
 
     @_abc_1.abstractmethod
@@ -83,9 +108,20 @@ class AIServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ai_pb2.StartGenerationsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ai_pb2.StartGenerationsResponse, _abc.Awaitable[_ai_pb2.StartGenerationsResponse]]:
-        """Accepts several jobs in one call (the api_server sends each dispatch
-        round's together). Each is taken or refused on its own: its outcome is
-        what StartGeneration would have answered for it alone.
+        """Takes several jobs in one call (the api_server sends a dispatch round's
+        jobs for this worker together). Each is taken or refused on its own: its
+        outcome is what StartGeneration would have answered for it alone.
+        """
+
+    @_abc_1.abstractmethod
+    def CancelGenerations(
+        self,
+        request: _ai_pb2.CancelGenerationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ai_pb2.CancelGenerationsResponse, _abc.Awaitable[_ai_pb2.CancelGenerationsResponse]]:
+        """Stops jobs: a waiting one is dropped, a running one stops. Nothing of
+        them is stored or reported, and their slots run the next waiting jobs at
+        once. A generation the worker does not hold is NOT_FOUND (nothing to do).
         """
 
 def add_AIServiceServicer_to_server(servicer: AIServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

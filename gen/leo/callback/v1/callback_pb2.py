@@ -22,10 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
+from leo.ai.v1 import ai_pb2 as leo_dot_ai_dot_v1_dot_ai__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eleo/callback/v1/callback.proto\x12\x0fleo.callback.v1\x1a\x17google/rpc/status.proto\"3\n\x05Image\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\"0\n\x06Images\x12&\n\x06images\x18\x01 \x03(\x0b\x32\x16.leo.callback.v1.Image\"\x86\x01\n\x05\x41sset\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\x12\x11\n\tbyte_size\x18\x05 \x01(\x03\x12\x13\n\x0b\x64uration_ms\x18\x06 \x01(\x05\x12\x13\n\x0b\x66rame_count\x18\x07 \x01(\x05\"6\n\x0cStoredAssets\x12&\n\x06\x61ssets\x18\x01 \x03(\x0b\x32\x16.leo.callback.v1.Asset\"\xe6\x01\n\x19\x43ompleteGenerationRequest\x12\x15\n\rgeneration_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63\x61llback_token\x18\x02 \x01(\t\x12\x30\n\tcompleted\x18\x03 \x01(\x0b\x32\x17.leo.callback.v1.ImagesB\x02\x18\x01H\x00\x12\x18\n\x0e\x66\x61ilure_reason\x18\x04 \x01(\tH\x00\x12/\n\x06stored\x18\x05 \x01(\x0b\x32\x1d.leo.callback.v1.StoredAssetsH\x00\x12\x13\n\x0btraceparent\x18\x06 \x01(\tB\x08\n\x06result\"\x1c\n\x1a\x43ompleteGenerationResponse\"Y\n\x1a\x43ompleteGenerationsRequest\x12;\n\x07results\x18\x01 \x03(\x0b\x32*.leo.callback.v1.CompleteGenerationRequest\"\x85\x01\n\x1b\x43ompleteGenerationsResponse\x12(\n\x08statuses\x18\x01 \x03(\x0b\x32\x12.google.rpc.StatusB\x02\x18\x01\x12<\n\x08outcomes\x18\x02 \x03(\x0b\x32*.leo.callback.v1.CompleteGenerationOutcome\"?\n\x19\x43ompleteGenerationOutcome\x12\"\n\x06status\x18\x01 \x01(\x0b\x32\x12.google.rpc.Status\"u\n\x0eProgressReport\x12\x15\n\rgeneration_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63\x61llback_token\x18\x02 \x01(\t\x12\x18\n\x0equeue_position\x18\x03 \x01(\x05H\x00\x12\x11\n\x07percent\x18\x04 \x01(\x05H\x00\x42\x07\n\x05stage\"I\n\x15ReportProgressRequest\x12\x30\n\x07reports\x18\x01 \x03(\x0b\x32\x1f.leo.callback.v1.ProgressReport\"v\n\x16ReportProgressResponse\x12\"\n\x16refused_generation_ids\x18\x01 \x03(\tB\x02\x18\x01\x12\x38\n\x08outcomes\x18\x02 \x03(\x0b\x32&.leo.callback.v1.ProgressReportOutcome\";\n\x15ProgressReportOutcome\x12\"\n\x06status\x18\x01 \x01(\x0b\x32\x12.google.rpc.Status2\xd5\x02\n\x0f\x43\x61llbackService\x12m\n\x12\x43ompleteGeneration\x12*.leo.callback.v1.CompleteGenerationRequest\x1a+.leo.callback.v1.CompleteGenerationResponse\x12p\n\x13\x43ompleteGenerations\x12+.leo.callback.v1.CompleteGenerationsRequest\x1a,.leo.callback.v1.CompleteGenerationsResponse\x12\x61\n\x0eReportProgress\x12&.leo.callback.v1.ReportProgressRequest\x1a\'.leo.callback.v1.ReportProgressResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eleo/callback/v1/callback.proto\x12\x0fleo.callback.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x17google/rpc/status.proto\x1a\x12leo/ai/v1/ai.proto\"3\n\x05Image\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\"0\n\x06Images\x12&\n\x06images\x18\x01 \x03(\x0b\x32\x16.leo.callback.v1.Image\"\x86\x01\n\x05\x41sset\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\x12\x11\n\tbyte_size\x18\x05 \x01(\x03\x12\x13\n\x0b\x64uration_ms\x18\x06 \x01(\x05\x12\x13\n\x0b\x66rame_count\x18\x07 \x01(\x05\"6\n\x0cStoredAssets\x12&\n\x06\x61ssets\x18\x01 \x03(\x0b\x32\x16.leo.callback.v1.Asset\"\xe6\x01\n\x19\x43ompleteGenerationRequest\x12\x15\n\rgeneration_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63\x61llback_token\x18\x02 \x01(\t\x12\x30\n\tcompleted\x18\x03 \x01(\x0b\x32\x17.leo.callback.v1.ImagesB\x02\x18\x01H\x00\x12\x18\n\x0e\x66\x61ilure_reason\x18\x04 \x01(\tH\x00\x12/\n\x06stored\x18\x05 \x01(\x0b\x32\x1d.leo.callback.v1.StoredAssetsH\x00\x12\x13\n\x0btraceparent\x18\x06 \x01(\tB\x08\n\x06result\"\x1c\n\x1a\x43ompleteGenerationResponse\"Y\n\x1a\x43ompleteGenerationsRequest\x12;\n\x07results\x18\x01 \x03(\x0b\x32*.leo.callback.v1.CompleteGenerationRequest\"a\n\x1b\x43ompleteGenerationsResponse\x12<\n\x08outcomes\x18\x02 \x03(\x0b\x32*.leo.callback.v1.CompleteGenerationOutcomeJ\x04\x08\x01\x10\x02\"?\n\x19\x43ompleteGenerationOutcome\x12\"\n\x06status\x18\x01 \x01(\x0b\x32\x12.google.rpc.Status\"V\n\x0eProgressReport\x12\x15\n\rgeneration_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63\x61llback_token\x18\x02 \x01(\t\x12\x0f\n\x07percent\x18\x04 \x01(\x05J\x04\x08\x03\x10\x04\"I\n\x15ReportProgressRequest\x12\x30\n\x07reports\x18\x01 \x03(\x0b\x32\x1f.leo.callback.v1.ProgressReport\"X\n\x16ReportProgressResponse\x12\x38\n\x08outcomes\x18\x02 \x03(\x0b\x32&.leo.callback.v1.ProgressReportOutcomeJ\x04\x08\x01\x10\x02\";\n\x15ProgressReportOutcome\x12\"\n\x06status\x18\x01 \x01(\x0b\x32\x12.google.rpc.Status\"\xf7\x01\n\x10HeartbeatRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\r\n\x05slots\x18\x03 \x01(\x05\x12\x10\n\x08prefetch\x18\x04 \x01(\x05\x12 \n\x06models\x18\x05 \x03(\x0e\x32\x10.leo.ai.v1.Model\x12\x1e\n\x05kinds\x18\x06 \x03(\x0e\x32\x0f.leo.ai.v1.Kind\x12\x11\n\theartbeat\x18\x07 \x01(\x04\x12\x10\n\x08\x64raining\x18\x08 \x01(\x08\x12\x0f\n\x07leaving\x18\t \x01(\x08\x12&\n\x04jobs\x18\n \x03(\x0b\x32\x18.leo.callback.v1.HeldJob\"a\n\x07HeldJob\x12\x15\n\rgeneration_id\x18\x01 \x01(\t\x12\x0f\n\x07running\x18\x02 \x01(\x08\x12.\n\x0brunning_for\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"Z\n\x11HeartbeatResponse\x12(\n\x05lease\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1b\n\x13\x64rop_generation_ids\x18\x02 \x03(\t2\xa9\x03\n\x0f\x43\x61llbackService\x12m\n\x12\x43ompleteGeneration\x12*.leo.callback.v1.CompleteGenerationRequest\x1a+.leo.callback.v1.CompleteGenerationResponse\x12p\n\x13\x43ompleteGenerations\x12+.leo.callback.v1.CompleteGenerationsRequest\x1a,.leo.callback.v1.CompleteGenerationsResponse\x12\x61\n\x0eReportProgress\x12&.leo.callback.v1.ReportProgressRequest\x1a\'.leo.callback.v1.ReportProgressResponse\x12R\n\tHeartbeat\x12!.leo.callback.v1.HeartbeatRequest\x1a\".leo.callback.v1.HeartbeatResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,36 +36,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_COMPLETEGENERATIONREQUEST'].fields_by_name['completed']._loaded_options = None
   _globals['_COMPLETEGENERATIONREQUEST'].fields_by_name['completed']._serialized_options = b'\030\001'
-  _globals['_COMPLETEGENERATIONSRESPONSE'].fields_by_name['statuses']._loaded_options = None
-  _globals['_COMPLETEGENERATIONSRESPONSE'].fields_by_name['statuses']._serialized_options = b'\030\001'
-  _globals['_REPORTPROGRESSRESPONSE'].fields_by_name['refused_generation_ids']._loaded_options = None
-  _globals['_REPORTPROGRESSRESPONSE'].fields_by_name['refused_generation_ids']._serialized_options = b'\030\001'
-  _globals['_IMAGE']._serialized_start=76
-  _globals['_IMAGE']._serialized_end=127
-  _globals['_IMAGES']._serialized_start=129
-  _globals['_IMAGES']._serialized_end=177
-  _globals['_ASSET']._serialized_start=180
-  _globals['_ASSET']._serialized_end=314
-  _globals['_STOREDASSETS']._serialized_start=316
-  _globals['_STOREDASSETS']._serialized_end=370
-  _globals['_COMPLETEGENERATIONREQUEST']._serialized_start=373
-  _globals['_COMPLETEGENERATIONREQUEST']._serialized_end=603
-  _globals['_COMPLETEGENERATIONRESPONSE']._serialized_start=605
-  _globals['_COMPLETEGENERATIONRESPONSE']._serialized_end=633
-  _globals['_COMPLETEGENERATIONSREQUEST']._serialized_start=635
-  _globals['_COMPLETEGENERATIONSREQUEST']._serialized_end=724
-  _globals['_COMPLETEGENERATIONSRESPONSE']._serialized_start=727
-  _globals['_COMPLETEGENERATIONSRESPONSE']._serialized_end=860
-  _globals['_COMPLETEGENERATIONOUTCOME']._serialized_start=862
-  _globals['_COMPLETEGENERATIONOUTCOME']._serialized_end=925
-  _globals['_PROGRESSREPORT']._serialized_start=927
-  _globals['_PROGRESSREPORT']._serialized_end=1044
-  _globals['_REPORTPROGRESSREQUEST']._serialized_start=1046
-  _globals['_REPORTPROGRESSREQUEST']._serialized_end=1119
-  _globals['_REPORTPROGRESSRESPONSE']._serialized_start=1121
-  _globals['_REPORTPROGRESSRESPONSE']._serialized_end=1239
-  _globals['_PROGRESSREPORTOUTCOME']._serialized_start=1241
-  _globals['_PROGRESSREPORTOUTCOME']._serialized_end=1300
-  _globals['_CALLBACKSERVICE']._serialized_start=1303
-  _globals['_CALLBACKSERVICE']._serialized_end=1644
+  _globals['_IMAGE']._serialized_start=128
+  _globals['_IMAGE']._serialized_end=179
+  _globals['_IMAGES']._serialized_start=181
+  _globals['_IMAGES']._serialized_end=229
+  _globals['_ASSET']._serialized_start=232
+  _globals['_ASSET']._serialized_end=366
+  _globals['_STOREDASSETS']._serialized_start=368
+  _globals['_STOREDASSETS']._serialized_end=422
+  _globals['_COMPLETEGENERATIONREQUEST']._serialized_start=425
+  _globals['_COMPLETEGENERATIONREQUEST']._serialized_end=655
+  _globals['_COMPLETEGENERATIONRESPONSE']._serialized_start=657
+  _globals['_COMPLETEGENERATIONRESPONSE']._serialized_end=685
+  _globals['_COMPLETEGENERATIONSREQUEST']._serialized_start=687
+  _globals['_COMPLETEGENERATIONSREQUEST']._serialized_end=776
+  _globals['_COMPLETEGENERATIONSRESPONSE']._serialized_start=778
+  _globals['_COMPLETEGENERATIONSRESPONSE']._serialized_end=875
+  _globals['_COMPLETEGENERATIONOUTCOME']._serialized_start=877
+  _globals['_COMPLETEGENERATIONOUTCOME']._serialized_end=940
+  _globals['_PROGRESSREPORT']._serialized_start=942
+  _globals['_PROGRESSREPORT']._serialized_end=1028
+  _globals['_REPORTPROGRESSREQUEST']._serialized_start=1030
+  _globals['_REPORTPROGRESSREQUEST']._serialized_end=1103
+  _globals['_REPORTPROGRESSRESPONSE']._serialized_start=1105
+  _globals['_REPORTPROGRESSRESPONSE']._serialized_end=1193
+  _globals['_PROGRESSREPORTOUTCOME']._serialized_start=1195
+  _globals['_PROGRESSREPORTOUTCOME']._serialized_end=1254
+  _globals['_HEARTBEATREQUEST']._serialized_start=1257
+  _globals['_HEARTBEATREQUEST']._serialized_end=1504
+  _globals['_HELDJOB']._serialized_start=1506
+  _globals['_HELDJOB']._serialized_end=1603
+  _globals['_HEARTBEATRESPONSE']._serialized_start=1605
+  _globals['_HEARTBEATRESPONSE']._serialized_end=1695
+  _globals['_CALLBACKSERVICE']._serialized_start=1698
+  _globals['_CALLBACKSERVICE']._serialized_end=2123
 # @@protoc_insertion_point(module_scope)

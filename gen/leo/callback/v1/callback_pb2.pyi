@@ -5,9 +5,11 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.rpc import status_pb2 as _status_pb2
+from leo.ai.v1 import ai_pb2 as _ai_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -251,13 +253,7 @@ class CompleteGenerationsResponse(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    STATUSES_FIELD_NUMBER: _builtins.int
     OUTCOMES_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    @_deprecated("""This field has been marked as deprecated using proto field options.""")
-    def statuses(self) -> _containers.RepeatedCompositeFieldContainer[_status_pb2.Status]:
-        """No longer sent: each result's status is in its outcome."""
-
     @_builtins.property
     def outcomes(self) -> _containers.RepeatedCompositeFieldContainer[Global___CompleteGenerationOutcome]:
         """One per result of the request."""
@@ -265,12 +261,11 @@ class CompleteGenerationsResponse(_message.Message):
     def __init__(
         self,
         *,
-        statuses: _abc.Iterable[_status_pb2.Status] | None = ...,
         outcomes: _abc.Iterable[Global___CompleteGenerationOutcome] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcomes", b"outcomes", "statuses", b"statuses"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcomes", b"outcomes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -310,31 +305,27 @@ class ProgressReport(_message.Message):
 
     GENERATION_ID_FIELD_NUMBER: _builtins.int
     CALLBACK_TOKEN_FIELD_NUMBER: _builtins.int
-    QUEUE_POSITION_FIELD_NUMBER: _builtins.int
     PERCENT_FIELD_NUMBER: _builtins.int
     generation_id: _builtins.str
     """UUID of the generation."""
     callback_token: _builtins.str
     """The token of the dispatch the job runs for."""
-    queue_position: _builtins.int
-    """Waiting in the backend's queue: its place, 1 being the next to run."""
     percent: _builtins.int
-    """Running: percent done, 0 to 100."""
+    """Running: percent done, 0 to 100. (A job's place while it waits comes
+    from the mesh's queue, not from the worker.)
+    """
     def __init__(
         self,
         *,
         generation_id: _builtins.str = ...,
         callback_token: _builtins.str = ...,
-        queue_position: _builtins.int = ...,
         percent: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["percent", b"percent", "queue_position", b"queue_position", "stage", b"stage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback_token", b"callback_token", "generation_id", b"generation_id", "percent", b"percent", "queue_position", b"queue_position", "stage", b"stage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback_token", b"callback_token", "generation_id", b"generation_id", "percent", b"percent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_stage: _TypeAlias = _typing.Literal["queue_position", "percent"]  # noqa: Y015
-    _WhichOneofArgType_stage: _TypeAlias = _typing.Literal["stage", b"stage"]  # noqa: Y015
-    def WhichOneof(self, oneof_group: _WhichOneofArgType_stage) -> _WhichOneofReturnType_stage | None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ProgressReport: _TypeAlias = ProgressReport  # noqa: Y015
 
@@ -368,13 +359,7 @@ class ReportProgressResponse(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    REFUSED_GENERATION_IDS_FIELD_NUMBER: _builtins.int
     OUTCOMES_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    @_deprecated("""This field has been marked as deprecated using proto field options.""")
-    def refused_generation_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """No longer sent: a refused report's outcome is UNAUTHENTICATED."""
-
     @_builtins.property
     def outcomes(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProgressReportOutcome]:
         """One per report of the request."""
@@ -382,12 +367,11 @@ class ReportProgressResponse(_message.Message):
     def __init__(
         self,
         *,
-        refused_generation_ids: _abc.Iterable[_builtins.str] | None = ...,
         outcomes: _abc.Iterable[Global___ProgressReportOutcome] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcomes", b"outcomes", "refused_generation_ids", b"refused_generation_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcomes", b"outcomes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -423,3 +407,133 @@ class ProgressReportOutcome(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ProgressReportOutcome: _TypeAlias = ProgressReportOutcome  # noqa: Y015
+
+@_typing.final
+class HeartbeatRequest(_message.Message):
+    """A worker's heartbeat: what it is and what it holds now."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKER_ID_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    SLOTS_FIELD_NUMBER: _builtins.int
+    PREFETCH_FIELD_NUMBER: _builtins.int
+    MODELS_FIELD_NUMBER: _builtins.int
+    KINDS_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_FIELD_NUMBER: _builtins.int
+    DRAINING_FIELD_NUMBER: _builtins.int
+    LEAVING_FIELD_NUMBER: _builtins.int
+    JOBS_FIELD_NUMBER: _builtins.int
+    worker_id: _builtins.str
+    """UUID of this worker: new each time its process starts."""
+    address: _builtins.str
+    """host:port where the mesh reaches its AIService."""
+    slots: _builtins.int
+    """Jobs it runs at once, at least 1."""
+    prefetch: _builtins.int
+    """Jobs it takes beyond its slots, each waiting on it for the next slot
+    that frees (0: none).
+    """
+    heartbeat: _builtins.int
+    """This heartbeat's number: 1 for the first, one more each time."""
+    draining: _builtins.bool
+    """It takes no new job and finishes what it runs."""
+    leaving: _builtins.bool
+    """Its last heartbeat: it holds nothing any more and leaves the pool now."""
+    @_builtins.property
+    def models(self) -> _containers.RepeatedScalarFieldContainer[_ai_pb2.Model.ValueType]:
+        """The models it runs: at least one."""
+
+    @_builtins.property
+    def kinds(self) -> _containers.RepeatedScalarFieldContainer[_ai_pb2.Kind.ValueType]:
+        """What it makes: at least one kind."""
+
+    @_builtins.property
+    def jobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___HeldJob]:
+        """Every job it holds now."""
+
+    def __init__(
+        self,
+        *,
+        worker_id: _builtins.str = ...,
+        address: _builtins.str = ...,
+        slots: _builtins.int = ...,
+        prefetch: _builtins.int = ...,
+        models: _abc.Iterable[_ai_pb2.Model.ValueType] | None = ...,
+        kinds: _abc.Iterable[_ai_pb2.Kind.ValueType] | None = ...,
+        heartbeat: _builtins.int = ...,
+        draining: _builtins.bool = ...,
+        leaving: _builtins.bool = ...,
+        jobs: _abc.Iterable[Global___HeldJob] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "draining", b"draining", "heartbeat", b"heartbeat", "jobs", b"jobs", "kinds", b"kinds", "leaving", b"leaving", "models", b"models", "prefetch", b"prefetch", "slots", b"slots", "worker_id", b"worker_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HeartbeatRequest: _TypeAlias = HeartbeatRequest  # noqa: Y015
+
+@_typing.final
+class HeldJob(_message.Message):
+    """A job a worker holds."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GENERATION_ID_FIELD_NUMBER: _builtins.int
+    RUNNING_FIELD_NUMBER: _builtins.int
+    RUNNING_FOR_FIELD_NUMBER: _builtins.int
+    generation_id: _builtins.str
+    """UUID of the generation."""
+    running: _builtins.bool
+    """True when it runs in a slot; false when it waits on the worker for one."""
+    @_builtins.property
+    def running_for(self) -> _duration_pb2.Duration:
+        """How long it has been running, when it runs."""
+
+    def __init__(
+        self,
+        *,
+        generation_id: _builtins.str = ...,
+        running: _builtins.bool = ...,
+        running_for: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["running_for", b"running_for"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["generation_id", b"generation_id", "running", b"running", "running_for", b"running_for"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HeldJob: _TypeAlias = HeldJob  # noqa: Y015
+
+@_typing.final
+class HeartbeatResponse(_message.Message):
+    """What the mesh answers a heartbeat."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEASE_FIELD_NUMBER: _builtins.int
+    DROP_GENERATION_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def lease(self) -> _duration_pb2.Duration:
+        """The worker counts as gone unless its next heartbeat arrives within this."""
+
+    @_builtins.property
+    def drop_generation_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Generations whose jobs the worker must stop and forget (cancelled,
+        finished, or given to another worker): nothing of them is reported.
+        """
+
+    def __init__(
+        self,
+        *,
+        lease: _duration_pb2.Duration | None = ...,
+        drop_generation_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lease", b"lease"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["drop_generation_ids", b"drop_generation_ids", "lease", b"lease"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HeartbeatResponse: _TypeAlias = HeartbeatResponse  # noqa: Y015

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class CallbackServiceStub:
-    """Receives results from the AI backend (internal).
+    """The mesh's service for the AI workers (internal): their results, their
+    progress, and their heartbeats.
     """
 
     def __init__(self, channel):
@@ -50,10 +51,16 @@ class CallbackServiceStub:
                 request_serializer=leo_dot_callback_dot_v1_dot_callback__pb2.ReportProgressRequest.SerializeToString,
                 response_deserializer=leo_dot_callback_dot_v1_dot_callback__pb2.ReportProgressResponse.FromString,
                 _registered_method=True)
+        self.Heartbeat = channel.unary_unary(
+                '/leo.callback.v1.CallbackService/Heartbeat',
+                request_serializer=leo_dot_callback_dot_v1_dot_callback__pb2.HeartbeatRequest.SerializeToString,
+                response_deserializer=leo_dot_callback_dot_v1_dot_callback__pb2.HeartbeatResponse.FromString,
+                _registered_method=True)
 
 
 class CallbackServiceServicer:
-    """Receives results from the AI backend (internal).
+    """The mesh's service for the AI workers (internal): their results, their
+    progress, and their heartbeats.
     """
 
     def CompleteGeneration(self, request, context):
@@ -74,10 +81,21 @@ class CallbackServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ReportProgress(self, request, context):
-        """Reports where jobs stand: queued (with their place) or running (with
-        their percent done). Each report carries its dispatch's token and is
-        taken or refused on its own; a report with another token, for a
-        finished generation or behind what was already reported changes nothing.
+        """Reports how far running jobs are (their percent done). Each report
+        carries its dispatch's token and is taken or refused on its own; a
+        report with another token, for a finished generation or behind what was
+        already reported changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Heartbeat(self, request, context):
+        """A worker of the AI pool joins the pool with its first heartbeat, keeps
+        its lease with each one (the next must arrive within the lease the
+        answer gives) and leaves with `leaving`. The mesh starts jobs on a
+        worker only into the room it declares; a worker whose lease runs out
+        counts as gone and its jobs go back to the queue.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -101,6 +119,11 @@ def add_CallbackServiceServicer_to_server(servicer, server):
                     request_deserializer=leo_dot_callback_dot_v1_dot_callback__pb2.ReportProgressRequest.FromString,
                     response_serializer=leo_dot_callback_dot_v1_dot_callback__pb2.ReportProgressResponse.SerializeToString,
             ),
+            'Heartbeat': grpc.unary_unary_rpc_method_handler(
+                    servicer.Heartbeat,
+                    request_deserializer=leo_dot_callback_dot_v1_dot_callback__pb2.HeartbeatRequest.FromString,
+                    response_serializer=leo_dot_callback_dot_v1_dot_callback__pb2.HeartbeatResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'leo.callback.v1.CallbackService', rpc_method_handlers)
@@ -110,7 +133,8 @@ def add_CallbackServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class CallbackService:
-    """Receives results from the AI backend (internal).
+    """The mesh's service for the AI workers (internal): their results, their
+    progress, and their heartbeats.
     """
 
     @staticmethod
@@ -184,6 +208,33 @@ class CallbackService:
             '/leo.callback.v1.CallbackService/ReportProgress',
             leo_dot_callback_dot_v1_dot_callback__pb2.ReportProgressRequest.SerializeToString,
             leo_dot_callback_dot_v1_dot_callback__pb2.ReportProgressResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Heartbeat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/leo.callback.v1.CallbackService/Heartbeat',
+            leo_dot_callback_dot_v1_dot_callback__pb2.HeartbeatRequest.SerializeToString,
+            leo_dot_callback_dot_v1_dot_callback__pb2.HeartbeatResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,7 +27,9 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class CallbackServiceStub:
-    """Receives results from the AI backend (internal)."""
+    """The mesh's service for the AI workers (internal): their results, their
+    progress, and their heartbeats.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -43,15 +45,24 @@ class CallbackServiceStub:
     CompleteGeneration would have answered for it alone.
     """
     ReportProgress: _grpc.UnaryUnaryMultiCallable[_callback_pb2.ReportProgressRequest, _callback_pb2.ReportProgressResponse]
-    """Reports where jobs stand: queued (with their place) or running (with
-    their percent done). Each report carries its dispatch's token and is
-    taken or refused on its own; a report with another token, for a
-    finished generation or behind what was already reported changes nothing.
+    """Reports how far running jobs are (their percent done). Each report
+    carries its dispatch's token and is taken or refused on its own; a
+    report with another token, for a finished generation or behind what was
+    already reported changes nothing.
+    """
+    Heartbeat: _grpc.UnaryUnaryMultiCallable[_callback_pb2.HeartbeatRequest, _callback_pb2.HeartbeatResponse]
+    """A worker of the AI pool joins the pool with its first heartbeat, keeps
+    its lease with each one (the next must arrive within the lease the
+    answer gives) and leaves with `leaving`. The mesh starts jobs on a
+    worker only into the room it declares; a worker whose lease runs out
+    counts as gone and its jobs go back to the queue.
     """
 
 @_typing.type_check_only
 class CallbackServiceAsyncStub(CallbackServiceStub):
-    """Receives results from the AI backend (internal)."""
+    """The mesh's service for the AI workers (internal): their results, their
+    progress, and their heartbeats.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CompleteGeneration: _aio.UnaryUnaryMultiCallable[_callback_pb2.CompleteGenerationRequest, _callback_pb2.CompleteGenerationResponse]  # type: ignore[assignment]
@@ -64,14 +75,23 @@ class CallbackServiceAsyncStub(CallbackServiceStub):
     CompleteGeneration would have answered for it alone.
     """
     ReportProgress: _aio.UnaryUnaryMultiCallable[_callback_pb2.ReportProgressRequest, _callback_pb2.ReportProgressResponse]  # type: ignore[assignment]
-    """Reports where jobs stand: queued (with their place) or running (with
-    their percent done). Each report carries its dispatch's token and is
-    taken or refused on its own; a report with another token, for a
-    finished generation or behind what was already reported changes nothing.
+    """Reports how far running jobs are (their percent done). Each report
+    carries its dispatch's token and is taken or refused on its own; a
+    report with another token, for a finished generation or behind what was
+    already reported changes nothing.
+    """
+    Heartbeat: _aio.UnaryUnaryMultiCallable[_callback_pb2.HeartbeatRequest, _callback_pb2.HeartbeatResponse]  # type: ignore[assignment]
+    """A worker of the AI pool joins the pool with its first heartbeat, keeps
+    its lease with each one (the next must arrive within the lease the
+    answer gives) and leaves with `leaving`. The mesh starts jobs on a
+    worker only into the room it declares; a worker whose lease runs out
+    counts as gone and its jobs go back to the queue.
     """
 
 class CallbackServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Receives results from the AI backend (internal)."""
+    """The mesh's service for the AI workers (internal): their results, their
+    progress, and their heartbeats.
+    """
 
     @_abc_1.abstractmethod
     def CompleteGeneration(
@@ -100,10 +120,23 @@ class CallbackServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _callback_pb2.ReportProgressRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_callback_pb2.ReportProgressResponse, _abc.Awaitable[_callback_pb2.ReportProgressResponse]]:
-        """Reports where jobs stand: queued (with their place) or running (with
-        their percent done). Each report carries its dispatch's token and is
-        taken or refused on its own; a report with another token, for a
-        finished generation or behind what was already reported changes nothing.
+        """Reports how far running jobs are (their percent done). Each report
+        carries its dispatch's token and is taken or refused on its own; a
+        report with another token, for a finished generation or behind what was
+        already reported changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def Heartbeat(
+        self,
+        request: _callback_pb2.HeartbeatRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_callback_pb2.HeartbeatResponse, _abc.Awaitable[_callback_pb2.HeartbeatResponse]]:
+        """A worker of the AI pool joins the pool with its first heartbeat, keeps
+        its lease with each one (the next must arrive within the lease the
+        answer gives) and leaves with `leaving`. The mesh starts jobs on a
+        worker only into the room it declares; a worker whose lease runs out
+        counts as gone and its jobs go back to the queue.
         """
 
 def add_CallbackServiceServicer_to_server(servicer: CallbackServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

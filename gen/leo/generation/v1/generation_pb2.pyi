@@ -100,6 +100,70 @@ STATUS_CANCELLED: Status.ValueType  # 4
 """Cancelled by its owner while PENDING."""
 Global___Status: _TypeAlias = Status  # noqa: Y015
 
+class _Phase:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PhaseEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Phase.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PHASE_UNSPECIFIED: _Phase.ValueType  # 0
+    """Not PENDING: a final generation has no phase."""
+    PHASE_QUEUED: _Phase.ValueType  # 1
+    """Waiting in the mesh's queue for room on an AI worker: queue_position,
+    estimated_start_time and estimated_complete_time say where it stands.
+    """
+    PHASE_STARTING: _Phase.ValueType  # 2
+    """Given to an AI worker, about to run there."""
+    PHASE_RUNNING: _Phase.ValueType  # 3
+    """Running on an AI worker since start_time: progress says how far it is."""
+
+class Phase(_Phase, metaclass=_PhaseEnumTypeWrapper):
+    """Where a PENDING generation is on its way to a result."""
+
+PHASE_UNSPECIFIED: Phase.ValueType  # 0
+"""Not PENDING: a final generation has no phase."""
+PHASE_QUEUED: Phase.ValueType  # 1
+"""Waiting in the mesh's queue for room on an AI worker: queue_position,
+estimated_start_time and estimated_complete_time say where it stands.
+"""
+PHASE_STARTING: Phase.ValueType  # 2
+"""Given to an AI worker, about to run there."""
+PHASE_RUNNING: Phase.ValueType  # 3
+"""Running on an AI worker since start_time: progress says how far it is."""
+Global___Phase: _TypeAlias = Phase  # noqa: Y015
+
+class _Priority:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PriorityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Priority.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PRIORITY_UNSPECIFIED: _Priority.ValueType  # 0
+    """Not chosen: a create takes PRIORITY_NORMAL."""
+    PRIORITY_LOW: _Priority.ValueType  # 1
+    """Batch work: goes after the higher classes, yet keeps a share of the
+    workers, so it always progresses.
+    """
+    PRIORITY_NORMAL: _Priority.ValueType  # 2
+    """The default."""
+    PRIORITY_HIGH: _Priority.ValueType  # 3
+    """Interactive work: goes first. The API key must allow it."""
+
+class Priority(_Priority, metaclass=_PriorityEnumTypeWrapper):
+    """How soon a generation runs, against the others waiting."""
+
+PRIORITY_UNSPECIFIED: Priority.ValueType  # 0
+"""Not chosen: a create takes PRIORITY_NORMAL."""
+PRIORITY_LOW: Priority.ValueType  # 1
+"""Batch work: goes after the higher classes, yet keeps a share of the
+workers, so it always progresses.
+"""
+PRIORITY_NORMAL: Priority.ValueType  # 2
+"""The default."""
+PRIORITY_HIGH: Priority.ValueType  # 3
+"""Interactive work: goes first. The API key must allow it."""
+Global___Priority: _TypeAlias = Priority  # noqa: Y015
+
 @_typing.final
 class Image(_message.Message):
     """One produced image, as the first release of v1 showed it (Asset has more)."""
@@ -208,6 +272,11 @@ class Generation(_message.Message):
     ASSETS_FIELD_NUMBER: _builtins.int
     QUEUE_POSITION_FIELD_NUMBER: _builtins.int
     PROGRESS_FIELD_NUMBER: _builtins.int
+    PHASE_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    ESTIMATED_START_TIME_FIELD_NUMBER: _builtins.int
+    ESTIMATED_COMPLETE_TIME_FIELD_NUMBER: _builtins.int
     generation_id: _builtins.str
     """UUID of the generation."""
     status: Global___Status.ValueType
@@ -231,13 +300,22 @@ class Generation(_message.Message):
     kind: Global___Kind.ValueType
     """What the generation makes."""
     queue_position: _builtins.int
-    """While the generation waits in the AI backend's queue: its place, 1 being
-    the next to run. Absent otherwise.
+    """While the generation waits in the mesh's queue (PHASE_QUEUED): its
+    place, 1 being among the next to run. A place counts the generations
+    that will start before this one and were waiting when it was created,
+    or are of a higher priority; it never grows unless a higher priority
+    arrives in front. Absent otherwise.
     """
     progress: _builtins.int
-    """How far the AI backend is, in percent (0 to 100), once it reported it
+    """How far the AI worker is, in percent (0 to 100), once it reported it
     while PENDING; 100 once COMPLETE. Absent otherwise.
     """
+    phase: Global___Phase.ValueType
+    """Where a PENDING generation is: queued, starting or running; unset once
+    final.
+    """
+    priority: Global___Priority.ValueType
+    """The priority it was created with."""
     @_builtins.property
     def images(self) -> _containers.RepeatedCompositeFieldContainer[Global___Image]:
         """Once the generation is COMPLETE, its images (an IMAGE generation's
@@ -262,6 +340,23 @@ class Generation(_message.Message):
         generation's images, a VIDEO generation's one animation.
         """
 
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """When it began to run on an AI worker (its latest attempt), while
+        PHASE_RUNNING and once final; absent before.
+        """
+
+    @_builtins.property
+    def estimated_start_time(self) -> _timestamp_pb2.Timestamp:
+        """While PHASE_QUEUED: when it should start, from the queue ahead of it,
+        the workers serving its model and kind, and how long their recent
+        generations took. Absent when no live worker serves it.
+        """
+
+    @_builtins.property
+    def estimated_complete_time(self) -> _timestamp_pb2.Timestamp:
+        """While PENDING: when it should be complete, on the same grounds."""
+
     def __init__(
         self,
         *,
@@ -282,10 +377,15 @@ class Generation(_message.Message):
         assets: _abc.Iterable[Global___Asset] | None = ...,
         queue_position: _builtins.int | None = ...,
         progress: _builtins.int | None = ...,
+        phase: Global___Phase.ValueType = ...,
+        priority: Global___Priority.ValueType = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        estimated_start_time: _timestamp_pb2.Timestamp | None = ...,
+        estimated_complete_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_progress", b"_progress", "_queue_position", b"_queue_position", "complete_time", b"complete_time", "create_time", b"create_time", "progress", b"progress", "queue_position", b"queue_position", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_progress", b"_progress", "_queue_position", b"_queue_position", "complete_time", b"complete_time", "create_time", b"create_time", "estimated_complete_time", b"estimated_complete_time", "estimated_start_time", b"estimated_start_time", "progress", b"progress", "queue_position", b"queue_position", "start_time", b"start_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_progress", b"_progress", "_queue_position", b"_queue_position", "assets", b"assets", "attempts", b"attempts", "complete_time", b"complete_time", "create_time", b"create_time", "failure_reason", b"failure_reason", "generation_id", b"generation_id", "height", b"height", "images", b"images", "kind", b"kind", "model", b"model", "progress", b"progress", "prompt", b"prompt", "queue_position", b"queue_position", "status", b"status", "update_time", b"update_time", "webhook_url", b"webhook_url", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_progress", b"_progress", "_queue_position", b"_queue_position", "assets", b"assets", "attempts", b"attempts", "complete_time", b"complete_time", "create_time", b"create_time", "estimated_complete_time", b"estimated_complete_time", "estimated_start_time", b"estimated_start_time", "failure_reason", b"failure_reason", "generation_id", b"generation_id", "height", b"height", "images", b"images", "kind", b"kind", "model", b"model", "phase", b"phase", "priority", b"priority", "progress", b"progress", "prompt", b"prompt", "queue_position", b"queue_position", "start_time", b"start_time", "status", b"status", "update_time", b"update_time", "webhook_url", b"webhook_url", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__progress: _TypeAlias = _typing.Literal["progress"]  # noqa: Y015
     _WhichOneofArgType__progress: _TypeAlias = _typing.Literal["_progress", b"_progress"]  # noqa: Y015
@@ -311,6 +411,7 @@ class CreateGenerationRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     WEBHOOK_URL_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
     prompt: _builtins.str
     """What to generate: 1 to 1500 characters, not only white space, no NUL."""
     model: Global___Model.ValueType
@@ -331,6 +432,11 @@ class CreateGenerationRequest(_message.Message):
     """
     kind: Global___Kind.ValueType
     """What to make; unset (KIND_UNSPECIFIED) means KIND_IMAGE."""
+    priority: Global___Priority.ValueType
+    """How soon it runs against the others waiting; unset
+    (PRIORITY_UNSPECIFIED) means PRIORITY_NORMAL. At most what the API key
+    allows (PRIORITY_NORMAL unless its operator allowed more).
+    """
     def __init__(
         self,
         *,
@@ -341,10 +447,11 @@ class CreateGenerationRequest(_message.Message):
         request_id: _builtins.str = ...,
         webhook_url: _builtins.str = ...,
         kind: Global___Kind.ValueType = ...,
+        priority: Global___Priority.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["height", b"height", "kind", b"kind", "model", b"model", "prompt", b"prompt", "request_id", b"request_id", "webhook_url", b"webhook_url", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["height", b"height", "kind", b"kind", "model", b"model", "priority", b"priority", "prompt", b"prompt", "request_id", b"request_id", "webhook_url", b"webhook_url", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
