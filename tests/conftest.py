@@ -15,7 +15,6 @@ from hypothesis import settings
 from devstack import ports
 from devstack.postgres import EmbeddedPostgres
 
-
 # No time limit per example: these machines are shared and noisy, and speed
 # is measured by `make bench`, never by a test.
 settings.register_profile("leo", deadline=None)
