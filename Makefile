@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # The packages mypy checks.
 TYPED := api_server leo_mesh mock_ai_server callback_server devstack sdk/leo_client contract/leo_contract
 
-.PHONY: setup gen lint breaking run test test-fast bench clean
+.PHONY: setup node-deps gen lint breaking run test test-fast bench clean
 
 $(STAMP): pyproject.toml contract/pyproject.toml sdk/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,13 @@ $(STAMP): pyproject.toml contract/pyproject.toml sdk/pyproject.toml
 	$(PY) -m pip install --quiet -e ./contract -e ./sdk -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# The Node packages the client tests use (tests/node: @grpc/grpc-js,
+# @grpc/proto-loader, eventsource), pinned by its package-lock.json and
+# installed from the npm registry once (tools/npm_deps.py). Needs Node.js 20+.
+node-deps: $(STAMP)
+	$(PY) tools/npm_deps.py tests/node
+
+setup: $(STAMP) node-deps
 
 gen: $(STAMP)
 	$(PY) tools/protos.py gen
@@ -38,11 +44,11 @@ run: $(STAMP)
 # its threads then shared one HTTP client, which also read a socket it had
 # closed (EBADF). Each thread has its own client now; more workers are untried.
 TEST_WORKERS ?= 2
-test: $(STAMP) lint
+test: $(STAMP) node-deps lint
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # Unit and integration tests only: seconds, not minutes.
-test-fast: $(STAMP)
+test-fast: $(STAMP) node-deps
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -n $(TEST_WORKERS) tests/unit tests/integration $(PYTEST_ARGS)
 
 # The mesh beside an echo of the same contract (docs/performance.md); QUICK=1 for a short run.
@@ -50,4 +56,4 @@ bench: $(STAMP)
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m bench $(if $(QUICK),--quick)
 
 clean:
-	rm -rf $(VENV) .run .pytest_cache
+	rm -rf $(VENV) .run .pytest_cache tests/node/node_modules

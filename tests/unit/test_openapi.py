@@ -37,7 +37,7 @@ def spec() -> dict:
 
 @pytest.fixture(scope="module")
 def public_file() -> descriptor_pb2.FileDescriptorProto:
-    files = descriptor_pb2.FileDescriptorSet.FromString((ROOT / "gen/descriptor.pb").read_bytes()).file
+    files = descriptor_pb2.FileDescriptorSet.FromString((ROOT / "gen/leo-api.binpb").read_bytes()).file
     return next(f for f in files if f.name == "leo/generation/v1/generation.proto")
 
 
