@@ -190,6 +190,15 @@ def parse_asset_request(request: generation_pb2.GetGenerationAssetRequest) -> tu
     return uuid.UUID(request.generation_id), request.index
 
 
+def parse_watch_request(request: generation_pb2.WatchGenerationRequest) -> uuid.UUID:
+    """WatchGeneration's generation id, or INVALID_ARGUMENT listing every
+    field that breaks its rules."""
+    violations = field_violations(request)
+    if violations:
+        raise InvalidArgument(violations)
+    return uuid.UUID(request.generation_id)
+
+
 def page_size(value: int) -> int:
     """Under page_size's rules; 0 is the default, above MAX_PAGE_SIZE is taken as MAX_PAGE_SIZE."""
     _check_one(generation_pb2.ListGenerationsRequest, "page_size", value)

@@ -359,8 +359,8 @@ class _Builder:
                         "in": "query",
                         "name": SIGNATURE_FIELD,
                         "description": (
-                            "A signed link, as an asset's `url` carries it: `signature` with the `expires` it "
-                            "was made for; it opens that one file until then, without an API key."
+                            "A signed link, as an asset's `url` or a `watchUrl` carries it: `signature` with the "
+                            "`expires` it was made for; it opens that one file or watch until then, without an API key."
                         ),
                     },
                 },

@@ -256,7 +256,7 @@ def test_errors_are_google_rpc_status_and_each_operation_lists_its_own(spec):
         ("get", "/v1/generations/{generation_id}"): every | {"404"},
         ("get", "/api/generation/{generation_id}"): every | {"404"},
         ("post", "/v1/generations/{generation_id}:cancel"): every | {"404", "413"},
-        ("get", "/v1/generations/{generation_id}:watch"): every | {"404"},
+        ("get", "/v1/generations/{generation_id}:watch"): every | {"403", "404"},
         ("post", "/v1/webhookSecret:rotate"): every | {"413"},
         ("get", "/v1/generations/{generation_id}/assets/{index}"): every | {"403", "404"},
     }
@@ -368,12 +368,12 @@ def test_an_asset_download_is_the_file_itself(spec):
     # proto3 JSON's int64 is a string of digits within int64's range ("" is no expiry).
     int64 = openapi.decimal_pattern(-(2**63), 2**63 - 1)
     assert parameters["expires"]["schema"] == {"type": "string", "format": "int64", "pattern": int64}
-    # The API key, or a signed link instead; every other operation needs the key.
+    # The API key, or a signed link instead; every operation but the download and the watch needs the key.
     assert download["security"] == [{"bearerAuth": []}, {"signedLink": []}]
     scheme = spec["components"]["securitySchemes"]["signedLink"]
     assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "query", "signature")
-    others = [op for _, path, op in _operations(spec) if "/assets/" not in path]
-    assert others and all("security" not in op for op in others)
+    linked = {path for _, path, op in _operations(spec) if "security" in op}
+    assert linked == {"/v1/generations/{generation_id}/assets/{index}", "/v1/generations/{generation_id}:watch"}
     # buf's lint directive in the method's comment is not part of its description.
     assert "buf:lint" not in json.dumps(spec)
     assert "google.api.HttpBody" not in spec["components"]["schemas"]
