@@ -1,4 +1,5 @@
-# Every target sets itself up: a fresh clone needs only Python 3.11+ and make.
+# Every target sets itself up: a fresh clone needs only Python 3.11+ and make
+# (and Node.js 20+ with npm for setup and the tests: node-deps).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python

@@ -25,7 +25,7 @@ def test_a_node_service_and_an_event_source_use_the_api_as_their_ecosystem_expec
     run = run_node(
         "conformance.mjs",
         env={
-            "LEO_GRPC_TARGET": f"127.0.0.1:{mesh.ports.envoy}",
+            "LEO_API_TARGET": f"127.0.0.1:{mesh.ports.envoy}",
             "LEO_API_KEY": mesh.create_api_key("node"),
             "LEO_PROTO_DIRS": os.pathsep.join([str(ROOT / "protos"), str(ROOT / "gen" / "include")]),
         },

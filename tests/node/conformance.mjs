@@ -4,7 +4,7 @@
 // Run by tests/e2e/test_node_client.py against a real stack; asserts as it
 // goes and prints what it saw as one JSON line.
 //
-//   LEO_GRPC_TARGET  host:port of the gRPC API (Envoy)
+//   LEO_API_TARGET  host:port of the gRPC API (Envoy)
 //   LEO_API_KEY      an API key
 //   LEO_PROTO_DIRS   the include set, separated by the platform's path delimiter
 import assert from "node:assert/strict";
@@ -25,7 +25,7 @@ const definition = protoLoader.loadSync(
 );
 const api = grpc.loadPackageDefinition(definition);
 const client = new api.leo.generation.v1.GenerationService(
-  process.env.LEO_GRPC_TARGET,
+  process.env.LEO_API_TARGET,
   grpc.credentials.createInsecure(),
 );
 const metadata = new grpc.Metadata();
