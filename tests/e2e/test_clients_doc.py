@@ -21,8 +21,15 @@ DOC = (ROOT / "docs" / "clients.md").read_text()
 FAST = {"MOCK_AI_MIN_DELAY_S": "0.3", "MOCK_AI_MAX_DELAY_S": "0.6"}
 # What the clone's root has that the examples use.
 LAYOUT = {"protos": ROOT / "protos", "gen": ROOT / "gen", "buf.yaml": ROOT / "buf.yaml", ".venv": ROOT / ".venv"}
-
-
+# The headings whose blocks the tests below run, in order.
+SECTIONS = [
+    "grpcurl and buf curl",
+    "Node",
+    "EventSource, with a signed watch link",
+    "fetch, with the key",
+    "A client generated from the OpenAPI spec",
+    "Other languages, with buf",
+]
 # A block in this language is a file shown, not run.
 SHOWN = "yaml"
 
@@ -34,22 +41,12 @@ def blocks(heading: str) -> list[tuple[str, str]]:
     return re.findall(r"```(\w+)\n(.*?)```", body, re.S)
 
 
-def test_every_block_is_run_but_the_one_that_needs_the_bsr():
+def test_every_block_is_under_a_heading_that_is_run_and_only_the_bsr_one_is_not_run():
     every = re.findall(r"```(\w+)\n", DOC)
     run = [language for heading in SECTIONS for language, _ in blocks(heading)]
     assert sorted(run) == sorted(every)
     [shown] = [code for language, code in blocks("Other languages, with buf") if language == SHOWN]
     assert every.count(SHOWN) == 1 and "remote: buf.build/" in shown
-
-
-SECTIONS = [
-    "grpcurl and buf curl",
-    "Node",
-    "EventSource, with a signed watch link",
-    "fetch, with the key",
-    "A client generated from the OpenAPI spec",
-    "Other languages, with buf",
-]
 
 
 @pytest.fixture(scope="module")
