@@ -29,7 +29,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from leo.api.v1 import field_rules_pb2 as leo_dot_api_dot_v1_dot_field__rules__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"leo/generation/v1/generation.proto\x12\x11leo.generation.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cleo/api/v1/field_rules.proto\"3\n\x05Image\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\"\xbb\x01\n\x05\x41sset\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x33\n\x0furl_expire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\r\n\x05width\x18\x04 \x01(\x05\x12\x0e\n\x06height\x18\x05 \x01(\x05\x12\x11\n\tbyte_size\x18\x06 \x01(\x03\x12\x13\n\x0b\x64uration_ms\x18\x07 \x01(\x05\x12\x13\n\x0b\x66rame_count\x18\x08 \x01(\x05\"\x91\x05\n\nGeneration\x12!\n\rgeneration_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x03\xca\xf3\x18\x02\x38\x01\x12/\n\x06status\x18\x02 \x01(\x0e\x32\x19.leo.generation.v1.StatusB\x04\xe2\x41\x01\x03\x12\x0e\n\x06prompt\x18\x03 \x01(\t\x12\'\n\x05model\x18\x04 \x01(\x0e\x32\x18.leo.generation.v1.Model\x12\r\n\x05width\x18\x05 \x01(\x05\x12\x0e\n\x06height\x18\x06 \x01(\x05\x12.\n\x06images\x18\x07 \x03(\x0b\x32\x18.leo.generation.v1.ImageB\x04\xe2\x41\x01\x03\x12\x16\n\x08\x61ttempts\x18\x08 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x1c\n\x0e\x66\x61ilure_reason\x18\t \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x37\n\rcomplete_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x13\n\x0bwebhook_url\x18\r \x01(\t\x12%\n\x04kind\x18\x0e \x01(\x0e\x32\x17.leo.generation.v1.Kind\x12.\n\x06\x61ssets\x18\x0f \x03(\x0b\x32\x18.leo.generation.v1.AssetB\x04\xe2\x41\x01\x03\x12!\n\x0equeue_position\x18\x10 \x01(\x05\x42\x04\xe2\x41\x01\x03H\x00\x88\x01\x01\x12\x1b\n\x08progress\x18\x11 \x01(\x05\x42\x04\xe2\x41\x01\x03H\x01\x88\x01\x01\x42\x11\n\x0f_queue_positionB\x0b\n\t_progress\"\xb7\x04\n\x17\x43reateGenerationRequest\x12\xc1\x01\n\x06prompt\x18\x01 \x01(\tB\xb0\x01\xe2\x41\x01\x02\xca\xf3\x18\xa7\x01\x10\x01\x18\xdc\x0b\x42o\nZ[^\\u0009-\\u000d\\u001c-\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]\x12\x11must not be blankB/\n\x0c^[^\\u0000]*$\x12\x1fmust not contain NUL characters\x12-\n\x05model\x18\x02 \x01(\x0e\x32\x18.leo.generation.v1.ModelB\x04\xe2\x41\x01\x01\x12 \n\x05width\x18\x03 \x01(\x05\x42\x11\xe2\x41\x01\x01\xca\xf3\x18\t\x08\x01 @(\x80\x10\x30\x08\x12!\n\x06height\x18\x04 \x01(\x05\x42\x11\xe2\x41\x01\x01\xca\xf3\x18\t\x08\x01 @(\x80\x10\x30\x08\x12 \n\nrequest_id\x18\x05 \x01(\tB\x0c\xe2\x41\x01\x01\xca\xf3\x18\x04\x08\x01\x38\x01\x12\x94\x01\n\x0bwebhook_url\x18\x06 \x01(\tB\x7f\xe2\x41\x01\x01\xca\xf3\x18w\x08\x01\x18\x80\x10\x42?\n\x1f^[Hh][Tt][Tt][Pp][Ss]?://[^/?#]\x12\x1cmust be an http or https URLB/\n\x0c^[^\\u0000]*$\x12\x1fmust not contain NUL characters\x12+\n\x04kind\x18\x07 \x01(\x0e\x32\x17.leo.generation.v1.KindB\x04\xe2\x41\x01\x01\"M\n\x18\x43reateGenerationResponse\x12\x31\n\ngeneration\x18\x01 \x01(\x0b\x32\x1d.leo.generation.v1.Generation\"9\n\x14GetGenerationRequest\x12!\n\rgeneration_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xca\xf3\x18\x02\x38\x01\"J\n\x15GetGenerationResponse\x12\x31\n\ngeneration\x18\x01 \x01(\x0b\x32\x1d.leo.generation.v1.Generation\"\x82\x01\n\x16ListGenerationsRequest\x12\x1d\n\tpage_size\x18\x01 \x01(\x05\x42\n\xe2\x41\x01\x01\xca\xf3\x18\x02 \x00\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12/\n\x06status\x18\x03 \x01(\x0e\x32\x19.leo.generation.v1.StatusB\x04\xe2\x41\x01\x01\"f\n\x17ListGenerationsResponse\x12\x32\n\x0bgenerations\x18\x01 \x03(\x0b\x32\x1d.leo.generation.v1.Generation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"<\n\x17\x43\x61ncelGenerationRequest\x12!\n\rgeneration_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xca\xf3\x18\x02\x38\x01\"M\n\x18\x43\x61ncelGenerationResponse\x12\x31\n\ngeneration\x18\x01 \x01(\x0b\x32\x1d.leo.generation.v1.Generation\";\n\x16WatchGenerationRequest\x12!\n\rgeneration_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xca\xf3\x18\x02\x38\x01\"L\n\x17WatchGenerationResponse\x12\x31\n\ngeneration\x18\x01 \x01(\x0b\x32\x1d.leo.generation.v1.Generation\"\x92\x01\n\x19GetGenerationAssetRequest\x12!\n\rgeneration_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xca\xf3\x18\x02\x38\x01\x12\x19\n\x05index\x18\x02 \x01(\x05\x42\n\xe2\x41\x01\x02\xca\xf3\x18\x02 \x00\x12\x15\n\x07\x65xpires\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x01\x12 \n\tsignature\x18\x04 \x01(\tB\r\xe2\x41\x01\x01\xca\xf3\x18\x05\x08\x01\x18\x80\x01\"\x1c\n\x1aRotateWebhookSecretRequest\"-\n\x1bRotateWebhookSecretResponse\x12\x0e\n\x06secret\x18\x01 \x01(\t*<\n\x05Model\x12\x15\n\x11MODEL_UNSPECIFIED\x10\x00\x12\x0c\n\x08MODEL_SD\x10\x01\x12\x0e\n\nMODEL_SDXL\x10\x02*<\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0e\n\nKIND_IMAGE\x10\x01\x12\x0e\n\nKIND_VIDEO\x10\x02*r\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x12\n\x0eSTATUS_PENDING\x10\x01\x12\x13\n\x0fSTATUS_COMPLETE\x10\x02\x12\x11\n\rSTATUS_FAILED\x10\x03\x12\x14\n\x10STATUS_CANCELLED\x10\x04\x32\xd6\x08\n\x11GenerationService\x12\x9d\x01\n\x10\x43reateGeneration\x12*.leo.generation.v1.CreateGenerationRequest\x1a+.leo.generation.v1.CreateGenerationResponse\"0\x82\xd3\xe4\x93\x02*\"\x0f/v1/generations:\x01*Z\x14\"\x0f/api/generation:\x01*\x12\xae\x01\n\rGetGeneration\x12\'.leo.generation.v1.GetGenerationRequest\x1a(.leo.generation.v1.GetGenerationResponse\"J\x82\xd3\xe4\x93\x02\x44\x12\x1f/v1/generations/{generation_id}Z!\x12\x1f/api/generation/{generation_id}\x12\x81\x01\n\x0fListGenerations\x12).leo.generation.v1.ListGenerationsRequest\x1a*.leo.generation.v1.ListGenerationsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/generations\x12\x9e\x01\n\x10\x43\x61ncelGeneration\x12*.leo.generation.v1.CancelGenerationRequest\x1a+.leo.generation.v1.CancelGenerationResponse\"1\x82\xd3\xe4\x93\x02+\"&/v1/generations/{generation_id}:cancel:\x01*\x12\x99\x01\n\x0fWatchGeneration\x12).leo.generation.v1.WatchGenerationRequest\x1a*.leo.generation.v1.WatchGenerationResponse\"-\x82\xd3\xe4\x93\x02\'\x12%/v1/generations/{generation_id}:watch0\x01\x12\x92\x01\n\x12GetGenerationAsset\x12,.leo.generation.v1.GetGenerationAssetRequest\x1a\x14.google.api.HttpBody\"6\x82\xd3\xe4\x93\x02\x30\x12./v1/generations/{generation_id}/assets/{index}0\x01\x12\x99\x01\n\x13RotateWebhookSecret\x12-.leo.generation.v1.RotateWebhookSecretRequest\x1a..leo.generation.v1.RotateWebhookSecretResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/webhookSecret:rotate:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"leo/generation/v1/generation.proto\x12\x11leo.generation.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cleo/api/v1/field_rules.proto\"3\n\x05Image\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\"\xbb\x01\n\x05\x41sset\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x33\n\x0furl_expire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\r\n\x05width\x18\x04 \x01(\x05\x12\x0e\n\x06height\x18\x05 \x01(\x05\x12\x11\n\tbyte_size\x18\x06 \x01(\x03\x12\x13\n\x0b\x64uration_ms\x18\x07 \x01(\x05\x12\x13\n\x0b\x66rame_count\x18\x08 \x01(\x05\"\x91\x05\n\nGeneration\x12!\n\rgeneration_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x03\xca\xf3\x18\x02\x38\x01\x12/\n\x06status\x18\x02 \x01(\x0e\x32\x19.leo.generation.v1.StatusB\x04\xe2\x41\x01\x03\x12\x0e\n\x06prompt\x18\x03 \x01(\t\x12\'\n\x05model\x18\x04 \x01(\x0e\x32\x18.leo.generation.v1.Model\x12\r\n\x05width\x18\x05 \x01(\x05\x12\x0e\n\x06height\x18\x06 \x01(\x05\x12.\n\x06images\x18\x07 \x03(\x0b\x32\x18.leo.generation.v1.ImageB\x04\xe2\x41\x01\x03\x12\x16\n\x08\x61ttempts\x18\x08 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x1c\n\x0e\x66\x61ilure_reason\x18\t \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x37\n\rcomplete_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x13\n\x0bwebhook_url\x18\r \x01(\t\x12%\n\x04kind\x18\x0e \x01(\x0e\x32\x17.leo.generation.v1.Kind\x12.\n\x06\x61ssets\x18\x0f \x03(\x0b\x32\x18.leo.generation.v1.AssetB\x04\xe2\x41\x01\x03\x12!\n\x0equeue_position\x18\x10 \x01(\x05\x42\x04\xe2\x41\x01\x03H\x00\x88\x01\x01\x12\x1b\n\x08progress\x18\x11 \x01(\x05\x42\x04\xe2\x41\x01\x03H\x01\x88\x01\x01\x42\x11\n\x0f_queue_positionB\x0b\n\t_progress\"\xb7\x04\n\x17\x43reateGenerationRequest\x12\xc1\x01\n\x06prompt\x18\x01 \x01(\tB\xb0\x01\xe2\x41\x01\x02\xca\xf3\x18\xa7\x01\x10\x01\x18\xdc\x0b\x42o\nZ[^\\u0009-\\u000d\\u001c-\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]\x12\x11must not be blankB/\n\x0c^[^\\u0000]*$\x12\x1fmust not contain NUL characters\x12-\n\x05model\x18\x02 \x01(\x0e\x32\x18.leo.generation.v1.ModelB\x04\xe2\x41\x01\x01\x12 \n\x05width\x18\x03 \x01(\x05\x42\x11\xe2\x41\x01\x01\xca\xf3\x18\t\x08\x01 @(\x80\x10\x30\x08\x12!\n\x06height\x18\x04 \x01(\x05\x42\x11\xe2\x41\x01\x01\xca\xf3\x18\t\x08\x01 @(\x80\x10\x30\x08\x12 \n\nrequest_id\x18\x05 \x01(\tB\x0c\xe2\x41\x01\x01\xca\xf3\x18\x04\x08\x01\x38\x01\x12\x94\x01\n\x0bwebhook_url\x18\x06 \x01(\tB\x7f\xe2\x41\x01\x01\xca\xf3\x18w\x08\x01\x18\x80\x10\x42?\n\x1f^[Hh][Tt][Tt][Pp][Ss]?://[^/?#]\x12\x1cmust be an http or https URLB/\n\x0c^[^\\u0000]*$\x12\x1fmust not contain NUL characters\x12+\n\x04kind\x18\x07 \x01(\x0e\x32\x17.leo.generation.v1.KindB\x04\xe2\x41\x01\x01\"\xa7\x01\n\x18\x43reateGenerationResponse\x12\x31\n\ngeneration\x18\x01 \x01(\x0b\x32\x1d.leo.generation.v1.Generation\x12\x17\n\twatch_url\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12?\n\x15watch_url_expire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"9\n\x14GetGenerationRequest\x12!\n\rgeneration_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xca\xf3\x18\x02\x38\x01\"\xa4\x01\n\x15GetGenerationResponse\x12\x31\n\ngeneration\x18\x01 \x01(\x0b\x32\x1d.leo.generation.v1.Generation\x12\x17\n\twatch_url\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12?\n\x15watch_url_expire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\x82\x01\n\x16ListGenerationsRequest\x12\x1d\n\tpage_size\x18\x01 \x01(\x05\x42\n\xe2\x41\x01\x01\xca\xf3\x18\x02 \x00\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12/\n\x06status\x18\x03 \x01(\x0e\x32\x19.leo.generation.v1.StatusB\x04\xe2\x41\x01\x01\"f\n\x17ListGenerationsResponse\x12\x32\n\x0bgenerations\x18\x01 \x03(\x0b\x32\x1d.leo.generation.v1.Generation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"<\n\x17\x43\x61ncelGenerationRequest\x12!\n\rgeneration_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xca\xf3\x18\x02\x38\x01\"M\n\x18\x43\x61ncelGenerationResponse\x12\x31\n\ngeneration\x18\x01 \x01(\x0b\x32\x1d.leo.generation.v1.Generation\"t\n\x16WatchGenerationRequest\x12!\n\rgeneration_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xca\xf3\x18\x02\x38\x01\x12\x15\n\x07\x65xpires\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x01\x12 \n\tsignature\x18\x03 \x01(\tB\r\xe2\x41\x01\x01\xca\xf3\x18\x05\x08\x01\x18\x80\x01\"d\n\x17WatchGenerationResponse\x12\x31\n\ngeneration\x18\x01 \x01(\x0b\x32\x1d.leo.generation.v1.Generation\x12\x16\n\x08\x65vent_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\"\x92\x01\n\x19GetGenerationAssetRequest\x12!\n\rgeneration_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xca\xf3\x18\x02\x38\x01\x12\x19\n\x05index\x18\x02 \x01(\x05\x42\n\xe2\x41\x01\x02\xca\xf3\x18\x02 \x00\x12\x15\n\x07\x65xpires\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x01\x12 \n\tsignature\x18\x04 \x01(\tB\r\xe2\x41\x01\x01\xca\xf3\x18\x05\x08\x01\x18\x80\x01\"\x1c\n\x1aRotateWebhookSecretRequest\"-\n\x1bRotateWebhookSecretResponse\x12\x0e\n\x06secret\x18\x01 \x01(\t*<\n\x05Model\x12\x15\n\x11MODEL_UNSPECIFIED\x10\x00\x12\x0c\n\x08MODEL_SD\x10\x01\x12\x0e\n\nMODEL_SDXL\x10\x02*<\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0e\n\nKIND_IMAGE\x10\x01\x12\x0e\n\nKIND_VIDEO\x10\x02*r\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x12\n\x0eSTATUS_PENDING\x10\x01\x12\x13\n\x0fSTATUS_COMPLETE\x10\x02\x12\x11\n\rSTATUS_FAILED\x10\x03\x12\x14\n\x10STATUS_CANCELLED\x10\x04\x32\xd6\x08\n\x11GenerationService\x12\x9d\x01\n\x10\x43reateGeneration\x12*.leo.generation.v1.CreateGenerationRequest\x1a+.leo.generation.v1.CreateGenerationResponse\"0\x82\xd3\xe4\x93\x02*\"\x0f/v1/generations:\x01*Z\x14\"\x0f/api/generation:\x01*\x12\xae\x01\n\rGetGeneration\x12\'.leo.generation.v1.GetGenerationRequest\x1a(.leo.generation.v1.GetGenerationResponse\"J\x82\xd3\xe4\x93\x02\x44\x12\x1f/v1/generations/{generation_id}Z!\x12\x1f/api/generation/{generation_id}\x12\x81\x01\n\x0fListGenerations\x12).leo.generation.v1.ListGenerationsRequest\x1a*.leo.generation.v1.ListGenerationsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/generations\x12\x9e\x01\n\x10\x43\x61ncelGeneration\x12*.leo.generation.v1.CancelGenerationRequest\x1a+.leo.generation.v1.CancelGenerationResponse\"1\x82\xd3\xe4\x93\x02+\"&/v1/generations/{generation_id}:cancel:\x01*\x12\x99\x01\n\x0fWatchGeneration\x12).leo.generation.v1.WatchGenerationRequest\x1a*.leo.generation.v1.WatchGenerationResponse\"-\x82\xd3\xe4\x93\x02\'\x12%/v1/generations/{generation_id}:watch0\x01\x12\x92\x01\n\x12GetGenerationAsset\x12,.leo.generation.v1.GetGenerationAssetRequest\x1a\x14.google.api.HttpBody\"6\x82\xd3\xe4\x93\x02\x30\x12./v1/generations/{generation_id}/assets/{index}0\x01\x12\x99\x01\n\x13RotateWebhookSecret\x12-.leo.generation.v1.RotateWebhookSecretRequest\x1a..leo.generation.v1.RotateWebhookSecretResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/webhookSecret:rotate:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -72,8 +72,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEGENERATIONREQUEST'].fields_by_name['webhook_url']._serialized_options = b'\342A\001\001\312\363\030w\010\001\030\200\020B?\n\037^[Hh][Tt][Tt][Pp][Ss]?://[^/?#]\022\034must be an http or https URLB/\n\014^[^\\u0000]*$\022\037must not contain NUL characters'
   _globals['_CREATEGENERATIONREQUEST'].fields_by_name['kind']._loaded_options = None
   _globals['_CREATEGENERATIONREQUEST'].fields_by_name['kind']._serialized_options = b'\342A\001\001'
+  _globals['_CREATEGENERATIONRESPONSE'].fields_by_name['watch_url']._loaded_options = None
+  _globals['_CREATEGENERATIONRESPONSE'].fields_by_name['watch_url']._serialized_options = b'\342A\001\003'
+  _globals['_CREATEGENERATIONRESPONSE'].fields_by_name['watch_url_expire_time']._loaded_options = None
+  _globals['_CREATEGENERATIONRESPONSE'].fields_by_name['watch_url_expire_time']._serialized_options = b'\342A\001\003'
   _globals['_GETGENERATIONREQUEST'].fields_by_name['generation_id']._loaded_options = None
   _globals['_GETGENERATIONREQUEST'].fields_by_name['generation_id']._serialized_options = b'\342A\001\002\312\363\030\0028\001'
+  _globals['_GETGENERATIONRESPONSE'].fields_by_name['watch_url']._loaded_options = None
+  _globals['_GETGENERATIONRESPONSE'].fields_by_name['watch_url']._serialized_options = b'\342A\001\003'
+  _globals['_GETGENERATIONRESPONSE'].fields_by_name['watch_url_expire_time']._loaded_options = None
+  _globals['_GETGENERATIONRESPONSE'].fields_by_name['watch_url_expire_time']._serialized_options = b'\342A\001\003'
   _globals['_LISTGENERATIONSREQUEST'].fields_by_name['page_size']._loaded_options = None
   _globals['_LISTGENERATIONSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001\312\363\030\002 \000'
   _globals['_LISTGENERATIONSREQUEST'].fields_by_name['page_token']._loaded_options = None
@@ -84,6 +92,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CANCELGENERATIONREQUEST'].fields_by_name['generation_id']._serialized_options = b'\342A\001\002\312\363\030\0028\001'
   _globals['_WATCHGENERATIONREQUEST'].fields_by_name['generation_id']._loaded_options = None
   _globals['_WATCHGENERATIONREQUEST'].fields_by_name['generation_id']._serialized_options = b'\342A\001\002\312\363\030\0028\001'
+  _globals['_WATCHGENERATIONREQUEST'].fields_by_name['expires']._loaded_options = None
+  _globals['_WATCHGENERATIONREQUEST'].fields_by_name['expires']._serialized_options = b'\342A\001\001'
+  _globals['_WATCHGENERATIONREQUEST'].fields_by_name['signature']._loaded_options = None
+  _globals['_WATCHGENERATIONREQUEST'].fields_by_name['signature']._serialized_options = b'\342A\001\001\312\363\030\005\010\001\030\200\001'
+  _globals['_WATCHGENERATIONRESPONSE'].fields_by_name['event_id']._loaded_options = None
+  _globals['_WATCHGENERATIONRESPONSE'].fields_by_name['event_id']._serialized_options = b'\342A\001\003'
   _globals['_GETGENERATIONASSETREQUEST'].fields_by_name['generation_id']._loaded_options = None
   _globals['_GETGENERATIONASSETREQUEST'].fields_by_name['generation_id']._serialized_options = b'\342A\001\002\312\363\030\0028\001'
   _globals['_GETGENERATIONASSETREQUEST'].fields_by_name['index']._loaded_options = None
@@ -106,12 +120,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GENERATIONSERVICE'].methods_by_name['GetGenerationAsset']._serialized_options = b'\202\323\344\223\0020\022./v1/generations/{generation_id}/assets/{index}'
   _globals['_GENERATIONSERVICE'].methods_by_name['RotateWebhookSecret']._loaded_options = None
   _globals['_GENERATIONSERVICE'].methods_by_name['RotateWebhookSecret']._serialized_options = b'\202\323\344\223\002\035\"\030/v1/webhookSecret:rotate:\001*'
-  _globals['_MODEL']._serialized_start=2640
-  _globals['_MODEL']._serialized_end=2700
-  _globals['_KIND']._serialized_start=2702
-  _globals['_KIND']._serialized_end=2762
-  _globals['_STATUS']._serialized_start=2764
-  _globals['_STATUS']._serialized_end=2878
+  _globals['_MODEL']._serialized_start=2903
+  _globals['_MODEL']._serialized_end=2963
+  _globals['_KIND']._serialized_start=2965
+  _globals['_KIND']._serialized_end=3025
+  _globals['_STATUS']._serialized_start=3027
+  _globals['_STATUS']._serialized_end=3141
   _globals['_IMAGE']._serialized_start=210
   _globals['_IMAGE']._serialized_end=261
   _globals['_ASSET']._serialized_start=264
@@ -120,30 +134,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GENERATION']._serialized_end=1111
   _globals['_CREATEGENERATIONREQUEST']._serialized_start=1114
   _globals['_CREATEGENERATIONREQUEST']._serialized_end=1681
-  _globals['_CREATEGENERATIONRESPONSE']._serialized_start=1683
-  _globals['_CREATEGENERATIONRESPONSE']._serialized_end=1760
-  _globals['_GETGENERATIONREQUEST']._serialized_start=1762
-  _globals['_GETGENERATIONREQUEST']._serialized_end=1819
-  _globals['_GETGENERATIONRESPONSE']._serialized_start=1821
-  _globals['_GETGENERATIONRESPONSE']._serialized_end=1895
-  _globals['_LISTGENERATIONSREQUEST']._serialized_start=1898
-  _globals['_LISTGENERATIONSREQUEST']._serialized_end=2028
-  _globals['_LISTGENERATIONSRESPONSE']._serialized_start=2030
-  _globals['_LISTGENERATIONSRESPONSE']._serialized_end=2132
-  _globals['_CANCELGENERATIONREQUEST']._serialized_start=2134
-  _globals['_CANCELGENERATIONREQUEST']._serialized_end=2194
-  _globals['_CANCELGENERATIONRESPONSE']._serialized_start=2196
-  _globals['_CANCELGENERATIONRESPONSE']._serialized_end=2273
-  _globals['_WATCHGENERATIONREQUEST']._serialized_start=2275
-  _globals['_WATCHGENERATIONREQUEST']._serialized_end=2334
-  _globals['_WATCHGENERATIONRESPONSE']._serialized_start=2336
-  _globals['_WATCHGENERATIONRESPONSE']._serialized_end=2412
-  _globals['_GETGENERATIONASSETREQUEST']._serialized_start=2415
-  _globals['_GETGENERATIONASSETREQUEST']._serialized_end=2561
-  _globals['_ROTATEWEBHOOKSECRETREQUEST']._serialized_start=2563
-  _globals['_ROTATEWEBHOOKSECRETREQUEST']._serialized_end=2591
-  _globals['_ROTATEWEBHOOKSECRETRESPONSE']._serialized_start=2593
-  _globals['_ROTATEWEBHOOKSECRETRESPONSE']._serialized_end=2638
-  _globals['_GENERATIONSERVICE']._serialized_start=2881
-  _globals['_GENERATIONSERVICE']._serialized_end=3991
+  _globals['_CREATEGENERATIONRESPONSE']._serialized_start=1684
+  _globals['_CREATEGENERATIONRESPONSE']._serialized_end=1851
+  _globals['_GETGENERATIONREQUEST']._serialized_start=1853
+  _globals['_GETGENERATIONREQUEST']._serialized_end=1910
+  _globals['_GETGENERATIONRESPONSE']._serialized_start=1913
+  _globals['_GETGENERATIONRESPONSE']._serialized_end=2077
+  _globals['_LISTGENERATIONSREQUEST']._serialized_start=2080
+  _globals['_LISTGENERATIONSREQUEST']._serialized_end=2210
+  _globals['_LISTGENERATIONSRESPONSE']._serialized_start=2212
+  _globals['_LISTGENERATIONSRESPONSE']._serialized_end=2314
+  _globals['_CANCELGENERATIONREQUEST']._serialized_start=2316
+  _globals['_CANCELGENERATIONREQUEST']._serialized_end=2376
+  _globals['_CANCELGENERATIONRESPONSE']._serialized_start=2378
+  _globals['_CANCELGENERATIONRESPONSE']._serialized_end=2455
+  _globals['_WATCHGENERATIONREQUEST']._serialized_start=2457
+  _globals['_WATCHGENERATIONREQUEST']._serialized_end=2573
+  _globals['_WATCHGENERATIONRESPONSE']._serialized_start=2575
+  _globals['_WATCHGENERATIONRESPONSE']._serialized_end=2675
+  _globals['_GETGENERATIONASSETREQUEST']._serialized_start=2678
+  _globals['_GETGENERATIONASSETREQUEST']._serialized_end=2824
+  _globals['_ROTATEWEBHOOKSECRETREQUEST']._serialized_start=2826
+  _globals['_ROTATEWEBHOOKSECRETREQUEST']._serialized_end=2854
+  _globals['_ROTATEWEBHOOKSECRETRESPONSE']._serialized_start=2856
+  _globals['_ROTATEWEBHOOKSECRETRESPONSE']._serialized_end=2901
+  _globals['_GENERATIONSERVICE']._serialized_start=3144
+  _globals['_GENERATIONSERVICE']._serialized_end=4254
 # @@protoc_insertion_point(module_scope)
