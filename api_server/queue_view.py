@@ -61,18 +61,22 @@ class QueueView:
         return {row.generation_id: self.standing(row) for row in pending}
 
     def standing(self, row: GenerationRow) -> Standing:
-        """Where a PENDING generation stands in the latest picture (no I/O)."""
+        """Where a PENDING generation stands in the latest picture (no I/O).
+        Times are whole seconds and move only with a new picture, so a
+        watcher is not sent a new state for nothing."""
         duration = timedelta(seconds=self.duration(row.model, row.kind))
         picture = self._picture
-        if row.phase is Phase.QUEUED:
-            if picture is None or row.generation_id not in picture.places:
-                return Standing()
-            wait = picture.starts.get(row.generation_id)
-            start = picture.at + timedelta(seconds=wait) if wait is not None else None
-            return Standing(picture.places[row.generation_id], start, start + duration if start else None)
         if row.phase is Phase.RUNNING and row.started_at is not None:
-            return Standing(complete=row.started_at + duration)
-        return Standing(complete=datetime.now(UTC) + duration)
+            return Standing(complete=_second(row.started_at + duration))
+        if picture is None:
+            return Standing()
+        if row.phase is not Phase.QUEUED:  # on a worker, about to run
+            return Standing(complete=_second(picture.at + duration))
+        if row.generation_id not in picture.places:
+            return Standing()
+        wait = picture.starts.get(row.generation_id)
+        start = _second(picture.at + timedelta(seconds=wait)) if wait is not None else None
+        return Standing(picture.places[row.generation_id], start, start + duration if start else None)
 
     def stale(self) -> None:
         """The queue moved: the next read takes a new picture."""
@@ -122,3 +126,8 @@ class QueueView:
             )
             for worker_id, (slots, models, kinds) in snapshot.workers.items()
         )
+
+
+def _second(moment: datetime) -> datetime:
+    """Rounded to the second."""
+    return (moment + timedelta(microseconds=500_000)).replace(microsecond=0)

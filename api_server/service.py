@@ -1,8 +1,9 @@
 """GenerationService: the public API. Every call is authenticated first
 (api_server.auth) and sees only its caller's generations. Each method
 parses, calls the store, converts; errors are domain errors (leo_mesh.errors).
-GetGenerationAsset also takes a signed link instead of a key (the auth
-interceptor lets such a call through; the link is checked here)."""
+GetGenerationAsset and WatchGeneration also take a signed link instead of a
+key (the auth interceptor lets such a call through; the link is checked
+here); CreateGeneration and GetGeneration hand out the watch's link."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import dataclasses
 
 import grpc
 from google.api import httpbody_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from api_server import paging, webhook_urls
 from api_server.auth import current_caller
@@ -21,10 +23,12 @@ from api_server.validation import (
     page_size,
     parse_asset_request,
     parse_generation_id,
+    parse_watch_request,
     status_filter,
     validate_create,
 )
 from api_server.watch import Watches
+from api_server.watch_events import LAST_EVENT_ID_HEADER
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
 from leo_mesh.convert import to_proto
 from leo_mesh.db.generations import GenerationStore
@@ -75,6 +79,14 @@ class GenerationService(generation_pb2_grpc.GenerationServiceServicer):
         if not await self._webhooks.has_secret(owner):
             raise WebhookSecretRequired()
 
+    def _watch_link(self, generation_id: object) -> dict:
+        """A response's watch_url and watch_url_expire_time."""
+        expires = self._links.expiry()
+        return {
+            "watch_url": self._links.watch_url(generation_id, expires),
+            "watch_url_expire_time": Timestamp(seconds=expires),
+        }
+
     async def CreateGeneration(self, request, context):
         caller = current_caller()
         new = validate_create(
@@ -99,7 +111,9 @@ class GenerationService(generation_pb2_grpc.GenerationServiceServicer):
             self._dispatcher.wake()
         # Its place as the latest picture of the queue has it (none when the
         # picture is older than the generation: Get and Watch show it).
-        return generation_pb2.CreateGenerationResponse(generation=to_proto(row, self._links, self._view.standing(row)))
+        return generation_pb2.CreateGenerationResponse(
+            generation=to_proto(row, self._links, self._view.standing(row)), **self._watch_link(row.generation_id)
+        )
 
     async def _shown(self, row: GenerationRow) -> generation_pb2.Generation:
         """The generation as the API shows it, with where it stands in the queue."""
@@ -112,7 +126,9 @@ class GenerationService(generation_pb2_grpc.GenerationServiceServicer):
         row = await self._store.get(generation_id, current_caller().owner)
         if row is None:
             raise GenerationNotFound(generation_id)
-        return generation_pb2.GetGenerationResponse(generation=await self._shown(row))
+        return generation_pb2.GetGenerationResponse(
+            generation=await self._shown(row), **self._watch_link(row.generation_id)
+        )
 
     async def ListGenerations(self, request, context):
         size = page_size(request.page_size)
@@ -140,10 +156,16 @@ class GenerationService(generation_pb2_grpc.GenerationServiceServicer):
         return generation_pb2.RotateWebhookSecretResponse(secret=secret)
 
     async def WatchGeneration(self, request, context):
-        generation_id = parse_generation_id(request.generation_id)
+        generation_id = parse_watch_request(request)
         tracing.about_generation(str(generation_id))
-        caller = current_caller()
-        async for message in self._watches.follow(generation_id, caller.owner, caller.key_hash, context):
+        if request.signature:
+            self._links.check_watch(generation_id, request.expires, request.signature)
+            owner, key_hash = None, None
+        else:
+            caller = current_caller()
+            owner, key_hash = caller.owner, caller.key_hash
+        after = _header(context, LAST_EVENT_ID_HEADER)
+        async for message in self._watches.follow(generation_id, owner, key_hash, context, after=after):
             yield message
 
     async def GetGenerationAsset(self, request, context):

@@ -86,9 +86,13 @@ def _number_breaks(rules: field_rules_pb2.FieldRules, value: int) -> bool:
     )
 
 
-def broken_rule(rules: field_rules_pb2.FieldRules, value: str | int) -> str | None:
-    """The first rule that `value` breaks, in words; None if it keeps them all."""
-    if rules.zero_is_unset and not value:
+def broken_rule(
+    rules: field_rules_pb2.FieldRules, value: str | int, *, zero_is_unset: bool | None = None
+) -> str | None:
+    """The first rule that `value` breaks, in words; None if it keeps them all.
+    `zero_is_unset` overrides the rules' own: a header is unset when it is
+    absent, and an empty one breaks the rules like any other value."""
+    if (rules.zero_is_unset if zero_is_unset is None else zero_is_unset) and not value:
         return None
     if isinstance(value, int):
         return _number_rule(rules) if _number_breaks(rules, value) else None
@@ -141,9 +145,10 @@ def _check_one(message: type[Message], name: str, value: int) -> None:
 
 
 def _request_id(request_id: str, header: str | None, violations: list[FieldViolation]) -> uuid.UUID | None:
-    """request_id and the Idempotency-Key header mean the same, under the same rules."""
+    """request_id and the Idempotency-Key header mean the same, under the same
+    rules; an empty header is no UUID (leaving the field empty is leaving it unset)."""
     rules = _rules(generation_pb2.CreateGenerationRequest, "request_id")
-    problem = header and broken_rule(rules, header)
+    problem = header is not None and broken_rule(rules, header, zero_is_unset=False)
     if problem:
         violations.append(FieldViolation("Idempotency-Key", problem))
     given = {uuid.UUID(value) for value in (request_id, header) if value and not broken_rule(rules, value)}
@@ -200,6 +205,15 @@ def parse_asset_request(request: generation_pb2.GetGenerationAssetRequest) -> tu
     if violations:
         raise InvalidArgument(violations)
     return uuid.UUID(request.generation_id), request.index
+
+
+def parse_watch_request(request: generation_pb2.WatchGenerationRequest) -> uuid.UUID:
+    """WatchGeneration's generation id, or INVALID_ARGUMENT listing every
+    field that breaks its rules."""
+    violations = field_violations(request)
+    if violations:
+        raise InvalidArgument(violations)
+    return uuid.UUID(request.generation_id)
 
 
 def page_size(value: int) -> int:

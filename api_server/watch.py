@@ -6,10 +6,13 @@ connection (ChangeFeed). Watches keeps one Topic per watched generation:
 on a notification the generation is read once, whatever the number of its
 watchers in this process, and the state is handed to each of them. A
 watcher that cannot keep up is dropped (Watches.follow), never waited for.
-Revoking an API key (KeyStore.revoke) ends its open watches. When the
-queue moves (QUEUE_CHANNEL), the places and estimates of the watched
-generations are taken again (QueueView) and handed out the same way, at
-most once per QUEUE_SNAPSHOT_S.
+Revoking an API key (KeyStore.revoke) ends its open watches (a watch opened
+with a signed link has no key: it lasts until the generation is final).
+Each message carries its state's event id, and a watch resumed after one
+skips that state (api_server.watch_events). When the queue moves
+(QUEUE_CHANNEL), the places and estimates of the watched generations are
+taken again (QueueView) and handed out the same way, at most once per
+QUEUE_SNAPSHOT_S.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import grpc
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from api_server import watch_events
 from api_server.queue_view import QueueView
 from leo.generation.v1 import generation_pb2
 from leo_mesh import metrics
@@ -113,7 +117,8 @@ class ChangeFeed:
 
 @dataclass(eq=False)
 class Watcher:
-    key_hash_hex: str
+    # None: opened with a signed link, which no key revocation ends.
+    key_hash_hex: str | None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     ended_by: DomainError | None = None
 
@@ -249,7 +254,8 @@ class Watches:
             topic = self._topics[generation_id] = Topic()
             self._want_read(generation_id)
         topic.watchers.add(watcher)
-        self._by_key.setdefault(watcher.key_hash_hex, set()).add(watcher)
+        if watcher.key_hash_hex is not None:
+            self._by_key.setdefault(watcher.key_hash_hex, set()).add(watcher)
         metrics.WATCHES_OPEN.inc()
         try:
             yield topic
@@ -259,36 +265,51 @@ class Watches:
             if not topic.watchers:
                 del self._topics[generation_id]
                 self._to_read.discard(generation_id)
-            same_key = self._by_key[watcher.key_hash_hex]
-            same_key.discard(watcher)
-            if not same_key:
-                del self._by_key[watcher.key_hash_hex]
+            if watcher.key_hash_hex is not None:
+                same_key = self._by_key[watcher.key_hash_hex]
+                same_key.discard(watcher)
+                if not same_key:
+                    del self._by_key[watcher.key_hash_hex]
 
     # --- one stream ---
 
     async def follow(
-        self, generation_id: uuid.UUID, owner: str, key_hash: bytes, context: grpc.aio.ServicerContext
+        self,
+        generation_id: uuid.UUID,
+        owner: str | None,
+        key_hash: bytes | None,
+        context: grpc.aio.ServicerContext,
+        *,
+        after: str | None = None,
     ) -> AsyncIterator[generation_pb2.WatchGenerationResponse]:
         """The owner's generation now, then on each change, ending with its
-        final state; NOT_FOUND if the owner has no such generation."""
+        final state; NOT_FOUND if the owner has no such generation. Without
+        an owner and key (a signed link), any generation. `after`: the event
+        id of the state the client has; that state is not sent again, and
+        if it was final the watch ends at once (watch_events.ENDED_HEADER)."""
         if self._draining:
             raise ShuttingDown("watch again to resume")
-        watcher = Watcher(key_hash.hex())
+        watcher = Watcher(key_hash.hex() if key_hash is not None else None)
         with self._subscribed(generation_id, watcher) as topic:
             sent = None
             seen = 0
             while True:
                 if topic.version > seen:
                     seen, row = topic.version, topic.row
-                    if row is None or row.owner != owner:
+                    if row is None or (owner is not None and row.owner != owner):
                         raise GenerationNotFound(generation_id)
                     generation = to_proto(
                         row, self._links, self._view.standing(row) if row.status is Status.PENDING else None
                     )
                     if generation != sent:
-                        with self._write_deadline(context):
-                            yield generation_pb2.WatchGenerationResponse(generation=generation)
-                        sent = generation
+                        message = watch_events.event(generation)
+                        if message.event_id == after and row.status in FINAL:
+                            await context.send_initial_metadata(((watch_events.ENDED_HEADER, "true"),))
+                            return
+                        if message.event_id != after:
+                            with self._write_deadline(context):
+                                yield message
+                        sent, after = generation, None
                     if row.status in FINAL:
                         return
                 if watcher.ended_by is not None:

@@ -20,7 +20,12 @@
 --     browser fetching a generated file sends no key), or "anonymous";
 --   * drops members named "" from JSON bodies, as grpc-gateway drops unknown
 --     fields (the transcoder refuses them: "Proto fields must have a name.");
---   * strips the grpc-* headers and trailers from responses to JSON clients.
+--   * strips the grpc-* headers and trailers from responses to JSON clients;
+--   * makes the watch's server-sent events what a browser's EventSource
+--     expects: an `id:` (the message's eventId) and a `retry:` line on each
+--     event, Cache-Control: no-cache, and 204 for a watch resumed after its
+--     final event (api_server/watch_events.py), which tells an EventSource
+--     to stop reconnecting.
 --
 -- The functions in the `edge` table are pure and are unit-tested outside
 -- Envoy (tests/unit/test_edge_lua.py) with the same LuaJIT.
@@ -392,6 +397,41 @@ function edge.drop_empty_names(text)
 end
 
 ---------------------------------------------------------------------------
+-- Server-sent events (WatchGeneration over HTTP).
+
+-- How long an EventSource waits before it reconnects after the stream
+-- dropped (the `retry:` field), in milliseconds.
+edge.SSE_RETRY_MS = 2000
+-- The initial metadata of a watch resumed after its final event: nothing
+-- more will come (api_server/watch_events.py's ENDED_HEADER).
+edge.WATCH_ENDED_HEADER = "leo-watch-ended"
+
+-- The complete events at the start of `text`, as the transcoder writes
+-- them ("data: {json}" and a blank line per message, the JSON on one line
+-- with the message's eventId last), each with a "retry:" line and, when
+-- its message has an eventId, an "id:" line before its data. Returns those
+-- events and the text after them (an event not complete yet, which the
+-- next chunk of the body continues).
+function edge.sse_fields(text)
+  local events, start = {}, 1
+  while true do
+    local stop = text:find("\n\n", start, true)
+    if stop == nil then
+      break
+    end
+    local event = text:sub(start, stop + 1)
+    local fields = "retry: " .. edge.SSE_RETRY_MS .. "\n"
+    local id = event:match('"eventId":"([%w_%-]+)"}\n\n$')
+    if id ~= nil then
+      fields = fields .. "id: " .. id .. "\n"
+    end
+    events[#events + 1] = fields .. event
+    start = stop + 2
+  end
+  return table.concat(events), text:sub(start)
+end
+
+---------------------------------------------------------------------------
 -- Envoy entry points.
 
 -- More header bytes (names and values, as Envoy counts them) or more
@@ -512,15 +552,42 @@ local function drop_grpc_headers(headers)
   end
 end
 
+-- A watch's events, each as it comes (edge.sse_fields); 204 instead when
+-- the api_server says the watch had nothing more to send.
+local function server_sent_events(handle, headers)
+  if headers:get(edge.WATCH_ENDED_HEADER) ~= nil then
+    headers:remove(edge.WATCH_ENDED_HEADER)
+    headers:remove("content-type")
+    headers:replace(":status", "204")
+    return
+  end
+  headers:replace("cache-control", "no-cache")
+  local rest = ""
+  for chunk in handle:bodyChunks() do
+    local events
+    events, rest = edge.sse_fields(rest .. chunk:getBytes(0, chunk:length()))
+    chunk:setBytes(events)
+  end
+  if rest ~= "" then
+    handle:logWarn("a server-sent event was cut off: " .. #rest .. " bytes not sent")
+  end
+end
+
 -- A JSON client gets no grpc-* header or trailer (grpc-status,
--- grpc-message, grpc-accept-encoding, ...). Waiting for the trailers does
--- not hold the body back: a watch's events still flow as they come.
+-- grpc-message, grpc-accept-encoding, ...). Neither the events nor
+-- waiting for the trailers hold the body back: a watch's events still flow
+-- as they come.
 function envoy_on_response(handle)
   local state = handle:streamInfo():dynamicMetadata():get(METADATA)
   if state == nil or not state.json_client then
     return
   end
-  drop_grpc_headers(handle:headers())
+  local headers = handle:headers()
+  drop_grpc_headers(headers)
+  local content_type = headers:get("content-type")
+  if content_type ~= nil and content_type:sub(1, 17) == "text/event-stream" then
+    server_sent_events(handle, headers)
+  end
   local trailers = handle:trailers()
   if trailers ~= nil then
     drop_grpc_headers(trailers)

@@ -33,7 +33,7 @@ from leo_mesh.status import DOMAIN
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "envoy" / "envoy.yaml"
 EDGE_LUA = ROOT / "envoy" / "edge.lua"
-DESCRIPTOR = ROOT / "gen" / "descriptor.pb"
+DESCRIPTOR = ROOT / "gen" / "leo-api.binpb"
 PUBLIC_SERVICE = "leo.generation.v1.GenerationService"
 
 

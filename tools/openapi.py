@@ -40,10 +40,16 @@ IDEMPOTENCY_FIELD = "request_id"  # AIP-155
 HTTP_BODY = ".google.api.HttpBody"
 # A request field that makes the request a signed link (refused with 403).
 SIGNATURE_FIELD = "signature"
+# The operationId of a method's additional binding ends with it.
+LEGACY_SUFFIX = "_Legacy"
+# The header an EventSource resumes with (api_server/watch_events.py).
+LAST_EVENT_ID = "Last-Event-ID"
 # A response field with presence while it is unset.
 UNSET_IN_RESPONSE = "Left out of the response while unset (never null)."
-# The media types GetGenerationAsset serves (Asset.content_type's comment).
+# The media types GetGenerationAsset serves (Asset.content_type's comment),
+# and the one client generators read any file as (listed with them).
 MEDIA_TYPES = ("image/png", "image/webp")
+ANY_FILE = "application/octet-stream"
 
 _F = descriptor_pb2.FieldDescriptorProto
 _FILE = descriptor_pb2.FileDescriptorProto
@@ -219,7 +225,10 @@ def _verb_and_template(rule) -> tuple[str, str]:
 def _or_null(schema: dict) -> dict:
     """schema, or JSON null."""
     if isinstance(schema.get("type"), str):
-        return {**schema, "type": [schema["type"], "null"]}
+        nullable = {**schema, "type": [schema["type"], "null"]}
+        if "anyOf" in schema:  # its members are typed: null is one more
+            nullable["anyOf"] = [*schema["anyOf"], {"type": "null"}]
+        return nullable
     if set(schema) == {"anyOf"}:
         return {"anyOf": [*schema["anyOf"], {"type": "null"}]}
     return {"anyOf": [schema, {"type": "null"}]}
@@ -359,8 +368,8 @@ class _Builder:
                         "in": "query",
                         "name": SIGNATURE_FIELD,
                         "description": (
-                            "A signed link, as an asset's `url` carries it: `signature` with the `expires` it "
-                            "was made for; it opens that one file until then, without an API key."
+                            "A signed link, as an asset's `url` or a `watchUrl` carries it: `signature` with the "
+                            "`expires` it was made for; it opens that one file or watch until then, without an API key."
                         ),
                     },
                 },
@@ -374,7 +383,12 @@ class _Builder:
         for index, binding in enumerate([rule, *rule.additional_bindings]):
             verb, template = _verb_and_template(binding)
             operation = self._operation(method_name, method, binding, _VARIABLE.findall(template), parameters)
-            operation["operationId"] = f"{service.name}_{method.name}{index + 1 if index else ''}"
+            operation["operationId"] = f"{service.name}_{method.name}"
+            if index:
+                # An additional binding keeps an older path working (the seed's
+                # /api/generation): the same operation, for old clients only.
+                operation["operationId"] += LEGACY_SUFFIX + (str(index) if len(rule.additional_bindings) > 1 else "")
+                operation["deprecated"] = True
             operation["tags"] = [service.name]
             paths.setdefault(_VARIABLE.sub(r"{\1}", template), {})[verb] = operation
 
@@ -394,6 +408,9 @@ class _Builder:
         if IDEMPOTENCY_FIELD in fields:
             shared["IdempotencyKey"] = self._idempotency_header(request_name, fields[IDEMPOTENCY_FIELD])
             parameters.append({"$ref": "#/components/parameters/IdempotencyKey"})
+        if _streams_events(method):
+            shared["LastEventId"] = _last_event_id_header()
+            parameters.append({"$ref": "#/components/parameters/LastEventId"})
         operation: dict = {}
         if method_name in self._docs:
             operation["summary"] = _summary(self._docs[method_name])
@@ -403,6 +420,7 @@ class _Builder:
             operation["security"] = [{"bearerAuth": []}, {"signedLink": []}]
         operation["responses"] = {
             "200": self._success(method),
+            **({"204": _EVENTS_OVER} if _streams_events(method) else {}),
             **{code: {"$ref": f"#/components/responses/{code}"} for code in self._error_statuses(binding, fields)},
         }
         if parameters:
@@ -429,12 +447,17 @@ class _Builder:
         return sorted(statuses)
 
     def _idempotency_header(self, request_name: str, field) -> dict:
+        """The header under the field's rules, without its zero value: a
+        header left out is unset, and one sent empty is refused."""
         return {
             "name": "Idempotency-Key",
             "in": "header",
             "required": False,
-            "schema": self._field_schema(field, Mode.PARAMETER),
-            "description": f"Means the same as `{field.json_name}` (send one of them, or both with the same value).",
+            "schema": self._constrained(dict(SCALARS[field.type]), field, zero_is_unset=False),
+            "description": (
+                f"Means the same as `{field.json_name}` (send one of them, or both with the same value). "
+                "Leave it out for none: an empty value is refused."
+            ),
         }
 
     def _parameter(self, message_name: str, field, where: str) -> dict:
@@ -467,14 +490,15 @@ class _Builder:
             binary = {"type": "string", "format": "binary"}
             return {
                 "description": (
-                    "The file's bytes, with its media type as Content-Type, an ETag and Cache-Control "
-                    "(private, for as long as a signed link lasts)."
+                    "The file's bytes, with its media type as Content-Type (one of the image types "
+                    f"listed; `{ANY_FILE}` is listed for clients that read any file as bytes), an ETag "
+                    "and Cache-Control (private, for as long as a signed link lasts)."
                 ),
                 "headers": {
                     "ETag": {"description": "Names this version of the file.", "schema": {"type": "string"}},
                     "Cache-Control": {"description": "How long the answer may be kept.", "schema": {"type": "string"}},
                 },
-                "content": {media_type: {"schema": binary} for media_type in MEDIA_TYPES},
+                "content": {media_type: {"schema": binary} for media_type in (*MEDIA_TYPES, ANY_FILE)},
             }
         response = self._ref(method.output_type, Mode.OUTPUT)
         if not method.server_streaming:
@@ -482,26 +506,39 @@ class _Builder:
         name = method.output_type[1:]
         return {
             "description": (
-                f"Server-sent events, each `data: ` followed by one {name} as JSON and a blank "
-                "line. An error before the first event is an ordinary error response; one after it "
-                "ends the stream early (an HTTP/1.1 client still sees 200)."
+                f"Server-sent events, one per {name}: a `retry:` line (how long an EventSource waits "
+                "before it reconnects), an `id:` line (the message's eventId, which an EventSource sends "
+                f"back as {LAST_EVENT_ID} when it reconnects), `data: ` followed by the message as JSON, "
+                "and a blank line. The stream ends after the final state. An error before the first event "
+                "is an ordinary error response; one after it ends the stream early (an HTTP/1.1 client "
+                "still sees 200)."
             ),
+            "headers": {
+                "Cache-Control": {
+                    "description": "`no-cache`: events are not to be stored.",
+                    "schema": {"type": "string"},
+                }
+            },
             "content": {
                 "text/event-stream": {
-                    # One event, as OpenAPI 3.1 tools read the schema of a stream
-                    # (3.2 calls it itemSchema).
-                    "schema": {
+                    # The stream as text, as OpenAPI 3.1 tools read a response (a
+                    # generated client returns it whole when the stream ends).
+                    "schema": {"type": "string", "description": "The events, as text."},
+                    # One event, as OpenAPI 3.2's itemSchema describes it.
+                    "x-itemSchema": {
                         "type": "object",
                         "description": "One server-sent event.",
-                        "required": ["data"],
+                        "required": ["data", "id", "retry"],
                         "properties": {
                             "data": {
                                 "type": "string",
                                 "contentMediaType": "application/json",
                                 "contentSchema": response,
-                            }
+                            },
+                            "id": {"type": "string", "description": "The message's eventId."},
+                            "retry": {"type": "integer", "description": "Milliseconds to wait before reconnecting."},
                         },
-                    }
+                    },
                 }
             },
         }
@@ -586,24 +623,53 @@ class _Builder:
             return {"anyOf": [self._ref(field.type_name, mode), by_number]}
         return self._ref(field.type_name, mode)
 
-    def _constrained(self, schema: dict, field) -> dict:
-        """schema limited by the field's rules. With zero_is_unset, the rules
-        the zero value breaks become an anyOf of the zero and them; the others
-        stay plain keywords (simpler for tools, and the same meaning)."""
+    def _constrained(self, schema: dict, field, *, zero_is_unset: bool | None = None) -> dict:
+        """schema limited by the field's rules. With zero_is_unset (the
+        rules' own unless given), the rules the zero value breaks become an
+        anyOf of the zero and them, each of the field's type (client
+        generators make a typed field of it, not `Any`); the others stay
+        plain keywords (simpler for tools, and the same meaning)."""
         rules = self._rules.of(field)
         if rules is None:
             return schema
         found = rule_keywords(rules)
-        if not rules.zero_is_unset:
+        if not (rules.zero_is_unset if zero_is_unset is None else zero_is_unset):
             return _narrowed(schema, _keywords(found))
         zero = ZEROS[schema["type"]]
         kept = [(keyword, value) for keyword, value in found if _zero_keeps(keyword, value, zero)]
         broken = [rule for rule in found if rule not in kept]
         schema = _narrowed(schema, _keywords(kept))
         if broken:
-            unset = {"const": zero, "description": "Unset, as when the field is left out."}
-            schema["anyOf"] = [unset, _keywords(broken)]
+            unset = {"type": schema["type"], "const": zero, "description": "Unset, as when the field is left out."}
+            schema["anyOf"] = [unset, {"type": schema["type"], **_keywords(broken)}]
         return schema
+
+
+def _streams_events(method) -> bool:
+    """A server stream of messages: server-sent events over HTTP."""
+    return method.server_streaming and method.output_type != HTTP_BODY
+
+
+# A watch resumed (Last-Event-ID) after its final event.
+_EVENTS_OVER = {
+    "description": (
+        f"The {LAST_EVENT_ID} named the final event: nothing more will come. An EventSource stops reconnecting on it."
+    )
+}
+
+
+def _last_event_id_header() -> dict:
+    return {
+        "name": LAST_EVENT_ID,
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": (
+            "The `id:` of the last event received (an EventSource sends it when it reconnects): the "
+            "stream starts after it, with the current state only if it is another, or answers 204 "
+            "when it was the final state's."
+        ),
+    }
 
 
 def _is_required(field, mode: Mode) -> bool:

@@ -5,8 +5,17 @@
   python tools/protos.py breaking [REV]
                                      buf breaking on protos/ against git REV (main)
 
-The googleapis protos come from the installed googleapis-common-protos
-package; nothing is fetched and nothing of theirs is copied into git.
+What gen/ holds besides the Python code (docs/clients.md says how to use them):
+  include/         the googleapis protos that protos/ imports (and
+                   google/rpc/error_details.proto, which error details
+                   need), copied from the installed googleapis-common-protos
+                   package: with it, `-I protos -I gen/include` compiles
+                   with any toolchain (the google/protobuf ones ship with each)
+  leo-api.binpb    descriptor set of the public API with its imports and
+                   google/rpc/error_details.proto (Envoy's transcoder,
+                   grpcurl -protoset, buf curl --schema)
+  leo-internal.binpb  the same for the internal services (AI, callback)
+  openapi.json     the JSON API's OpenAPI spec (tools/openapi.py)
 """
 
 from __future__ import annotations
@@ -26,19 +35,19 @@ from openapi import build_openapi
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 GEN = ROOT / "gen"
-DESCRIPTOR_NAME = "descriptor.pb"
+# buf reads a descriptor set by its extension: .binpb.
+PUBLIC_DESCRIPTOR_NAME = "leo-api.binpb"
+INTERNAL_DESCRIPTOR_NAME = "leo-internal.binpb"
 OPENAPI_NAME = "openapi.json"
-# google/rpc/error_details.proto is not imported by our protos but must be in
-# Envoy's descriptor set, or converted errors lose their BadRequest details.
-EXTRA_DESCRIPTOR_INPUTS = ["google/rpc/error_details.proto", "google/rpc/status.proto"]
-# What buf needs of googleapis to resolve our imports.
-GOOGLEAPIS_FOR_BUF = [
-    "google/api/annotations.proto",
-    "google/api/http.proto",
-    "google/api/field_behavior.proto",
-    "google/api/httpbody.proto",
-    "google/rpc/status.proto",
-]
+INCLUDE_NAME = "include"
+# The packages of the public contract (./contract ships their Python code).
+PUBLIC_PACKAGES = ("leo.generation.", "leo.api.")
+# Not imported by our protos, but whoever reads an error needs it: Envoy's
+# transcoder (or converted errors lose their BadRequest details) and clients
+# that decode grpc-status-details-bin.
+ERROR_PROTOS = ["google/rpc/error_details.proto", "google/rpc/status.proto"]
+# Protos every toolchain ships itself (protoc's include, buf, protobufjs).
+WELL_KNOWN_PREFIX = "google/protobuf/"
 
 
 def googleapis_root() -> Path:
@@ -63,6 +72,28 @@ def run_protoc(args: list[str], protos: Path = PROTOS) -> None:
         raise SystemExit(f"protoc failed ({code}): {args}")
 
 
+def descriptor_set(files: list[str], protos: Path = PROTOS) -> descriptor_pb2.FileDescriptorSet:
+    """files and everything they import, dependencies first."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "set.binpb"
+        run_protoc([f"--descriptor_set_out={out}", "--include_imports", *files], protos)
+        return descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
+
+
+def public_protos(protos: Path = PROTOS) -> list[str]:
+    """Our protos of the public contract's packages."""
+    ours = our_protos(protos)
+    found = descriptor_set(ours, protos).file
+    return sorted(f.name for f in found if f.name in ours and f"{f.package}.".startswith(PUBLIC_PACKAGES))
+
+
+def googleapis_imports(protos: Path = PROTOS) -> list[str]:
+    """The googleapis protos that our protos import (directly or not), and ERROR_PROTOS."""
+    ours = set(our_protos(protos))
+    found = descriptor_set([*ours, *ERROR_PROTOS], protos).file
+    return sorted(f.name for f in found if f.name not in ours and not f.name.startswith(WELL_KNOWN_PREFIX))
+
+
 def generate(out: Path) -> None:
     if out.exists():
         shutil.rmtree(out)
@@ -80,21 +111,25 @@ def generate(out: Path) -> None:
             *files,
         ]
     )
-    run_protoc(
-        [
-            f"--descriptor_set_out={out / DESCRIPTOR_NAME}",
-            "--include_imports",
-            *files,
-            *EXTRA_DESCRIPTOR_INPUTS,
-        ]
-    )
-    write_openapi(files, out / OPENAPI_NAME)
+    public = public_protos()
+    internal = [name for name in files if name not in public]
+    for target, inputs in ((PUBLIC_DESCRIPTOR_NAME, [*public, *ERROR_PROTOS]), (INTERNAL_DESCRIPTOR_NAME, internal)):
+        run_protoc([f"--descriptor_set_out={out / target}", "--include_imports", *inputs])
+    copy_googleapis(out / INCLUDE_NAME)
+    write_openapi(public, out / OPENAPI_NAME)
+
+
+def copy_googleapis(target: Path, protos: Path = PROTOS) -> None:
+    """The googleapis protos ours need, as the installed package has them, under target."""
+    for name in googleapis_imports(protos):
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(googleapis_root() / name, target / name)
 
 
 def write_openapi(files: list[str], target: Path, protos: Path = PROTOS) -> None:
-    """The OpenAPI spec, from a descriptor set with comments (descriptor.pb has none)."""
+    """The OpenAPI spec, from a descriptor set with comments (the published ones have none)."""
     with tempfile.TemporaryDirectory() as tmp:
-        commented = Path(tmp) / DESCRIPTOR_NAME
+        commented = Path(tmp) / PUBLIC_DESCRIPTOR_NAME
         run_protoc([f"--descriptor_set_out={commented}", "--include_imports", "--include_source_info", *files], protos)
         spec = build_openapi(descriptor_pb2.FileDescriptorSet.FromString(commented.read_bytes()))
     target.write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
@@ -110,14 +145,11 @@ def _buf() -> str:
 
 
 def _workspace(root: Path, protos: Path) -> Path:
-    """A buf workspace at `root`: a copy of `protos` and the googleapis
-    protos it imports, laid beside it."""
+    """A buf workspace at `root` laid out as the repository (buf.yaml's
+    modules): a copy of `protos` and of the googleapis protos it imports."""
     shutil.copytree(protos, root / "protos")
-    for name in GOOGLEAPIS_FOR_BUF:
-        target = root / "deps" / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(googleapis_root() / name, target)
-    (root / "buf.yaml").write_text(_workspace_config())
+    copy_googleapis(root / GEN.name / INCLUDE_NAME, protos)
+    shutil.copy(ROOT / "buf.yaml", root / "buf.yaml")
     return root
 
 
@@ -140,12 +172,6 @@ def breaking(against: str = "main", protos: Path = PROTOS) -> int:
         _workspace(old, Path(tmp) / "protos")
         work = _workspace(Path(tmp) / "new", protos)
         return subprocess.run([_buf(), "breaking", "protos", "--against", str(old / "protos")], cwd=work).returncode
-
-
-def _workspace_config() -> str:
-    """The repository's buf.yaml plus a module for the googleapis copies."""
-    config = (ROOT / "buf.yaml").read_text()
-    return config.replace("  - path: protos\n", "  - path: protos\n  - path: deps\n", 1)
 
 
 def main(argv: list[str]) -> int:

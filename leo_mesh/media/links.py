@@ -1,12 +1,14 @@
-"""Signed links to generated files: a browser's img or video tag fetches
-them through the public API without an API key.
+"""Signed links: a browser's img or video tag fetches a generated file, and
+its EventSource watches a generation, through the public API without an
+API key.
 
-A link is the GetGenerationAsset path with `expires` (Unix seconds) and
-`signature`, the HMAC-SHA256 of "<path>\\n<expires>" under a key every
-api_server (and the callback_server, for webhook bodies) shares. Expiries
-are rounded up to a step of a tenth of the lifetime, so a generation read
-twice within the step gives the same links (caches and watches see no
-change).
+A link is the HTTP path of GetGenerationAsset (a file) or WatchGeneration
+(a watch) with `expires` (Unix seconds) and `signature`, the HMAC-SHA256 of
+"<path>\\n<expires>" under a key every api_server (and the callback_server,
+for webhook bodies) shares: a link opens only what its path names.
+Expiries are rounded up to a step of a tenth of the lifetime, so a
+generation read twice within the step gives the same links (caches and
+watches see no change).
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ def asset_path(generation_id: object, index: int) -> str:
     return f"/v1/generations/{generation_id}/assets/{index}"
 
 
+def watch_path(generation_id: object) -> str:
+    """The HTTP path of a generation's watch (WatchGeneration's binding)."""
+    return f"/v1/generations/{generation_id}:watch"
+
+
 class AssetLinks:
     def __init__(self, key: bytes, *, base_url: str, ttl_s: int, clock: Callable[[], float] = time.time) -> None:
         self._key = key
@@ -46,27 +53,41 @@ class AssetLinks:
         key = secret.get_secret_value().encode() if secret else secrets.token_bytes(32)
         return cls(key, base_url=settings.public_base_url, ttl_s=settings.url_ttl_s)
 
-    def _signature(self, generation_id: object, index: int, expires: int) -> str:
-        text = f"{asset_path(generation_id, index)}\n{expires}".encode()
+    def _signature(self, path: str, expires: int) -> str:
+        text = f"{path}\n{expires}".encode()
         digest = hmac.digest(self._key, text, "sha256")  # one-shot: a list page signs dozens
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
-    def expiry(self) -> int:
-        """When a link made now expires: at least ttl_s from now, on a step."""
-        return math.ceil((self._clock() + self.ttl_s) / self._step_s) * self._step_s
-
-    def url(self, generation_id: object, index: int, expires: int) -> str:
+    def _link(self, path: str, expires: int) -> str:
         # Both values are URL-safe as they are (an integer, unpadded base64url).
-        signature = self._signature(generation_id, index, expires)
-        return f"{self._base_url}{asset_path(generation_id, index)}?expires={int(expires)}&signature={signature}"
+        return f"{self._base_url}{path}?expires={int(expires)}&signature={self._signature(path, expires)}"
 
-    def check(self, generation_id: object, index: int, expires: int, signature: str) -> int:
-        """The seconds the link has left; AssetLinkInvalid if the signature
-        does not match the path and expiry, AssetLinkExpired once past it."""
-        expected = self._signature(generation_id, index, expires)
+    def _check(self, path: str, expires: int, signature: str) -> int:
+        expected = self._signature(path, expires)
         if not hmac.compare_digest(expected.encode(), signature.encode()):
             raise AssetLinkInvalid()
         left = expires - self._clock()
         if left <= 0:
             raise AssetLinkExpired()
         return math.ceil(left)
+
+    def expiry(self) -> int:
+        """When a link made now expires: at least ttl_s from now, on a step."""
+        return math.ceil((self._clock() + self.ttl_s) / self._step_s) * self._step_s
+
+    def url(self, generation_id: object, index: int, expires: int) -> str:
+        """The link to a generation's file."""
+        return self._link(asset_path(generation_id, index), expires)
+
+    def check(self, generation_id: object, index: int, expires: int, signature: str) -> int:
+        """The seconds the file's link has left; AssetLinkInvalid if the
+        signature does not match the path and expiry, AssetLinkExpired once past it."""
+        return self._check(asset_path(generation_id, index), expires, signature)
+
+    def watch_url(self, generation_id: object, expires: int) -> str:
+        """The link to a generation's watch (server-sent events)."""
+        return self._link(watch_path(generation_id), expires)
+
+    def check_watch(self, generation_id: object, expires: int, signature: str) -> int:
+        """As check, for a watch link."""
+        return self._check(watch_path(generation_id), expires, signature)

@@ -93,7 +93,10 @@ def test_generate_wait_json_prints_the_complete_generation_as_the_http_api_does(
     assert generation["status"] == "STATUS_COMPLETE" and generation["model"] == "MODEL_SD"
     assert (generation["width"], generation["height"]) == (512, 768) and generation["images"]
     with json_client(mesh, key) as http:
-        assert document == http.get(f"/v1/generations/{generation['generationId']}").json()
+        # The generation as GetGeneration's answer has it (beside it, that answer has a watch link).
+        assert document == {
+            "generation": http.get(f"/v1/generations/{generation['generationId']}").json()["generation"]
+        }
 
 
 def test_generate_wait_out_saves_the_images(mesh, key, tmp_path):

@@ -108,16 +108,21 @@ def http(mesh, key):
 
 
 def sse_events(lines) -> list[dict]:
-    """The JSON of each `data:` event; every event is `data: {json}` and a blank line."""
-    events, expect_blank = [], False
+    """The JSON of each event's data. Every event is a `retry:`, an `id:` (the
+    data's eventId) and a `data:` line, then a blank line (tests/e2e/test_event_stream.py)."""
+    events, fields = [], {}
     for line in lines:
-        if expect_blank:
-            assert line == "", f"event not followed by a blank line: {line!r}"
-            expect_blank = False
+        if line == "":
+            assert list(fields) == ["retry", "id", "data"], fields
+            data = json.loads(fields["data"])
+            assert data["eventId"] == fields["id"]
+            events.append(data)
+            fields = {}
             continue
-        assert line.startswith("data: "), line
-        events.append(json.loads(line.removeprefix("data: ")))
-        expect_blank = True
+        name, _, value = line.partition(": ")
+        assert name in ("retry", "id", "data") and name not in fields, line
+        fields[name] = value
+    assert not fields, f"event not followed by a blank line: {fields}"
     return events
 
 
@@ -142,7 +147,7 @@ def test_http_cancel_while_watching_ends_cancelled(http):
     generation_id = http.post("/v1/generations", json={"prompt": "never mind"}).json()["generation"]["generationId"]
     with http.stream("GET", f"/v1/generations/{generation_id}:watch") as response:
         lines = response.iter_lines()
-        first = sse_events([next(lines), next(lines)])[0]
+        first = sse_events([next(lines) for _ in range(4)])[0]  # retry, id, data, blank
         assert first["generation"]["status"] == "STATUS_PENDING"
         cancelled = http.post(f"/v1/generations/{generation_id}:cancel", json={})
         assert cancelled.status_code == 200, cancelled.text

@@ -1,4 +1,4 @@
-"""Signed links to generated files (leo_mesh.media.links): pure logic, a fixed clock."""
+"""Signed links to generated files and watches (leo_mesh.media.links): pure logic, a fixed clock."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from leo_mesh.errors import AssetLinkExpired, AssetLinkInvalid
-from leo_mesh.media.links import AssetLinks, asset_path
+from leo_mesh.media.links import AssetLinks, asset_path, watch_path
 
 NOW = 1_800_000_000.0
 GENERATION = uuid.UUID("3fa85f64-5717-4562-b3fc-2c963f66afa6")
@@ -83,3 +83,28 @@ def test_a_link_is_the_documented_hmac_of_path_and_expiry_so_every_replica_agree
     assert links(key=key).url(GENERATION, 1, expires) == (
         f"http://127.0.0.1:8080{path}?expires={expires}&signature={signature}"
     )
+
+
+def test_a_watch_link_names_the_watch_and_opens_nothing_else():
+    signer = links()
+    expires = signer.expiry()
+    path, expires_in_url, signature = parts(signer.watch_url(GENERATION, expires))
+    assert path == watch_path(GENERATION) == f"/v1/generations/{GENERATION}:watch"
+    assert signer.check_watch(GENERATION, expires_in_url, signature) == expires - NOW
+    with pytest.raises(AssetLinkInvalid):
+        signer.check_watch(uuid.uuid4(), expires, signature)
+    with pytest.raises(AssetLinkInvalid):  # a watch link is no file link, and the other way round
+        signer.check(GENERATION, 0, expires, signature)
+    _, _, file_signature = parts(signer.url(GENERATION, 0, expires))
+    with pytest.raises(AssetLinkInvalid):
+        signer.check_watch(GENERATION, expires, file_signature)
+
+
+def test_an_expired_watch_link_is_refused_as_expired():
+    now = [NOW]
+    signer = links(clock=lambda: now[0])
+    expires = signer.expiry()
+    _, _, signature = parts(signer.watch_url(GENERATION, expires))
+    now[0] = expires + 1
+    with pytest.raises(AssetLinkExpired):
+        signer.check_watch(GENERATION, expires, signature)

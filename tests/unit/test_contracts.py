@@ -75,6 +75,6 @@ def test_gen_matches_protos(tmp_path):
 def test_descriptor_set_has_what_envoy_needs():
     from google.protobuf import descriptor_pb2
 
-    files = descriptor_pb2.FileDescriptorSet.FromString((ROOT / "gen/descriptor.pb").read_bytes())
+    files = descriptor_pb2.FileDescriptorSet.FromString((ROOT / "gen/leo-api.binpb").read_bytes())
     names = {f.name for f in files.file}
     assert {"leo/generation/v1/generation.proto", "google/rpc/error_details.proto", "google/api/http.proto"} <= names

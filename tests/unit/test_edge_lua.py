@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import string
 import urllib.parse
@@ -16,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lupa import luajit21
 
-from api_server import auth
+from api_server import auth, watch_events
 from leo_mesh import envoy_config as envoy
 
 
@@ -381,6 +382,53 @@ def test_drop_empty_names_examples(edge, text, expected):
 )
 def test_text_that_is_not_json_is_left_to_the_transcoder(edge, text):
     assert edge.drop_empty_names(text) is None
+
+
+# --- server-sent events -----------------------------------------------------
+
+
+def sse_message(event_id: str, prompt: str = "a kite") -> str:
+    """One watch message as the transcoder writes it: compact JSON, eventId last."""
+    data = json.dumps(
+        {"generation": {"prompt": prompt, "status": "STATUS_PENDING"}, "eventId": event_id}, separators=(",", ":")
+    )
+    return f"data: {data}\n\n"
+
+
+def test_each_event_gets_its_id_and_the_retry_delay(edge):
+    events, rest = edge.sse_fields(sse_message("Ab_-9") + sse_message("Zz"))
+    assert rest == ""
+    assert events == ("retry: 2000\nid: Ab_-9\n" + sse_message("Ab_-9") + "retry: 2000\nid: Zz\n" + sse_message("Zz"))
+
+
+def test_an_event_without_an_id_gets_only_the_retry_delay(edge):
+    assert edge.sse_fields(sse_message("")) == ("retry: 2000\n" + sse_message(""), "")
+
+
+def test_a_prompt_cannot_forge_an_id(edge):
+    forged = sse_message("real", prompt='x","eventId":"forged"}\n\n')
+    assert edge.sse_fields(forged) == ("retry: 2000\nid: real\n" + forged, "")
+
+
+@given(
+    ids=st.lists(st.text(alphabet=string.ascii_letters + string.digits + "_-", min_size=1, max_size=22), max_size=5),
+    cuts=st.lists(st.integers(0, 2000), max_size=6),
+)
+def test_events_cut_anywhere_across_chunks_come_out_whole(edge, ids, cuts):
+    """What a chunk leaves incomplete, the next one completes: the output is the same however the body is cut."""
+    body = "".join(sse_message(event_id) for event_id in ids)
+    whole, _ = edge.sse_fields(body)
+    out, rest = [], ""
+    bounds = [0, *sorted(min(cut, len(body)) for cut in cuts), len(body)]
+    for start, stop in itertools.pairwise(bounds):
+        events, rest = edge.sse_fields(rest + body[start:stop])
+        out.append(events)
+    assert ("".join(out), rest) == (whole, "")
+    assert whole.count("\nid: ") == len(ids)
+
+
+def test_the_ended_watch_header_is_the_api_servers():
+    assert load_edge().WATCH_ENDED_HEADER == watch_events.ENDED_HEADER
 
 
 # --- limits ---------------------------------------------------------------

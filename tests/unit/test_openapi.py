@@ -26,7 +26,9 @@ import protos  # noqa: E402
 
 SCHEMAS = "#/components/schemas/"
 VERBS = {"get", "put", "post", "delete", "patch"}
-UNSET_STRING = {"const": "", "description": "Unset, as when the field is left out."}
+UNSET_STRING = {"type": "string", "const": "", "description": "Unset, as when the field is left out."}
+UNSET_INTEGER = {**UNSET_STRING, "type": "integer", "const": 0}
+NULL = {"type": "null"}
 INT32 = {"type": "integer", "format": "int32", "minimum": -(2**31), "maximum": 2**31 - 1}
 
 
@@ -37,7 +39,7 @@ def spec() -> dict:
 
 @pytest.fixture(scope="module")
 def public_file() -> descriptor_pb2.FileDescriptorProto:
-    files = descriptor_pb2.FileDescriptorSet.FromString((ROOT / "gen/descriptor.pb").read_bytes()).file
+    files = descriptor_pb2.FileDescriptorSet.FromString((ROOT / "gen/leo-api.binpb").read_bytes()).file
     return next(f for f in files if f.name == "leo/generation/v1/generation.proto")
 
 
@@ -125,9 +127,12 @@ def test_create_takes_the_request_as_body_and_an_idempotency_key(spec):
     assert "requestId" in request["properties"]
     header = spec["components"]["parameters"]["IdempotencyKey"]
     assert (header["name"], header["in"]) == ("Idempotency-Key", "header")
-    # requestId's rules: a UUID, or empty for none.
-    assert header["schema"] == {"type": "string", "anyOf": [UNSET_STRING, {"format": "uuid"}]}
-    assert request["properties"]["requestId"]["anyOf"] == header["schema"]["anyOf"]
+    # requestId's rules without its zero: a header is left out for none, and an empty one is refused.
+    assert header["schema"] == {"type": "string", "format": "uuid"}
+    assert "an empty value is refused" in header["description"]
+    # The field: a UUID, or empty (or null) for none; each alternative typed.
+    uuid_or_unset = [UNSET_STRING, {"type": "string", "format": "uuid"}, NULL]
+    assert request["properties"]["requestId"]["anyOf"] == uuid_or_unset
 
 
 def test_path_and_query_parameters(spec):
@@ -171,11 +176,13 @@ def test_create_fields_carry_the_rules_of_the_protos(spec):
         "maximum": 2048,
         "multipleOf": 8,
     }
-    assert props["width"]["anyOf"] == [{**UNSET_STRING, "const": 0}, {"minimum": 64}]
-    assert props["requestId"]["anyOf"] == [UNSET_STRING, {"format": "uuid"}]
+    # Each alternative has the field's type: client generators make an integer of it, not Any.
+    assert props["width"]["anyOf"] == [UNSET_INTEGER, {"type": "integer", "minimum": 64}, NULL]
+    assert props["requestId"]["anyOf"] == [UNSET_STRING, {"type": "string", "format": "uuid"}, NULL]
     webhook = props["webhookUrl"]
     assert (webhook["type"], webhook["maxLength"], webhook["pattern"]) == (["string", "null"], 2048, no_nul)
-    assert webhook["anyOf"] == [UNSET_STRING, {"pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#]"}]
+    http_url = {"type": "string", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#]"}
+    assert webhook["anyOf"] == [UNSET_STRING, http_url, NULL]
     assert props["model"]["anyOf"] == [
         {"$ref": SCHEMAS + "leo.generation.v1.Model"},
         {"type": "integer", "enum": [0, 1, 2], "description": "The same values by number."},
@@ -233,18 +240,45 @@ def test_no_64_bit_integer_of_the_spec_is_unbounded(spec):
 
 
 def test_watch_is_server_sent_events(spec):
-    ok = spec["paths"]["/v1/generations/{generation_id}:watch"]["get"]["responses"]["200"]
+    watch = spec["paths"]["/v1/generations/{generation_id}:watch"]["get"]
+    ok = watch["responses"]["200"]
     assert list(ok["content"]) == ["text/event-stream"]
-    # Each event, as schemathesis and other OpenAPI 3.1 tools read `schema` of a stream.
-    event = ok["content"]["text/event-stream"]["schema"]
-    assert (event["type"], event["required"]) == ("object", ["data"])
+    # The stream as text: a generated client returns it whole (as an object it could not parse it).
+    events = ok["content"]["text/event-stream"]
+    assert events["schema"] == {"type": "string", "description": "The events, as text."}
+    # One event, as OpenAPI 3.2's itemSchema says it.
+    event = events["x-itemSchema"]
+    assert (event["type"], event["required"]) == ("object", ["data", "id", "retry"])
     assert event["properties"]["data"] == {
         "type": "string",
         "contentMediaType": "application/json",
         "contentSchema": {"$ref": SCHEMAS + "leo.generation.v1.WatchGenerationResponse"},
     }
-    get = spec["paths"]["/v1/generations/{generation_id}"]["get"]["responses"]["200"]
-    assert list(get["content"]) == ["application/json"]
+    assert "`id:`" in ok["description"] and "`retry:`" in ok["description"]
+    assert set(ok["headers"]) == {"Cache-Control"}
+    # Resuming: Last-Event-ID, and 204 once the final event was delivered.
+    assert {"$ref": "#/components/parameters/LastEventId"} in watch["parameters"]
+    last_event_id = spec["components"]["parameters"]["LastEventId"]
+    assert (last_event_id["name"], last_event_id["in"], last_event_id["schema"]) == (
+        "Last-Event-ID",
+        "header",
+        {"type": "string"},
+    )
+    assert (
+        "content" not in watch["responses"]["204"] and "stops reconnecting" in watch["responses"]["204"]["description"]
+    )
+    get = spec["paths"]["/v1/generations/{generation_id}"]["get"]["responses"]
+    assert list(get["200"]["content"]) == ["application/json"] and "204" not in get
+
+
+def test_the_legacy_routes_are_deprecated_with_operation_ids_of_their_own(spec):
+    operations = {(verb, path): op for verb, path, op in _operations(spec)}
+    legacy = {key: op for key, op in operations.items() if op.get("deprecated")}
+    assert set(legacy) == {("post", "/api/generation"), ("get", "/api/generation/{generation_id}")}
+    assert legacy["post", "/api/generation"]["operationId"] == "GenerationService_CreateGeneration_Legacy"
+    assert legacy["get", "/api/generation/{generation_id}"]["operationId"] == "GenerationService_GetGeneration_Legacy"
+    assert operations["post", "/v1/generations"]["operationId"] == "GenerationService_CreateGeneration"
+    assert not any(op["operationId"][-1].isdigit() for op in operations.values())
 
 
 def test_errors_are_google_rpc_status_and_each_operation_lists_its_own(spec):
@@ -256,12 +290,12 @@ def test_errors_are_google_rpc_status_and_each_operation_lists_its_own(spec):
         ("get", "/v1/generations/{generation_id}"): every | {"404"},
         ("get", "/api/generation/{generation_id}"): every | {"404"},
         ("post", "/v1/generations/{generation_id}:cancel"): every | {"404", "413"},
-        ("get", "/v1/generations/{generation_id}:watch"): every | {"404"},
+        ("get", "/v1/generations/{generation_id}:watch"): every | {"403", "404"},
         ("post", "/v1/webhookSecret:rotate"): every | {"413"},
         ("get", "/v1/generations/{generation_id}/assets/{index}"): every | {"403", "404"},
     }
     for verb, path, op in _operations(spec):
-        errors = {code for code in op["responses"] if code != "200"}
+        errors = {code for code in op["responses"] if not code.startswith("2")}
         assert errors == expected[verb, path], (verb, path)
         assert all(op["responses"][code] == {"$ref": f"#/components/responses/{code}"} for code in errors)
     for response in spec["components"]["responses"].values():
@@ -358,7 +392,9 @@ def test_an_asset_download_is_the_file_itself(spec):
     """GetGenerationAsset returns google.api.HttpBody: the body is the file, not JSON."""
     download = spec["paths"]["/v1/generations/{generation_id}/assets/{index}"]["get"]
     ok = download["responses"]["200"]
-    assert set(ok["content"]) == {"image/png", "image/webp"}
+    # application/octet-stream: what client generators read any file as (openapi-python-client
+    # leaves a response of image types out).
+    assert set(ok["content"]) == {"image/png", "image/webp", "application/octet-stream"}
     assert all(media["schema"] == {"type": "string", "format": "binary"} for media in ok["content"].values())
     assert set(ok["headers"]) == {"ETag", "Cache-Control"}
     parameters = {p["name"]: p for p in download["parameters"]}
@@ -368,12 +404,12 @@ def test_an_asset_download_is_the_file_itself(spec):
     # proto3 JSON's int64 is a string of digits within int64's range ("" is no expiry).
     int64 = openapi.decimal_pattern(-(2**63), 2**63 - 1)
     assert parameters["expires"]["schema"] == {"type": "string", "format": "int64", "pattern": int64}
-    # The API key, or a signed link instead; every other operation needs the key.
+    # The API key, or a signed link instead; every operation but the download and the watch needs the key.
     assert download["security"] == [{"bearerAuth": []}, {"signedLink": []}]
     scheme = spec["components"]["securitySchemes"]["signedLink"]
     assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "query", "signature")
-    others = [op for _, path, op in _operations(spec) if "/assets/" not in path]
-    assert others and all("security" not in op for op in others)
+    linked = {path for _, path, op in _operations(spec) if "security" in op}
+    assert linked == {"/v1/generations/{generation_id}/assets/{index}", "/v1/generations/{generation_id}:watch"}
     # buf's lint directive in the method's comment is not part of its description.
     assert "buf:lint" not in json.dumps(spec)
     assert "google.api.HttpBody" not in spec["components"]["schemas"]

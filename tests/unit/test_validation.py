@@ -110,6 +110,8 @@ def test_request_id_and_idempotency_key_mean_the_same():
     [
         ("nope", None, "request_id"),
         ("", "nope", "Idempotency-Key"),
+        # An empty field is an unset one; a header sent empty is no UUID (the spec says "format: uuid").
+        ("", "", "Idempotency-Key"),
         ("0b0e6f5c-8b0a-4c7e-9a3e-2f4f0f6a9d11", "1b0e6f5c-8b0a-4c7e-9a3e-2f4f0f6a9d11", "request_id"),
     ],
 )

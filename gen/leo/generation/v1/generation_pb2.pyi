@@ -464,18 +464,31 @@ class CreateGenerationResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     GENERATION_FIELD_NUMBER: _builtins.int
+    WATCH_URL_FIELD_NUMBER: _builtins.int
+    WATCH_URL_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    watch_url: _builtins.str
+    """A signed link to the generation's watch (server-sent events over HTTP)
+    that works without an API key, in a browser's EventSource too, until
+    watch_url_expire_time.
+    """
     @_builtins.property
     def generation(self) -> Global___Generation:
         """The new generation, or the original one when request_id was used before."""
+
+    @_builtins.property
+    def watch_url_expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When watch_url stops opening a watch (one opened before stays open)."""
 
     def __init__(
         self,
         *,
         generation: Global___Generation | None = ...,
+        watch_url: _builtins.str = ...,
+        watch_url_expire_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["generation", b"generation"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["generation", b"generation", "watch_url_expire_time", b"watch_url_expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["generation", b"generation"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["generation", b"generation", "watch_url", b"watch_url", "watch_url_expire_time", b"watch_url_expire_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -510,18 +523,31 @@ class GetGenerationResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     GENERATION_FIELD_NUMBER: _builtins.int
+    WATCH_URL_FIELD_NUMBER: _builtins.int
+    WATCH_URL_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    watch_url: _builtins.str
+    """A signed link to the generation's watch (server-sent events over HTTP)
+    that works without an API key, in a browser's EventSource too, until
+    watch_url_expire_time.
+    """
     @_builtins.property
     def generation(self) -> Global___Generation:
         """The generation as it is now."""
+
+    @_builtins.property
+    def watch_url_expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When watch_url stops opening a watch (one opened before stays open)."""
 
     def __init__(
         self,
         *,
         generation: Global___Generation | None = ...,
+        watch_url: _builtins.str = ...,
+        watch_url_expire_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["generation", b"generation"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["generation", b"generation", "watch_url_expire_time", b"watch_url_expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["generation", b"generation"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["generation", b"generation", "watch_url", b"watch_url", "watch_url_expire_time", b"watch_url_expire_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -640,16 +666,24 @@ class WatchGenerationRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     GENERATION_ID_FIELD_NUMBER: _builtins.int
+    EXPIRES_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
     generation_id: _builtins.str
     """UUID of the generation."""
+    expires: _builtins.int
+    """A signed watch link's expiry, in seconds since the Unix epoch, as its url has it."""
+    signature: _builtins.str
+    """A signed watch link's signature, as its url has it; with one, no API key is needed."""
     def __init__(
         self,
         *,
         generation_id: _builtins.str = ...,
+        expires: _builtins.int = ...,
+        signature: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["generation_id", b"generation_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires", b"expires", "generation_id", b"generation_id", "signature", b"signature"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -662,6 +696,12 @@ class WatchGenerationResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     GENERATION_FIELD_NUMBER: _builtins.int
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """Names this state of the generation (its signed links aside): a watch
+    resumed after it (last-event-id) sends the state only once it differs.
+    Over HTTP it is also the event's `id:` line.
+    """
     @_builtins.property
     def generation(self) -> Global___Generation:
         """The generation's state: the current one first, then each change."""
@@ -670,10 +710,11 @@ class WatchGenerationResponse(_message.Message):
         self,
         *,
         generation: Global___Generation | None = ...,
+        event_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["generation", b"generation"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["generation", b"generation"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "generation", b"generation"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -108,7 +108,12 @@ class GenerationServiceServicer:
 
     def WatchGeneration(self, request, context):
         """Streams the generation's current state, then every change; ends after
-        the final state.
+        the final state. Each message's event_id names its state: a watch that
+        gives one back (metadata or HTTP header last-event-id) resumes after it,
+        and ends at once, with no message and the initial metadata
+        leo-watch-ended, when that state was the final one. It needs the
+        owner's API key, or a signed watch link's expires and signature
+        (watch_url), which need no key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

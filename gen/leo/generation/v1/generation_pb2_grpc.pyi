@@ -46,7 +46,12 @@ class GenerationServiceStub:
     """Cancels a PENDING generation; a finished one is FAILED_PRECONDITION."""
     WatchGeneration: _grpc.UnaryStreamMultiCallable[_generation_pb2.WatchGenerationRequest, _generation_pb2.WatchGenerationResponse]
     """Streams the generation's current state, then every change; ends after
-    the final state.
+    the final state. Each message's event_id names its state: a watch that
+    gives one back (metadata or HTTP header last-event-id) resumes after it,
+    and ends at once, with no message and the initial metadata
+    leo-watch-ended, when that state was the final one. It needs the
+    owner's API key, or a signed watch link's expires and signature
+    (watch_url), which need no key.
     """
     GetGenerationAsset: _grpc.UnaryStreamMultiCallable[_generation_pb2.GetGenerationAssetRequest, _httpbody_pb2.HttpBody]
     """Downloads one file of a COMPLETE generation. Over HTTP the response body
@@ -78,7 +83,12 @@ class GenerationServiceAsyncStub(GenerationServiceStub):
     """Cancels a PENDING generation; a finished one is FAILED_PRECONDITION."""
     WatchGeneration: _aio.UnaryStreamMultiCallable[_generation_pb2.WatchGenerationRequest, _generation_pb2.WatchGenerationResponse]  # type: ignore[assignment]
     """Streams the generation's current state, then every change; ends after
-    the final state.
+    the final state. Each message's event_id names its state: a watch that
+    gives one back (metadata or HTTP header last-event-id) resumes after it,
+    and ends at once, with no message and the initial metadata
+    leo-watch-ended, when that state was the final one. It needs the
+    owner's API key, or a signed watch link's expires and signature
+    (watch_url), which need no key.
     """
     GetGenerationAsset: _aio.UnaryStreamMultiCallable[_generation_pb2.GetGenerationAssetRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
     """Downloads one file of a COMPLETE generation. Over HTTP the response body
@@ -137,7 +147,12 @@ class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_generation_pb2.WatchGenerationResponse], _abc.AsyncIterator[_generation_pb2.WatchGenerationResponse]]:
         """Streams the generation's current state, then every change; ends after
-        the final state.
+        the final state. Each message's event_id names its state: a watch that
+        gives one back (metadata or HTTP header last-event-id) resumes after it,
+        and ends at once, with no message and the initial metadata
+        leo-watch-ended, when that state was the final one. It needs the
+        owner's API key, or a signed watch link's expires and signature
+        (watch_url), which need no key.
         """
 
     @_abc_1.abstractmethod
