@@ -170,7 +170,7 @@ def validate_create(
     (a priority above what the caller's key allows among them)."""
     violations = field_violations(request)
     request_id = _request_id(request.request_id, idempotency_key, violations)
-    priority = wire.PRIORITY.from_wire(request.priority) or DEFAULT_PRIORITY
+    priority = wire.PRIORITY.from_wire(request.priority, DEFAULT_PRIORITY)
     if not scheduling.priority_allowed(priority, max_priority):
         allowed = generation_pb2.Priority.Name(wire.PRIORITY.to_wire(max_priority))
         violations.append(FieldViolation("priority", f"must be at most {allowed} for this API key"))
@@ -179,12 +179,12 @@ def validate_create(
     return NewGeneration(
         owner=owner,
         prompt=request.prompt,
-        model=wire.MODEL.from_wire(request.model) or DEFAULT_MODEL,
+        model=wire.MODEL.from_wire(request.model, DEFAULT_MODEL),
         width=request.width or DEFAULT_SIDE,
         height=request.height or DEFAULT_SIDE,
         request_id=request_id,
         webhook_url=request.webhook_url or None,
-        kind=wire.KIND.from_wire(request.kind) or DEFAULT_KIND,
+        kind=wire.KIND.from_wire(request.kind, DEFAULT_KIND),
         priority=priority,
     )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar, overload
 
 E = TypeVar("E", bound=enum.Enum)
 # The number type of one proto enum (its generated ValueType).
@@ -50,7 +50,14 @@ class WireEnum(Generic[E, W]):
     def to_wire(self, member: E) -> W:
         return self._to_wire[member]
 
-    def from_wire(self, number: int) -> E | None:
-        """The member of a wire value; None for a value it has no member for
-        (UNSPECIFIED when the Python enum leaves it out, or a newer value)."""
-        return self._from_wire.get(number)
+    @overload
+    def from_wire(self, number: int) -> E | None: ...
+
+    @overload
+    def from_wire(self, number: int, default: E) -> E: ...
+
+    def from_wire(self, number: int, default: E | None = None) -> E | None:
+        """The member of a wire value; `default` for a value it has no member
+        for (UNSPECIFIED when the Python enum leaves it out, or a newer value).
+        (Not `from_wire(n) or default`: a member may be falsy, an IntEnum's 0.)"""
+        return self._from_wire.get(number, default)

@@ -35,7 +35,7 @@ class Status(enum.StrEnum):
     @classmethod
     def from_proto(cls, value: int) -> Status:
         """The status of a wire value; one this client does not know is UNSPECIFIED."""
-        return _STATUS.from_wire(value) or cls.UNSPECIFIED
+        return _STATUS.from_wire(value, cls.UNSPECIFIED)
 
     def to_proto(self) -> generation_pb2.Status.ValueType:
         """The wire value of this status."""
@@ -52,7 +52,7 @@ class Kind(enum.StrEnum):
     @classmethod
     def from_proto(cls, value: int) -> Kind:
         """The kind of a wire value; one this client does not know is UNSPECIFIED."""
-        return _KIND.from_wire(value) or cls.UNSPECIFIED
+        return _KIND.from_wire(value, cls.UNSPECIFIED)
 
     def to_proto(self) -> generation_pb2.Kind.ValueType:
         """The wire value of this kind."""
@@ -69,7 +69,7 @@ class Model(enum.StrEnum):
     @classmethod
     def from_proto(cls, value: int) -> Model:
         """The model of a wire value; one this client does not know is UNSPECIFIED."""
-        return _MODEL.from_wire(value) or cls.UNSPECIFIED
+        return _MODEL.from_wire(value, cls.UNSPECIFIED)
 
     def to_proto(self) -> generation_pb2.Model.ValueType:
         """The wire value of this model."""
@@ -88,7 +88,7 @@ class Phase(enum.StrEnum):
     @classmethod
     def from_proto(cls, value: int) -> Phase:
         """The phase of a wire value; one this client does not know is UNSPECIFIED."""
-        return _PHASE.from_wire(value) or cls.UNSPECIFIED
+        return _PHASE.from_wire(value, cls.UNSPECIFIED)
 
 
 class Priority(enum.StrEnum):
@@ -102,7 +102,7 @@ class Priority(enum.StrEnum):
     @classmethod
     def from_proto(cls, value: int) -> Priority:
         """The priority of a wire value; one this client does not know is UNSPECIFIED."""
-        return _PRIORITY.from_wire(value) or cls.UNSPECIFIED
+        return _PRIORITY.from_wire(value, cls.UNSPECIFIED)
 
     def to_proto(self) -> generation_pb2.Priority.ValueType:
         """The wire value of this priority."""

@@ -32,7 +32,10 @@ class ScriptedAi:
         await asyncio.sleep(0)
         await self.answering.wait()
         return [
-            ai_pb2.StartGenerationOutcome(status=status_pb2.Status(code=0), accepted_new=job.prompt == "new")
+            ai_pb2.StartGenerationOutcome(
+                status=status_pb2.Status(code=0),
+                response=ai_pb2.StartGenerationResponse(accepted_new=job.prompt == "new"),
+            )
             for job in jobs
         ]
 
@@ -46,7 +49,7 @@ async def test_jobs_asked_for_together_go_in_one_call_and_each_gets_its_own_outc
     batcher = RpcBatcher(ai)
     outcomes = await asyncio.gather(*(batcher(job(f"g{i}", "new" if i % 2 else "held")) for i in range(5)))
     assert ai.calls == [["g0", "g1", "g2", "g3", "g4"]]
-    assert [outcome.accepted_new for outcome in outcomes] == [False, True, False, True, False]
+    assert [outcome.response.accepted_new for outcome in outcomes] == [False, True, False, True, False]
 
 
 async def test_a_batch_over_the_size_limit_goes_in_several_calls_in_order():
@@ -55,7 +58,7 @@ async def test_a_batch_over_the_size_limit_goes_in_several_calls_in_order():
     batcher = RpcBatcher(ai, max_bytes=2 * one)
     outcomes = await asyncio.gather(*(batcher(job(f"g{i}")) for i in range(5)))
     assert ai.calls == [["g0", "g1"], ["g2", "g3"], ["g4"]]
-    assert all(outcome.accepted_new for outcome in outcomes)
+    assert all(outcome.response.accepted_new for outcome in outcomes)
 
 
 async def test_a_job_bigger_than_the_limit_still_goes_alone():
@@ -74,7 +77,7 @@ async def test_jobs_asked_for_while_a_call_is_out_go_in_the_next():
     second = await asyncio.gather(batcher(job("g1")), batcher(job("g2")))
     await first
     assert ai.calls == [["g0"], ["g1", "g2"]]
-    assert all(outcome.accepted_new for outcome in second)
+    assert all(outcome.response.accepted_new for outcome in second)
 
 
 async def test_requests_made_while_calls_are_out_wait_and_go_together():
@@ -101,14 +104,14 @@ async def test_requests_made_while_calls_are_out_wait_and_go_together():
 async def test_each_item_is_answered_on_its_own_in_order_and_in_its_own_context(caplog):
     current = contextvars.ContextVar("current", default=None)
 
-    async def handle(item: ai_pb2.StartGenerationRequest) -> dict[str, bool]:
+    async def handle(item: ai_pb2.StartGenerationRequest) -> dict[str, ai_pb2.StartGenerationResponse]:
         current.set(item.generation_id)
         await asyncio.sleep(0)  # the others run meanwhile
         if item.prompt == "refused":
             raise BackendOverloaded()
         if item.prompt == "broken":
             raise RuntimeError("a bug")
-        return {"accepted_new": current.get() == item.generation_id}
+        return {"response": ai_pb2.StartGenerationResponse(accepted_new=current.get() == item.generation_id)}
 
     items = [job("g0"), job("g1", "refused"), job("g2", "broken"), job("g3")]
     answered = await answer_each(
@@ -118,7 +121,7 @@ async def test_each_item_is_answered_on_its_own_in_order_and_in_its_own_context(
         span_name="start generation",
         traceparent=lambda item: "",
     )
-    assert [(code_name(outcome.status.code), outcome.accepted_new) for outcome in answered] == [
+    assert [(code_name(outcome.status.code), outcome.response.accepted_new) for outcome in answered] == [
         ("OK", True),
         ("UNAVAILABLE", False),
         ("INTERNAL", False),

@@ -152,21 +152,24 @@ def pending(**fields) -> Generation:
     return generation(generation_pb2.STATUS_PENDING, **fields)
 
 
+QUEUED, STARTING, RUNNING = generation_pb2.PHASE_QUEUED, generation_pb2.PHASE_STARTING, generation_pb2.PHASE_RUNNING
+
+
 @pytest.mark.parametrize(
     "before, after, said",
     [
-        (pending(attempts=1, progress=30), pending(attempts=1, progress=40), []),
-        (pending(attempts=0), pending(attempts=1, queue_position=3), []),  # the first dispatch
-        (pending(attempts=1, queue_position=2), pending(attempts=1, progress=10), []),
+        (pending(attempts=1, progress=30, phase=RUNNING), pending(attempts=1, progress=40, phase=RUNNING), []),
+        (pending(phase=QUEUED, queue_position=3), pending(attempts=1, phase=STARTING), []),  # the first dispatch
+        (pending(attempts=1, phase=STARTING), pending(attempts=1, progress=10, phase=RUNNING), []),
         (
-            pending(attempts=1, progress=30),
-            pending(attempts=2),
+            pending(attempts=1, progress=30, phase=RUNNING),
+            pending(attempts=2, phase=STARTING),
             ["re-dispatched", "progress reset (was 30%)"],
         ),
         (
-            pending(attempts=1, progress=30),
-            pending(attempts=2, queue_position=4),
-            ["re-dispatched", "progress reset (was 30%)", "queued again"],
+            pending(attempts=1, progress=30, phase=RUNNING),
+            pending(attempts=1, phase=QUEUED, queue_position=4),
+            ["progress reset (was 30%)", "queued again"],
         ),
         (pending(attempts=1, progress=30), generation(generation_pb2.STATUS_COMPLETE, attempts=2, progress=100), []),
     ],
@@ -178,15 +181,15 @@ def test_a_state_says_what_happened_that_its_fields_alone_do_not(before, after, 
 def test_connection_events_are_plain_lines_that_say_why_and_which_try(capsys):
     out = Output()
     with ProgressDisplay(out, live=False, lines=out.line, notes=out.note) as display:
-        display.update(pending(attempts=1, progress=30))
+        display.update(pending(attempts=1, progress=30, phase=RUNNING))
         refused = from_status(grpc.StatusCode.UNAVAILABLE, "failed to connect;\n Connection refused")
         display.connection(Reconnecting(error=refused, attempt=3, delay_s=1.2, gives_up_in_s=51.6))
         display.connection(Reconnected(attempts=3, outage_s=8.4))
-        display.update(pending(attempts=2, queue_position=1))
+        display.update(pending(attempts=1, phase=QUEUED, queue_position=1))
     captured = capsys.readouterr()
-    assert captured.out.splitlines()[0].startswith("g-1  PENDING  attempt 1  30%  ")
+    assert captured.out.splitlines()[0].startswith("g-1  PENDING  attempt 1  running  30%  ")
     assert captured.out.splitlines()[1].startswith(
-        "g-1  PENDING  attempt 2  queue position 1  re-dispatched, progress reset (was 30%), queued again  "
+        "g-1  PENDING  attempt 1  queued, place 1  progress reset (was 30%), queued again  "
     )
     reconnecting, reconnected = captured.err.splitlines()
     assert reconnecting.startswith(
@@ -203,17 +206,15 @@ def test_the_live_note_says_the_reconnect_with_what_the_state_after_it_showed():
         grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses; last error: Connection refused"
     )
     with ProgressDisplay(out, live=True) as display:
-        display.update(pending(attempts=1, progress=30))
+        display.update(pending(attempts=1, progress=30, phase=RUNNING))
         display.connection(Reconnecting(error=refused, attempt=2, delay_s=0.5, gives_up_in_s=58))
         assert display.note == "reconnecting, try 2 (API unavailable: Connection refused)"
         display.connection(Reconnected(attempts=2, outage_s=3.2))
-        display.update(pending(attempts=2, queue_position=1))
-        assert display.note == (
-            "reconnected after 3.2 s (2 tries); re-dispatched, progress reset (was 30%), queued again"
-        )
-        display.update(pending(attempts=2, progress=10))
+        display.update(pending(attempts=1, phase=QUEUED, queue_position=1))
+        assert display.note == "reconnected after 3.2 s (2 tries); progress reset (was 30%), queued again"
+        display.update(pending(attempts=1, progress=10, phase=RUNNING))
         assert display.note.startswith("reconnected after 3.2 s")  # nothing new to say
-        display.update(pending(attempts=3))
+        display.update(pending(attempts=3, phase=STARTING))
         assert display.note == "re-dispatched, progress reset (was 10%)"
 
 

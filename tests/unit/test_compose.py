@@ -68,7 +68,7 @@ def services(compose) -> dict:
 @pytest.fixture
 def default_ports(monkeypatch) -> dict[str, int]:
     """Each service's default port, from its Settings with a clean environment."""
-    for name in [*PORT_VARS.values(), "LISTEN_HOST", "AI_SERVER_ADDRESS", "CALLBACK_SERVER_ADDRESS"]:
+    for name in [*PORT_VARS.values(), "LISTEN_HOST", "CALLBACK_SERVER_ADDRESS"]:
         monkeypatch.delenv(name, raising=False)
     ports = {
         "api_server": api_server.settings.Settings().api_server_port,
@@ -76,7 +76,7 @@ def default_ports(monkeypatch) -> dict[str, int]:
         "callback_server": callback_server.settings.Settings().callback_server_port,
     }
     local = Ports()
-    assert ports == {"api_server": local.api[0], "mock_ai_server": local.ai, "callback_server": local.callback}
+    assert ports == {"api_server": local.api[0], "mock_ai_server": local.ai[0], "callback_server": local.callback}
     return ports
 
 
@@ -155,7 +155,8 @@ def test_ports_are_the_local_defaults(services, default_ports, name):
 
 
 def test_addresses_point_at_the_services(services, default_ports):
-    assert env(services["api_server"])["AI_SERVER_ADDRESS"] == f"mock_ai_server:{default_ports['mock_ai_server']}"
+    # The api_server learns the AI workers' addresses from their heartbeats.
+    assert "AI_SERVER_ADDRESS" not in env(services["api_server"])
     assert (
         env(services["mock_ai_server"])["CALLBACK_SERVER_ADDRESS"]
         == f"callback_server:{default_ports['callback_server']}"

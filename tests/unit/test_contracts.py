@@ -21,11 +21,11 @@ def test_buf_lint_is_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def edited_protos(tmp_path: Path, old: str, new: str) -> Path:
-    """A copy of protos/ with one edit in the public API's file."""
+def edited_protos(tmp_path: Path, old: str, new: str, file: str = "leo/generation/v1/generation.proto") -> Path:
+    """A copy of protos/ with one edit in one file (the public API's by default)."""
     copy = tmp_path / "protos"
     shutil.copytree(ROOT / "protos", copy)
-    proto = copy / "leo/generation/v1/generation.proto"
+    proto = copy / file
     assert old in proto.read_text()
     proto.write_text(proto.read_text().replace(old, new))
     return copy
@@ -61,6 +61,12 @@ def test_no_breaking_change_against_main():
 def test_buf_breaking_catches_a_removed_field(tmp_path):
     removed = edited_protos(tmp_path, "  int32 attempts = 8 [(google.api.field_behavior) = OUTPUT_ONLY];\n", "")
     assert protos.breaking("HEAD", removed) != 0
+
+
+def test_the_internal_contracts_change_freely(tmp_path):
+    """They ship with the services that speak them, in one image (buf.yaml)."""
+    removed = edited_protos(tmp_path, "  string traceparent = 8;\n", "", file="leo/ai/v1/ai.proto")
+    assert protos.breaking("HEAD", removed) == 0
 
 
 def test_gen_matches_protos(tmp_path):

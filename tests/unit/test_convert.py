@@ -2,7 +2,7 @@
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
@@ -17,14 +17,15 @@ from leo_mesh.db.rows import GenerationRow
 from leo_mesh.media.links import AssetLinks
 from leo_mesh.rules import RETRYABLE_CODES, Asset, Kind, Model, Progress
 from leo_mesh.rules import Status as GenerationStatus
+from leo_mesh.scheduling import Phase, Standing
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, 123000, tzinfo=UTC)
 IMAGES = (Asset("g/0.png", "image/png", 512, 512, byte_size=1234),)
 LINKS = AssetLinks(b"key", base_url="https://api.test/", ttl_s=3600, clock=lambda: NOW.timestamp())
 
 
-def to_proto(row: GenerationRow) -> generation_pb2.Generation:
-    return to_proto_with(row, LINKS)
+def to_proto(row: GenerationRow, standing: Standing | None = None) -> generation_pb2.Generation:
+    return to_proto_with(row, LINKS, standing)
 
 
 def row(status: GenerationStatus, **fields) -> GenerationRow:
@@ -101,15 +102,40 @@ def test_links_stay_the_same_within_a_step_and_expire_at_least_a_lifetime_ahead(
 
 
 def test_progress_shows_while_pending_and_is_100_once_complete():
-    queued = to_proto(row(GenerationStatus.PENDING, progress=Progress(queue_position=3)))
-    assert queued.queue_position == 3 and not queued.HasField("progress")
-    running = to_proto(row(GenerationStatus.PENDING, progress=Progress(percent=40)))
+    running = to_proto(row(GenerationStatus.PENDING, progress=Progress(percent=40), phase=Phase.RUNNING))
     assert running.progress == 40 and not running.HasField("queue_position")
     nothing = to_proto(row(GenerationStatus.PENDING))
     assert not nothing.HasField("progress") and not nothing.HasField("queue_position")
     assert to_proto(row(GenerationStatus.COMPLETE, progress=Progress(percent=90))).progress == 100
     for status in (GenerationStatus.FAILED, GenerationStatus.CANCELLED):
         assert not to_proto(row(status, progress=Progress(percent=90))).HasField("progress")
+
+
+@pytest.mark.parametrize(
+    "phase, shown",
+    [
+        (Phase.QUEUED, generation_pb2.PHASE_QUEUED),
+        (Phase.STARTING, generation_pb2.PHASE_STARTING),
+        (Phase.HELD, generation_pb2.PHASE_STARTING),  # waiting on its worker: about to run
+        (Phase.RUNNING, generation_pb2.PHASE_RUNNING),
+    ],
+)
+def test_a_pending_generation_shows_its_phase_and_a_final_one_none(phase, shown):
+    assert to_proto(row(GenerationStatus.PENDING, phase=phase)).phase == shown
+    assert to_proto(row(GenerationStatus.COMPLETE, phase=None)).phase == generation_pb2.PHASE_UNSPECIFIED
+
+
+def test_a_queued_generation_shows_its_place_and_estimates_and_a_running_one_only_when_it_ends():
+    start, end = NOW + timedelta(seconds=12), NOW + timedelta(seconds=18)
+    standing = Standing(position=3, start=start, complete=end)
+    queued = to_proto(row(GenerationStatus.PENDING, phase=Phase.QUEUED), standing)
+    assert queued.queue_position == 3
+    assert (queued.estimated_start_time.ToDatetime(UTC), queued.estimated_complete_time.ToDatetime(UTC)) == (start, end)
+    running = to_proto(row(GenerationStatus.PENDING, phase=Phase.RUNNING, started_at=NOW), standing)
+    assert not running.HasField("queue_position") and not running.HasField("estimated_start_time")
+    assert running.estimated_complete_time.ToDatetime(UTC) == end and running.start_time.ToDatetime(UTC) == NOW
+    done = to_proto(row(GenerationStatus.COMPLETE, phase=None, started_at=NOW, completed_at=end), standing)
+    assert not done.HasField("estimated_complete_time") and done.start_time.ToDatetime(UTC) == NOW
 
 
 def test_fields_and_times():

@@ -147,8 +147,8 @@ def defined_variables(objects: list[dict], workload: dict) -> list[str]:
 @pytest.mark.parametrize("service", contract.SERVICES, ids=lambda s: s.name)
 def test_sets_only_variables_the_service_reads(built, service):
     deployment = one(built, "Deployment", service.name)
-    # POD_NAME only feeds OTEL_RESOURCE_ATTRIBUTES through $(POD_NAME).
-    assert set(defined_variables(built, deployment)) - {"POD_NAME"} <= service.variables_read()
+    # POD_NAME and POD_IP only feed other variables ($(POD_NAME), $(POD_IP)).
+    assert set(defined_variables(built, deployment)) - {"POD_NAME", "POD_IP"} <= service.variables_read()
 
 
 def test_variable_references_are_defined_before_use(built):
@@ -310,9 +310,13 @@ def service_port(objects: list[dict], address: str) -> dict:
 
 def test_addresses_point_at_the_services(built):
     api = plain_env(one(built, "Deployment", "api-server"))
-    mock_ai = plain_env(one(built, "Deployment", "mock-ai-server"))
-    assert service_port(built, api["AI_SERVER_ADDRESS"])["targetPort"] == "grpc"
-    assert api["AI_SERVER_ADDRESS"] == f"mock-ai-server:{contract.BY_NAME['mock-ai-server'].default_port}"
+    worker = one(built, "Deployment", "mock-ai-server")
+    mock_ai = plain_env(worker)
+    # The api_server learns each worker's address from its heartbeats: the pod's own.
+    assert "AI_SERVER_ADDRESS" not in api
+    assert mock_ai["MOCK_AI_ADVERTISE_ADDRESS"] == f"$(POD_IP):{contract.BY_NAME['mock-ai-server'].default_port}"
+    pod_ip = next(var for var in container(worker)["env"] if var["name"] == "POD_IP")
+    assert pod_ip["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
     assert mock_ai["CALLBACK_SERVER_ADDRESS"] == f"callback-server:{contract.BY_NAME['callback-server'].default_port}"
     assert service_port(built, mock_ai["CALLBACK_SERVER_ADDRESS"])["targetPort"] == "grpc"
 

@@ -4,6 +4,7 @@ link-signing key (devstack.run_dir), and the line for other terminals."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 from devstack.__main__ import paste_line
 from devstack.mesh import Ports
 from devstack.run_dir import AlreadyRunning, RunDir
-from devstack.settings import DevStackSettings
+from devstack.settings import WORKER_PORT_STEP, DevStackSettings
 
 PORT_VARIABLES = [name for name, _ in Ports().by_variable()]
 
@@ -26,11 +27,26 @@ def clean_env(monkeypatch):
 
 
 def test_every_port_comes_from_its_variable(clean_env):
-    assert DevStackSettings().ports() == Ports()
+    defaults = Ports()
+    step = WORKER_PORT_STEP
+    assert DevStackSettings().ports() == dataclasses.replace(
+        defaults,
+        ai=[defaults.ai[0], defaults.ai[0] + step],
+        ai_metrics=[defaults.ai_metrics[0], defaults.ai_metrics[0] + step],
+    )
     for offset, name in enumerate(PORT_VARIABLES):
-        clean_env.setenv(name, str(20_000 + offset))
-    assert DevStackSettings().ports().by_variable() == [
-        (name, 20_000 + offset) for offset, name in enumerate(PORT_VARIABLES)
+        clean_env.setenv(name, str(20_000 + 100 * offset))
+    clean_env.setenv("LEO_DEV_AI_WORKERS", "3")
+    ports = DevStackSettings().ports()
+    assert ports.by_variable() == [
+        entry
+        for offset, name in enumerate(PORT_VARIABLES)
+        for entry in (
+            [(name, 20_000 + 100 * offset)]
+            if not name.startswith("MOCK_AI_")
+            else [(name, 20_000 + 100 * offset)]
+            + [(f"{name} of worker {k + 1}", 20_000 + 100 * offset + k * step) for k in (1, 2)]
+        )
     ]
 
 

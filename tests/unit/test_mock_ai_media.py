@@ -8,7 +8,6 @@ import io
 import pytest
 from PIL import Image, ImageChops
 
-from mock_ai_server.progress import NEAR_FRONT, worth_reporting
 from mock_ai_server.render import _caption, render_animation, render_image
 
 
@@ -54,18 +53,3 @@ def test_an_animation_has_the_frames_and_length_asked():
         animation.seek(index)
         frames.append(animation.convert("RGB").tobytes())
     assert len(set(frames)) == 5  # it moves
-
-
-def test_a_queued_job_reports_every_place_near_the_front_and_big_moves_further_back():
-    assert worth_reporting(500, None)  # its first place
-    assert not worth_reporting(500, 500)
-    assert not worth_reporting(460, 500) and worth_reporting(450, 500)  # a tenth nearer, or more
-    assert all(worth_reporting(place, place + 1) for place in range(1, NEAR_FRONT + 1))
-
-
-def test_a_long_wait_sends_few_reports():
-    last, sent = None, 0
-    for place in range(10_000, 0, -1):  # one job started ahead of it at a time
-        if worth_reporting(place, last):
-            last, sent = place, sent + 1
-    assert last == 1 and sent < 100

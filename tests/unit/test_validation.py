@@ -29,6 +29,7 @@ from leo_mesh.db.models import PROMPT_MAX_LENGTH
 from leo_mesh.errors import InvalidArgument as RpcError
 from leo_mesh.rules import Kind as CoreKind
 from leo_mesh.rules import Model as CoreModel
+from leo_mesh.scheduling import Priority
 from leo_mesh.status import code_and_reason
 
 
@@ -40,14 +41,38 @@ def request(**fields):
     return generation_pb2.CreateGenerationRequest(**{"prompt": "a red fox", **fields})
 
 
-def validate(message, idempotency_key=None):
-    return validate_create(message, owner="alice", idempotency_key=idempotency_key)
+def validate(message, idempotency_key=None, max_priority=Priority.NORMAL):
+    return validate_create(message, owner="alice", idempotency_key=idempotency_key, max_priority=max_priority)
 
 
 def test_defaults_are_the_seeds():
     new = validate(request())
     assert (new.prompt, new.model, new.width, new.height) == ("a red fox", CoreModel.SDXL, 1024, 1024)
-    assert new.kind is CoreKind.IMAGE
+    assert new.kind is CoreKind.IMAGE and new.priority is Priority.NORMAL
+
+
+@pytest.mark.parametrize(
+    "asked, allowed, accepted",
+    [
+        (generation_pb2.PRIORITY_LOW, Priority.NORMAL, True),
+        (generation_pb2.PRIORITY_NORMAL, Priority.NORMAL, True),
+        (generation_pb2.PRIORITY_HIGH, Priority.NORMAL, False),
+        (generation_pb2.PRIORITY_HIGH, Priority.HIGH, True),
+        (generation_pb2.PRIORITY_NORMAL, Priority.LOW, False),
+    ],
+)
+def test_a_create_asks_for_at_most_the_priority_its_key_allows(asked, allowed, accepted):
+    message = request(priority=asked, width=1001)
+    with pytest.raises(RpcError) as refused:
+        validate(message, max_priority=allowed)
+    problems = violations(refused.value)
+    assert "width" in problems  # every bad field is named at once
+    if accepted:
+        assert "priority" not in problems
+        assert validate(request(priority=asked), max_priority=allowed).priority is wire.PRIORITY.from_wire(asked)
+    else:
+        name = generation_pb2.Priority.Name(wire.PRIORITY.to_wire(allowed))
+        assert problems["priority"] == f"must be at most {name} for this API key"
 
 
 def test_explicit_values_are_kept():
@@ -254,9 +279,11 @@ def around(schema: dict, rules: set[int] = frozenset()) -> list:
 
 
 def service_accepts_body(field: str, value) -> bool:
+    """As a key allowed every priority would be answered: the spec says what
+    any key may send; what a key allows is its own rule (tested apart)."""
     body = {"prompt": "a red fox", field: value}
     try:
-        validate(json_format.ParseDict(body, generation_pb2.CreateGenerationRequest()))
+        validate(json_format.ParseDict(body, generation_pb2.CreateGenerationRequest()), max_priority=Priority.HIGH)
     except (json_format.ParseError, RpcError):
         return False
     return True
