@@ -13,6 +13,7 @@ import pytest
 
 from devstack import ports
 from devstack.postgres import EmbeddedPostgres
+from tests.mesh_fixtures import EDGE_GROUP
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -20,6 +21,19 @@ def pytest_configure(config: pytest.Config) -> None:
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker:
         ports.use_block(int(worker.removeprefix("gw")), int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """For pytest-xdist's loadgroup distribution: an end-to-end module runs
+    whole on one worker, so its module-scoped mesh starts once, and every
+    test of the shared edge mesh runs on one worker, so it starts once.
+    Other tests go to whichever worker is free."""
+    for item in items:
+        if "edge_mesh" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group(EDGE_GROUP))
+        elif item.path.parent.name == "e2e" and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 def new_postgres() -> EmbeddedPostgres:

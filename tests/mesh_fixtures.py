@@ -33,6 +33,17 @@ def new_migrated_database(postgres) -> str:
     return postgres.url(name)
 
 
+def new_mesh(postgres, run_dir, *, env: dict[str, str] | None = None, api_replicas: int = 1, with_envoy: bool = True):
+    """A mesh (not started) on free ports and a new database of `postgres`."""
+    return Mesh(
+        new_migrated_database(postgres),
+        run_dir,
+        ports=Ports.free(api_replicas),
+        env={**LONG_LINKS, **(env or {})},
+        with_envoy=with_envoy,
+    )
+
+
 @pytest.fixture(scope="module")
 def make_mesh(postgres, tmp_path_factory):
     """Factory: make_mesh(env=..., api_replicas=1, with_envoy=True, start=True).
@@ -44,12 +55,8 @@ def make_mesh(postgres, tmp_path_factory):
     def make(
         *, env: dict[str, str] | None = None, api_replicas: int = 1, with_envoy: bool = True, start: bool = True
     ) -> Mesh:
-        mesh = Mesh(
-            new_migrated_database(postgres),
-            tmp_path_factory.mktemp("mesh"),
-            ports=Ports.free(api_replicas),
-            env={**LONG_LINKS, **(env or {})},
-            with_envoy=with_envoy,
+        mesh = new_mesh(
+            postgres, tmp_path_factory.mktemp("mesh"), env=env, api_replicas=api_replicas, with_envoy=with_envoy
         )
         meshes.append(mesh)
         if start:
@@ -59,3 +66,28 @@ def make_mesh(postgres, tmp_path_factory):
     yield make
     for mesh in meshes:
         mesh.stop()
+
+
+# The shared mesh's settings: quick generations (long enough for a cancel or
+# a watch to land while PENDING), quick webhook retries, webhooks to this
+# machine allowed, short videos, and Envoy's default rate limits.
+EDGE = {
+    "MOCK_AI_MIN_DELAY_S": "0.3",
+    "MOCK_AI_MAX_DELAY_S": "0.8",
+    "MOCK_AI_VIDEO_FRAMES": "6",
+    "WEBHOOK_ALLOW_PRIVATE_URLS": "true",
+    "WEBHOOK_POLL_INTERVAL_S": "0.1",
+    "WEBHOOK_BACKOFF_BASE_S": "0.1",
+    "WEBHOOK_BACKOFF_CAP_S": "0.3",
+}
+EDGE_GROUP = "edge_mesh"
+
+
+@pytest.fixture(scope="session")
+def edge_mesh(postgres, tmp_path_factory):
+    """One mesh with Envoy for the tests of the public path (JSON, signed
+    links, gRPC through Envoy) that leave it as they found it: each test is
+    an owner of its own, and none stops a process. They all run on one
+    pytest-xdist worker (the EDGE_GROUP group), so it starts once."""
+    with new_mesh(postgres, tmp_path_factory.mktemp("edge-mesh"), env=EDGE) as mesh:
+        yield mesh
