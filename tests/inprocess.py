@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
+import inspect
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -190,6 +193,21 @@ class Client:
         final = (await self.watch(generation_id, timeout_s))[-1]
         assert final.status in FINAL, final
         return final
+
+
+async def until(check, what: str, *, timeout_s: float = 20, interval_s: float = 0.05):
+    """Poll `check()` (a function, or one returning an awaitable: a blocking
+    read put in a thread, as `lambda: asyncio.to_thread(rows.dispatch, url, id)`)
+    until it gives something truthy, while the event loop's servers keep running."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
+        await asyncio.sleep(interval_s)
 
 
 async def code_of(call) -> grpc.StatusCode:

@@ -121,14 +121,16 @@ def make_held(database_url: str, count: int, *, token: str, owner: str) -> list[
     return ids
 
 
-def delivery(database_url: str, generation_id: str) -> Delivery:
+def delivery(database_url: str, generation_id: str) -> Delivery | None:
+    """The webhook delivery of a generation (None until it is final)."""
     with psycopg.connect(database_url) as conn:
         row = conn.execute(
             'SELECT id, status::text, attempts, "lastError", "nextAttemptAt" FROM webhook_deliveries'
             ' WHERE "generationId" = %s',
             (generation_id,),
         ).fetchone()
-        assert row is not None, f"no webhook delivery of {generation_id}"
+        if row is None:
+            return None
         codes = conn.execute(
             'SELECT "statusCode" FROM webhook_attempts WHERE "deliveryId" = %s ORDER BY attempt', (row[0],)
         )

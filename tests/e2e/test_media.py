@@ -1,7 +1,7 @@
 """Generated files through Envoy: opened by their signed links without a
 key (as a browser's img tag does), refused when a link is altered or
 expired, hidden from other owners, the same bytes over gRPC; progress on
-the SSE stream."""
+the SSE stream. On the shared edge mesh: the owners here are this module's."""
 
 from __future__ import annotations
 
@@ -19,26 +19,23 @@ import pytest
 from PIL import Image
 
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
+from leo_mesh.envoy_config import EnvoySettings
 from leo_mesh.media.links import AssetLinks
 from tests.clients import error_info, json_client, wait_for
+from tests.mesh_fixtures import EDGE
 
-FRAMES = 6
-# Small buckets, so that the rate-limit test empties one in a few calls.
-BURST = 20
-RATE_LIMIT_RPS = 1
+FRAMES = int(EDGE["MOCK_AI_VIDEO_FRAMES"])
 
 
 @pytest.fixture(scope="module")
-def mesh(make_mesh):
-    return make_mesh(
-        env={
-            "MOCK_AI_MIN_DELAY_S": "0.5",
-            "MOCK_AI_MAX_DELAY_S": "1",
-            "MOCK_AI_VIDEO_FRAMES": str(FRAMES),
-            "ENVOY_RATE_LIMIT_PER_KEY_RPS": str(RATE_LIMIT_RPS),
-            "ENVOY_RATE_LIMIT_PER_KEY_BURST": str(BURST),
-        }
-    )
+def mesh(edge_mesh):
+    return edge_mesh
+
+
+@pytest.fixture(scope="module")
+def limits(mesh) -> EnvoySettings:
+    """The rate limits the mesh's Envoy runs with."""
+    return EnvoySettings.from_env(mesh.env)
 
 
 @pytest.fixture(scope="module")
@@ -132,16 +129,17 @@ def assert_refused(answer: httpx.Response, status: int, reason: str) -> None:
     assert info == expected
 
 
-def until_refused(send: Callable[[], httpx.Response]) -> list[httpx.Response]:
+def until_refused(send: Callable[[], httpx.Response], limits: EnvoySettings) -> list[httpx.Response]:
     """Answers to `send()` until the first 429; asserts the bucket let
     through no more than its burst and the tokens refilled meanwhile."""
+    burst, rps = limits.envoy_rate_limit_per_key_burst, limits.envoy_rate_limit_per_key_rps
     started = time.monotonic()
     answers = [send()]
     while answers[-1].status_code != 429:
-        assert len(answers) <= 10 * BURST, "never rate limited"
+        assert len(answers) <= 10 * burst, "never rate limited"
         answers.append(send())
-    refills = (math.floor(time.monotonic() - started) + 1) * RATE_LIMIT_RPS
-    assert len(answers) - 1 <= BURST + refills
+    refills = (math.floor(time.monotonic() - started) + 1) * rps
+    assert len(answers) - 1 <= burst + refills
     return answers
 
 
@@ -200,16 +198,18 @@ def test_the_sse_stream_shows_progress_up_to_100(owner):
     assert percents == sorted(percents) and any(0 < p < 100 for p in percents)
 
 
-def test_a_signed_link_has_a_rate_limit_bucket_of_its_own(mesh, images):
+def test_a_signed_link_has_a_rate_limit_bucket_of_its_own(mesh, images, limits):
     """Requests without a key share the anonymous bucket; a signed link is
     counted in its own, so others' unauthenticated traffic cannot block it."""
     first, second = (asset["url"] for asset in images["assets"])
     path = urlsplit(first).path
     with httpx.Client(timeout=10) as browser:  # one connection: faster than the buckets refill
-        anonymous = until_refused(lambda: browser.get(mesh.envoy_url + path))
+        anonymous = until_refused(lambda: browser.get(mesh.envoy_url + path), limits)
         assert {r.status_code for r in anonymous} == {401, 429}
         assert browser.get(first).status_code == 200
-        by_link = until_refused(lambda: browser.get(first))
+        by_link = until_refused(lambda: browser.get(first), limits)
         assert {r.status_code for r in by_link} == {200, 429}
         assert_refused(by_link[-1], 429, "RATE_LIMITED")
         assert browser.get(second).status_code == 200
+        # The mesh is shared: leave the anonymous bucket holding a token again.
+        wait_for(lambda: browser.get(mesh.envoy_url + path).status_code == 401, what="the anonymous bucket to refill")

@@ -21,7 +21,7 @@ import psycopg
 import pytest
 
 from leo.generation.v1 import generation_pb2
-from tests.inprocess import Client, api_server, channel_to, code_of, flow
+from tests.inprocess import Client, api_server, channel_to, code_of, flow, until
 from tests.log_lines import captured_lines
 from tests.mesh_fixtures import new_migrated_database
 
@@ -129,15 +129,6 @@ def stalled_watch(address: str, key: str, generation_id: str, stop: threading.Ev
                     sock.sendall(_frame(0x4, 0x1, 0, b""))
                 elif kind == 0x6 and not flags & 0x1:
                     sock.sendall(_frame(0x6, 0x1, 0, payload))
-
-
-async def until(check, what: str, timeout_s: float = 10):
-    """Wait in the event loop (its servers keep running) until `check()` is truthy."""
-    deadline = time.monotonic() + timeout_s
-    while not (value := check()):
-        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
-        await asyncio.sleep(0.02)
-    return value
 
 
 async def test_a_watcher_that_takes_no_messages_is_dropped_and_blocks_nobody(mesh, api):
