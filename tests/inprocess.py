@@ -116,7 +116,7 @@ async def api_server(
     `ai_address`, reached through the channel production uses."""
     if ai_address is not None:
         settings["ai_server_address"] = ai_address
-    config = ApiSettings(database_url=database_url, api_server_port=0, api_server_metrics_port=0, **settings)
+    config = ApiSettings(database_url=database_url, **{"api_server_port": 0, "api_server_metrics_port": 0, **settings})
     app = api_bootstrap(
         config,
         webhook_settings=WebhookSettings(**(webhooks or {})),
