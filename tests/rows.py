@@ -88,6 +88,15 @@ def attempts(database_url: str, *, owner: str | None = None, ids: Iterable[str] 
         return [n for (n,) in conn.execute(f"SELECT attempts FROM generations{where}", params)]
 
 
+def outcomes(database_url: str, owner: str) -> list[tuple[str, str, int, str | None]]:
+    """(status, model, attempts, failure reason) of each of `owner`'s generations."""
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            'SELECT status::text, "coreModel"::text, attempts, "failureReason" FROM generations WHERE owner = %s',
+            (owner,),
+        ).fetchall()
+
+
 def held_by_the_ai(database_url: str, ids: Iterable[str]) -> int:
     """How many of `ids` were accepted by the AI on their first dispatch and await its result."""
     with psycopg.connect(database_url) as conn:
