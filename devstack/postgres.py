@@ -98,10 +98,20 @@ class EmbeddedPostgres:
             self._kill_process_group()
 
     def create_database(self, name: str, *, template: str | None = None) -> None:
-        """A new database, empty or a copy of `template` (which nobody may be connected to)."""
+        """A new database, empty or a copy of `template` (which nobody may be connected to).
+
+        A copy is made file by file (STRATEGY FILE_COPY), not through the WAL
+        (PostgreSQL's default since 15): for a template of a few megabytes,
+        as the tests copy hundreds of times, it takes half as long."""
         statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
         if template is not None:
-            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+            statement += sql.SQL(" TEMPLATE {} STRATEGY FILE_COPY").format(sql.Identifier(template))
+        with psycopg.connect(self.url(), autocommit=True) as connection:
+            connection.execute(statement)
+
+    def drop_database(self, name: str) -> None:
+        """Drop a database, ending whatever sessions it still has."""
+        statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         with psycopg.connect(self.url(), autocommit=True) as connection:
             connection.execute(statement)
 

@@ -13,7 +13,7 @@ import pytest
 
 from devstack import ports
 from devstack.postgres import EmbeddedPostgres
-from tests.mesh_fixtures import EDGE_GROUP
+from tests.mesh_fixtures import EDGE_GROUP, database_of
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -25,29 +25,44 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """For pytest-xdist's loadgroup distribution: an end-to-end module runs
-    whole on one worker, so its module-scoped mesh starts once, and every
-    test of the shared edge mesh runs on one worker, so it starts once.
-    Other tests go to whichever worker is free."""
+    """For pytest-xdist's loadgroup distribution: an end-to-end or
+    integration module runs whole on one worker, so what it starts for the
+    module (a mesh, the whole flow in process, an S3 server) starts once,
+    and every test of the shared edge mesh runs on one worker, so it starts
+    once. Unit tests go one by one to whichever worker is free."""
     for item in items:
         if "edge_mesh" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group(EDGE_GROUP))
-        elif item.path.parent.name == "e2e" and not item.get_closest_marker("xdist_group"):
+        elif item.path.parent.name in ("e2e", "integration") and not item.get_closest_marker("xdist_group"):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
+# Shared memory, where the machine has it: the suite makes and drops
+# hundreds of databases of a few megabytes (thousands of files each), which
+# on a busy disk took ten times as long as in memory.
+IN_MEMORY = Path("/dev/shm")
+
+
 def new_postgres() -> EmbeddedPostgres:
-    """A PostgreSQL (not started) with its data outside pytest's temp tree:
+    """A PostgreSQL (not started, fsync off) with its data in memory if the
+    machine has a shared-memory file system, and outside pytest's temp tree:
     pytest keeps that tree private to root, and postgres runs as another user."""
-    return EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="leo-test-pg-")), ports.free_port(), fsync=False)
+    base = IN_MEMORY if IN_MEMORY.is_dir() and os.access(IN_MEMORY, os.W_OK | os.X_OK) else None
+    return EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="leo-test-pg-", dir=base)), ports.free_port(), fsync=False)
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[EmbeddedPostgres]:
-    """One real PostgreSQL server for the whole session (fsync off)."""
-    with new_postgres() as server:
+    """One real PostgreSQL server for the whole session (fsync off). Its data
+    is thrown away at the end: it is killed, not shut down cleanly (which
+    writes every changed page first)."""
+    server = new_postgres()
+    server.start()
+    try:
         yield server
-    shutil.rmtree(server.data_dir, ignore_errors=True)
+    finally:
+        server.kill()
+        shutil.rmtree(server.data_dir, ignore_errors=True)
 
 
 def new_database(postgres: EmbeddedPostgres) -> str:
@@ -58,8 +73,11 @@ def new_database(postgres: EmbeddedPostgres) -> str:
 
 
 @pytest.fixture
-def fresh_database_url(postgres: EmbeddedPostgres) -> str:
-    return new_database(postgres)
+def fresh_database_url(postgres: EmbeddedPostgres) -> Iterator[str]:
+    """A new, empty database for one test, dropped after it."""
+    url = new_database(postgres)
+    yield url
+    postgres.drop_database(database_of(url))
 
 
 pytest_plugins = ["tests.mesh_fixtures", "tests.s3_server"]

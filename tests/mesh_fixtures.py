@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -44,6 +46,20 @@ def new_mesh(postgres, run_dir, *, env: dict[str, str] | None = None, api_replic
     )
 
 
+def database_of(url: str) -> str:
+    return url.rsplit("/", 1)[1]
+
+
+@contextlib.contextmanager
+def migrated_database(postgres) -> Iterator[str]:
+    """A new database at the head revision, dropped afterwards; its URL."""
+    url = new_migrated_database(postgres)
+    try:
+        yield url
+    finally:
+        postgres.drop_database(database_of(url))
+
+
 @pytest.fixture(scope="module")
 def make_mesh(postgres, tmp_path_factory):
     """Factory: make_mesh(env=..., api_replicas=1, with_envoy=True, start=True).
@@ -66,6 +82,7 @@ def make_mesh(postgres, tmp_path_factory):
     yield make
     for mesh in meshes:
         mesh.stop()
+        postgres.drop_database(database_of(mesh.database_url))
 
 
 # The shared mesh's settings: quick generations (long enough for a cancel or

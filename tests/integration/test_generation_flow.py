@@ -11,14 +11,15 @@ import pytest
 
 from leo.generation.v1 import generation_pb2
 from tests.inprocess import flow
-from tests.mesh_fixtures import new_migrated_database
+from tests.mesh_fixtures import migrated_database
 
 
 @pytest.fixture(scope="module")
 async def mesh(postgres):
     ai = {"mock_ai_min_delay_s": 0.3, "mock_ai_max_delay_s": 0.8}
-    async with flow(new_migrated_database(postgres), ai=ai) as running:
-        yield running
+    with migrated_database(postgres) as database_url:
+        async with flow(database_url, ai=ai) as running:
+            yield running
 
 
 async def test_create_is_pending_at_once_then_complete(mesh):

@@ -40,7 +40,7 @@ from leo_client import (
 from leo_client.channel import OPTIONS
 from tests import rows
 from tests.inprocess import api_server, callback_server, flow, media_settings, mock_ai, new_key, until
-from tests.mesh_fixtures import new_migrated_database
+from tests.mesh_fixtures import migrated_database
 
 FAST = {"mock_ai_min_delay_s": 0.2, "mock_ai_max_delay_s": 0.5}
 
@@ -48,25 +48,28 @@ FAST = {"mock_ai_min_delay_s": 0.2, "mock_ai_max_delay_s": 0.5}
 @pytest.fixture(scope="module")
 async def mesh(postgres):
     """Fast generations; room for 200 PENDING per owner; webhooks to this machine allowed."""
-    async with flow(
-        new_migrated_database(postgres), ai=FAST, max_pending_per_owner=300, webhooks={"allow_private_urls": True}
-    ) as running:
-        yield running
+    with migrated_database(postgres) as database_url:
+        async with flow(
+            database_url, ai=FAST, max_pending_per_owner=300, webhooks={"allow_private_urls": True}
+        ) as running:
+            yield running
 
 
 @pytest.fixture(scope="module")
 async def slow_mesh(postgres):
     """Generations stay PENDING for the whole of a test; at most 2 PENDING per owner."""
     ai = {"mock_ai_min_delay_s": 120, "mock_ai_max_delay_s": 150}
-    async with flow(new_migrated_database(postgres), ai=ai, max_pending_per_owner=2) as running:
-        yield running
+    with migrated_database(postgres) as database_url:
+        async with flow(database_url, ai=ai, max_pending_per_owner=2) as running:
+            yield running
 
 
 @pytest.fixture(scope="module")
 async def failing_mesh(postgres):
     """Every generation ends FAILED."""
-    async with flow(new_migrated_database(postgres), ai={**FAST, "mock_ai_generation_failure_rate": 1}) as running:
-        yield running
+    with migrated_database(postgres) as database_url:
+        async with flow(database_url, ai={**FAST, "mock_ai_generation_failure_rate": 1}) as running:
+            yield running
 
 
 async def owner_and_key(mesh) -> tuple[str, str]:

@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.inprocess import channel_to, flow
 from tests.log_lines import captured_lines
-from tests.mesh_fixtures import new_migrated_database
+from tests.mesh_fixtures import migrated_database
 
 GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or "grpcurl"
 
@@ -28,10 +28,9 @@ SERVICES = {
 
 @pytest.fixture(scope="module")
 async def mesh(postgres):
-    async with flow(
-        new_migrated_database(postgres), ai={"mock_ai_min_delay_s": 60, "mock_ai_max_delay_s": 60}
-    ) as running:
-        yield running
+    with migrated_database(postgres) as database_url:
+        async with flow(database_url, ai={"mock_ai_min_delay_s": 60, "mock_ai_max_delay_s": 60}) as running:
+            yield running
 
 
 def app_of(mesh, which: str):

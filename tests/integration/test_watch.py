@@ -23,7 +23,7 @@ import pytest
 from leo.generation.v1 import generation_pb2
 from tests.inprocess import Client, api_server, channel_to, code_of, flow, until
 from tests.log_lines import captured_lines
-from tests.mesh_fixtures import new_migrated_database
+from tests.mesh_fixtures import migrated_database
 
 PENDING, COMPLETE = generation_pb2.STATUS_PENDING, generation_pb2.STATUS_COMPLETE
 WATCH_PATH = "/leo.generation.v1.GenerationService/WatchGeneration"
@@ -32,14 +32,15 @@ FAST_AI = {"mock_ai_min_delay_s": 0.5, "mock_ai_max_delay_s": 1.0}
 
 @pytest.fixture(scope="module")
 async def mesh(postgres):
-    async with flow(
-        new_migrated_database(postgres),
-        ai=FAST_AI,
-        watch_write_timeout_s=1,
-        watch_reconnect_base_s=0.5,
-        watch_reconnect_cap_s=0.5,
-    ) as running:
-        yield running
+    with migrated_database(postgres) as database_url:
+        async with flow(
+            database_url,
+            ai=FAST_AI,
+            watch_write_timeout_s=1,
+            watch_reconnect_base_s=0.5,
+            watch_reconnect_cap_s=0.5,
+        ) as running:
+            yield running
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from grpc_status import rpc_status
 from leo.generation.v1 import generation_pb2
 from tests import rows
 from tests.inprocess import Client, api_server, channel_to, flow, new_key, until
-from tests.mesh_fixtures import new_migrated_database
+from tests.mesh_fixtures import migrated_database
 from tests.webhook_receiver import Receiver, verified
 
 WEBHOOKS = {"allow_private_urls": True, "backoff_base_s": 0.1, "backoff_cap_s": 0.3, "poll_interval_s": 0.1}
@@ -26,8 +26,9 @@ AI = {"mock_ai_min_delay_s": 0.5, "mock_ai_max_delay_s": 0.8}
 
 @pytest.fixture(scope="module")
 async def mesh(postgres):
-    async with flow(new_migrated_database(postgres), ai=AI, webhooks={**WEBHOOKS, "max_attempts": 4}) as running:
-        yield running
+    with migrated_database(postgres) as database_url:
+        async with flow(database_url, ai=AI, webhooks={**WEBHOOKS, "max_attempts": 4}) as running:
+            yield running
 
 
 @pytest.fixture
