@@ -39,11 +39,11 @@ run: $(STAMP)
 # closed (EBADF). Each thread has its own client now; more workers are untried.
 TEST_WORKERS ?= 2
 test: $(STAMP) lint
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 # Unit and integration tests only: seconds, not minutes.
 test-fast: $(STAMP)
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup tests/unit tests/integration $(PYTEST_ARGS)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder tests/unit tests/integration $(PYTEST_ARGS)
 
 # The mesh beside an echo of the same contract (docs/performance.md); QUICK=1 for a short run.
 bench: $(STAMP)
