@@ -13,7 +13,7 @@ import pytest
 
 from devstack import ports
 from devstack.postgres import EmbeddedPostgres
-from tests.mesh_fixtures import EDGE_GROUP, database_of
+from tests.mesh_fixtures import database_of
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -21,20 +21,6 @@ def pytest_configure(config: pytest.Config) -> None:
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker:
         ports.use_block(int(worker.removeprefix("gw")), int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """For pytest-xdist's loadgroup distribution: an end-to-end or
-    integration module runs whole on one worker, so what it starts for the
-    module (a mesh, the whole flow in process, an S3 server) starts once,
-    and every test of the shared edge mesh runs on one worker, so it starts
-    once. Unit tests go one by one to whichever worker is free."""
-    for item in items:
-        if "edge_mesh" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group(EDGE_GROUP))
-        elif item.path.parent.name in ("e2e", "integration") and not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 # Shared memory, where the machine has it: the suite makes and drops

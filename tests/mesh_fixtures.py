@@ -83,28 +83,3 @@ def make_mesh(postgres, tmp_path_factory):
     for mesh in meshes:
         mesh.stop()
         postgres.drop_database(database_of(mesh.database_url))
-
-
-# The shared mesh's settings: quick generations (long enough for a cancel or
-# a watch to land while PENDING), quick webhook retries, webhooks to this
-# machine allowed, short videos, and Envoy's default rate limits.
-EDGE = {
-    "MOCK_AI_MIN_DELAY_S": "0.3",
-    "MOCK_AI_MAX_DELAY_S": "0.8",
-    "MOCK_AI_VIDEO_FRAMES": "6",
-    "WEBHOOK_ALLOW_PRIVATE_URLS": "true",
-    "WEBHOOK_POLL_INTERVAL_S": "0.1",
-    "WEBHOOK_BACKOFF_BASE_S": "0.1",
-    "WEBHOOK_BACKOFF_CAP_S": "0.3",
-}
-EDGE_GROUP = "edge_mesh"
-
-
-@pytest.fixture(scope="session")
-def edge_mesh(postgres, tmp_path_factory):
-    """One mesh with Envoy for the tests of the public path (JSON, signed
-    links, gRPC through Envoy) that leave it as they found it: each test is
-    an owner of its own, and none stops a process. They all run on one
-    pytest-xdist worker (the EDGE_GROUP group), so it starts once."""
-    with new_mesh(postgres, tmp_path_factory.mktemp("edge-mesh"), env=EDGE) as mesh:
-        yield mesh

@@ -1,7 +1,7 @@
 """The whole flow in process over gRPC: create → PENDING at once → COMPLETE
 with images, made by the real mock AI and recorded by the real callback
 server on a real database. The same over JSON through Envoy:
-tests/e2e/test_generation_flow.py."""
+tests/e2e/test_through_envoy.py."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ client with 200 generations at once. The blocking client runs in a thread
 (asyncio.to_thread) while the servers run in the test's event loop.
 
 Through Envoy's gRPC port (and watches closed early, which once crashed the
-api_server process): tests/e2e/test_sdk.py."""
+api_server process): tests/e2e/test_through_envoy.py."""
 
 from __future__ import annotations
 

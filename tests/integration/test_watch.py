@@ -4,7 +4,7 @@ change, the end after the final state; ownership and keys; a peer that
 takes no messages; a lost LISTEN connection; a second replica.
 
 Over JSON through Envoy (server-sent events) and on 1,000 watchers of one
-process: tests/e2e/test_generation_flow.py and tests/e2e/test_load.py."""
+process: tests/e2e/test_through_envoy.py and tests/e2e/test_load.py."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Webhooks on the whole flow in process: a real local receiver gets the
 signed final state (completed or cancelled); a rotated secret signs the next
 ones; retries, 410, and the URL rules at create time. That a webhook's body
-is the JSON API's generation: tests/e2e/test_webhooks_e2e.py."""
+is the JSON API's generation: tests/e2e/test_through_envoy.py."""
 
 from __future__ import annotations
 
