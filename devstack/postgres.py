@@ -192,13 +192,23 @@ class EmbeddedPostgres:
 
     def _kill_process_group(self) -> None:
         assert self._process is not None
+        group = self._process.pid
         try:
             # The group id is the postmaster's pid, reserved until it is reaped.
-            os.killpg(self._process.pid, signal.SIGKILL)
+            os.killpg(group, signal.SIGKILL)
         except ProcessLookupError:
             pass
         self._process.wait()
         self._process = None
+        # Backends may outlive the postmaster by a moment; the data
+        # directory is only free (to remove, or to start on) once they are gone.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.01)
 
     def _log_tail(self, lines: int = 30) -> str:
         try:
