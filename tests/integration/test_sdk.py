@@ -1,17 +1,22 @@
-"""leo_client against the real mesh: every method through Envoy's gRPC port,
-typed errors, waiting (through a broken watch too), a create whose answer is
-lost on the way, and the asyncio client with 200 generations at once."""
+"""leo_client against a real api_server in process, with the real mock AI
+and callback server: every method, typed errors, waiting (through a broken
+watch too), a create whose answer is lost on the way, and the asyncio
+client with 200 generations at once. The blocking client runs in a thread
+(asyncio.to_thread) while the servers run in the test's event loop.
+
+Through Envoy's gRPC port (and watches closed early, which once crashed the
+api_server process): tests/e2e/test_through_envoy.py."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import socket
 import threading
 import uuid
 
 import grpc
-import psycopg
 import pytest
 from PIL import Image
 
@@ -33,67 +38,87 @@ from leo_client import (
     WaitTimeout,
 )
 from leo_client.channel import OPTIONS
-from tests.clients import wait_for
+from tests import rows
+from tests.inprocess import api_server, callback_server, flow, media_settings, mock_ai, new_key, until
+from tests.mesh_fixtures import migrated_database
 
-FAST = {"MOCK_AI_MIN_DELAY_S": "0.2", "MOCK_AI_MAX_DELAY_S": "0.5"}
+FAST = {"mock_ai_min_delay_s": 0.2, "mock_ai_max_delay_s": 0.5}
 
 
 @pytest.fixture(scope="module")
-def mesh(make_mesh):
+async def mesh(postgres):
     """Fast generations; room for 200 PENDING per owner; webhooks to this machine allowed."""
-    return make_mesh(env={**FAST, "MAX_PENDING_PER_OWNER": "300", "WEBHOOK_ALLOW_PRIVATE_URLS": "true"})
+    with migrated_database(postgres) as database_url:
+        async with flow(
+            database_url, ai=FAST, max_pending_per_owner=300, webhooks={"allow_private_urls": True}
+        ) as running:
+            yield running
 
 
 @pytest.fixture(scope="module")
-def slow_mesh(make_mesh):
+async def slow_mesh(postgres):
     """Generations stay PENDING for the whole of a test; at most 2 PENDING per owner."""
-    return make_mesh(env={"MOCK_AI_MIN_DELAY_S": "120", "MOCK_AI_MAX_DELAY_S": "150", "MAX_PENDING_PER_OWNER": "2"})
+    ai = {"mock_ai_min_delay_s": 120, "mock_ai_max_delay_s": 150}
+    with migrated_database(postgres) as database_url:
+        async with flow(database_url, ai=ai, max_pending_per_owner=2) as running:
+            yield running
 
 
 @pytest.fixture(scope="module")
-def failing_mesh(make_mesh):
+async def failing_mesh(postgres):
     """Every generation ends FAILED."""
-    return make_mesh(env={**FAST, "MOCK_AI_GENERATION_FAILURE_RATE": "1"})
+    with migrated_database(postgres) as database_url:
+        async with flow(database_url, ai={**FAST, "mock_ai_generation_failure_rate": 1}) as running:
+            yield running
 
 
-def envoy(mesh) -> str:
-    return f"127.0.0.1:{mesh.ports.envoy}"
-
-
-def owner_and_key(mesh) -> tuple[str, str]:
+async def owner_and_key(mesh) -> tuple[str, str]:
     owner = f"sdk-{uuid.uuid4().hex[:8]}"
-    return owner, mesh.create_api_key(owner)
+    return owner, await mesh.key(owner)
 
 
-def client_of(mesh) -> Client:
-    """A client of a new owner, through Envoy."""
-    return Client(envoy(mesh), owner_and_key(mesh)[1])
+async def generation_ids(mesh, owner: str) -> list[str]:
+    return await asyncio.to_thread(rows.generation_ids, mesh.database_url, owner)
 
 
-def generation_ids(database_url: str, owner: str) -> list[str]:
-    with psycopg.connect(database_url) as conn:
-        rows = conn.execute('SELECT "generationId"::text FROM generations WHERE owner = %s', (owner,)).fetchall()
-    return [row[0] for row in rows]
+async def in_thread(mesh, body):
+    """Run `body(client)` with a blocking client of a new owner, in a thread."""
+    key = (await owner_and_key(mesh))[1]
+
+    def run():
+        with Client(mesh.address, key) as client:
+            return body(client)
+
+    return await asyncio.to_thread(run)
 
 
 # --- the blocking client ----------------------------------------------------
 
 
-def test_the_default_client_reads_target_and_key_from_the_environment(mesh, monkeypatch):
-    owner, key = owner_and_key(mesh)
-    monkeypatch.setenv("LEO_API_TARGET", envoy(mesh))
+async def test_the_default_client_reads_target_and_key_from_the_environment(mesh, monkeypatch):
+    owner, key = await owner_and_key(mesh)
+    monkeypatch.setenv("LEO_API_TARGET", mesh.address)
     monkeypatch.setenv("LEO_API_KEY", key)
-    with Client() as client:
-        created = client.create("from the environment")
-        assert client.get(created.id).prompt == "from the environment"
-    assert generation_ids(mesh.database_url, owner) == [created.id]
+
+    def run():
+        with Client() as client:
+            created = client.create("from the environment")
+            return created, client.get(created.id)
+
+    created, got = await asyncio.to_thread(run)
+    assert got.prompt == "from the environment"
+    assert await generation_ids(mesh, owner) == [created.id]
 
 
-def test_generate_waits_and_returns_the_complete_generation(mesh):
+async def test_generate_waits_and_returns_the_complete_generation(mesh):
     updates = []
-    with client_of(mesh) as client:
+
+    def run(client):
         done = client.generate("a lighthouse at dusk", model=Model.SD, width=512, height=768, on_update=updates.append)
-        assert done == client.get(done.id)
+        return done, client.get(done.id)
+
+    done, got = await in_thread(mesh, run)
+    assert done == got
     assert done.status is Status.COMPLETE and done.done
     assert done.model is Model.SD and (done.width, done.height) == (512, 768)
     assert done.images and all(done.id in image.url and image.width == 512 for image in done.images)
@@ -102,103 +127,105 @@ def test_generate_waits_and_returns_the_complete_generation(mesh):
     assert all(a != b for a, b in itertools.pairwise(updates))
 
 
-def test_download_saves_each_file_streamed_with_its_extension(mesh, tmp_path):
-    with client_of(mesh) as client:
+async def test_download_saves_each_file_streamed_with_its_extension(mesh, tmp_path):
+    def run(client):
         done = client.generate("a lighthouse at dusk", width=128, height=96)
         paths = client.download(done, tmp_path / "images")
-        assert [p.name for p in paths] == [f"{done.id}-0.png", f"{done.id}-1.png"]
-        assert all(Image.open(p).size == (128, 96) for p in paths)
-        assert [p.stat().st_size for p in paths] == [a.byte_size for a in done.assets]
         one = client.download_asset(done.id, 1, tmp_path / "chosen.png")
-        assert one == tmp_path / "chosen.png" and one.read_bytes() == paths[1].read_bytes()
         with pytest.raises(NotFound):
             client.download_asset(done.id, 2, tmp_path)
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["chosen.png", "images"]  # nothing half written
+        return done, paths, one
+
+    done, paths, one = await in_thread(mesh, run)
+    assert [p.name for p in paths] == [f"{done.id}-0.png", f"{done.id}-1.png"]
+    assert all(Image.open(p).size == (128, 96) for p in paths)
+    assert [p.stat().st_size for p in paths] == [a.byte_size for a in done.assets]
+    assert one == tmp_path / "chosen.png" and one.read_bytes() == paths[1].read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chosen.png", "images"]  # nothing half written
 
 
-def test_the_asyncio_client_downloads_a_video(mesh, tmp_path):
-    key = owner_and_key(mesh)[1]
-
-    async def run():
-        async with AsyncClient(envoy(mesh), key) as client:
-            done = await client.generate("a whale", kind="video", width=64, height=64)
-            return done, await client.download(done.id, tmp_path)
-
-    done, (path,) = asyncio.run(run())
+async def test_the_asyncio_client_downloads_a_video(mesh, tmp_path):
+    key = (await owner_and_key(mesh))[1]
+    async with AsyncClient(mesh.address, key) as client:
+        done = await client.generate("a whale", kind="video", width=64, height=64)
+        (path,) = await client.download(done.id, tmp_path)
     assert done.kind is Kind.VIDEO and path.name == f"{done.id}-0.webp"
     animation = Image.open(path)
     assert animation.is_animated and animation.n_frames == done.assets[0].frame_count
 
 
-def test_create_answers_pending_and_wait_follows_it_to_the_end(mesh):
-    with client_of(mesh) as client:
+async def test_create_answers_pending_and_wait_follows_it_to_the_end(mesh):
+    def run(client):
         created = client.create("a red fox in snow", model="sdxl", width=1024, height=768)
-        assert created.status is Status.PENDING and created.model is Model.SDXL and created.height == 768
-        assert client.get(created.id).id == created.id
-        done = client.wait(created.id)
+        return created, client.get(created.id), client.wait(created.id)
+
+    created, got, done = await in_thread(mesh, run)
+    assert created.status is Status.PENDING and created.model is Model.SDXL and created.height == 768
+    assert got.id == created.id
     assert done.status is Status.COMPLETE and done.id == created.id
 
 
-def test_generate_without_waiting_returns_the_pending_generation(mesh):
-    with client_of(mesh) as client:
+async def test_generate_without_waiting_returns_the_pending_generation(mesh):
+    def run(client):
         pending = client.generate("not waited for", wait=False)
-        assert pending.status is Status.PENDING
-        assert client.wait(pending.id).status is Status.COMPLETE
+        return pending, client.wait(pending.id)
+
+    pending, done = await in_thread(mesh, run)
+    assert pending.status is Status.PENDING
+    assert done.status is Status.COMPLETE
 
 
-def test_watch_streams_states_until_the_final_one(mesh):
-    with client_of(mesh) as client:
+async def test_watch_streams_states_until_the_final_one(mesh):
+    def run(client):
         created = client.create("a kite over the dunes")
-        states = list(client.watch(created.id))
+        return created, list(client.watch(created.id))
+
+    created, states = await in_thread(mesh, run)
     assert states[0].id == created.id
     assert [s.status for s in states[:-1]] == [Status.PENDING] * (len(states) - 1)
     assert states[-1].status is Status.COMPLETE and states[-1].images
 
 
-def test_watches_closed_early_leave_the_api_server_serving(mesh):
-    """Closing a watch before its end cancels the call. The api_server once
-    crashed on that (reading the peer of a cancelled call), within a few."""
-    with client_of(mesh) as client:
-        for i in range(30):
-            stream = client.watch(client.create(f"watched briefly {i}").id)
-            assert next(stream).status is Status.PENDING
-            stream.close()
-        assert all(api_server.running() for api_server in mesh.api_servers)
-        assert client.generate("still served").status is Status.COMPLETE
-
-
-def test_list_walks_every_page(mesh):
-    with client_of(mesh) as client:
+async def test_list_walks_every_page(mesh):
+    def run(client):
         created = [client.create(f"page test {i}").id for i in range(5)]
         listed = [g.id for g in client.list(page_size=2)]
         first_three = [g.id for g in itertools.islice(client.list(page_size=2), 3)]
         for generation_id in created:
             client.wait(generation_id)
         complete = [g.id for g in client.list(status=Status.COMPLETE, page_size=2)]
-        assert list(client.list(status="failed")) == []
+        return created, listed, first_three, complete, list(client.list(status="failed"))
+
+    created, listed, first_three, complete, failed = await in_thread(mesh, run)
     assert listed == created[::-1]
     assert first_three == created[::-1][:3]
     assert sorted(complete) == sorted(created)
+    assert failed == []
 
 
-def test_a_field_error_is_invalid_argument_naming_the_field(mesh):
-    owner, key = owner_and_key(mesh)
-    with Client(envoy(mesh), key) as client:
-        with pytest.raises(InvalidArgument) as width:
-            client.create("a fox", width=1001)
-        with pytest.raises(InvalidArgument) as prompt:
-            client.create("   ")
-    assert [v.field for v in width.value.violations] == ["width"]
-    assert "multiple of 8" in width.value.violations[0].description
-    assert width.value.code is grpc.StatusCode.INVALID_ARGUMENT
+async def test_a_field_error_is_invalid_argument_naming_the_field(mesh):
+    owner, key = await owner_and_key(mesh)
+
+    def run():
+        with Client(mesh.address, key) as client:
+            with pytest.raises(InvalidArgument) as width:
+                client.create("a fox", width=1001)
+            with pytest.raises(InvalidArgument) as prompt:
+                client.create("   ")
+        return width.value, prompt.value
+
+    width, prompt = await asyncio.to_thread(run)
+    assert [v.field for v in width.violations] == ["width"]
+    assert "multiple of 8" in width.violations[0].description
+    assert width.code is grpc.StatusCode.INVALID_ARGUMENT
     # The server's ErrorInfo, read whatever its reason.
-    assert width.value.reason and width.value.domain == "generation.leo.example"
-    assert [v.field for v in prompt.value.violations] == ["prompt"]
-    assert generation_ids(mesh.database_url, owner) == []
+    assert width.reason and width.domain == "generation.leo.example"
+    assert [v.field for v in prompt.violations] == ["prompt"]
+    assert await generation_ids(mesh, owner) == []
 
 
-def test_errors_come_back_typed(mesh):
-    with client_of(mesh) as client:
+async def test_errors_come_back_typed(mesh):
+    def run(client):
         with pytest.raises(NotFound):
             client.get(str(uuid.uuid4()))
         done = client.generate("finished already")
@@ -209,36 +236,44 @@ def test_errors_come_back_typed(mesh):
         assert client.create("idempotent", request_id=request_id).id == first.id
         with pytest.raises(AlreadyExists):
             client.create("other parameters", request_id=request_id)
-    with Client(envoy(mesh), "leo_not_a_key") as stranger, pytest.raises(Unauthenticated):
-        stranger.get(done.id)
+        with Client(mesh.address, "leo_not_a_key") as stranger, pytest.raises(Unauthenticated):
+            stranger.get(done.id)
+
+    await in_thread(mesh, run)
 
 
-def test_webhooks_need_a_secret_and_then_are_recorded(mesh):
-    with client_of(mesh) as client:
+async def test_webhooks_need_a_secret_and_then_are_recorded(mesh):
+    def run(client):
         with pytest.raises(FailedPrecondition, match="secret"):
             client.create("hooked", webhook_url="http://127.0.0.1:9/hook")
         secret = client.rotate_webhook_secret()
         assert secret.startswith("whsec_") and client.rotate_webhook_secret() != secret
-        hooked = client.create("hooked", webhook_url="http://127.0.0.1:9/hook")
+        return client.create("hooked", webhook_url="http://127.0.0.1:9/hook")
+
+    hooked = await in_thread(mesh, run)
     assert hooked.webhook_url == "http://127.0.0.1:9/hook"
 
 
-def test_a_failed_generation_raises_with_its_reason(failing_mesh):
-    with client_of(failing_mesh) as client:
+async def test_a_failed_generation_raises_with_its_reason(failing_mesh):
+    def run(client):
         with pytest.raises(GenerationFailed) as caught:
             client.generate("doomed")
         stored = client.get(caught.value.generation.id)
         with pytest.raises(GenerationFailed):
             client.wait(stored.id)
+        return caught.value, stored
+
+    failed, stored = await in_thread(failing_mesh, run)
     assert stored.status is Status.FAILED and stored.failure_reason
-    assert caught.value.reason == stored.failure_reason
-    assert caught.value.generation.status is Status.FAILED
+    assert failed.reason == stored.failure_reason
+    assert failed.generation.status is Status.FAILED
 
 
-def test_cancel_and_a_wait_that_ends_cancelled(slow_mesh):
-    with client_of(slow_mesh) as client:
+async def test_cancel_and_a_wait_that_ends_cancelled(slow_mesh):
+    outcome: list[BaseException] = []
+
+    def run(client):
         created = client.create("never finished")
-        outcome: list[BaseException] = []
 
         def wait() -> None:
             try:
@@ -250,23 +285,32 @@ def test_cancel_and_a_wait_that_ends_cancelled(slow_mesh):
         waiter.start()
         cancelled = client.cancel(created.id)
         waiter.join(60)
+        return created, cancelled
+
+    created, cancelled = await in_thread(slow_mesh, run)
     assert cancelled.status is Status.CANCELLED
     assert len(outcome) == 1 and isinstance(outcome[0], GenerationCancelled)
     assert outcome[0].generation.id == created.id
 
 
-def test_waiting_gives_up_after_its_timeout_with_the_last_state(slow_mesh):
-    with client_of(slow_mesh) as client, pytest.raises(WaitTimeout) as caught:
-        client.generate("too slow", timeout=1)
-    assert caught.value.generation.status is Status.PENDING
+async def test_waiting_gives_up_after_its_timeout_with_the_last_state(slow_mesh):
+    def run(client):
+        with pytest.raises(WaitTimeout) as caught:
+            client.generate("too slow", timeout=1)
+        return caught.value
+
+    timed_out = await in_thread(slow_mesh, run)
+    assert timed_out.generation.status is Status.PENDING
 
 
-def test_too_many_pending_is_rate_limited(slow_mesh):
-    with client_of(slow_mesh) as client:
+async def test_too_many_pending_is_rate_limited(slow_mesh):
+    def run(client):
         client.create("one")
         client.create("two")
         with pytest.raises(RateLimited, match="at most 2"):
             client.create("three")
+
+    await in_thread(slow_mesh, run)
 
 
 def test_envoy_s_rate_limit_tells_the_sdk_when_to_retry(make_mesh):
@@ -355,71 +399,83 @@ class AnswerCuttingProxy:
 
 @pytest.fixture
 def proxy(mesh):
-    proxy = AnswerCuttingProxy(mesh.ports.envoy)
+    proxy = AnswerCuttingProxy(mesh.api.port)
     yield proxy
     proxy.close()
 
 
-def test_a_create_whose_answer_is_lost_is_retried_and_makes_one_generation(mesh, proxy):
-    owner, key = owner_and_key(mesh)
+async def test_a_create_whose_answer_is_lost_is_retried_and_makes_one_generation(mesh, proxy):
+    owner, key = await owner_and_key(mesh)
     proxy.arm()
-    with Client(proxy.target, key) as client:
-        created = client.create("made exactly once")
+
+    def run():
+        with Client(proxy.target, key) as client:
+            return client.create("made exactly once")
+
+    created = await asyncio.to_thread(run)
     assert proxy.cuts == 1 and proxy.connections == 2
-    assert generation_ids(mesh.database_url, owner) == [created.id]
+    assert await generation_ids(mesh, owner) == [created.id]
 
 
-def test_without_a_request_id_the_same_fault_makes_two_generations(mesh, proxy):
+async def test_without_a_request_id_the_same_fault_makes_two_generations(mesh, proxy):
     """The fault above really strikes after the server committed the create:
     a bare stub with the same retry policy but no request_id makes two."""
-    owner, key = owner_and_key(mesh)
+    owner, key = await owner_and_key(mesh)
     proxy.arm()
-    with grpc.insecure_channel(proxy.target, options=OPTIONS) as channel:
-        stub = generation_pb2_grpc.GenerationServiceStub(channel)
-        stub.CreateGeneration(
-            generation_pb2.CreateGenerationRequest(prompt="made twice"),
-            metadata=[("authorization", f"Bearer {key}")],
-            timeout=30,
-        )
+
+    def run():
+        with grpc.insecure_channel(proxy.target, options=OPTIONS) as channel:
+            stub = generation_pb2_grpc.GenerationServiceStub(channel)
+            stub.CreateGeneration(
+                generation_pb2.CreateGenerationRequest(prompt="made twice"),
+                metadata=[("authorization", f"Bearer {key}")],
+                timeout=30,
+            )
+
+    await asyncio.to_thread(run)
     assert proxy.cuts == 1
-    assert len(generation_ids(mesh.database_url, owner)) == 2
+    assert len(await generation_ids(mesh, owner)) == 2
 
 
 # --- a watch that breaks -------------------------------------------------------
 
 
-def status_and_attempts(database_url: str, generation_id: str) -> tuple[str, int]:
-    with psycopg.connect(database_url) as conn:
-        return conn.execute(
-            'SELECT status::text, attempts FROM generations WHERE "generationId" = %s', (generation_id,)
-        ).fetchone()
-
-
-def test_a_broken_watch_is_watched_again(make_mesh):
-    """The api_server goes away while a wait watches (its stream ends
-    UNAVAILABLE after the first state), the generation completes meanwhile,
-    the api_server comes back: the wait watches again through Envoy and gets
-    the COMPLETE generation."""
-    mesh = make_mesh(env={"MOCK_AI_MIN_DELAY_S": "2", "MOCK_AI_MAX_DELAY_S": "3"})
-    api_server = mesh.api_servers[0]
-    with client_of(mesh) as client:
-        created = client.create("outlives its api_server")
-        wait_for(lambda: status_and_attempts(mesh.database_url, created.id)[1] >= 1, what="the dispatch")
+async def test_a_broken_watch_is_watched_again(database_url):
+    """The api_server goes away while a wait watches (its drain ends the
+    stream UNAVAILABLE), the generation completes meanwhile, an api_server
+    comes back on the same port: the wait watches again (within its
+    reconnect bound) and gets the COMPLETE generation."""
+    media = media_settings()
+    ai = {"mock_ai_min_delay_s": 2, "mock_ai_max_delay_s": 3}
+    async with (
+        callback_server(database_url, media) as callback,
+        mock_ai(f"127.0.0.1:{callback.port}", media, **ai) as ai_server,
+    ):
+        settings = {"ai_address": f"127.0.0.1:{ai_server.port}", "media": media}
+        created: list = []
         outcome: list[object] = []
-        states: list[object] = []
-        waiter = threading.Thread(
-            target=lambda: outcome.append(_outcome(client.wait, created.id, timeout=120, on_update=states.append))
-        )
-        waiter.start()
-        wait_for(lambda: states, what="the watch's first state")
-        api_server.stop()
-        wait_for(
-            lambda: status_and_attempts(mesh.database_url, created.id)[0] == "COMPLETE",
+        async with contextlib.AsyncExitStack() as first_api_server:
+            api = await first_api_server.enter_async_context(api_server(database_url, **settings))
+            port, key = api.port, await new_key(api, "patient")
+
+            def wait() -> None:
+                with Client(f"127.0.0.1:{port}", key, reconnect_timeout=300) as client:
+                    created.append(client.create("outlives its api_server"))
+                    outcome.append(_outcome(client.wait, created[0].id, timeout=120))
+
+            waiter = asyncio.create_task(asyncio.to_thread(wait))
+            generation_id = (await until(lambda: created, "the create"))[0].id
+            await until(lambda: len(api.watches) >= 1, "the wait's watch")
+            assert (await asyncio.to_thread(rows.dispatch, database_url, generation_id)).status == "PENDING"
+        # No api_server now: the AI and the callback server finish the generation.
+        await until(
+            lambda: asyncio.to_thread(lambda: rows.dispatch(database_url, generation_id).status == "COMPLETE"),
+            "the generation to complete without an api_server",
             timeout_s=60,
-            what="the generation to complete without an api_server",
         )
-        mesh.start_process(api_server)
-        waiter.join(120)
+        assert not waiter.done()
+        async with api_server(database_url, api_server_port=port, **settings):
+            await asyncio.wait_for(waiter, timeout=120)
     assert len(outcome) == 1
     assert getattr(outcome[0], "status", outcome[0]) is Status.COMPLETE
 
@@ -434,15 +490,10 @@ def _outcome(call, *args, **kwargs) -> object:
 # --- the asyncio client -------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def async_key(mesh):
-    return owner_and_key(mesh)
-
-
-async def test_the_asyncio_client_does_the_same(mesh, async_key):
-    owner, key = async_key
+async def test_the_asyncio_client_does_the_same(mesh):
+    owner, key = await owner_and_key(mesh)
     updates = []
-    async with AsyncClient(envoy(mesh), key) as client:
+    async with AsyncClient(mesh.address, key) as client:
         done = await client.generate("an async lighthouse", width=512, height=512, on_update=updates.append)
         assert done.status is Status.COMPLETE and done.images and updates[0].status is Status.PENDING
         assert await client.get(done.id) == done
@@ -460,16 +511,12 @@ async def test_the_asyncio_client_does_the_same(mesh, async_key):
         with pytest.raises(FailedPrecondition):
             await client.cancel(done.id)
         assert (await client.rotate_webhook_secret()).startswith("whsec_")
-    assert sorted(generation_ids(mesh.database_url, owner)) == sorted([done.id, created.id])
+    assert sorted(await generation_ids(mesh, owner)) == sorted([done.id, created.id])
 
 
-@pytest.fixture(scope="module")
-def slow_key(slow_mesh):
-    return owner_and_key(slow_mesh)[1]
-
-
-async def test_the_asyncio_client_cancels_and_raises_for_a_cancelled_end(slow_mesh, slow_key):
-    async with AsyncClient(envoy(slow_mesh), slow_key) as client:
+async def test_the_asyncio_client_cancels_and_raises_for_a_cancelled_end(slow_mesh):
+    key = (await owner_and_key(slow_mesh))[1]
+    async with AsyncClient(slow_mesh.address, key) as client:
         created = await client.create("cancelled while awaited")
         waiting = asyncio.ensure_future(client.wait(created.id))
         cancelled = await client.cancel(created.id)
@@ -478,31 +525,20 @@ async def test_the_asyncio_client_cancels_and_raises_for_a_cancelled_end(slow_me
     assert cancelled.status is Status.CANCELLED
 
 
-@pytest.fixture(scope="module")
-def failing_key(failing_mesh):
-    return owner_and_key(failing_mesh)[1]
-
-
-async def test_the_asyncio_client_raises_for_a_failed_end(failing_mesh, failing_key):
-    async with AsyncClient(envoy(failing_mesh), failing_key) as client:
+async def test_the_asyncio_client_raises_for_a_failed_end(failing_mesh):
+    key = (await owner_and_key(failing_mesh))[1]
+    async with AsyncClient(failing_mesh.address, key) as client:
         with pytest.raises(GenerationFailed) as caught:
             await client.generate("doomed, asynchronously")
     assert caught.value.reason and caught.value.generation.status is Status.FAILED
 
 
-@pytest.fixture(scope="module")
-def crowd(mesh):
-    return owner_and_key(mesh)
-
-
-async def test_200_concurrent_generates_from_one_event_loop_all_finish(mesh, crowd):
-    """Straight to the api_server: 200 creates and 200 watches at once are
-    beyond Envoy's listener rate limit (100/s, bursts of 200)."""
-    owner, key = crowd
-    async with AsyncClient(mesh.api_address, key) as client:
+async def test_200_concurrent_generates_from_one_event_loop_all_finish(mesh):
+    owner, key = await owner_and_key(mesh)
+    async with AsyncClient(mesh.address, key) as client:
         results = await asyncio.gather(
             *(client.generate(f"crowd {i}", width=64, height=64, timeout=300) for i in range(200))
         )
     assert {g.status for g in results} == {Status.COMPLETE}
-    assert sorted(g.id for g in results) == sorted(generation_ids(mesh.database_url, owner))
+    assert sorted(g.id for g in results) == sorted(await generation_ids(mesh, owner))
     assert len({g.id for g in results}) == 200
