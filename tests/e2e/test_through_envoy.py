@@ -27,7 +27,7 @@ from grpc_status import rpc_status
 from PIL import Image
 
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
-from leo_client import Client, Model, Status
+from leo_client import Client, Model, RateLimited, Status
 from leo_mesh.envoy_config import EnvoySettings
 from leo_mesh.media.links import AssetLinks
 from tests.clients import Api, error_info, json_client, new_owner, wait_for
@@ -273,6 +273,16 @@ def test_the_final_state_is_delivered_signed_and_is_what_the_json_api_shows(mesh
 
 def envoy(mesh) -> str:
     return f"127.0.0.1:{mesh.ports.envoy}"
+
+
+def test_envoy_s_rate_limit_tells_the_sdk_when_to_retry(mesh, limits):
+    """Through Envoy, a RESOURCE_EXHAUSTED of the rate limiter carries the
+    RetryInfo that RateLimited.retry_after reads (one bucket refill)."""
+    _, key = new_owner(mesh, "hasty")
+    with Client(envoy(mesh), key) as client, pytest.raises(RateLimited) as caught:
+        for _ in range(10 * limits.envoy_rate_limit_per_key_burst):
+            list(client.list())
+    assert (caught.value.reason, caught.value.retry_after) == ("RATE_LIMITED", 1.0)
 
 
 def test_generate_watch_and_download_through_envoy(mesh, tmp_path):
