@@ -32,6 +32,7 @@ from leo_mesh.envoy_config import EnvoySettings
 from leo_mesh.media.links import AssetLinks
 from tests.clients import Api, error_info, json_client, new_owner, wait_for
 from tests.rows import count_generations, generation_ids
+from tests.sse import sse_events
 from tests.webhook_receiver import Receiver, verified
 
 # Quick generations (long enough for a cancel or a watch to land while
@@ -182,25 +183,6 @@ def test_envoy_errors_are_json(http):
 def sse_http(mesh):
     with json_client(mesh, new_owner(mesh, "watcher")[1], timeout_s=20) as client:
         yield client
-
-
-def sse_events(lines) -> list[dict]:
-    """The JSON of each event's data. Every event is a `retry:`, an `id:` (the
-    data's eventId) and a `data:` line, then a blank line (tests/e2e/test_event_stream.py)."""
-    events, fields = [], {}
-    for line in lines:
-        if line == "":
-            assert list(fields) == ["retry", "id", "data"], fields
-            data = json.loads(fields["data"])
-            assert data["eventId"] == fields["id"]
-            events.append(data)
-            fields = {}
-            continue
-        name, _, value = line.partition(": ")
-        assert name in ("retry", "id", "data") and name not in fields, line
-        fields[name] = value
-    assert not fields, f"event not followed by a blank line: {fields}"
-    return events
 
 
 def test_http_watch_is_server_sent_events(sse_http):
