@@ -15,7 +15,6 @@ from hypothesis import settings
 from devstack import ports
 from devstack.postgres import EmbeddedPostgres
 
-
 # No time limit per example: these machines are shared and noisy, and speed
 # is measured by `make bench`, never by a test.
 settings.register_profile("leo", deadline=None)
@@ -55,4 +54,4 @@ def fresh_database_url(postgres: EmbeddedPostgres) -> str:
     return new_database(postgres)
 
 
-pytest_plugins = ["tests.mesh_fixtures", "tests.s3_server"]
+pytest_plugins = ["tests.mesh_fixtures", "tests.s3_server", "tests.browser"]

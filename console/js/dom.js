@@ -80,6 +80,11 @@ export function duration(ms) {
   return hours ? `${hours}:${String(minutes).padStart(2, "0")}:${seconds}` : `${minutes}:${seconds}`;
 }
 
+/** How long something took: "0.6 s", "12.3 s" under a minute, else as duration(). */
+export function took(ms) {
+  return ms < 60000 ? `${(Math.max(0, ms) / 1000).toFixed(1)} s` : duration(ms);
+}
+
 /** "12 KB", "1.4 MB" for a byte count (a number or an int64 string). */
 export function bytes(count) {
   const n = Number(count);

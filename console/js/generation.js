@@ -3,7 +3,7 @@
 // as phase, priority or estimates, show when present and are never needed).
 
 import { explain } from "./api.js";
-import { bytes, duration, fill, h, KIND, MODEL, PHASE, PRIORITY, sameOriginUrl, STATUS, time, words } from "./dom.js";
+import { bytes, duration, fill, h, KIND, MODEL, PHASE, PRIORITY, sameOriginUrl, STATUS, time, took, words } from "./dom.js";
 import { FINAL, Watch } from "./watch.js";
 
 const reducedMotion = matchMedia("(prefers-reduced-motion: reduce)");
@@ -200,7 +200,7 @@ export class GenerationView {
     if (Number.isNaN(from)) return "";
     if (FINAL.has(g.status)) {
       const end = Date.parse(g.completeTime || g.updateTime);
-      return Number.isNaN(end) ? "" : `Took ${duration(end - Date.parse(g.createTime))}`;
+      return Number.isNaN(end) ? "" : `Took ${took(end - Date.parse(g.createTime))}`;
     }
     return `${g.startTime ? "Running for" : "Waiting for"} ${duration(Date.now() - from)}`;
   }
@@ -266,9 +266,9 @@ export class GenerationView {
   }
 
   /**
-   * An animation with Pause/Play: paused, a still of its current frame
-   * shows instead (an img cannot be paused). It starts paused for readers
-   * who ask for reduced motion.
+   * An animation with Pause/Play: paused, a still of it shows instead (an
+   * img cannot be paused; a canvas draws an animated image's first frame).
+   * It starts paused for readers who ask for reduced motion.
    */
   player(image, label) {
     const still = h("canvas", { class: "still", width: image.width, height: image.height, hidden: true, role: "img" });
