@@ -385,8 +385,8 @@ def test_the_console_spends_no_token(limited):
         statuses = [
             http.get(path).status_code for path in ["/console/", "/console/console.css", "/console/js/main.js"] * 8
         ]
-        assert statuses == [200] * len(statuses)
-        assert http.get("/v1/generations").status_code == 401  # the shared bucket still has its tokens
+    # Far more than the shared bucket holds (a burst of 5), whatever other tests left in it.
+    assert statuses == [200] * len(statuses)
 
 
 def test_only_the_console_is_compressed(http):
