@@ -99,7 +99,7 @@ function signedIn(key) {
 
 function route() {
   if (!api) return signedOut();
-  const hash = location.hash || "#/create";
+  const hash = location.hash.startsWith("#/") ? location.hash : "#/create";
   const match = hash.match(/^#\/generations\/([0-9a-fA-F-]{36})$/);
   if (match) {
     show("detail");
@@ -150,8 +150,14 @@ $("#sign-out").addEventListener("click", () => {
   $("#create-result").replaceChildren();
 });
 
+// Views are "#/..." hashes. The skip link moves the focus without
+// touching the hash (Back still leads to the previous view).
+$(".skip").addEventListener("click", (event) => {
+  event.preventDefault();
+  $("#main").focus();
+});
 window.addEventListener("hashchange", () => {
-  if (api) route();
+  if (api && (location.hash === "" || location.hash.startsWith("#/"))) route();
 });
 
 const key = storedKey();

@@ -388,6 +388,11 @@ def test_history_pages_filters_and_opens_a_generation(signed_in, key, mesh):
     page.get_by_role("button", name="Newer").click()
     expect(cards).to_have_count(5)
     expect(page.get_by_role("button", name="Newer")).to_be_disabled()
+    # The skip link moves the focus to the content and leaves the view alone.
+    page.get_by_role("link", name="Skip to content").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#main")).to_be_focused()
+    expect(page.get_by_role("heading", name="History")).to_be_visible()
 
     with page.expect_request(lambda r: "status=STATUS_COMPLETE" in r.url):
         page.get_by_label("Status").select_option("STATUS_COMPLETE")
