@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # The packages mypy checks.
 TYPED := api_server leo_mesh mock_ai_server callback_server devstack sdk/leo_client contract/leo_contract
 
-.PHONY: setup node-deps gen lint breaking run test test-fast bench clean
+.PHONY: setup node-deps gen lint breaking run test test-fast console-screenshot bench clean
 
 # Makes .venv, brings it up to date when a pyproject file changed, and makes
 # it again when an earlier setup was interrupted; silent when it is complete.
@@ -41,22 +41,24 @@ run: setup
 # were faster, but under them a burst test once waited 10 s for an answer:
 # its threads then shared one HTTP client, which also read a socket it had
 # closed (EBADF). Each thread has its own client now; more workers are untried.
-# Each test module runs whole on one worker (loadfile), so what it starts for
-# the module (a mesh, the flow in process, an S3 server) starts once; modules
-# go in collection order (e2e, the longest, first), not by how many tests they
-# hold. (xdist_group marks would do nothing: pytest-xdist 3.8 renames a node
-# by a field pytest 9.2 no longer reads.)
+# Each module runs whole on one worker (pyproject.toml's addopts).
 TEST_WORKERS ?= 2
 test: node-deps lint
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # Unit and integration tests only: seconds, not minutes.
 test-fast: node-deps
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests/unit tests/integration $(PYTEST_ARGS)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -n $(TEST_WORKERS) tests/unit tests/integration $(PYTEST_ARGS)
+
+# docs/console.png, the README's picture of the web console, taken by its
+# browser test (tests/e2e/test_console.py) in the state that test reaches.
+console-screenshot: setup
+	LEO_CONSOLE_SCREENSHOT=docs/console.png PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -n 0 -q \
+		tests/e2e/test_console.py -k test_create_shows_progress_then_images_of_the_requested_size
 
 # The mesh beside an echo of the same contract (docs/performance.md); QUICK=1 for a short run.
 bench: setup
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m bench $(if $(QUICK),--quick)
 
 clean:
-	rm -rf $(VENV) .run .pytest_cache tests/node/node_modules
+	rm -rf $(VENV) .run .pytest_cache .test-artifacts tests/node/node_modules

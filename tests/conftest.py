@@ -72,4 +72,4 @@ def fresh_database_url(postgres: EmbeddedPostgres) -> Iterator[str]:
     postgres.drop_database(database_of(url))
 
 
-pytest_plugins = ["tests.mesh_fixtures", "tests.s3_server"]
+pytest_plugins = ["tests.mesh_fixtures", "tests.s3_server", "tests.browser"]
