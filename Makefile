@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # The packages mypy checks.
 TYPED := api_server leo_mesh mock_ai_server callback_server devstack sdk/leo_client contract/leo_contract
 
-.PHONY: setup node-deps gen lint breaking run test test-fast bench clean
+.PHONY: setup node-deps gen lint breaking run test test-fast console-screenshot bench clean
 
 # Makes .venv, brings it up to date when a pyproject file changed, and makes
 # it again when an earlier setup was interrupted; silent when it is complete.
@@ -41,6 +41,7 @@ run: setup
 # were faster, but under them a burst test once waited 10 s for an answer:
 # its threads then shared one HTTP client, which also read a socket it had
 # closed (EBADF). Each thread has its own client now; more workers are untried.
+# Each module runs whole on one worker (pyproject.toml's addopts).
 TEST_WORKERS ?= 2
 test: node-deps lint
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
@@ -49,9 +50,15 @@ test: node-deps lint
 test-fast: node-deps
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -n $(TEST_WORKERS) tests/unit tests/integration $(PYTEST_ARGS)
 
+# docs/console.png, the README's picture of the web console, taken by its
+# browser test (tests/e2e/test_console.py) in the state that test reaches.
+console-screenshot: setup
+	LEO_CONSOLE_SCREENSHOT=docs/console.png PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -n 0 -q \
+		tests/e2e/test_console.py -k test_create_shows_progress_then_images_of_the_requested_size
+
 # The mesh beside an echo of the same contract (docs/performance.md); QUICK=1 for a short run.
 bench: setup
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m bench $(if $(QUICK),--quick)
 
 clean:
-	rm -rf $(VENV) .run .pytest_cache tests/node/node_modules
+	rm -rf $(VENV) .run .pytest_cache .test-artifacts tests/node/node_modules

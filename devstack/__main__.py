@@ -24,6 +24,7 @@ from devstack.ports import in_use
 from devstack.postgres import EmbeddedPostgres
 from devstack.run_dir import AlreadyRunning, RunDir
 from devstack.settings import DATABASE, DevStackSettings
+from leo_mesh import envoy_console
 from leo_mesh.db import migrate
 from leo_mesh.media.settings import MediaSettings
 
@@ -59,6 +60,11 @@ def paste_line(ports: Ports, api_key: str, database_url: str) -> str:
     }
     assigned = " ".join(f"{name}={shlex.quote(value)}" for name, value in variables.items())
     return f'export PATH={venv_bin}:"$PATH" {assigned}'
+
+
+def console_url(ports: Ports) -> str:
+    """Where Envoy serves the web console (leo_mesh/envoy_console.py)."""
+    return f"http://127.0.0.1:{ports.envoy}{envoy_console.PREFIX}"
 
 
 def _planned(ports: Ports, postgres: EmbeddedPostgres | None) -> list[tuple[str, int]]:
@@ -121,6 +127,7 @@ def _run(
         print(
             f"""
 Leo generation mesh is running (logs in {run_dir.logs}):
+  web console                   {console_url(ports)} (sign in with the key below)
   JSON/HTTP and gRPC via Envoy  http://127.0.0.1:{ports.envoy}
   Envoy admin                   http://127.0.0.1:{ports.envoy_admin}
   api_server (gRPC)             127.0.0.1:{ports.api[0]} ({settings.workers()} worker processes)

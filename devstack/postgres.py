@@ -98,10 +98,20 @@ class EmbeddedPostgres:
             self._kill_process_group()
 
     def create_database(self, name: str, *, template: str | None = None) -> None:
-        """A new database, empty or a copy of `template` (which nobody may be connected to)."""
+        """A new database, empty or a copy of `template` (which nobody may be connected to).
+
+        A copy is made file by file (STRATEGY FILE_COPY), not through the WAL
+        (PostgreSQL's default since 15): for a template of a few megabytes,
+        as the tests copy hundreds of times, it takes half as long."""
         statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
         if template is not None:
-            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+            statement += sql.SQL(" TEMPLATE {} STRATEGY FILE_COPY").format(sql.Identifier(template))
+        with psycopg.connect(self.url(), autocommit=True) as connection:
+            connection.execute(statement)
+
+    def drop_database(self, name: str) -> None:
+        """Drop a database, ending whatever sessions it still has."""
+        statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         with psycopg.connect(self.url(), autocommit=True) as connection:
             connection.execute(statement)
 
@@ -182,13 +192,23 @@ class EmbeddedPostgres:
 
     def _kill_process_group(self) -> None:
         assert self._process is not None
+        group = self._process.pid
         try:
             # The group id is the postmaster's pid, reserved until it is reaped.
-            os.killpg(self._process.pid, signal.SIGKILL)
+            os.killpg(group, signal.SIGKILL)
         except ProcessLookupError:
             pass
         self._process.wait()
         self._process = None
+        # Backends may outlive the postmaster by a moment; the data
+        # directory is only free (to remove, or to start on) once they are gone.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.01)
 
     def _log_tail(self, lines: int = 30) -> str:
         try:

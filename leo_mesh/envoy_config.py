@@ -28,6 +28,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from leo.generation.v1 import generation_pb2  # noqa: F401  (registers the service's descriptors)
+from leo_mesh import envoy_console
 from leo_mesh.status import DOMAIN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -367,10 +368,14 @@ def render(settings: EnvoySettings | None = None) -> str:
         # A JSON string is a YAML double-quoted scalar: the rendered config
         # carries the script and needs no other file.
         "EDGE_LUA": json.dumps(edge_lua()),
+        "MAX_DIRECT_RESPONSE_BYTES": envoy_console.MAX_FILE_BYTES,
     }
     if "METHOD_NOT_ALLOWED_ROUTES" in text:
         routes = list(method_not_allowed_routes())
         values["METHOD_NOT_ALLOWED_ROUTES"] = _block_list(text, "METHOD_NOT_ALLOWED_ROUTES", routes)
+    if "CONSOLE_ROUTES" in text:
+        routes = list(envoy_console.console_routes())
+        values["CONSOLE_ROUTES"] = _block_list(text, "CONSOLE_ROUTES", routes)
     if "METHOD_NOT_ALLOWED_REPLIES" in text:
         replies = list(method_not_allowed_replies())
         values["METHOD_NOT_ALLOWED_REPLIES"] = _block_list(text, "METHOD_NOT_ALLOWED_REPLIES", replies)

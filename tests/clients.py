@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
 import grpc
 import httpx
-import psycopg
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
+from tests.rows import count_generations  # noqa: F401  (tests/e2e/test_fuzz_json.py reads it from here)
 
 T = TypeVar("T")
 
@@ -100,17 +101,12 @@ def json_client(mesh, key: str | None = None, *, timeout_s: float = 10, **header
     return httpx.Client(base_url=mesh.envoy_url, timeout=timeout_s, headers=headers)
 
 
+def new_owner(mesh, prefix: str = "owner") -> tuple[str, str]:
+    """A new owner on this mesh and an API key of it."""
+    owner = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    return owner, mesh.create_api_key(owner)
+
+
 def api_for(mesh, owner: str = "tester", address: str | None = None) -> Api:
     """A client with a new API key of `owner` on this mesh."""
     return Api(address or mesh.api_address, mesh.create_api_key(owner))
-
-
-def count_generations(database_url: str) -> int:
-    with psycopg.connect(database_url) as conn:
-        return conn.execute("SELECT count(*) FROM generations").fetchone()[0]
-
-
-def statuses(database_url: str) -> dict[str, int]:
-    with psycopg.connect(database_url) as conn:
-        rows = conn.execute("SELECT status::text, count(*) FROM generations GROUP BY 1").fetchall()
-    return dict(rows)

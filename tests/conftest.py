@@ -14,6 +14,7 @@ from hypothesis import settings
 
 from devstack import ports
 from devstack.postgres import EmbeddedPostgres
+from tests.mesh_fixtures import database_of
 
 # No time limit per example: these machines are shared and noisy, and speed
 # is measured by `make bench`, never by a test.
@@ -28,18 +29,32 @@ def pytest_configure(config: pytest.Config) -> None:
         ports.use_block(int(worker.removeprefix("gw")), int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
 
 
+# Shared memory, where the machine has it: the suite makes and drops
+# hundreds of databases of a few megabytes (thousands of files each), which
+# on a busy disk took ten times as long as in memory.
+IN_MEMORY = Path("/dev/shm")
+
+
 def new_postgres() -> EmbeddedPostgres:
-    """A PostgreSQL (not started) with its data outside pytest's temp tree:
+    """A PostgreSQL (not started, fsync off) with its data in memory if the
+    machine has a shared-memory file system, and outside pytest's temp tree:
     pytest keeps that tree private to root, and postgres runs as another user."""
-    return EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="leo-test-pg-")), ports.free_port(), fsync=False)
+    base = IN_MEMORY if IN_MEMORY.is_dir() and os.access(IN_MEMORY, os.W_OK | os.X_OK) else None
+    return EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="leo-test-pg-", dir=base)), ports.free_port(), fsync=False)
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[EmbeddedPostgres]:
-    """One real PostgreSQL server for the whole session (fsync off)."""
-    with new_postgres() as server:
+    """One real PostgreSQL server for the whole session (fsync off). Its data
+    is thrown away at the end: it is killed, not shut down cleanly (which
+    writes every changed page first)."""
+    server = new_postgres()
+    server.start()
+    try:
         yield server
-    shutil.rmtree(server.data_dir, ignore_errors=True)
+    finally:
+        server.kill()
+        shutil.rmtree(server.data_dir, ignore_errors=True)
 
 
 def new_database(postgres: EmbeddedPostgres) -> str:
@@ -50,8 +65,11 @@ def new_database(postgres: EmbeddedPostgres) -> str:
 
 
 @pytest.fixture
-def fresh_database_url(postgres: EmbeddedPostgres) -> str:
-    return new_database(postgres)
+def fresh_database_url(postgres: EmbeddedPostgres) -> Iterator[str]:
+    """A new, empty database for one test, dropped after it."""
+    url = new_database(postgres)
+    yield url
+    postgres.drop_database(database_of(url))
 
 
-pytest_plugins = ["tests.mesh_fixtures", "tests.s3_server"]
+pytest_plugins = ["tests.mesh_fixtures", "tests.s3_server", "tests.browser"]

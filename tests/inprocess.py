@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
+import inspect
 import shutil
 import tempfile
+import time
+import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -33,6 +38,7 @@ from mock_ai_server.app import bootstrap as mock_ai_bootstrap
 from mock_ai_server.settings import Settings as MockAiSettings
 
 SIGNING_KEY = "test-media-signing-key"
+FINAL = {generation_pb2.STATUS_COMPLETE, generation_pb2.STATUS_FAILED, generation_pb2.STATUS_CANCELLED}
 
 
 def _temporary_directory(prefix: str) -> Path:
@@ -98,6 +104,7 @@ async def api_server(
     database_url: str,
     *,
     ai=None,
+    ai_address: str | None = None,
     background: bool = True,
     webhooks: dict | None = None,
     media: MediaSettings | None = None,
@@ -105,13 +112,17 @@ async def api_server(
 ) -> AsyncIterator[ApiServer]:
     """A running api_server (on any free port unless `api_server_port` says
     which); `background=False` leaves the dispatcher and the other loops to
-    the test, which drives their rounds itself."""
+    the test, which drives their rounds itself. Its AI is `ai` (a stub; a
+    new FakeAi unless given), or the AI server at `ai_address`, reached
+    through the channel production uses."""
+    if ai_address is not None:
+        settings["ai_server_address"] = ai_address
     config = ApiSettings(database_url=database_url, **{"api_server_port": 0, "api_server_metrics_port": 0, **settings})
     app = api_bootstrap(
         config,
         webhook_settings=WebhookSettings(**(webhooks or {})),
         media_settings=media or media_settings(),
-        ai=ai or FakeAi(),
+        ai=None if ai_address is not None else ai or FakeAi(),
     )
     await app.start(background=background)
     async with stopped_after(app):
@@ -149,11 +160,121 @@ class Client:
 
     def __init__(self, channel: grpc.aio.Channel, key: str) -> None:
         self.stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        self.key = key
         self.metadata = (("authorization", f"Bearer {key}"),)
 
     async def create(self, **fields) -> generation_pb2.Generation:
         request = generation_pb2.CreateGenerationRequest(**{"prompt": "a lighthouse", **fields})
         return (await self.stub.CreateGeneration(request, metadata=self.metadata, timeout=10)).generation
+
+    async def get(self, generation_id: str) -> generation_pb2.Generation:
+        request = generation_pb2.GetGenerationRequest(generation_id=generation_id)
+        return (await self.stub.GetGeneration(request, metadata=self.metadata, timeout=10)).generation
+
+    async def list(self, **fields) -> generation_pb2.ListGenerationsResponse:
+        request = generation_pb2.ListGenerationsRequest(**fields)
+        return await self.stub.ListGenerations(request, metadata=self.metadata, timeout=10)
+
+    async def cancel(self, generation_id: str) -> generation_pb2.Generation:
+        request = generation_pb2.CancelGenerationRequest(generation_id=generation_id)
+        return (await self.stub.CancelGeneration(request, metadata=self.metadata, timeout=10)).generation
+
+    async def rotate_webhook_secret(self) -> str:
+        request = generation_pb2.RotateWebhookSecretRequest()
+        return (await self.stub.RotateWebhookSecret(request, metadata=self.metadata, timeout=10)).secret
+
+    async def watch(self, generation_id: str, timeout_s: float = 30) -> list[generation_pb2.Generation]:
+        """Every message of one WatchGeneration stream, to its end."""
+        request = generation_pb2.WatchGenerationRequest(generation_id=generation_id)
+        call = self.stub.WatchGeneration(request, metadata=self.metadata, timeout=timeout_s)
+        return [message.generation async for message in call]
+
+    async def wait_final(self, generation_id: str, timeout_s: float = 30) -> generation_pb2.Generation:
+        """The generation in its final state: the last message of a watch, which ends there."""
+        final = (await self.watch(generation_id, timeout_s))[-1]
+        assert final.status in FINAL, final
+        return final
+
+
+async def until(check, what: str, *, timeout_s: float = 20, interval_s: float = 0.05):
+    """Poll `check()` (a function, or one returning an awaitable: a blocking
+    read put in a thread, as `lambda: asyncio.to_thread(rows.dispatch, url, id)`)
+    until it gives something truthy, while the event loop's servers keep running."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
+        await asyncio.sleep(interval_s)
+
+
+async def code_of(call) -> grpc.StatusCode:
+    """The status code of a call (an awaitable) that must fail."""
+    try:
+        await call
+    except grpc.aio.AioRpcError as error:
+        return error.code()
+    raise AssertionError("the call succeeded")
+
+
+@dataclass
+class Flow:
+    """callback_server, the mock AI and an api_server in one event loop,
+    wired as in the mesh (the api_server reaches the AI over its production
+    channel) and sharing one media directory: a generation's whole flow in
+    process. Clients of new owners come from client()."""
+
+    database_url: str
+    media: MediaSettings
+    callback: CallbackServer
+    ai: MockAi
+    api: ApiServer
+    channels: list[grpc.aio.Channel] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.api.port}"
+
+    async def key(self, owner: str | None = None) -> str:
+        """A new API key (of a new owner unless given)."""
+        return await new_key(self.api, owner or f"owner-{uuid.uuid4().hex[:8]}")
+
+    async def client(self, owner: str | None = None) -> Client:
+        """A client of the api_server with a new key (of a new owner unless given)."""
+        channel = channel_to(self.api)
+        self.channels.append(channel)
+        return Client(channel, await self.key(owner))
+
+
+@contextlib.asynccontextmanager
+async def flow(
+    database_url: str,
+    *,
+    ai: dict | None = None,
+    webhooks: dict | None = None,
+    media: MediaSettings | None = None,
+    **api_settings,
+) -> AsyncIterator[Flow]:
+    """The whole flow in this event loop: `ai` holds the mock AI's settings
+    (mock_ai_min_delay_s=...), `webhooks` the WebhookSettings, the rest the
+    api_server's."""
+    media = media or media_settings()
+    async with (
+        callback_server(database_url, media) as callback,
+        mock_ai(f"127.0.0.1:{callback.port}", media, **(ai or {})) as mock,
+        api_server(
+            database_url, ai_address=f"127.0.0.1:{mock.port}", webhooks=webhooks, media=media, **api_settings
+        ) as api,
+    ):
+        running = Flow(database_url, media, callback, mock, api)
+        try:
+            yield running
+        finally:
+            for channel in running.channels:
+                await channel.close()
 
 
 async def new_key(app: ApiServer, owner: str = "alice") -> str:

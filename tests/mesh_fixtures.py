@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -34,6 +36,31 @@ def new_migrated_database(postgres) -> str:
     return postgres.url(name)
 
 
+def new_mesh(postgres, run_dir, *, env: dict[str, str] | None = None, api_replicas: int = 1, with_envoy: bool = True):
+    """A mesh (not started) on free ports and a new database of `postgres`."""
+    return Mesh(
+        new_migrated_database(postgres),
+        run_dir,
+        ports=Ports.free(api_replicas),
+        env={**LONG_LINKS, **(env or {})},
+        with_envoy=with_envoy,
+    )
+
+
+def database_of(url: str) -> str:
+    return url.rsplit("/", 1)[1]
+
+
+@contextlib.contextmanager
+def migrated_database(postgres) -> Iterator[str]:
+    """A new database at the head revision, dropped afterwards; its URL."""
+    url = new_migrated_database(postgres)
+    try:
+        yield url
+    finally:
+        postgres.drop_database(database_of(url))
+
+
 @pytest.fixture(scope="module")
 def make_mesh(postgres, tmp_path_factory):
     """Factory: make_mesh(env=..., api_replicas=1, with_envoy=True, start=True).
@@ -45,12 +72,8 @@ def make_mesh(postgres, tmp_path_factory):
     def make(
         *, env: dict[str, str] | None = None, api_replicas: int = 1, with_envoy: bool = True, start: bool = True
     ) -> Mesh:
-        mesh = Mesh(
-            new_migrated_database(postgres),
-            tmp_path_factory.mktemp("mesh"),
-            ports=Ports.free(api_replicas),
-            env={**LONG_LINKS, **(env or {})},
-            with_envoy=with_envoy,
+        mesh = new_mesh(
+            postgres, tmp_path_factory.mktemp("mesh"), env=env, api_replicas=api_replicas, with_envoy=with_envoy
         )
         meshes.append(mesh)
         if start:
@@ -60,6 +83,7 @@ def make_mesh(postgres, tmp_path_factory):
     yield make
     for mesh in meshes:
         mesh.stop()
+        postgres.drop_database(database_of(mesh.database_url))
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ import grpc
 import pytest
 
 from devstack.mesh import Mesh, Ports
-from tests.clients import api_for, json_client, statuses, wait_for
+from tests import rows
+from tests.clients import api_for, json_client, wait_for
 from tests.conftest import new_postgres
 from tests.mesh_fixtures import new_migrated_database
 
@@ -70,7 +71,7 @@ def test_database_outage(own_postgres, tmp_path):
         assert set(refused) == {grpc.StatusCode.UNAVAILABLE}
         assert all(process.running() for process in mesh.processes())
         counts = wait_for(
-            lambda: (c := statuses(mesh.database_url)).get("PENDING", 0) == 0 and c,
+            lambda: (c := rows.statuses(mesh.database_url)).get("PENDING", 0) == 0 and c,
             timeout_s=60,
             what="every accepted generation to finish",
         )

@@ -378,6 +378,29 @@ def test_requests_without_a_key_share_one_bucket(limited):
     assert statuses.count(401) <= 5 + 1 * (elapsed + 1)
 
 
+def test_the_console_spends_no_token(limited):
+    """A page load is several files that never reach the api_server: none
+    of them takes from the bucket that requests without a key share."""
+    with json_client(limited) as http:
+        statuses = [
+            http.get(path).status_code for path in ["/console/", "/console/console.css", "/console/js/main.js"] * 8
+        ]
+    # Far more than the shared bucket holds (a burst of 5), whatever other tests left in it.
+    assert statuses == [200] * len(statuses)
+
+
+def test_only_the_console_is_compressed(http):
+    """gzip for the console's files; API answers, the watch's events
+    included, go as they are."""
+    gzip = {"accept-encoding": "gzip"}
+    assert http.get("/console/js/api.js", headers=gzip).headers["content-encoding"] == "gzip"
+    listed = http.get("/v1/generations?pageSize=100", headers=gzip)
+    assert listed.status_code == 200 and "content-encoding" not in listed.headers
+    generation = http.post("/v1/generations", json={"prompt": "uncompressed"}, headers=gzip).json()["generation"]
+    with http.stream("GET", f"/v1/generations/{generation['generationId']}:watch", headers=gzip) as watch:
+        assert watch.headers["content-type"] == "text/event-stream" and "content-encoding" not in watch.headers
+
+
 def test_the_listener_ceiling_holds_across_keys(make_mesh):
     mesh = make_mesh(
         env={

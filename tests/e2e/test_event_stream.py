@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.clients import error_info, json_client
-from tests.e2e.test_watch import sse_events
+from tests.sse import sse_events
 
 FAST = {"MOCK_AI_MIN_DELAY_S": "0.3", "MOCK_AI_MAX_DELAY_S": "0.6"}
 

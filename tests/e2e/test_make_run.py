@@ -60,6 +60,15 @@ def test_every_port_is_the_one_its_variable_sets(running):
     assert pasted(running)["LEO_API_TARGET"] == f"127.0.0.1:{running.env['ENVOY_LISTEN_PORT']}"
 
 
+def test_it_prints_where_the_web_console_is(running):
+    [line] = [line for line in running.lines if "web console" in line]
+    url = line.split()[2]
+    assert url == f"http://127.0.0.1:{running.env['ENVOY_LISTEN_PORT']}/console/"
+    page = httpx.get(url, timeout=10)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "content-security-policy" in page.headers
+
+
 def test_a_second_make_run_says_it_is_already_running(running):
     second = MakeRun(running.env)
     assert second.run_to_end() == 1

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from leo.callback.v1 import callback_pb2_grpc
 from leo_mesh.db.generations import GenerationStore
 from leo_mesh.db.pool import Database
 from tests.inprocess import callback_server, channel_to, signed_webhook_body
-from tests.mesh_fixtures import new_migrated_database
+from tests.mesh_fixtures import database_of, new_migrated_database
 
 
 @pytest.fixture
-def database_url(postgres) -> str:
-    """A new database at the head revision, for one test."""
-    return new_migrated_database(postgres)
+def database_url(postgres) -> Iterator[str]:
+    """A new database at the head revision for one test, dropped after it."""
+    url = new_migrated_database(postgres)
+    yield url
+    postgres.drop_database(database_of(url))
 
 
 @pytest.fixture

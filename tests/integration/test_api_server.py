@@ -16,7 +16,7 @@ from api_server.app import ApiServer
 from leo.generation.v1 import generation_pb2
 from leo_mesh.db.keys import KeyStore
 from leo_mesh.errors import BackendOverloaded
-from tests.inprocess import Client, FakeAi, api_server, channel_to, new_key
+from tests.inprocess import Client, FakeAi, api_server, channel_to, new_key, until
 
 
 def details(error: grpc.aio.AioRpcError) -> tuple[str, list[str]]:
@@ -222,3 +222,6 @@ async def test_a_burst_of_watches_is_held_not_dropped(database_url):
             assert errors == [] and len(app.watches) == burst
             for stream in streams:
                 stream.cancel()
+            # Each cancel reaches its server-side stream, which leaves: nothing
+            # of the burst outlives the test (it would hold up the next one's loop).
+            await until(lambda: len(app.watches) == 0, "every cancelled watch to leave", timeout_s=30)

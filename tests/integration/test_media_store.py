@@ -25,10 +25,12 @@ def s3_settings(endpoint: str, bucket: str, **more) -> MediaSettings:
     )
 
 
-@pytest.fixture(params=["local", "s3"])
-async def store(request, tmp_path):
+@pytest.fixture(scope="module", params=["local", "s3"])
+async def store(request, tmp_path_factory):
+    """One store of each backend for the module (an S3 client is slow to
+    make); each test uses keys of its own."""
     if request.param == "local":
-        settings = MediaSettings(store="local", local_dir=tmp_path / "media")
+        settings = MediaSettings(store="local", local_dir=tmp_path_factory.mktemp("media"))
     else:
         settings = s3_settings(
             request.getfixturevalue("s3_endpoint"), f"b-{uuid.uuid4().hex[:12]}", s3_create_bucket=True

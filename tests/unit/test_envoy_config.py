@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from devstack.envoy import envoy_binary
 from leo.generation.v1 import generation_pb2
 from leo_mesh import envoy_config as envoy
-from leo_mesh import grpc_server
+from leo_mesh import envoy_console, grpc_server
 
 ERRORS_DOC = Path(__file__).resolve().parents[2] / "docs" / "errors.md"
 
@@ -72,6 +72,8 @@ def test_the_variables_are_the_rendered_settings():
         "EDGE_LUA",
         "METHOD_NOT_ALLOWED_ROUTES",
         "METHOD_NOT_ALLOWED_REPLIES",
+        "CONSOLE_ROUTES",
+        "MAX_DIRECT_RESPONSE_BYTES",
         "TRACING",
         "TRACING_CLUSTERS",
     }
@@ -197,7 +199,8 @@ def test_http_bindings_are_read_from_the_descriptor():
 
 def test_every_path_has_one_405_route(config):
     routes = connection_manager(config)["route_config"]["virtual_hosts"][0]["routes"]
-    refused = [r for r in routes if r.get("direct_response", {}).get("status") == 405]
+    # (The console's own 405, under /console/, is not one of the API's paths.)
+    refused = [r for r in routes if r.get("direct_response", {}).get("status") == 405 and "safe_regex" in r["match"]]
 
     paths = {path for _, path in proto_bindings()}
     assert len(refused) == len(paths)
@@ -260,6 +263,142 @@ def test_path_regex(template, matches, misses):
 def test_path_templates_it_cannot_express_are_refused(template):
     with pytest.raises(ValueError, match="unsupported"):
         envoy.path_regex(template)
+
+
+# --- the web console --------------------------------------------------------
+
+
+def routes_of(config: dict) -> list[dict]:
+    return connection_manager(config)["route_config"]["virtual_hosts"][0]["routes"]
+
+
+def console_file_routes(config: dict) -> dict[str, dict]:
+    """By path, the routes that answer with a console file."""
+    return {
+        r["match"]["path"]: r
+        for r in routes_of(config)
+        if r.get("direct_response", {}).get("status") == 200 and r["match"].get("path", "").startswith("/console/")
+    }
+
+
+def added_headers(route: dict) -> dict[str, str]:
+    headers = {h["header"]["key"]: h["header"]["value"] for h in route["response_headers_to_add"]}
+    assert {h["append_action"] for h in route["response_headers_to_add"]} == {"OVERWRITE_IF_EXISTS_OR_ADD"}
+    return headers
+
+
+def directives(policy: str) -> dict[str, list[str]]:
+    parsed = {}
+    for directive in policy.split(";"):
+        name, *values = directive.split()
+        assert name not in parsed, f"{name} twice"
+        parsed[name] = values
+    return parsed
+
+
+def test_every_console_file_is_served_as_it_is_in_the_repo(config):
+    files = sorted(p for p in envoy_console.CONSOLE_DIR.rglob("*") if p.is_file())
+    routes = console_file_routes(config)
+
+    assert len(routes) == len(files) and "/console/" in routes
+    for path in files:
+        relative = path.relative_to(envoy_console.CONSOLE_DIR).as_posix()
+        route = routes["/console/" if relative == "index.html" else f"/console/{relative}"]
+        assert base64.b64decode(route["direct_response"]["body"]["inline_bytes"]) == path.read_bytes()
+        assert added_headers(route)["content-type"] == envoy_console.CONTENT_TYPES[path.suffix]
+        [method] = route["match"]["headers"]
+        assert (method["name"], method["string_match"]["safe_regex"]["regex"]) == (":method", "^(GET|HEAD)$")
+
+
+def test_console_files_fit_envoys_direct_response_limit(config):
+    limit = connection_manager(config)["route_config"]["max_direct_response_body_size_bytes"]
+    assert limit == envoy_console.MAX_FILE_BYTES
+    bodies = [r["direct_response"]["body"]["inline_bytes"] for r in console_file_routes(config).values()]
+    assert max(len(base64.b64decode(body)) for body in bodies) <= limit
+
+
+def test_every_console_file_carries_the_security_headers(config):
+    for route in console_file_routes(config).values():
+        headers = added_headers(route)
+        assert {name: headers[name] for name in envoy_console.SECURITY_HEADERS} == envoy_console.SECURITY_HEADERS
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["referrer-policy"] == "no-referrer"
+        assert headers["x-frame-options"] == "DENY"
+
+
+def test_the_console_csp_allows_its_own_origin_only_and_no_inline_code():
+    policy = directives(envoy_console.CONTENT_SECURITY_POLICY)
+
+    assert policy["default-src"] == ["'none'"]
+    for fetched in ("script-src", "style-src", "img-src", "connect-src"):
+        assert policy[fetched] == ["'self'"], fetched
+    assert policy["form-action"] == policy["frame-ancestors"] == policy["base-uri"] == ["'none'"]
+    assert policy["require-trusted-types-for"] == ["'script'"] and policy["trusted-types"] == ["'none'"]
+    assert not [v for values in policy.values() for v in values if "unsafe" in v or v in ("*", "data:", "http:")]
+
+
+def test_console_routes_skip_the_transcoder_and_rate_limit_and_compress(config):
+    """The transcoder would answer 404; a page load must not spend the
+    bucket requests without a key share; gzip is on for these routes only."""
+
+    def matched(route: dict) -> str:
+        return route["match"].get("path") or route["match"].get("prefix") or ""
+
+    console = [r for r in routes_of(config) if matched(r).startswith("/console") or r["match"].get("path") == "/"]
+    assert len(console) == len(console_file_routes(config)) + 3  # the 405 and two redirects
+    for route in console:
+        filters = route["typed_per_filter_config"]
+        assert filters["envoy.filters.http.grpc_json_transcoder"]["disabled"] is True
+        assert filters["envoy.filters.http.local_ratelimit"]["disabled"] is True
+        assert "disabled" not in filters["envoy.filters.http.compressor"]
+    [compressor] = [f for f in connection_manager(config)["http_filters"] if f["name"].endswith(".compressor")]
+    assert compressor["disabled"] is True
+    others = [r for r in routes_of(config) if r not in console]
+    assert not [r for r in others if "envoy.filters.http.compressor" in r.get("typed_per_filter_config", {})]
+
+
+def test_console_paths_are_none_of_the_apis(config):
+    api_paths = [re.compile(envoy.path_regex(template)) for template in envoy.http_bindings()]
+    for path in [*console_file_routes(config), "/console", "/"]:
+        assert not any(regex.match(path) for regex in api_paths), path
+    assert not [template for template in envoy.http_bindings() if template.startswith("/console")]
+
+
+def test_other_methods_under_the_console_are_405_and_the_root_redirects(config):
+    routes = routes_of(config)
+    [refused] = [r for r in routes if r["match"].get("prefix") == "/console/"]
+    [method] = refused["match"]["headers"]
+    assert method["invert_match"] is True and method["string_match"]["safe_regex"]["regex"] == "^(GET|HEAD)$"
+    assert refused["direct_response"]["status"] == 405
+    assert added_headers(refused) == {"allow": "GET, HEAD"}
+    redirects = {r["match"]["path"]: r["redirect"] for r in routes if "redirect" in r}
+    assert redirects == {p: {"path_redirect": "/console/", "response_code": "FOUND"} for p in ("/", "/console")}
+
+
+def test_the_console_routes_come_before_the_catch_all(config):
+    routes = routes_of(config)
+    console = [i for i, r in enumerate(routes) if "/console" in str(r["match"]) or r["match"].get("path") == "/"]
+    assert routes[-1]["match"] == {"prefix": "/"} and max(console) == len(routes) - 2
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "error"),
+    [
+        ("index.html", "x" * (envoy_console.MAX_FILE_BYTES + 1), "over"),
+        ("logo.png", "not served", "serves"),
+    ],
+)
+def test_console_files_envoy_cannot_serve_are_refused(tmp_path, name, content, error):
+    (tmp_path / "index.html").write_text("<!doctype html>")
+    (tmp_path / name).write_text(content)
+    with pytest.raises(ValueError, match=error):
+        envoy_console.console_files(tmp_path)
+
+
+def test_a_console_without_an_index_is_refused(tmp_path):
+    (tmp_path / "app.js").write_text("")
+    with pytest.raises(ValueError, match=r"no index\.html"):
+        envoy_console.console_files(tmp_path)
 
 
 # --- errors Envoy makes -----------------------------------------------------

@@ -1,20 +1,28 @@
-"""After a known flow through the real mesh, each process's /metrics shows
-exactly what happened: creates (spread over two api_server worker
-processes, whose numbers add up on their one port), dispatch attempts with
-one injected refusal each, generations failed by the AI, a cancel, a watch
-and a webhook that needed a retry. The database is the record of what
-happened (attempts, statuses) that the numbers are compared with."""
+"""What only real processes show, on one mesh whose api_server runs as
+two worker processes on one port (SO_REUSEPORT): each process's /metrics
+after a known flow (the workers' numbers adding up on their one port),
+calls spread across the workers, a worker that dies taking the service
+down with exit 1 for its supervisor to restart, and a SIGTERM that drains
+every process, ending open watches at once. The database is the record of
+what happened that the numbers are compared with.
+
+The tests run in this order; each leaves every process running but the
+last, which stops them all."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 from collections import Counter
+from pathlib import Path
 
 import grpc
-import psycopg
+import pytest
 
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
-from tests.clients import Api, statuses, wait_for
+from tests import rows
+from tests.clients import Api, wait_for
 from tests.scrape import Scrape
 from tests.webhook_receiver import Receiver
 
@@ -36,6 +44,12 @@ FLOW = {
 N = 8
 SIMULATED_FAILURE = "the model could not render this prompt (simulated failure)"
 GENERATION_SERVICE = "leo.generation.v1.GenerationService"
+PENDING = generation_pb2.STATUS_PENDING
+
+
+@pytest.fixture(scope="module")
+def mesh(make_mesh):
+    return make_mesh(env=FLOW, with_envoy=False)
 
 
 def own_connection(address: str, key: str) -> Api:
@@ -46,16 +60,22 @@ def own_connection(address: str, key: str) -> Api:
     return api
 
 
-def rows(database_url: str) -> list[tuple[str, str, int, str | None]]:
-    """(status, model, attempts, failure reason) of every generation."""
-    with psycopg.connect(database_url) as conn:
-        return conn.execute(
-            'SELECT status::text, "coreModel"::text, attempts, "failureReason" FROM generations'
-        ).fetchall()
+def workers_of(pid: int) -> list[int]:
+    """The worker processes of an api_server (not multiprocessing's resource tracker)."""
+    children = [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return [child for child in children if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
 
 
-def test_each_process_counts_exactly_what_the_flow_did(make_mesh):
-    mesh = make_mesh(env=FLOW, with_envoy=False)
+def served_creates(server, ids: list[str]) -> Counter:
+    """Which worker served the CreateGeneration of each of `ids`."""
+    return Counter(
+        r.get("worker")
+        for r in server.log_records()
+        if r.get("event") == "rpc" and r["method"].endswith("/CreateGeneration") and r.get("generation_id") in ids
+    )
+
+
+def test_each_process_counts_exactly_what_the_flow_did(mesh):
     (server,) = mesh.api_servers
     key = mesh.create_api_key("counted")
     clients = [own_connection(mesh.api_address, key) for _ in range(N)]
@@ -82,7 +102,11 @@ def test_each_process_counts_exactly_what_the_flow_did(make_mesh):
         for index, client in enumerate(clients[3:], start=3):
             client.create(f"plain {index}", model=generation_pb2.MODEL_SD if index % 2 else generation_pb2.MODEL_SDXL)
 
-        wait_for(lambda: "PENDING" not in statuses(mesh.database_url), timeout_s=60, what="every generation final")
+        wait_for(
+            lambda: "PENDING" not in rows.statuses(mesh.database_url, owner="counted"),
+            timeout_s=60,
+            what="every generation final",
+        )
         wait_for(lambda: len(receiver.requests) == 2, timeout_s=30, what="the webhook's retry")
         watch_done.join(timeout=30)
 
@@ -93,7 +117,7 @@ def test_each_process_counts_exactly_what_the_flow_did(make_mesh):
     )
     assert set(served) == {0, 1}, served  # both workers' numbers are in the sums below
 
-    generations = rows(mesh.database_url)
+    generations = rows.outcomes(mesh.database_url, owner="counted")
     assert len(generations) == N
     refused = sum(min(attempts, 1) for _, _, attempts, _ in generations)
     accepted = sum(max(attempts - 1, 0) for _, _, attempts, _ in generations)
@@ -171,3 +195,61 @@ def test_each_process_counts_exactly_what_the_flow_did(make_mesh):
 
     for client in clients:
         client.close()
+
+
+def test_two_workers_share_the_port_and_the_work(mesh):
+    (server,) = mesh.api_servers
+    key = mesh.create_api_key("shared")
+    wait_for(lambda: len(workers_of(server.proc.pid)) == 2, timeout_s=10, what="two workers")
+    # New connections are spread by the kernel: a connection each (channels
+    # of one process would otherwise share one).
+    clients = [own_connection(mesh.api_address, key) for _ in range(12)]
+    ids = [client.create(f"spread {i}").generation_id for i, client in enumerate(clients)]
+    wait_for(
+        lambda: "PENDING" not in rows.statuses(mesh.database_url, ids=ids), timeout_s=30, what="every generation final"
+    )
+    for client in clients:
+        client.close()
+    served = served_creates(server, ids)
+    assert set(served) == {0, 1}, served
+    assert sum(served.values()) == len(ids)
+    # Each went all the way through: the AI refused its first start (injected)
+    # and took the second, then rendered it or failed it as told.
+    for status, _, attempts, reason in rows.outcomes(mesh.database_url, owner="shared"):
+        assert attempts == 2 and (status, reason) in {("COMPLETE", None), ("FAILED", SIMULATED_FAILURE)}
+
+
+def test_a_worker_that_dies_stops_the_service_with_exit_1(mesh):
+    (server,) = mesh.api_servers
+    children = wait_for(lambda: len(w := workers_of(server.proc.pid)) == 2 and w, timeout_s=10, what="two workers")
+    os.kill(children[0], signal.SIGKILL)
+    assert server.proc.wait(timeout=60) == 1
+    assert not any(Path(f"/proc/{child}").exists() for child in children)
+    mesh.start_process(server)  # as its supervisor would
+
+
+def test_sigterm_drains_every_process_and_ends_open_watches_at_once(mesh):
+    """Last: it stops the mesh. The callback server goes first, so the
+    watched generation's result cannot be recorded and it stays PENDING."""
+    api = Api(mesh.api_address, mesh.create_api_key("drained"))
+    (server,) = mesh.api_servers
+
+    def stopped_gracefully(process, name: str) -> None:
+        assert process.stop() == 0, process.log_text()[-2000:]
+        records = process.log_records(this_run=True)
+        events = [r.get("event") for r in records]
+        assert "shutting down" in events and events[-1] == "stopped"
+        assert {r["service"] for r in records if "service" in r} == {name}
+
+    stopped_gracefully(mesh.callback_server, "callback_server")
+    generation_id = api.create("held for long").generation_id
+    request = generation_pb2.WatchGenerationRequest(generation_id=generation_id)
+    stream = api.stub.WatchGeneration(request, metadata=api.metadata, timeout=60)
+    assert next(stream).generation.status == PENDING
+    stopped_gracefully(server, "api_server")  # SIGTERM drains every worker
+    # Ended by the drain, not cut when the grace period ran out.
+    with pytest.raises(grpc.RpcError) as caught:
+        list(stream)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE and "watch again" in caught.value.details()
+    api.close()
+    stopped_gracefully(mesh.mock_ai, "mock_ai_server")
