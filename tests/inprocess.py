@@ -36,6 +36,7 @@ from leo_mesh.status import status_proto
 from mock_ai_server.app import MockAi
 from mock_ai_server.app import bootstrap as mock_ai_bootstrap
 from mock_ai_server.settings import Settings as MockAiSettings
+from tests import rows
 
 SIGNING_KEY = "test-media-signing-key"
 FINAL = {generation_pb2.STATUS_COMPLETE, generation_pb2.STATUS_FAILED, generation_pb2.STATUS_CANCELLED}
@@ -65,16 +66,20 @@ def signed_webhook_body(row: GenerationRow) -> str:
 
 
 class FakeAi:
-    """An AIService stub for api_server-only tests: records every
-    StartGenerations call and its jobs. `answer`, if set, is what the whole
-    call raises; otherwise each job is accepted, unless `refuse` holds a
-    domain error for its generation, which is then its outcome."""
+    """An AIService stub for api_server-only tests, standing for every AI
+    worker the api_server dials: records every StartGenerations call and
+    its jobs, and every CancelGenerations. `answer`, if set, is what the
+    whole call raises; otherwise each job is taken (running at once, unless
+    `running` is False), unless `refuse` holds a domain error for its
+    generation, which is then its outcome."""
 
     def __init__(self) -> None:
         self.calls = 0
         self.requests: list[ai_pb2.StartGenerationRequest] = []
+        self.cancelled: list[str] = []
         self.answer: Exception | None = None
         self.refuse: dict[str, DomainError] = {}
+        self.running = True
 
     async def StartGenerations(self, request, **kwargs):
         self.calls += 1
@@ -83,11 +88,17 @@ class FakeAi:
             raise self.answer
         return ai_pb2.StartGenerationsResponse(outcomes=[self._outcome(job) for job in request.generations])
 
+    async def CancelGenerations(self, request, **kwargs):
+        self.cancelled.extend(request.generation_ids)
+        ok = ai_pb2.CancelGenerationOutcome(status=status_pb2.Status(code=0))
+        return ai_pb2.CancelGenerationsResponse(outcomes=[ok for _ in request.generation_ids])
+
     def _outcome(self, job: ai_pb2.StartGenerationRequest) -> ai_pb2.StartGenerationOutcome:
         refused = self.refuse.get(job.generation_id)
         if refused is not None:
             return ai_pb2.StartGenerationOutcome(status=status_proto(refused))
-        return ai_pb2.StartGenerationOutcome(status=status_pb2.Status(code=0), accepted_new=True)
+        taken = ai_pb2.StartGenerationResponse(accepted_new=True, running=self.running)
+        return ai_pb2.StartGenerationOutcome(status=status_pb2.Status(code=0), response=taken)
 
 
 @contextlib.asynccontextmanager
@@ -104,7 +115,8 @@ async def api_server(
     database_url: str,
     *,
     ai=None,
-    ai_address: str | None = None,
+    real_workers: bool = False,
+    fake_worker: bool = True,
     background: bool = True,
     webhooks: dict | None = None,
     media: MediaSettings | None = None,
@@ -112,17 +124,20 @@ async def api_server(
 ) -> AsyncIterator[ApiServer]:
     """A running api_server (on any free port unless `api_server_port` says
     which); `background=False` leaves the dispatcher and the other loops to
-    the test, which drives their rounds itself. Its AI is `ai` (a stub; a
-    new FakeAi unless given), or the AI server at `ai_address`, reached
-    through the channel production uses."""
-    if ai_address is not None:
-        settings["ai_server_address"] = ai_address
+    the test, which drives their rounds itself. Its AI workers are `ai` (a
+    stub answering for every worker; a new FakeAi unless given), with one
+    worker of ample room registered unless `fake_worker` is False; or, with
+    `real_workers`, the workers that registered themselves (mock AIs,
+    reached through the channels production uses)."""
     config = ApiSettings(database_url=database_url, **{"api_server_port": 0, "api_server_metrics_port": 0, **settings})
+    stub = None if real_workers else ai or FakeAi()
+    if stub is not None and fake_worker:
+        await asyncio.to_thread(rows.ensure_worker, database_url)
     app = api_bootstrap(
         config,
         webhook_settings=WebhookSettings(**(webhooks or {})),
         media_settings=media or media_settings(),
-        ai=None if ai_address is not None else ai or FakeAi(),
+        ai=None if stub is None else (lambda address: stub),
     )
     await app.start(background=background)
     async with stopped_after(app):
@@ -142,12 +157,14 @@ async def callback_server(database_url: str, media: MediaSettings | None = None)
 
 @contextlib.asynccontextmanager
 async def mock_ai(callback_address: str, media: MediaSettings | None = None, **settings) -> AsyncIterator[MockAi]:
+    """An AI worker, in the pool once its first heartbeat was answered."""
     app = mock_ai_bootstrap(
         MockAiSettings(callback_server_address=callback_address, mock_ai_port=0, mock_ai_metrics_port=0, **settings),
         media or media_settings(),
     )
     await app.start()
     async with stopped_after(app):
+        await asyncio.wait_for(app.heartbeats.joined.wait(), timeout=20)
         yield app
 
 
@@ -223,8 +240,9 @@ async def code_of(call) -> grpc.StatusCode:
 @dataclass
 class Flow:
     """callback_server, the mock AI and an api_server in one event loop,
-    wired as in the mesh (the api_server reaches the AI over its production
-    channel) and sharing one media directory: a generation's whole flow in
+    wired as in the mesh (the AI worker joins the pool by heartbeating, the
+    api_server reaches it over its production channel) and sharing one media
+    directory: a generation's whole flow in
     process. Clients of new owners come from client()."""
 
     database_url: str
@@ -265,9 +283,7 @@ async def flow(
     async with (
         callback_server(database_url, media) as callback,
         mock_ai(f"127.0.0.1:{callback.port}", media, **(ai or {})) as mock,
-        api_server(
-            database_url, ai_address=f"127.0.0.1:{mock.port}", webhooks=webhooks, media=media, **api_settings
-        ) as api,
+        api_server(database_url, real_workers=True, webhooks=webhooks, media=media, **api_settings) as api,
     ):
         running = Flow(database_url, media, callback, mock, api)
         try:

@@ -8,7 +8,6 @@ its event loop keep running meanwhile.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -97,37 +96,65 @@ def outcomes(database_url: str, owner: str) -> list[tuple[str, str, int, str | N
         ).fetchall()
 
 
-def held_by_the_ai(database_url: str, ids: Iterable[str]) -> int:
-    """How many of `ids` were accepted by the AI on their first dispatch and await its result."""
+def phases(database_url: str, ids: Iterable[str]) -> dict[str, int]:
+    """How many of `ids` are in each phase (a final one has none: "FINAL")."""
     with psycopg.connect(database_url) as conn:
-        return conn.execute(
-            "SELECT count(*) FROM generations WHERE attempts = 1 AND status = 'PENDING'"
-            ' AND "lastError" IS NULL AND "nextAttemptAt" > now() AND "generationId" = ANY(%s::uuid[])',
-            (list(ids),),
-        ).fetchone()[0]
-
-
-def queue_positions(database_url: str, owner: str) -> list[int]:
-    """The queue places the AI last reported for `owner`'s generations."""
-    with psycopg.connect(database_url) as conn:
-        rows = conn.execute(
-            'SELECT "queuePosition" FROM generations WHERE owner = %s AND "queuePosition" IS NOT NULL', (owner,)
+        return dict(
+            conn.execute(
+                "SELECT COALESCE(phase::text, 'FINAL'), count(*) FROM generations"
+                ' WHERE "generationId" = ANY(%s::uuid[]) GROUP BY 1',
+                (list(ids),),
+            )
         )
-        return [position for (position,) in rows]
 
 
-def make_held(database_url: str, count: int, *, token: str, owner: str) -> list[str]:
-    """`count` generations of `owner` as a first dispatch leaves them while the
-    AI holds them (one attempt, `token`'s hash stored, not due again); their ids."""
-    ids = [str(uuid.uuid4()) for _ in range(count)]
-    token_hash = hashlib.sha256(token.encode()).digest()
-    with psycopg.connect(database_url) as conn, conn.cursor() as cursor:
-        cursor.executemany(
-            'INSERT INTO generations (id, "generationId", "updatedAt", prompt, owner, attempts, "callbackTokenHash")'
-            " VALUES (gen_random_uuid(), %s, now(), 'held', %s, 1, %s)",
-            [(generation_id, owner, token_hash) for generation_id in ids],
+def on_workers(database_url: str, ids: Iterable[str]) -> int:
+    """How many of `ids` a worker has taken (held there or running) on their first dispatch."""
+    found = phases(database_url, ids)
+    return found.get("HELD", 0) + found.get("RUNNING", 0)
+
+
+# The worker tests put in the pool themselves (a stub answers for it).
+FAKE_WORKER_ID = uuid.UUID("00000000-0000-4000-8000-00000000fa4e")
+FAKE_WORKER_ADDRESS = "fake-ai-worker:1"
+
+
+def add_worker(
+    database_url: str,
+    *,
+    worker_id: uuid.UUID | None = None,
+    address: str = FAKE_WORKER_ADDRESS,
+    slots: int = 1000,
+    prefetch: int = 0,
+    models: str = "{SD,SDXL}",
+    kinds: str = "{IMAGE,VIDEO}",
+    lease_s: float = 86400,
+) -> uuid.UUID:
+    """A worker in the pool that never heartbeats (its lease outlasts the
+    test unless `lease_s` says otherwise); the same id again changes nothing."""
+    worker_id = worker_id or uuid.uuid4()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            'INSERT INTO ai_workers (id, address, slots, prefetch, models, kinds, heartbeat, "leaseExpiresAt")'
+            " VALUES (%s, %s, %s, %s, %s, %s, 1, now() + make_interval(secs => %s)) ON CONFLICT (id) DO NOTHING",
+            (worker_id, address, slots, prefetch, models, kinds, lease_s),
         )
-    return ids
+    return worker_id
+
+
+def ensure_worker(database_url: str) -> uuid.UUID:
+    """The pool's one ample worker (FAKE_WORKER_ID), added if it is not there."""
+    return add_worker(database_url, worker_id=FAKE_WORKER_ID)
+
+
+def requeue(database_url: str, generation_id: str) -> None:
+    """Back in the queue and due, as when its completion deadline passed."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE generations SET phase = 'QUEUED', \"workerId\" = NULL, \"takenAt\" = NULL,"
+            ' "nextAttemptAt" = now() WHERE "generationId" = %s AND status = \'PENDING\'',
+            (generation_id,),
+        )
 
 
 def delivery(database_url: str, generation_id: str) -> Delivery | None:

@@ -49,6 +49,7 @@ class Database:
         max_waiting: int = 200,
         checkout_timeout_s: float = 3.0,
     ) -> None:
+        self.url = database_url
         self._pool = psycopg_pool.AsyncConnectionPool(
             libpq_url(database_url),
             min_size=min(2, max_size),

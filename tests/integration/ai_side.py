@@ -1,31 +1,38 @@
 """The AI's side of a generation, for tests of what it sends back:
-generations created and dispatched through the store (so a test holds the
+generations created and dispatched through the stores (so a test holds the
 token a dispatch handed the AI), and results naming stored files."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from leo.callback.v1 import callback_pb2
 from leo_mesh.db.generations import GenerationStore, NewGeneration
+from leo_mesh.db.queue import QueueStore
 from leo_mesh.rules import Model
+from tests import rows
+from tests.inprocess import signed_webhook_body
 
 OWNER = "tester"
 
 
 async def dispatched(store: GenerationStore, prompt: str = "p") -> tuple[uuid.UUID, str]:
-    """A generation the AI holds, and the token its dispatch handed over."""
+    """A generation a worker holds, and the token its dispatch handed over."""
     row, _ = await store.create(NewGeneration(OWNER, prompt, Model.SDXL, 64, 64), max_pending=100)
     return row.generation_id, await redispatch(store, row.generation_id)
 
 
 async def redispatch(store: GenerationStore, generation_id: uuid.UUID) -> str:
-    """Dispatch the generation again (its deadline passed): a new token."""
-    async with store._db.connection() as conn:
-        await conn.execute('UPDATE generations SET "nextAttemptAt" = now() WHERE "generationId" = %s', (generation_id,))
-    claimed, _ = await store.claim_due(limit=10, lease_s=60, max_attempts=10)
-    (item,) = [c for c in claimed if c.row.generation_id == generation_id]
-    return item.callback_token
+    """Dispatch the generation (again: back in the queue, as when its deadline
+    passed) in a dispatch round, to a worker of the pool: a new token."""
+    db = store._db
+    await asyncio.to_thread(rows.ensure_worker, db.url)
+    await asyncio.to_thread(rows.requeue, db.url, str(generation_id))
+    queue = QueueStore(db, webhook_body=signed_webhook_body)
+    planned = await queue.round(limit=1000, max_running_per_owner=1000, max_attempts=10, start_lease_s=60)
+    (start,) = [s for s in planned.starts if s.row.generation_id == generation_id]
+    return start.callback_token
 
 
 def completed(

@@ -73,7 +73,7 @@ async def test_an_ai_call_that_raises_anything_is_that_generation_s_failed_attem
     ai = FakeAi()
     async with three_due(database_url, ai) as (app, created):
         ai.answer = RuntimeError("the stub broke")
-        assert await app.dispatcher.dispatch_due() is False  # the round itself ends normally
+        assert await app.dispatcher.round() is False  # the round itself ends normally
         assert await after_dispatch(app) == {
             generation_id: ("PENDING", 1, "INTERNAL: RuntimeError: the stub broke") for generation_id in created
         }
@@ -84,7 +84,7 @@ async def test_a_round_goes_in_one_call_and_a_refused_job_fails_only_its_own_att
     ai = FakeAi()
     async with three_due(database_url, ai) as (app, created):
         ai.refuse[created[1]] = BackendOverloaded()
-        await app.dispatcher.dispatch_due()
+        await app.dispatcher.round()
         assert ai.calls == 1 and sorted(job.generation_id for job in ai.requests) == sorted(created)
         assert await after_dispatch(app) == {
             created[0]: ("PENDING", 1, None),

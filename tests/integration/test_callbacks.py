@@ -14,6 +14,7 @@ from leo.callback.v1 import callback_pb2
 from leo_mesh.rules import Status
 from leo_mesh.status import code_name
 from tests.integration.ai_side import OWNER, completed, dispatched, redispatch
+from tests.rows import FAKE_WORKER_ADDRESS
 
 
 def keys(row) -> list[str]:
@@ -140,10 +141,11 @@ async def test_token_of_an_earlier_dispatch_no_longer_completes(store, callbacks
 
 async def test_late_callback_for_a_cancelled_generation_changes_nothing(store, callbacks):
     generation_id, token = await dispatched(store, "cancel me")
-    cancelled = await store.cancel(generation_id, OWNER)
+    cancelled, worker = await store.cancel(generation_id, OWNER)
+    assert worker == FAKE_WORKER_ADDRESS  # the api_server tells it to stop the job
     await callbacks.CompleteGeneration(completed(generation_id, token, "late.png"), timeout=5)  # acknowledged
     assert await store.get(generation_id, OWNER) == cancelled
-    assert cancelled.status is Status.CANCELLED
+    assert cancelled.status is Status.CANCELLED and cancelled.phase is None
 
 
 async def test_results_in_one_batch_are_each_recorded_or_refused_on_their_own(store, callbacks):

@@ -41,7 +41,7 @@ async def test_the_backlog_gauges_read_the_database(database_url):
         assert before.value("leo_dispatch_oldest_due_age_seconds") > 0
         assert before.value("leo_generations_pending_oldest_age_seconds") > 0
 
-        await app.dispatcher.dispatch_due()  # both accepted: waiting for their callbacks
+        await app.dispatcher.round()  # both accepted: waiting for their callbacks
         await app.gauges.read_backlog()
         dispatched = scrape(app)
         assert dispatched.value("leo_dispatch_backlog_due") == 0
@@ -55,7 +55,7 @@ async def test_the_backlog_gauges_read_the_database(database_url):
             if scrape(app).value("leo_dispatch_backlog_due") == 2:
                 break
             await asyncio.sleep(0.02)
-        await app.dispatcher.dispatch_due()
+        await app.dispatcher.round()
         assert scrape(app).value("leo_dispatch_timeouts_total") == timeouts + 2
         assert len(ai.requests) == 4
 
@@ -80,7 +80,7 @@ async def test_a_refused_dispatch_counts_as_an_attempt_and_a_retry_by_its_code(d
         before = scrape(app)
         await client.create()
         ai.answer = grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata())
-        await app.dispatcher.dispatch_due()
+        await app.dispatcher.round()
         after = scrape(app)
     for name in ("leo_dispatch_attempts_total", "leo_dispatch_retries_total"):
         assert after.value(name, grpc_code="UNAVAILABLE") == before.value(name, grpc_code="UNAVAILABLE") + 1
@@ -114,7 +114,7 @@ async def test_a_create_and_its_dispatch_are_one_trace_and_their_log_lines_say_s
         request = generation_pb2.CreateGenerationRequest(prompt="traced")
         metadata = (*client.metadata, ("traceparent", f"00-{caller_trace}-{caller_span}-01"))
         created = (await client.stub.CreateGeneration(request, metadata=metadata, timeout=10)).generation
-        await app.dispatcher.dispatch_due()
+        await app.dispatcher.round()
 
     finished = {span.name: span for span in spans.get_finished_spans()}
     create = finished["leo.generation.v1.GenerationService/CreateGeneration"]

@@ -196,7 +196,8 @@ def test_responses_write_enums_by_name_and_every_field_without_presence(spec):
         "$ref": SCHEMAS + "leo.generation.v1.Model",
         "description": "The model that runs (or ran) the generation.",
     }
-    timestamps = {"createTime", "updateTime", "completeTime", "startTime", "estimatedStartTime", "estimatedCompleteTime"}
+    timestamps = {"createTime", "updateTime", "completeTime", "startTime"}
+    timestamps |= {"estimatedStartTime", "estimatedCompleteTime"}
     with_presence = {"queuePosition", "progress"}  # proto3 optional: written only when set
     assert set(generation["required"]) == set(generation["properties"]) - timestamps - with_presence
     assert '"null"' not in json.dumps(generation)  # no JSON null type anywhere
