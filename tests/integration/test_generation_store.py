@@ -10,10 +10,12 @@ import uuid
 
 import pytest
 
-from leo_mesh.db.generations import Failure, GenerationStore, NewGeneration, Wait
+from leo_mesh.db.generations import GenerationStore, NewGeneration
 from leo_mesh.db.pool import Database
+from leo_mesh.db.queue import NotTaken, QueueStore, Round
 from leo_mesh.errors import DatabaseUnavailable, PendingLimitReached, RequestIdReused
 from leo_mesh.rules import Asset, Completion, Model, Result, Status
+from tests import rows
 from tests.inprocess import signed_webhook_body as webhook_body
 
 DONE = Result(assets=(Asset("g/1.png", "image/png", 64, 64, byte_size=100),))
@@ -33,6 +35,15 @@ async def counters(db: Database) -> tuple[dict[str, int], dict[str, int]]:
             ).fetchall()
         )
     return kept, counted
+
+
+async def dispatch_round(db: Database, *, start_lease_s: float = 60, max_attempts: int = 5) -> Round:
+    """A dispatch round into the pool's one ample worker."""
+    await asyncio.to_thread(rows.ensure_worker, db.url)
+    queue = QueueStore(db, webhook_body=webhook_body)
+    return await queue.round(
+        limit=1000, max_running_per_owner=1000, max_attempts=max_attempts, start_lease_s=start_lease_s
+    )
 
 
 async def test_concurrent_creates_fill_each_owner_s_cap_exactly(store, db):
@@ -82,8 +93,7 @@ async def test_a_repeat_is_answered_even_at_the_cap(store):
 
 async def test_completions_that_arrive_together_are_each_decided_alone(store, db):
     rows = [(await store.create(new(prompt=f"p{i}"), max_pending=100))[0] for i in range(5)]
-    claimed, _ = await store.claim_due(limit=10, lease_s=60, max_attempts=5)
-    tokens = {c.row.generation_id: c.callback_token for c in claimed}
+    tokens = {start.row.generation_id: start.callback_token for start in (await dispatch_round(db)).starts}
     a, b, c, d, e = (row.generation_id for row in rows)
     await store.complete(d, tokens[d], DONE)
     failed = Result(failure_reason="no")
@@ -126,21 +136,32 @@ async def test_the_pending_counter_follows_every_way_out_of_pending(store, db):
     owners = ["o1", "o2", "o3"]
     for _ in range(60):
         await store.create(new(rng.choice(owners)), max_pending=1000)
-    claimed, _ = await store.claim_due(limit=1000, lease_s=0, max_attempts=2)
-    for item in claimed[:15]:
+    starts = (await dispatch_round(db, max_attempts=2)).starts
+    for start in starts[:15]:
         await store.complete(
-            item.row.generation_id, item.callback_token, DONE if rng.random() < 0.5 else Result(failure_reason="x")
+            start.row.generation_id, start.callback_token, DONE if rng.random() < 0.5 else Result(failure_reason="x")
         )
-    for item in claimed[15:25]:
-        await store.cancel(item.row.generation_id, item.row.owner)
-    await store.record_dispatches(
-        [Wait(item.row.id, item.row.attempts, 0, "UNAVAILABLE: later") for item in claimed[35:40]],
-        [Failure(item.row.id, item.row.attempts, "rejected") for item in claimed[25:35]],
+    for start in starts[15:25]:
+        await store.cancel(start.row.generation_id, start.row.owner)
+    queue = QueueStore(db, webhook_body=webhook_body)
+    await queue.record_starts(
+        [NotTaken(start, "UNAVAILABLE: later", counts=False) for start in starts[35:40]]
+        + [NotTaken(start, "INVALID_ARGUMENT: no", reason="rejected") for start in starts[25:35]],
+        completion_deadline_s=60,
     )
-    # The rest are due again at once (lease 0): a second claim, then a third times them out.
-    await store.claim_due(limit=1000, lease_s=0, max_attempts=2)
-    _, timed_out = await store.claim_due(limit=1000, lease_s=0, max_attempts=2)
-    assert len(timed_out) == 25
+    # starts[35:40] went back without using their attempt; starts[40:] are
+    # put back by hand as a lost worker's would be. Two more rounds use up
+    # the second attempt of starts[40:] only; starts[35:40] run and complete.
+    for start in starts[40:]:
+        await asyncio.to_thread(rows.requeue, db.url, str(start.row.generation_id))
+    await dispatch_round(db, max_attempts=2)
+    for start in starts[35:]:
+        await asyncio.to_thread(rows.requeue, db.url, str(start.row.generation_id))
+    last = await dispatch_round(db, max_attempts=2)
+    assert {g.generation_id for g in last.failed} == {s.row.generation_id for s in starts[40:]}
+    assert {s.row.generation_id for s in last.starts} == {s.row.generation_id for s in starts[35:40]}
+    for start in last.starts:
+        await store.complete(start.row.generation_id, start.callback_token, DONE)
     kept, counted = await counters(db)
     assert kept == counted == {}
 
