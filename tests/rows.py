@@ -8,8 +8,9 @@ its event loop keep running meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -151,7 +152,7 @@ def requeue(database_url: str, generation_id: str) -> None:
     """Back in the queue and due, as when its completion deadline passed."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(
-            "UPDATE generations SET phase = 'QUEUED', \"workerId\" = NULL, \"takenAt\" = NULL,"
+            'UPDATE generations SET phase = \'QUEUED\', "workerId" = NULL, "takenAt" = NULL,'
             ' "nextAttemptAt" = now() WHERE "generationId" = %s AND status = \'PENDING\'',
             (generation_id,),
         )
@@ -171,3 +172,140 @@ def delivery(database_url: str, generation_id: str) -> Delivery | None:
             'SELECT "statusCode" FROM webhook_attempts WHERE "deliveryId" = %s ORDER BY attempt', (row[0],)
         )
         return Delivery(*row[1:], status_codes=tuple(code for (code,) in codes))
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a generation is on its way to a worker, as the queue recorded it,
+    and the database's clock when it was read."""
+
+    status: str
+    phase: str | None
+    worker_id: uuid.UUID | None
+    taken_at: int | None
+    assigned_at: datetime | None
+    started_at: datetime | None
+    next_attempt_at: datetime | None
+    attempts: int
+    last_error: str | None
+    failure_reason: str | None
+    read_at: datetime
+
+
+def placement(database_url: str, generation_id: uuid.UUID | str) -> Placement:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            'SELECT status::text, phase::text, "workerId", "takenAt", "assignedAt", "startedAt", "nextAttemptAt",'
+            ' attempts, "lastError", "failureReason", clock_timestamp() FROM generations WHERE "generationId" = %s',
+            (generation_id,),
+        ).fetchone()
+    assert row is not None, f"no generation {generation_id}"
+    return Placement(*row)
+
+
+def clock(database_url: str) -> datetime:
+    """The database's clock now."""
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("SELECT clock_timestamp()").fetchone()[0]
+
+
+def queued_since(database_url: str, generation_id: uuid.UUID | str, seconds_ago: float) -> None:
+    """As if the generation had been created, and queued, `seconds_ago` seconds ago."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            'UPDATE generations SET "createdAt" = "createdAt" - make_interval(secs => %s),'
+            ' "updatedAt" = "updatedAt" - make_interval(secs => %s) WHERE "generationId" = %s',
+            (seconds_ago, seconds_ago, generation_id),
+        )
+
+
+def make_due(database_url: str, generation_id: uuid.UUID | str) -> None:
+    """As if the time the queue gave the generation had passed: its retry
+    delay, its start lease or its completion deadline."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            'UPDATE generations SET "nextAttemptAt" = now() - interval \'1 second\' WHERE "generationId" = %s',
+            (generation_id,),
+        )
+
+
+@dataclass(frozen=True)
+class WorkerRow:
+    """A worker of the pool as its heartbeats left it."""
+
+    address: str
+    slots: int
+    prefetch: int
+    models: list[str]
+    kinds: list[str]
+    draining: bool
+    heartbeat: int
+    lease_expires_at: datetime
+
+
+def worker(database_url: str, worker_id: uuid.UUID) -> WorkerRow | None:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT address, slots, prefetch, models::text[], kinds::text[], draining, heartbeat,"
+            ' "leaseExpiresAt" FROM ai_workers WHERE id = %s',
+            (worker_id,),
+        ).fetchone()
+    return WorkerRow(*row) if row else None
+
+
+def end_lease(database_url: str, worker_id: uuid.UUID) -> None:
+    """As if the worker had stopped heartbeating a while ago: its lease has ended."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE ai_workers SET \"leaseExpiresAt\" = now() - interval '1 second' WHERE id = %s", (worker_id,)
+        )
+
+
+def holding(database_url: str) -> dict[uuid.UUID, int]:
+    """How many PENDING generations each worker has on it."""
+    with psycopg.connect(database_url) as conn:
+        return dict(
+            conn.execute(
+                'SELECT "workerId", count(*) FROM generations WHERE "workerId" IS NOT NULL AND status = \'PENDING\''
+                " GROUP BY 1"
+            )
+        )
+
+
+def virtual_time(database_url: str) -> float:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute('SELECT "virtualTime" FROM queue_state').fetchone()[0]
+
+
+def set_draining(database_url: str, worker_id: uuid.UUID) -> None:
+    """As if the worker's last heartbeat had said it drains."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE ai_workers SET draining = true WHERE id = %s", (worker_id,))
+
+
+@contextlib.contextmanager
+def virtual_time_locked(database_url: str) -> Iterator[None]:
+    """The queue's virtual time locked (every dispatch round that hands
+    something out writes it before it commits) until the block ends."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute('SELECT "virtualTime" FROM queue_state FOR UPDATE')
+        yield
+
+
+def waiting_for_locks(database_url: str) -> int:
+    """How many sessions of the database wait for a lock now."""
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ).fetchone()[0]
+
+
+def ran(database_url: str, generation_id: uuid.UUID | str, seconds: float, *, ended_ago_s: float = 0) -> None:
+    """As if the final generation had run for `seconds` on its worker,
+    ending `ended_ago_s` seconds ago."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            'UPDATE generations SET "completedAt" = now() - make_interval(secs => %s),'
+            ' "startedAt" = now() - make_interval(secs => %s) WHERE "generationId" = %s',
+            (ended_ago_s, ended_ago_s + seconds, generation_id),
+        )
