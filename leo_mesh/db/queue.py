@@ -20,7 +20,10 @@ What a round does, in order:
    on the worker) go back to the queue, or end FAILED when their attempts
    are used up; their workers are told to drop them;
 4. the queue's first due generations go into the room live workers have
-   (scheduling.assign), each with a new callback token.
+   (scheduling.assign), each with a new callback token; not those step 3
+   took back: sent with the drop of the late job, a new start could reach
+   the same worker first and be dropped with it. A later round sends them,
+   after this round's drops.
 """
 
 from __future__ import annotations
@@ -158,13 +161,13 @@ class QueueStore:
             requeued = await self._requeue_from_gone_workers(conn)
             again, drops, failed, deadlines = await self._due_on_workers(conn, max_attempts, start_lease_s)
             starts, failed_in_queue, full = await self._hand_out(
-                conn, limit, max_running_per_owner, max_attempts, start_lease_s
+                conn, limit, max_running_per_owner, max_attempts, start_lease_s, list(deadlines)
             )
             failed += failed_in_queue
             await webhooks.enqueue(conn, [(row, self._webhook_body(row)) for row in failed if row.webhook_url])
             changed = [
                 *requeued,
-                *deadlines,
+                *deadlines.values(),
                 *(s.row.generation_id for s in starts),
                 *(r.generation_id for r in failed),
             ]
@@ -185,10 +188,11 @@ class QueueStore:
 
     async def _due_on_workers(
         self, conn: AsyncConnection, max_attempts: int, start_lease_s: float
-    ) -> tuple[list[Start], dict[str, list[str]], list[GenerationRow], list[uuid.UUID]]:
+    ) -> tuple[list[Start], dict[str, list[str]], list[GenerationRow], dict[uuid.UUID, uuid.UUID]]:
         """Generations sent but not acknowledged within the start lease (sent
         again, to the same worker), and generations past their completion
-        deadline (dropped from their worker, then queued again or FAILED)."""
+        deadline (dropped from their worker, then queued again, returned
+        by row id, or FAILED)."""
         async with conn.cursor(row_factory=class_row(_OnWorker)) as on_workers:
             await on_workers.execute(
                 'SELECT g.id, g.phase::text AS phase, g.attempts, g."workerId" AS worker_id, w.address,'
@@ -209,14 +213,14 @@ class QueueStore:
             conn, {row_id: verdict.reason for row_id, verdict in verdicts.items() if verdict is not None}
         )
         back = [row_id for row_id, verdict in verdicts.items() if verdict is None]
-        requeued: list[uuid.UUID] = []
+        requeued: dict[uuid.UUID, uuid.UUID] = {}
         if back:
             cursor = await conn.execute(
                 f'UPDATE generations SET {REQUEUE}, "nextAttemptAt" = now(), "lastError" = %s'
-                ' WHERE id = ANY(%s) RETURNING "generationId"',
+                ' WHERE id = ANY(%s) RETURNING id, "generationId"',
                 (DEADLINE_ERROR, back),
             )
-            requeued = [generation_id for (generation_id,) in await cursor.fetchall()]
+            requeued = dict(await cursor.fetchall())
         counted.deadlines_missed(len(late))
         return again, drops, failed, requeued
 
@@ -242,7 +246,13 @@ class QueueStore:
         ]
 
     async def _hand_out(
-        self, conn: AsyncConnection, limit: int, max_running_per_owner: int, max_attempts: int, start_lease_s: float
+        self,
+        conn: AsyncConnection,
+        limit: int,
+        max_running_per_owner: int,
+        max_attempts: int,
+        start_lease_s: float,
+        held_back: Sequence[uuid.UUID],
     ) -> tuple[list[Start], list[GenerationRow], bool]:
         async with conn.cursor(row_factory=class_row(_Worker)) as live:
             await live.execute(
@@ -262,9 +272,9 @@ class QueueStore:
             await queued.execute(
                 'SELECT id, owner, "coreModel"::text AS model, kind::text AS kind, "fairTag" AS tag, attempts'
                 " FROM generations WHERE phase = 'QUEUED' AND status = 'PENDING' AND \"nextAttemptAt\" <= now()"
-                ' AND "coreModel"::text = ANY(%s) AND kind::text = ANY(%s)'
+                ' AND "coreModel"::text = ANY(%s) AND kind::text = ANY(%s) AND id <> ALL(%s)'
                 ' ORDER BY "fairTag", priority DESC, "createdAt" LIMIT %s FOR UPDATE SKIP LOCKED',
-                (models, kinds, wanted * 4 + 16),
+                (models, kinds, list(held_back), wanted * 4 + 16),
             )
             candidates = await queued.fetchall()
         if not candidates:

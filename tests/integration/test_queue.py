@@ -17,7 +17,7 @@ from leo.generation.v1 import generation_pb2
 from leo_mesh import convert, rules
 from leo_mesh.db.generations import GenerationStore, NewGeneration
 from leo_mesh.db.pool import Database
-from leo_mesh.db.queue import GONE_ERROR, NotTaken, QueueStore, Round, Start, Taken
+from leo_mesh.db.queue import DEADLINE_ERROR, GONE_ERROR, NotTaken, QueueStore, Round, Start, Taken
 from leo_mesh.db.rows import GenerationRow
 from leo_mesh.rules import Asset, Completion, Kind, Model, Progress, Result
 from leo_mesh.scheduling import CLASS_WEIGHTS, Priority
@@ -194,6 +194,30 @@ async def test_an_unacknowledged_start_is_sent_again_to_the_same_worker_with_a_n
     assert (await placement(db, row.generation_id)).phase == "RUNNING"
     assert await store.complete(row.generation_id, first.callback_token, DONE) is Completion.BAD_TOKEN
     assert await store.complete(row.generation_id, again.callback_token, DONE) is Completion.APPLIED
+
+
+async def test_a_generation_past_its_deadline_is_dropped_from_its_worker_and_queued_again(store, queue, db):
+    await worker(db, slots=4)
+    (row,) = await create(store)
+    (start,) = (await hand_out(queue)).starts
+    await taken(queue, start)
+    await asyncio.to_thread(rows.make_due, db.url, row.generation_id)
+    late = await hand_out(queue)
+    assert late.drops == {start.address: [str(row.generation_id)]}
+    # Not sent in the round that drops the late job: on the same worker, the
+    # new start could arrive first and be dropped with it.
+    assert row.generation_id not in ids(late.starts)
+    back = await placement(db, row.generation_id)
+    assert (back.status, back.phase, back.worker_id, back.started_at, back.attempts) == (
+        "PENDING",
+        "QUEUED",
+        None,
+        None,
+        1,
+    )
+    assert back.last_error == DEADLINE_ERROR
+    (again,) = (await hand_out(queue)).starts  # the next round sends it
+    assert again.row.generation_id == row.generation_id and again.row.attempts == 2 and not again.again
 
 
 async def test_a_generation_past_its_deadline_on_its_last_attempt_ends_failed(store, queue, db):
