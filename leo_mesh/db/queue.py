@@ -265,16 +265,19 @@ class QueueStore:
         if not workers:
             return [], [], False
         wanted = min(limit, room)
-        models = sorted({m for w in workers for m in w.models})
-        kinds = sorted({k for w in workers for k in w.kinds})
+        # Read only what a worker with room makes (a model and kind it serves
+        # both): the others would fill the read-ahead and hold back the
+        # generations behind them.
+        pairs = sorted({(m, k) for w in workers for m in w.models for k in w.kinds})
         async with conn.cursor(row_factory=class_row(_Candidate)) as queued:
             # Some may be passed over (an owner at its cap): read ahead.
             await queued.execute(
                 'SELECT id, owner, "coreModel"::text AS model, kind::text AS kind, "fairTag" AS tag, attempts'
                 " FROM generations WHERE phase = 'QUEUED' AND status = 'PENDING' AND \"nextAttemptAt\" <= now()"
-                ' AND "coreModel"::text = ANY(%s) AND kind::text = ANY(%s) AND id <> ALL(%s)'
+                ' AND ("coreModel"::text, kind::text) IN (SELECT * FROM unnest(%s::text[], %s::text[]))'
+                " AND id <> ALL(%s)"
                 ' ORDER BY "fairTag", priority DESC, "createdAt" LIMIT %s FOR UPDATE SKIP LOCKED',
-                (models, kinds, list(held_back), wanted * 4 + 16),
+                ([m for m, _ in pairs], [k for _, k in pairs], list(held_back), wanted * 4 + 16),
             )
             candidates = await queued.fetchall()
         if not candidates:

@@ -384,6 +384,17 @@ async def test_a_worker_gets_only_the_models_and_kinds_it_serves(store, queue, d
     }
 
 
+async def test_generations_no_worker_can_take_do_not_hold_back_those_behind_them(store, queue, db):
+    await worker(db, slots=1, models="{SD}", kinds="{IMAGE}")
+    await worker(db, slots=1, models="{SDXL}", kinds="{VIDEO}")
+    # One lane: the last two queue behind thirty SD videos, which no worker makes.
+    await create(store, "alice", 30, model=Model.SD, kind=Kind.VIDEO)
+    (sd_image,) = await create(store, "alice", model=Model.SD, kind=Kind.IMAGE)
+    (sdxl_video,) = await create(store, "alice", model=Model.SDXL, kind=Kind.VIDEO)
+    got = await hand_out(queue)
+    assert ids(got.starts) == {sd_image.generation_id, sdxl_video.generation_id}
+
+
 async def test_a_light_owner_s_one_generation_goes_before_a_heavy_owner_s_backlog(store, queue, db):
     await worker(db, slots=1, prefetch=1)
     alice = await create(store, "alice", 50)
