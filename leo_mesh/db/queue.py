@@ -265,19 +265,26 @@ class QueueStore:
         if not workers:
             return [], [], False
         wanted = min(limit, room)
+        counts = await conn.execute(
+            "SELECT owner, count(*)::int FROM generations WHERE \"workerId\" IS NOT NULL AND status = 'PENDING'"
+            " GROUP BY owner"
+        )
+        on_workers: dict[str, int] = dict(await counts.fetchall())
         # Read only what a worker with room makes (a model and kind it serves
-        # both): the others would fill the read-ahead and hold back the
-        # generations behind them.
+        # both), of owners below their cap: the others would fill the
+        # read-ahead and hold back the generations behind them.
         pairs = sorted({(m, k) for w in workers for m in w.models for k in w.kinds})
+        capped = sorted(owner for owner, count in on_workers.items() if count >= max_running_per_owner)
         async with conn.cursor(row_factory=class_row(_Candidate)) as queued:
-            # Some may be passed over (an owner at its cap): read ahead.
+            # Some may be passed over (an owner reaching its cap in this
+            # round): read ahead.
             await queued.execute(
                 'SELECT id, owner, "coreModel"::text AS model, kind::text AS kind, "fairTag" AS tag, attempts'
                 " FROM generations WHERE phase = 'QUEUED' AND status = 'PENDING' AND \"nextAttemptAt\" <= now()"
                 ' AND ("coreModel"::text, kind::text) IN (SELECT * FROM unnest(%s::text[], %s::text[]))'
-                " AND id <> ALL(%s)"
+                " AND owner <> ALL(%s) AND id <> ALL(%s)"
                 ' ORDER BY "fairTag", priority DESC, "createdAt" LIMIT %s FOR UPDATE SKIP LOCKED',
-                ([m for m, _ in pairs], [k for _, k in pairs], list(held_back), wanted * 4 + 16),
+                ([m for m, _ in pairs], [k for _, k in pairs], capped, list(held_back), wanted * 4 + 16),
             )
             candidates = await queued.fetchall()
         if not candidates:
@@ -288,13 +295,6 @@ class QueueStore:
             {row_id: verdict.reason for row_id, verdict in verdicts.items() if verdict is not None},
         )
         eligible = [c for c in candidates if verdicts[c.id] is None]
-        owners = sorted({c.owner for c in eligible})
-        counts = await conn.execute(
-            "SELECT owner, count(*)::int FROM generations WHERE \"workerId\" IS NOT NULL AND status = 'PENDING'"
-            " AND owner = ANY(%s) GROUP BY owner",
-            (owners,),
-        )
-        on_workers: dict[str, int] = dict(await counts.fetchall())
         made = scheduling.assign(
             (scheduling.Candidate(c.id, c.owner, Model(c.model), Kind(c.kind), c.tag) for c in eligible),
             [

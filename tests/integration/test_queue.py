@@ -369,6 +369,21 @@ async def test_an_owner_never_has_more_than_the_cap_on_workers(store, queue, db)
     assert next_one.row.generation_id in {row.generation_id for row in alice[3:]}
 
 
+async def test_an_owner_at_the_cap_does_not_hold_back_the_generations_behind_its_own(store, queue, db):
+    await worker(db, slots=1)
+    await create(store, "alice")
+    await hand_out(queue, cap=1)  # alice is at her cap
+    # Bob's earlier generations moved his lane on: his next one queues
+    # behind all of alice's backlog (her key weighs 100: her tags are close).
+    for row in await create(store, "bob", 2):
+        await store.cancel(row.generation_id, "bob")
+    await create(store, "alice", 40, weight=100)
+    (bob,) = await create(store, "bob")
+    await worker(db, slots=1)
+    got = await hand_out(queue, cap=1)
+    assert ids(got.starts) == {bob.generation_id}
+
+
 async def test_a_worker_gets_only_the_models_and_kinds_it_serves(store, queue, db):
     images = await worker(db, slots=10, models="{SD,SDXL}", kinds="{IMAGE}")
     sd = await worker(db, slots=10, models="{SD}", kinds="{IMAGE,VIDEO}")
