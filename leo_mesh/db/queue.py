@@ -364,8 +364,10 @@ class QueueStore:
         self, outcomes: Sequence[Taken | NotTaken], *, completion_deadline_s: float
     ) -> list[GenerationRow]:
         """What the sends of a round led to, in one transaction, each only if
-        the generation is still PENDING on that worker at that attempt.
-        Returns the generations that ended FAILED."""
+        the generation is still where the round left it: PENDING, STARTING on
+        that worker, at that attempt (a worker that reported the job running
+        meanwhile has it, whatever a late answer says). Returns the
+        generations that ended FAILED."""
         taken = [o for o in outcomes if isinstance(o, Taken)]
         refused = [o for o in outcomes if isinstance(o, NotTaken) and o.reason is None]
         given_up = [o for o in outcomes if isinstance(o, NotTaken) and o.reason is not None]
@@ -422,7 +424,7 @@ class QueueStore:
                     " FROM unnest(%s::uuid[], %s::uuid[], %s::int[], %s::text[], %s::text[])"
                     " AS t(row_id, worker, attempt, reason, error)"
                     " WHERE g.id = t.row_id AND g.status = 'PENDING' AND g.\"workerId\" = t.worker"
-                    " AND g.attempts = t.attempt"
+                    " AND g.attempts = t.attempt AND g.phase = 'STARTING'"
                     f" RETURNING {COLUMNS}",
                     (
                         [o.start.row.id for o in given_up],

@@ -343,6 +343,7 @@ async def test_an_outcome_that_comes_after_the_generation_moved_on_changes_nothi
     for outcomes in (
         [Taken(s, False, 9) for s in starts.values()],
         [NotTaken(s, "UNAVAILABLE: late", after_s=1) for s in starts.values()],
+        [NotTaken(s, "INVALID_ARGUMENT: late", reason="rejected late") for s in starts.values()],
     ):
         assert await queue.record_starts(outcomes, completion_deadline_s=DEADLINE_S) == []
         after = {g.generation_id: await placement(db, g.generation_id) for g in (cancelled, started, again)}
