@@ -103,6 +103,11 @@ def parse_report(report: callback_pb2.ProgressReport) -> tuple[uuid.UUID, Progre
 
 
 MAX_HELD_JOBS = 10_000
+# Heartbeats are numbered in the database's BIGINT.
+MAX_HEARTBEAT = 2**63 - 1
+# A job said to run for longer tells of a broken clock, not of its start
+# (which, far enough back, no timestamp holds).
+MAX_RUNNING_FOR_S = 366 * 86_400
 _ADDRESS = re.compile(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]{1,253}):[0-9]{1,5}")
 
 
@@ -112,28 +117,38 @@ def parse_heartbeat(request: callback_pb2.HeartbeatRequest) -> Heartbeat:
     worker_id = _generation_id(request.worker_id, "worker_id", violations)
     if not _ADDRESS.fullmatch(request.address) or not 0 < int(request.address.rsplit(":", 1)[-1] or 0) < 65536:
         violations.append(FieldViolation("address", "must be host:port, where the mesh reaches the worker"))
-    if request.slots < 1:
-        violations.append(FieldViolation("slots", "must be at least 1"))
+    # A worker holds at most slots + prefetch jobs: all of them fit in a heartbeat.
+    if not 1 <= request.slots <= MAX_HELD_JOBS:
+        violations.append(FieldViolation("slots", f"must be from 1 to {MAX_HELD_JOBS}"))
     if request.prefetch < 0:
         violations.append(FieldViolation("prefetch", "must not be negative"))
+    elif request.slots <= MAX_HELD_JOBS < request.slots + request.prefetch:
+        violations.append(
+            FieldViolation("prefetch", f"slots + prefetch must be at most {MAX_HELD_JOBS} (the jobs a heartbeat holds)")
+        )
     models = {wire.AI_MODEL.from_wire(value) for value in request.models}
     kinds = {wire.AI_KIND.from_wire(value) for value in request.kinds}
     if not request.models or None in models:
         violations.append(FieldViolation("models", "must name at least one known model"))
     if not request.kinds or None in kinds:
         violations.append(FieldViolation("kinds", "must name at least one known kind"))
-    if request.heartbeat < 1:
-        violations.append(FieldViolation("heartbeat", "must be at least 1 (heartbeats are numbered from 1)"))
+    if not 1 <= request.heartbeat <= MAX_HEARTBEAT:
+        violations.append(
+            FieldViolation("heartbeat", f"must be from 1 to {MAX_HEARTBEAT} (heartbeats are numbered from 1)")
+        )
     if len(request.jobs) > MAX_HELD_JOBS:
         violations.append(FieldViolation("jobs", f"must hold at most {MAX_HELD_JOBS} jobs"))
     jobs: dict[uuid.UUID, Reported] = {}
     for index, job in enumerate(request.jobs[:MAX_HELD_JOBS]):
         generation_id = _generation_id(job.generation_id, f"jobs[{index}].generation_id", violations)
-        running_for = job.running_for.ToTimedelta().total_seconds()
-        if running_for < 0:
-            violations.append(FieldViolation(f"jobs[{index}].running_for", "must not be negative"))
+        # Read from the seconds and nanos: beyond datetime's range, ToTimedelta raises.
+        running_for = job.running_for.seconds + job.running_for.nanos / 1e9
+        if not 0 <= running_for <= MAX_RUNNING_FOR_S:
+            violations.append(
+                FieldViolation(f"jobs[{index}].running_for", f"must be from 0 to {MAX_RUNNING_FOR_S} seconds")
+            )
         if generation_id is not None:
-            jobs[generation_id] = Reported(running=job.running, running_for_s=max(0.0, running_for))
+            jobs[generation_id] = Reported(running=job.running, running_for_s=running_for)
     if violations:
         raise InvalidArgument(violations)
     assert worker_id is not None
