@@ -18,7 +18,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from leo.ai.v1 import ai_pb2
-from leo.callback.v1 import callback_pb2
+from leo.callback.v1 import callback_pb2, callback_pb2_grpc
 from leo_mesh import convert
 from leo_mesh.db.generations import GenerationStore, NewGeneration
 from leo_mesh.db.notify import QUEUE_CHANNEL
@@ -29,13 +29,23 @@ from leo_mesh.rules import Asset, Kind, Model, Result
 from leo_mesh.scheduling import Reported
 from leo_mesh.settings import QueueSettings
 from tests import rows
-from tests.inprocess import LINKS, signed_webhook_body
+from tests.inprocess import LINKS, callback_server, channel_to, signed_webhook_body
+from tests.mesh_fixtures import migrated_database
 
 LEASE_S = 3.0
 DEADLINE_S = 60.0
 DONE = Result(assets=(Asset("g/1.png", "image/png", 64, 64, byte_size=100),))
 # The database keeps milliseconds.
 MS = timedelta(milliseconds=1)
+
+
+@pytest.fixture(scope="module")
+async def callback_app(postgres):
+    """One callback_server for the module's tests of the Heartbeat call (each
+    with a worker of its own), its stub and its database's URL."""
+    with migrated_database(postgres) as database_url:
+        async with callback_server(database_url) as app, channel_to(app) as channel:
+            yield callback_pb2_grpc.CallbackServiceStub(channel), database_url
 
 
 @pytest.fixture
@@ -133,9 +143,8 @@ async def test_a_first_heartbeat_joins_the_pool_and_the_next_ones_renew_the_leas
     assert start.worker_id == worker_id and start.address == first.address
 
 
-async def test_a_heartbeat_through_the_callback_server_joins_the_pool_and_is_answered_with_the_lease(
-    database_url, callbacks
-):
+async def test_a_heartbeat_through_the_callback_server_joins_the_pool_and_is_answered_with_the_lease(callback_app):
+    callbacks, database_url = callback_app
     worker_id = uuid.uuid4()
     answer = await callbacks.Heartbeat(heartbeat_request(worker_id=str(worker_id)), timeout=5)
     assert answer.lease.ToTimedelta() == timedelta(seconds=QueueSettings().worker_lease_s)
@@ -374,8 +383,9 @@ def job(generation_id: str = "", seconds: int = 0) -> callback_pb2.HeldJob:
     ],
 )
 async def test_a_heartbeat_with_a_bad_field_is_invalid_argument_naming_it_and_changes_nothing(
-    database_url, callbacks, fields, field
+    callback_app, fields, field
 ):
+    callbacks, database_url = callback_app
     request = heartbeat_request(**fields)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await callbacks.Heartbeat(request, timeout=10)
