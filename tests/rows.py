@@ -151,7 +151,7 @@ def requeue(database_url: str, generation_id: str) -> None:
     """Back in the queue and due, as when its completion deadline passed."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(
-            "UPDATE generations SET phase = 'QUEUED', \"workerId\" = NULL, \"takenAt\" = NULL,"
+            'UPDATE generations SET phase = \'QUEUED\', "workerId" = NULL, "takenAt" = NULL,'
             ' "nextAttemptAt" = now() WHERE "generationId" = %s AND status = \'PENDING\'',
             (generation_id,),
         )
