@@ -103,6 +103,7 @@ class Dispatcher(OutboxLoop):
             max_running_per_owner=settings.max_running_per_owner,
             max_attempts=settings.dispatch_max_attempts,
             start_lease_s=settings.start_lease_s,
+            worker_lease_s=settings.worker_lease_s,
         )
         for row in planned.failed:
             log.warning(

@@ -88,7 +88,10 @@ class WorkerStore:
                     " ON CONFLICT (id) DO UPDATE SET address = EXCLUDED.address, slots = EXCLUDED.slots,"
                     " prefetch = EXCLUDED.prefetch, models = EXCLUDED.models, kinds = EXCLUDED.kinds,"
                     ' draining = EXCLUDED.draining, heartbeat = EXCLUDED.heartbeat, "heartbeatAt" = now(),'
-                    ' "leaseExpiresAt" = EXCLUDED."leaseExpiresAt"',
+                    ' "leaseExpiresAt" = EXCLUDED."leaseExpiresAt",'
+                    # Back after its lease ended: kept without a break only from now.
+                    ' "aliveSince" = CASE WHEN ai_workers."leaseExpiresAt" < now() THEN now()'
+                    ' ELSE ai_workers."aliveSince" END',
                     (
                         beat.worker_id,
                         beat.address,
