@@ -132,6 +132,10 @@ async def _rows(conn: AsyncConnection, sql: str, params: Sequence[object] = ()) 
         return await cursor.fetchall()
 
 
+# Due at once, even to the round that writes it: the column keeps
+# milliseconds, and now() rounded up would lie ahead of now() itself.
+DUE_NOW = "date_trunc('milliseconds', now())"
+
 # What every way back to the queue sets.
 REQUEUE = (
     'phase = \'QUEUED\', "workerId" = NULL, "takenAt" = NULL, "assignedAt" = NULL, "startedAt" = NULL,'
@@ -191,7 +195,7 @@ class QueueStore:
             return []
         await conn.execute("DELETE FROM ai_workers WHERE id = ANY(%s)", (gone,))
         cursor = await conn.execute(
-            f'UPDATE generations AS g SET {REQUEUE}, "nextAttemptAt" = now(), "lastError" = %s'
+            f'UPDATE generations AS g SET {REQUEUE}, "nextAttemptAt" = {DUE_NOW}, "lastError" = %s'
             " WHERE g.\"workerId\" IS NOT NULL AND g.status = 'PENDING'"
             ' AND NOT EXISTS (SELECT 1 FROM ai_workers w WHERE w.id = g."workerId")'
             ' RETURNING g."generationId"',
@@ -228,7 +232,7 @@ class QueueStore:
         requeued: list[uuid.UUID] = []
         if back:
             cursor = await conn.execute(
-                f'UPDATE generations SET {REQUEUE}, "nextAttemptAt" = now(), "lastError" = %s'
+                f'UPDATE generations SET {REQUEUE}, "nextAttemptAt" = {DUE_NOW}, "lastError" = %s'
                 ' WHERE id = ANY(%s) RETURNING "generationId"',
                 (DEADLINE_ERROR, back),
             )

@@ -23,7 +23,7 @@ from psycopg.rows import class_row
 from leo_mesh import scheduling
 from leo_mesh.db.notify import notify
 from leo_mesh.db.pool import Database
-from leo_mesh.db.queue import REQUEUE
+from leo_mesh.db.queue import DUE_NOW, REQUEUE
 from leo_mesh.rules import Kind, Model
 from leo_mesh.scheduling import Held, Phase, Reported
 
@@ -181,7 +181,7 @@ class WorkerStore:
         if not row_ids:
             return []
         cursor = await conn.execute(
-            f'UPDATE generations SET {REQUEUE}, "nextAttemptAt" = now(), "lastError" = %s'
+            f'UPDATE generations SET {REQUEUE}, "nextAttemptAt" = {DUE_NOW}, "lastError" = %s'
             ' WHERE id = ANY(%s) RETURNING "generationId"',
             (error, list(row_ids)),
         )
