@@ -103,15 +103,18 @@ class Dispatcher(OutboxLoop):
             max_running_per_owner=settings.max_running_per_owner,
             max_attempts=settings.dispatch_max_attempts,
             start_lease_s=settings.start_lease_s,
+            worker_lease_s=settings.worker_lease_s,
         )
         for row in planned.failed:
             log.warning(
                 "generation failed",
                 extra={"generation_id": str(row.generation_id), "attempt": row.attempts, "reason": row.failure_reason},
             )
-        stops = [self.stop_on_worker(address, ids) for address, ids in planned.drops.items()]
-        outcomes = await asyncio.gather(*(self._send(start) for start in planned.starts), *stops)
-        sent = [outcome for outcome in outcomes[: len(planned.starts)] if outcome is not None]
+        # Stops first: a generation dropped for its deadline may be sent
+        # again in this very round, to the same worker.
+        await asyncio.gather(*(self.stop_on_worker(address, ids) for address, ids in planned.drops.items()))
+        outcomes = await asyncio.gather(*(self._send(start) for start in planned.starts))
+        sent = [outcome for outcome in outcomes if outcome is not None]
         if sent:
             try:
                 for row in await self._queue.record_starts(sent, completion_deadline_s=settings.completion_deadline_s):

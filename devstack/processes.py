@@ -100,6 +100,14 @@ class ManagedProcess:
             self.kill()
             return self.proc.returncode
 
+    def pause(self) -> None:
+        """SIGSTOP: the process stops answering and sending, as a hung one would."""
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after pause()."""
+        self._signal(signal.SIGCONT)
+
     def kill(self) -> None:
         """SIGKILL the whole group, as a crash would."""
         if self.proc is None:

@@ -312,6 +312,35 @@ def pools(workers: Iterable[Serving]) -> dict[tuple[Model, Kind], Pool]:
     return {pair: Pool(tuple(sorted(times))) for pair, times in frees.items()}
 
 
+# --- which workers are gone ---
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A worker's lease: until when its last heartbeat keeps it in the pool,
+    and since when it has kept its lease without a break."""
+
+    worker_id: uuid.UUID
+    expires_at: datetime
+    alive_since: datetime
+
+
+def gone(leases: Iterable[Lease], now: datetime, lease_s: float) -> list[uuid.UUID]:
+    """The workers that are gone: their lease ended while heartbeats were
+    seen to arrive, i.e. while another worker kept its own lease, either
+    since before this one's ended or for a whole lease since. When every
+    lease ends together, the heartbeats' path (the callback server) is what
+    failed, not the workers: they keep their jobs, and their results still
+    count when it is back. Nothing could run the jobs elsewhere meanwhile."""
+    leases = list(leases)
+    live = [lease.alive_since for lease in leases if lease.expires_at >= now]
+    if not live:
+        return []
+    earliest = min(live)
+    steady = earliest.timestamp() <= now.timestamp() - lease_s
+    return [lease.worker_id for lease in leases if lease.expires_at < now and (steady or earliest <= lease.expires_at)]
+
+
 # --- what a worker's heartbeat says about the generations it holds ---
 
 

@@ -193,9 +193,10 @@ class Jobs:
             self._waiting.append(job)
         return Taken(new=True, running=job.running, taken_at=job.taken_at)
 
-    def cancel(self, generation_id: str) -> None:
+    def cancel(self, generation_id: str) -> asyncio.Task | None:
         """Stop the job of this generation, wherever it is: nothing of it is
-        kept or reported. JobNotHeld when there is none."""
+        kept or reported. Returns its task while running (its slot takes the
+        next held job when the task ends); JobNotHeld when there is none."""
         job = self._jobs.pop(generation_id, None)
         if job is None:
             raise JobNotHeld(generation_id)
@@ -205,6 +206,13 @@ class Jobs:
         else:
             self._waiting.remove(job)
         self._forget(job)
+        return job.task
+
+    async def stop(self, generation_id: str) -> None:
+        """Cancel, and return once the job has let go of its slot and its files."""
+        task = self.cancel(generation_id)
+        if task is not None:
+            await asyncio.wait({task})
 
     def drain(self) -> list[str]:
         """Take no new job, and give back the held ones that wait for a slot

@@ -56,7 +56,7 @@ class AIService(ai_pb2_grpc.AIServiceServicer):
 
     async def _cancel(self, generation_id: str) -> None:
         tracing.about_generation(generation_id)
-        self._jobs.cancel(generation_id)
+        await self._jobs.stop(generation_id)
 
     async def _start(self, request: ai_pb2.StartGenerationRequest) -> ai_pb2.StartGenerationResponse:
         """Take the job (Jobs.start); BackendOverloaded when a failure is injected."""

@@ -28,8 +28,8 @@ class Settings(CommonSettings):
     mock_ai_advertise_address: str | None = None
     # A heartbeat this often; the mesh's lease (WORKER_LEASE_S) must be longer.
     mock_ai_heartbeat_interval_s: float = Field(1.0, gt=0)
-    # On SIGTERM: how long it finishes the jobs it runs (it takes no new one).
-    mock_ai_drain_timeout_s: float = Field(60.0, gt=0)
+    # On SIGTERM: how long it finishes the jobs it runs (it takes no new one; 0: not at all).
+    mock_ai_drain_timeout_s: float = Field(60.0, ge=0)
 
     mock_ai_min_delay_s: float = Field(4.0, ge=0)
     mock_ai_max_delay_s: float = Field(8.0, ge=0)

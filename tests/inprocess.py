@@ -156,15 +156,19 @@ async def callback_server(database_url: str, media: MediaSettings | None = None)
 
 
 @contextlib.asynccontextmanager
-async def mock_ai(callback_address: str, media: MediaSettings | None = None, **settings) -> AsyncIterator[MockAi]:
-    """An AI worker, in the pool once its first heartbeat was answered."""
+async def mock_ai(
+    callback_address: str, media: MediaSettings | None = None, *, joins: bool = True, **settings
+) -> AsyncIterator[MockAi]:
+    """An AI worker, in the pool once its first heartbeat was answered (or
+    at once, when `joins` is False: no callback server to join through)."""
     app = mock_ai_bootstrap(
         MockAiSettings(callback_server_address=callback_address, mock_ai_port=0, mock_ai_metrics_port=0, **settings),
         media or media_settings(),
     )
     await app.start()
     async with stopped_after(app):
-        await asyncio.wait_for(app.heartbeats.joined.wait(), timeout=20)
+        if joins:
+            await asyncio.wait_for(app.heartbeats.joined.wait(), timeout=20)
         yield app
 
 

@@ -36,12 +36,20 @@ def new_migrated_database(postgres) -> str:
     return postgres.url(name)
 
 
-def new_mesh(postgres, run_dir, *, env: dict[str, str] | None = None, api_replicas: int = 1, with_envoy: bool = True):
+def new_mesh(
+    postgres,
+    run_dir,
+    *,
+    env: dict[str, str] | None = None,
+    api_replicas: int = 1,
+    ai_workers: int = 1,
+    with_envoy: bool = True,
+):
     """A mesh (not started) on free ports and a new database of `postgres`."""
     return Mesh(
         new_migrated_database(postgres),
         run_dir,
-        ports=Ports.free(api_replicas),
+        ports=Ports.free(api_replicas, ai_workers),
         env={**LONG_LINKS, **(env or {})},
         with_envoy=with_envoy,
     )
@@ -63,17 +71,27 @@ def migrated_database(postgres) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def make_mesh(postgres, tmp_path_factory):
-    """Factory: make_mesh(env=..., api_replicas=1, with_envoy=True, start=True).
+    """Factory: make_mesh(env=..., api_replicas=1, ai_workers=1, with_envoy=True, start=True).
 
     Each mesh gets its own database; all are stopped when the module ends.
     """
     meshes: list[Mesh] = []
 
     def make(
-        *, env: dict[str, str] | None = None, api_replicas: int = 1, with_envoy: bool = True, start: bool = True
+        *,
+        env: dict[str, str] | None = None,
+        api_replicas: int = 1,
+        ai_workers: int = 1,
+        with_envoy: bool = True,
+        start: bool = True,
     ) -> Mesh:
         mesh = new_mesh(
-            postgres, tmp_path_factory.mktemp("mesh"), env=env, api_replicas=api_replicas, with_envoy=with_envoy
+            postgres,
+            tmp_path_factory.mktemp("mesh"),
+            env=env,
+            api_replicas=api_replicas,
+            ai_workers=ai_workers,
+            with_envoy=with_envoy,
         )
         meshes.append(mesh)
         if start:

@@ -135,11 +135,21 @@ async def _rows(conn: AsyncConnection, sql: str, params: Sequence[object] = ()) 
         return await cursor.fetchall()
 
 
+# Due at once, even to the round that writes it: the column keeps
+# milliseconds, and now() rounded up would lie ahead of now() itself.
+DUE_NOW = "date_trunc('milliseconds', now())"
+
 # What every way back to the queue sets.
 REQUEUE = (
     'phase = \'QUEUED\', "workerId" = NULL, "takenAt" = NULL, "assignedAt" = NULL, "startedAt" = NULL,'
     ' progress = NULL, "updatedAt" = now()'
 )
+
+
+async def _now(conn: AsyncConnection):
+    """The transaction's now(), as every statement of the round sees it."""
+    (now,) = await (await conn.execute("SELECT now()")).fetchone()
+    return now
 
 
 class QueueStore:
@@ -154,11 +164,12 @@ class QueueStore:
         max_running_per_owner: int,
         max_attempts: int,
         start_lease_s: float,
+        worker_lease_s: float,
     ) -> Round:
         """One dispatch round's decisions, committed (see the module's docstring)."""
         async with self._db.transaction() as conn:
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (ROUND_LOCK,))
-            requeued = await self._requeue_from_gone_workers(conn)
+            requeued = await self._requeue_from_gone_workers(conn, worker_lease_s)
             again, drops, failed, deadlines = await self._due_on_workers(conn, max_attempts, start_lease_s)
             starts, failed_in_queue, full = await self._hand_out(
                 conn, limit, max_running_per_owner, max_attempts, start_lease_s, list(deadlines)
@@ -175,10 +186,19 @@ class QueueStore:
         counted.finished(failed)
         return Round([*again, *starts], drops, failed, full)
 
-    async def _requeue_from_gone_workers(self, conn: AsyncConnection) -> list[uuid.UUID]:
-        await conn.execute('DELETE FROM ai_workers WHERE "leaseExpiresAt" < now()')
+    async def _requeue_from_gone_workers(self, conn: AsyncConnection, worker_lease_s: float) -> list[uuid.UUID]:
+        async with conn.cursor(row_factory=class_row(scheduling.Lease)) as cursor:
+            await cursor.execute(
+                'SELECT id AS worker_id, "leaseExpiresAt" AS expires_at, "aliveSince" AS alive_since FROM ai_workers'
+            )
+            leases = await cursor.fetchall()
+        now = await _now(conn)
+        gone = scheduling.gone(leases, now, worker_lease_s)
+        if not gone:
+            return []
+        await conn.execute("DELETE FROM ai_workers WHERE id = ANY(%s)", (gone,))
         cursor = await conn.execute(
-            f'UPDATE generations AS g SET {REQUEUE}, "nextAttemptAt" = now(), "lastError" = %s'
+            f'UPDATE generations AS g SET {REQUEUE}, "nextAttemptAt" = {DUE_NOW}, "lastError" = %s'
             " WHERE g.\"workerId\" IS NOT NULL AND g.status = 'PENDING'"
             ' AND NOT EXISTS (SELECT 1 FROM ai_workers w WHERE w.id = g."workerId")'
             ' RETURNING g."generationId"',
@@ -216,7 +236,7 @@ class QueueStore:
         requeued: dict[uuid.UUID, uuid.UUID] = {}
         if back:
             cursor = await conn.execute(
-                f'UPDATE generations SET {REQUEUE}, "nextAttemptAt" = now(), "lastError" = %s'
+                f'UPDATE generations SET {REQUEUE}, "nextAttemptAt" = {DUE_NOW}, "lastError" = %s'
                 ' WHERE id = ANY(%s) RETURNING id, "generationId"',
                 (DEADLINE_ERROR, back),
             )

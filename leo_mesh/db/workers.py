@@ -23,7 +23,7 @@ from psycopg.rows import class_row
 from leo_mesh import scheduling
 from leo_mesh.db.notify import notify
 from leo_mesh.db.pool import Database
-from leo_mesh.db.queue import REQUEUE
+from leo_mesh.db.queue import DUE_NOW, REQUEUE
 from leo_mesh.rules import Kind, Model
 from leo_mesh.scheduling import Held, Phase, Reported
 
@@ -88,7 +88,10 @@ class WorkerStore:
                     " ON CONFLICT (id) DO UPDATE SET address = EXCLUDED.address, slots = EXCLUDED.slots,"
                     " prefetch = EXCLUDED.prefetch, models = EXCLUDED.models, kinds = EXCLUDED.kinds,"
                     ' draining = EXCLUDED.draining, heartbeat = EXCLUDED.heartbeat, "heartbeatAt" = now(),'
-                    ' "leaseExpiresAt" = EXCLUDED."leaseExpiresAt"',
+                    ' "leaseExpiresAt" = EXCLUDED."leaseExpiresAt",'
+                    # Back after its lease ended: kept without a break only from now.
+                    ' "aliveSince" = CASE WHEN ai_workers."leaseExpiresAt" < now() THEN now()'
+                    ' ELSE ai_workers."aliveSince" END',
                     (
                         beat.worker_id,
                         beat.address,
@@ -178,7 +181,7 @@ class WorkerStore:
         if not row_ids:
             return []
         cursor = await conn.execute(
-            f'UPDATE generations SET {REQUEUE}, "nextAttemptAt" = now(), "lastError" = %s'
+            f'UPDATE generations SET {REQUEUE}, "nextAttemptAt" = {DUE_NOW}, "lastError" = %s'
             ' WHERE id = ANY(%s) RETURNING "generationId"',
             (error, list(row_ids)),
         )

@@ -43,6 +43,7 @@ def upgrade() -> None:
             "registeredAt" TIMESTAMPTZ(3) NOT NULL DEFAULT now(),
             "heartbeatAt" TIMESTAMPTZ(3) NOT NULL DEFAULT now(),
             "leaseExpiresAt" TIMESTAMPTZ(3) NOT NULL,
+            "aliveSince" TIMESTAMPTZ(3) NOT NULL DEFAULT now(),
             CONSTRAINT "ai_workers_pkey" PRIMARY KEY ("id"),
             CONSTRAINT "ai_workers_slots_check" CHECK ("slots" >= 1),
             CONSTRAINT "ai_workers_prefetch_check" CHECK ("prefetch" >= 0)

@@ -1,12 +1,13 @@
 """Dispatch never loses a generation on real processes: kill -9 of an
-api_server (a replica, or all of them), of the mock AI, and outages of the
-callback server and of the AI; two replicas dispatch each generation
-exactly once. Short delays come from settings. Retries that need no crash
-(a job refused, refused until the last attempt), in process:
-tests/integration/test_dispatch.py.
+api_server (a replica, or all of them) and of an AI worker mid-job, a worker
+that hangs and comes back, a worker told to stop, outages of the callback
+server and of the whole pool; two replicas dispatch each generation exactly
+once and never to two workers. Short delays come from settings. Decisions
+that need no crash (a job refused, attempts used up, deadlines), in process:
+tests/integration/test_dispatch.py and tests/integration/test_queue.py.
 
-Most tests share one mesh of two api_server replicas; each counts only the
-generations it made, and leaves every process running."""
+Most tests share one mesh of two api_server replicas and two workers; each
+counts only the generations it made, and leaves every process running."""
 
 from __future__ import annotations
 
@@ -23,11 +24,15 @@ from tests.clients import Api, api_for, wait_for
 
 QUICK_RETRIES = {
     "MAX_PENDING_PER_OWNER": "1000",  # the tests load one owner with hundreds
-    "MOCK_AI_MAX_CONCURRENT_JOBS": "1000",  # and the AI works on all of them at once
+    "MAX_RUNNING_PER_OWNER": "1000",  # and run them all at once
+    "MOCK_AI_SLOTS": "500",
     "DISPATCH_BACKOFF_BASE_S": "0.05",
     "DISPATCH_BACKOFF_CAP_S": "0.2",
     "DISPATCH_POLL_INTERVAL_S": "0.2",
     "DISPATCH_RPC_TIMEOUT_S": "2",
+    # A worker that stops heartbeating is gone after a second.
+    "WORKER_LEASE_S": "1",
+    "MOCK_AI_HEARTBEAT_INTERVAL_S": "0.2",
     "MOCK_AI_MIN_DELAY_S": "0.2",
     "MOCK_AI_MAX_DELAY_S": "0.5",
     "MOCK_AI_CALLBACK_BACKOFF_BASE_S": "0.05",
@@ -39,7 +44,7 @@ COMPLETE = generation_pb2.STATUS_COMPLETE
 
 @pytest.fixture(scope="module")
 def replicas(make_mesh):
-    return make_mesh(env=QUICK_RETRIES, api_replicas=2, with_envoy=False)
+    return make_mesh(env=QUICK_RETRIES, api_replicas=2, ai_workers=2, with_envoy=False)
 
 
 def replica(mesh, index: int, owner: str = "tester") -> Api:
@@ -61,9 +66,35 @@ def wait_all_final(database_url: str, ids: list[str], timeout_s: float) -> dict[
     )
 
 
-def start_calls(mesh, ids: list[str] | None = None) -> Counter:
-    calls = Counter(r["generation_id"] for r in mesh.mock_ai.log_records() if r.get("event") == "start_generation")
-    return calls if ids is None else Counter({i: calls[i] for i in ids if i in calls})
+def started_on(mesh, ids: list[str]) -> dict[str, set[int]]:
+    """For each generation, the workers (by index) that were asked to start it."""
+    wanted, found = set(ids), {}
+    for index, worker in enumerate(mesh.mock_ais):
+        for record in worker.log_records():
+            if record.get("event") == "start_generation" and record["generation_id"] in wanted:
+                found.setdefault(record["generation_id"], set()).add(index)
+    return found
+
+
+def start_calls(mesh, ids: list[str]) -> Counter:
+    wanted = set(ids)
+    return Counter(
+        r["generation_id"]
+        for worker in mesh.mock_ais
+        for r in worker.log_records()
+        if r.get("event") == "start_generation" and r["generation_id"] in wanted
+    )
+
+
+def delivered(mesh, ids: list[str]) -> Counter:
+    """How many results of each generation a callback server took."""
+    wanted = set(ids)
+    return Counter(
+        r["generation_id"]
+        for worker in mesh.mock_ais
+        for r in worker.log_records()
+        if r.get("event") == "callback delivered" and r["generation_id"] in wanted
+    )
 
 
 def test_two_api_servers_send_each_generation_exactly_once(replicas):
@@ -76,6 +107,10 @@ def test_two_api_servers_send_each_generation_exactly_once(replicas):
     calls = start_calls(replicas, ids)
     assert set(calls) == set(ids)
     assert Counter(calls.values()) == {1: total}
+    # Never two workers for one job; both workers had their share.
+    where = started_on(replicas, ids)
+    assert all(len(workers) == 1 for workers in where.values())
+    assert set().union(*where.values()) == {0, 1}
     # Both replicas took part.
     per_replica = [
         sum(r.get("event") == "dispatched" for r in api.log_records()) - before
@@ -91,6 +126,7 @@ def test_kill_9_api_server_right_after_creates_the_other_replica_takes_over(repl
     victim.kill()
     assert wait_all_final(replicas.database_url, ids, timeout_s=60) == {"COMPLETE": 120}
     assert set(start_calls(replicas, ids)) == set(ids)
+    assert all(len(workers) == 1 for workers in started_on(replicas, ids).values())
     # Restarted, the victim serves again and work still flows.
     replicas.start_process(victim)
     again = replica(replicas, 0, "after restart")
@@ -110,108 +146,118 @@ def test_kill_9_every_api_server_then_restart(replicas):
     assert set(start_calls(replicas, ids)) == set(ids)
 
 
-def test_results_wait_out_a_callback_server_outage(replicas):
-    api = replica(replicas, 0, "outage")
-    replicas.callback_server.stop()
-    ids = create_many(api, 40)
-    # Every job rendered and stored its files, then found nobody to take its result.
-    wait_for(
-        lambda: all(len(list((replicas.media_dir / i).glob("*"))) == 2 for i in ids),
-        timeout_s=20,
-        what="the AI to render every job",
-    )
-    assert rows.statuses(replicas.database_url, ids=ids) == {"PENDING": 40}
-    replicas.start_process(replicas.callback_server)
-    assert wait_all_final(replicas.database_url, ids, timeout_s=30) == {"COMPLETE": 40}
-    assert rows.attempts(replicas.database_url, ids=ids) == [1] * 40
-
-
-def test_dispatch_resumes_promptly_when_the_ai_comes_back(replicas):
-    api = replica(replicas, 0, "ai outage")
-    assert api.wait_final(api.create("before").generation_id).status == COMPLETE  # the channels are up
-    replicas.mock_ai.kill()
-    # Dispatches keep failing while the AI is down, so the channels keep
-    # trying to reconnect, and gRPC's default backoff between tries grows.
-    outage_ends = time.monotonic() + 8
-    while time.monotonic() < outage_ends:
-        api.create("during the outage")
-        time.sleep(0.25)
-    replicas.start_process(replicas.mock_ai)
+def test_dispatch_resumes_promptly_when_the_pool_comes_back(replicas):
+    """Every worker is killed: what is created meanwhile waits in the
+    mesh's queue (a busy or absent pool never fails a generation), and runs
+    as soon as restarted workers join."""
+    api = replica(replicas, 0, "pool outage")
+    assert api.wait_final(api.create("before").generation_id).status == COMPLETE
+    for worker in replicas.mock_ais:
+        worker.kill()
+    during = [api.create(f"during {i}", **SMALL).generation_id for i in range(20)]
+    time.sleep(3)  # several leases: nothing to send them to
+    assert rows.statuses(replicas.database_url, ids=during) == {"PENDING": 20}
+    assert rows.phases(replicas.database_url, during) == {"QUEUED": 20}
+    for worker in replicas.mock_ais:
+        replicas.start_process(worker)
     back = time.time()
     ids = [api.create(f"after {i}", **SMALL).generation_id for i in range(20)]
-    wait_all_final(replicas.database_url, ids, timeout_s=30)
-    after = [api.get(i) for i in ids]
-    assert [g.status for g in after] == [COMPLETE] * len(ids)  # none FAILED by the gap
-    # The first dispatch of each succeeded: every replica had reconnected.
-    assert all(g.attempts == 1 for g in after)
+    assert wait_all_final(replicas.database_url, during + ids, timeout_s=30) == {"COMPLETE": 40}
+    assert rows.attempts(replicas.database_url, ids=during + ids) == [1] * 40
     starts = [
         datetime.fromisoformat(r["ts"]).timestamp()
-        for r in replicas.mock_ai.log_records(this_run=True)
+        for worker in replicas.mock_ais
+        for r in worker.log_records(this_run=True)
         if r.get("event") == "start_generation" and r["generation_id"] in ids
     ]
-    print(f"\nfirst dispatch {min(starts) - back:.2f} s after the AI was SERVING again")
+    print(f"\nfirst start {min(starts) - back:.2f} s after the workers were started again")
 
 
-# --- meshes of their own: the deadline for a result is what they are about ---
+# --- two workers whose jobs last a few seconds: a worker's faults mid-job ---
 
 
-def test_kill_9_mock_ai_with_generations_in_flight(make_mesh):
-    env = {
-        **QUICK_RETRIES,
-        "MOCK_AI_MIN_DELAY_S": "6",
-        "MOCK_AI_MAX_DELAY_S": "8",
-        "COMPLETION_DEADLINE_S": "10",
-        "DISPATCH_MAX_ATTEMPTS": "4",
-        # Calls cut off by the kill retry over about as long as a restart takes.
-        "DISPATCH_BACKOFF_BASE_S": "0.5",
-        "DISPATCH_BACKOFF_CAP_S": "2",
-    }
-    mesh = make_mesh(env=env, with_envoy=False)
-    api = api_for(mesh)
-    total = 250
-    ids = create_many(api, total)
-    wait_for(lambda: rows.held_by_the_ai(mesh.database_url, ids) >= 200, timeout_s=20, what="200 held by the AI")
-    mesh.mock_ai.kill()
-    mesh.start_process(mesh.mock_ai)
-    counts = wait_all_final(mesh.database_url, ids, timeout_s=60)
-    assert sum(counts.values()) == total and counts.get("PENDING", 0) == 0
-    finished = [api.get(i) for i in ids]
-    # None lost: each is COMPLETE, or FAILED with a reason (retries ran out
-    # while the AI was down).
-    assert [g for g in finished if g.status == generation_pb2.STATUS_FAILED and not g.failure_reason] == []
-    assert counts.get("COMPLETE", 0) >= 0.9 * total, counts
-    # The AI lost the jobs it held: they were dispatched again after the deadline.
-    assert sum(1 for g in finished if g.attempts >= 2) >= 200
-    print(f"kill -9 mock AI: {total} generations, outcome {counts}")
+@pytest.fixture(scope="module")
+def pool(make_mesh):
+    env = {**QUICK_RETRIES, "MOCK_AI_MIN_DELAY_S": "2", "MOCK_AI_MAX_DELAY_S": "3"}
+    return make_mesh(env=env, ai_workers=2, with_envoy=False)
 
 
-def test_results_held_through_a_callback_outage_all_arrive_with_the_newest_token(make_mesh):
-    env = {
-        **QUICK_RETRIES,
-        "DISPATCH_POLL_INTERVAL_S": "0.1",
-        "MOCK_AI_MIN_DELAY_S": "0.3",
-        "MOCK_AI_MAX_DELAY_S": "0.6",
-        # Dispatched again every second while the results cannot be delivered.
-        "COMPLETION_DEADLINE_S": "1",
-        "DISPATCH_MAX_ATTEMPTS": "12",
-        "MOCK_AI_CALLBACK_TIMEOUT_S": "1",
-        "MOCK_AI_CALLBACK_BACKOFF_CAP_S": "0.3",
-    }
-    mesh = make_mesh(env=env, with_envoy=False)
-    api = api_for(mesh)
-    mesh.callback_server.stop()
-    total = 40
-    ids = [api.create(f"held {i}", **SMALL).generation_id for i in range(total)]
+def test_kill_9_of_a_worker_mid_job_runs_its_jobs_on_the_other(pool):
+    """Its running jobs are back in the queue within about a lease and run on
+    the other worker: none lost, none final twice."""
+    api = api_for(pool, "worker killed")
+    victim = pool.mock_ais[0]
+    ids = create_many(api, 60, prefix="killed")
+    wait_for(lambda: len(started_on(pool, ids)) == 60, timeout_s=20, what="every job started")
+    on_victim = [g for g, workers in started_on(pool, ids).items() if workers == {0}]
+    victim.kill()
+    killed = time.monotonic()
+    assert wait_all_final(pool.database_url, ids, timeout_s=60) == {"COMPLETE": 60}
+    print(f"\nkill -9 of a worker: {len(on_victim)} of its jobs, all final {time.monotonic() - killed:.1f} s after")
+    assert on_victim and all(started_on(pool, on_victim)[g] == {0, 1} for g in on_victim)
+    assert rows.attempts(pool.database_url, ids=on_victim) == [2] * len(on_victim)
+    assert max(delivered(pool, ids).values()) == 1
+    pool.start_process(victim)
+
+
+def test_a_worker_that_hangs_and_comes_back_counts_once(pool):
+    """SIGSTOP: it stops heartbeating, its jobs go to the other worker;
+    SIGCONT: its late results are refused (their tokens were replaced) or,
+    if first, accepted; each generation ends once."""
+    api = api_for(pool, "worker hung")
+    hung = pool.mock_ais[1]
+    ids = create_many(api, 40, prefix="hung")
+    wait_for(lambda: len(started_on(pool, ids)) == 40, timeout_s=20, what="every job started")
+    hung.pause()
+    try:
+        wait_for(
+            lambda: all((1 in w and len(w) == 2) or w == {0} for w in started_on(pool, ids).values()),
+            timeout_s=30,
+            what="its jobs started on the other worker",
+        )
+    finally:
+        hung.resume()
+    assert wait_all_final(pool.database_url, ids, timeout_s=60) == {"COMPLETE": 40}
+    assert max(delivered(pool, ids).values()) == 1
+    time.sleep(1)  # its heartbeat after the pause: told to drop what it held
+    assert hung.running()
+
+
+def test_a_worker_told_to_stop_finishes_what_it_runs_and_takes_nothing_new(pool):
+    api = api_for(pool, "worker drained")
+    leaving = pool.mock_ais[0]
+    ids = create_many(api, 40, prefix="drained")
+    wait_for(lambda: len(started_on(pool, ids)) == 40, timeout_s=20, what="every job started")
+    on_leaving = {g for g, workers in started_on(pool, ids).items() if workers == {0}}
+    leaving.terminate()
+    assert leaving.proc.wait(30) == 0
+    after = create_many(api, 10, prefix="after the drain")
+    assert wait_all_final(pool.database_url, ids + after, timeout_s=60) == {"COMPLETE": 50}
+    # What it ran, it finished: once, on the first attempt; nothing new reached it.
+    assert on_leaving and rows.attempts(pool.database_url, ids=on_leaving) == [1] * len(on_leaving)
+    assert all(workers == {1} for workers in started_on(pool, after).values())
+    assert max(delivered(pool, ids).values()) == 1
+    pool.start_process(leaving)
+
+
+def test_results_wait_out_a_callback_server_outage(pool):
+    """The workers cannot heartbeat nor deliver while the callback server is
+    away: every lease ends together, so no worker counts as gone; they keep
+    their jobs and their results, which count when it is back: no job is
+    run twice."""
+    api = api_for(pool, "outage")
+    ids = create_many(api, 40, prefix="outage")
+    wait_for(lambda: len(started_on(pool, ids)) == 40, timeout_s=20, what="every job started")
+    pool.callback_server.stop()
+    # Every job rendered and stored its files, then found nobody to take its result.
     wait_for(
-        lambda: min(rows.attempts(mesh.database_url, ids=ids)) >= 4,
-        timeout_s=30,
-        what="every generation dispatched again",
+        lambda: all(len(list((pool.media_dir / i).glob("*"))) == 2 for i in ids),
+        timeout_s=20,
+        what="the workers to render every job",
     )
-    mesh.start_process(mesh.callback_server)
-    counts = wait_all_final(mesh.database_url, ids, timeout_s=60)
-    refused = [r for r in mesh.mock_ai.log_records() if r.get("event") == "callback refused"]
-    print(f"\ncallback outage: {counts}; attempts up to {max(rows.attempts(mesh.database_url, ids=ids))}")
-    assert counts == {"COMPLETE": total}
-    assert {g.generation_id for g in map(api.get, ids)} == set(ids)
-    # No result was thrown away for a token a newer dispatch replaced.
-    assert refused == []
+    time.sleep(2)  # leases end meanwhile
+    assert rows.statuses(pool.database_url, ids=ids) == {"PENDING": 40}
+    pool.start_process(pool.callback_server)
+    assert wait_all_final(pool.database_url, ids, timeout_s=30) == {"COMPLETE": 40}
+    assert rows.attempts(pool.database_url, ids=ids) == [1] * 40
+    assert all(len(workers) == 1 for workers in started_on(pool, ids).values())

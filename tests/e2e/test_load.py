@@ -1,6 +1,6 @@
-"""Load that only a real process shows: thousands of mock AI jobs on a few
-threads, and 1,000 watchers on one api_server process, each process's
-threads and memory read from /proc. One mesh, whose mock AI holds each job
+"""Load that only a real process shows: thousands of jobs on one AI worker's
+few threads, and 1,000 watchers on one api_server process, each process's
+threads and memory read from /proc. One mesh, whose worker holds each job
 long enough for every job to be started, or every watcher open, before the
 first result; the two tests are owners of their own."""
 
@@ -13,12 +13,12 @@ from pathlib import Path
 import grpc
 import pytest
 
-from leo.ai.v1 import ai_pb2, ai_pb2_grpc
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
 from tests import rows
 from tests.clients import wait_for
 
 PENDING, COMPLETE = generation_pb2.STATUS_PENDING, generation_pb2.STATUS_COMPLETE
+SLOTS = PREFETCH = 1000
 
 
 @pytest.fixture(scope="module")
@@ -26,14 +26,17 @@ def mesh(make_mesh):
     env = {
         "MOCK_AI_MIN_DELAY_S": "12",
         "MOCK_AI_MAX_DELAY_S": "13",
-        "MOCK_AI_MAX_CONCURRENT_JOBS": "1000",
+        "MOCK_AI_SLOTS": str(SLOTS),
+        "MOCK_AI_PREFETCH": str(PREFETCH),
         "MOCK_AI_IMAGES_PER_GENERATION": "1",
-        "MAX_PENDING_PER_OWNER": "1000",
+        "MAX_PENDING_PER_OWNER": "3000",
+        "MAX_RUNNING_PER_OWNER": "3000",
+        "DISPATCH_BATCH_SIZE": "500",
     }
     return make_mesh(env=env, with_envoy=False)
 
 
-# --- the mock AI ---
+# --- the AI worker ---
 
 
 def status_field(pid: int, name: str) -> int:
@@ -44,46 +47,41 @@ def status_field(pid: int, name: str) -> int:
     raise AssertionError(f"no {name} line")
 
 
-async def start_all(address: str, ids: list[str], token: str) -> None:
-    async with grpc.aio.insecure_channel(address) as channel:
-        ai = ai_pb2_grpc.AIServiceStub(channel)
-        limit = asyncio.Semaphore(200)
-
-        async def start(generation_id: str) -> None:
-            async with limit:
-                request = ai_pb2.StartGenerationRequest(
-                    generation_id=generation_id, prompt="many", width=64, height=64, callback_token=token
-                )
-                await ai.StartGeneration(request, timeout=30)
-
-        await asyncio.gather(*(start(i) for i in ids))
-
-
 def test_thousands_of_jobs_without_a_thread_each(mesh):
-    """Half of them run at once (each rendering its image on the few render
-    threads, and reporting its progress), the other half wait in the queue,
-    reporting their places. The delay outlasts starting them all."""
-    total, token = 2000, "load-test-token"
-    ids = rows.make_held(mesh.database_url, total, token=token, owner="load")
+    """The mesh fills the worker: its slots run (each rendering its image on
+    the few render threads, and reporting its progress), its prefetch waits
+    there for a slot; the rest wait in the mesh's queue. The delay outlasts
+    handing them all out."""
+    total = SLOTS + PREFETCH + 500
+    key = mesh.create_api_key("load")
     pid = mesh.mock_ai.proc.pid
     rss_before = status_field(pid, "VmRSS")
     started = time.monotonic()
-    asyncio.run(start_all(f"127.0.0.1:{mesh.ports.ai}", ids, token))
-    held = rows.statuses(mesh.database_url, owner="load").get("PENDING", 0)
+    ids = asyncio.run(create_generations(mesh.api_address, key, total))
+    phases = wait_for(
+        lambda: (
+            (found := rows.phases(mesh.database_url, ids)).get("RUNNING") == SLOTS
+            and found.get("HELD") == PREFETCH
+            and found
+        ),
+        timeout_s=30,
+        what="the worker's slots and prefetch full",
+    )
     threads, rss = status_field(pid, "Threads"), status_field(pid, "VmRSS")
     print(
-        f"mock AI: {held} jobs in flight on {threads} threads ({time.monotonic() - started:.1f} s to start them),"
-        f" RSS {rss_before // 1024} -> {rss // 1024} MiB"
+        f"AI worker: {SLOTS + PREFETCH} jobs held on {threads} threads ({time.monotonic() - started:.1f} s to"
+        f" hand them out), RSS {rss_before // 1024} -> {rss // 1024} MiB"
     )
-    assert held == total and threads < 40
-    queued = wait_for(lambda: rows.queue_positions(mesh.database_url, "load"), timeout_s=30, what="queue positions")
-    assert max(queued) <= total - 1000
+    # Never more than the worker's room: the rest wait in the mesh's queue.
+    assert phases == {"RUNNING": SLOTS, "HELD": PREFETCH, "QUEUED": total - SLOTS - PREFETCH}
+    assert threads < 40
     counts = wait_for(
         lambda: (c := rows.statuses(mesh.database_url, owner="load")).get("PENDING", 0) == 0 and c,
-        timeout_s=60,
+        timeout_s=90,
         what="completion",
     )
     assert counts == {"COMPLETE": total}
+    assert rows.attempts(mesh.database_url, owner="load") == [1] * total
 
 
 # --- 1,000 watchers on one api_server process ---

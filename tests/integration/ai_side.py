@@ -30,7 +30,9 @@ async def redispatch(store: GenerationStore, generation_id: uuid.UUID) -> str:
     await asyncio.to_thread(rows.ensure_worker, db.url)
     await asyncio.to_thread(rows.requeue, db.url, str(generation_id))
     queue = QueueStore(db, webhook_body=signed_webhook_body)
-    planned = await queue.round(limit=1000, max_running_per_owner=1000, max_attempts=10, start_lease_s=60)
+    planned = await queue.round(
+        limit=1000, max_running_per_owner=1000, max_attempts=10, start_lease_s=60, worker_lease_s=3
+    )
     (start,) = [s for s in planned.starts if s.row.generation_id == generation_id]
     return start.callback_token
 

@@ -41,11 +41,12 @@ async def until(condition: Callable[[], object]) -> None:
             await asyncio.sleep(0.02)
 
 
-async def report(callbacks, generation_id, token: str, **stage: int) -> None:
+async def report(callbacks, generation_id, token: str, *, percent: int) -> None:
     request = callback_pb2.ReportProgressRequest(
-        reports=[callback_pb2.ProgressReport(generation_id=str(generation_id), callback_token=token, **stage)]
+        reports=[callback_pb2.ProgressReport(generation_id=str(generation_id), callback_token=token, percent=percent)]
     )
-    assert not (await callbacks.ReportProgress(request, timeout=5)).refused_generation_ids
+    (outcome,) = (await callbacks.ReportProgress(request, timeout=5)).outcomes
+    assert outcome.status.code == 0, outcome.status
 
 
 async def complete(callbacks, generation_id, token: str) -> None:
@@ -121,7 +122,7 @@ async def piped(env: dict[str, str], *args: str):
 async def test_watch_through_an_api_server_restart_says_what_happened(database_url, db, store, callbacks):
     """The issue's case: a wait at 30 % whose api_server restarts. `leo watch`
     says why it reconnects and which try, that it is back, and what the new
-    state means (sent to the AI again, progress started over, queued again),
+    state means (sent to the AI again, progress started over),
     then ends COMPLETE as usual."""
     port = free_port()
     generation_id, token = await dispatched(store, "outlives its api_server")
@@ -130,15 +131,14 @@ async def test_watch_through_an_api_server_restart_says_what_happened(database_u
     async with contextlib.AsyncExitStack() as first_api:
         await first_api.enter_async_context(api_server(database_url, api_server_port=port))
         async with piped(env, "watch", str(generation_id)) as leo:
-            await leo.shows(f"{generation_id}  PENDING  attempt 1  30%", on="out")
+            await leo.shows(f"{generation_id}  PENDING  attempt 1  running, done in ~\\d+ s  30%", on="out")
             await first_api.aclose()  # drained: its watch ends UNAVAILABLE "the server is shutting down"
             await leo.shows(r"reconnecting, try 1 \(API unavailable: the server is shutting down")
-            token = await redispatch(store, generation_id)
-            await report(callbacks, generation_id, token, queue_position=2)
+            token = await redispatch(store, generation_id)  # its worker was lost: sent again
             async with api_server(database_url, api_server_port=port):
                 await leo.shows(r"reconnected after \d+\.\d s \(\d+ tr(y|ies)\)")
                 await leo.shows(
-                    "PENDING  attempt 2  queue position 2  re-dispatched, progress reset \\(was 30%\\), queued again",
+                    "PENDING  attempt 2  starting  re-dispatched, progress reset \\(was 30%\\)",
                     on="out",
                 )
                 await complete(callbacks, generation_id, token)
@@ -300,7 +300,7 @@ async def test_a_cancel_that_finds_it_ended_shows_that_end(database_url, db):
             await until(lambda: ai.requests)
             async with db.connection() as conn:
                 await conn.execute(
-                    "UPDATE generations SET status = 'FAILED', \"failureReason\" = 'the model crashed',"
+                    "UPDATE generations SET status = 'FAILED', phase = NULL, \"failureReason\" = 'the model crashed',"
                     ' "completedAt" = now(), "updatedAt" = now(), "nextAttemptAt" = NULL WHERE "generationId" = %s',
                     (uuid.UUID(generation_id),),
                 )

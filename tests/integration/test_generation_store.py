@@ -42,7 +42,7 @@ async def dispatch_round(db: Database, *, start_lease_s: float = 60, max_attempt
     await asyncio.to_thread(rows.ensure_worker, db.url)
     queue = QueueStore(db, webhook_body=webhook_body)
     return await queue.round(
-        limit=1000, max_running_per_owner=1000, max_attempts=max_attempts, start_lease_s=start_lease_s
+        limit=1000, max_running_per_owner=1000, max_attempts=max_attempts, start_lease_s=start_lease_s, worker_lease_s=3
     )
 
 

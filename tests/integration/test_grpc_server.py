@@ -28,7 +28,7 @@ def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
 
 
 async def test_a_server_on_port_0_gets_a_port_and_serves_health_and_its_service():
-    async with mock_ai("127.0.0.1:9", mock_ai_min_delay_s=600, mock_ai_max_delay_s=600) as app:
+    async with mock_ai("127.0.0.1:9", joins=False, mock_ai_min_delay_s=600, mock_ai_max_delay_s=600) as app:
         assert app.port > 0
         async with channel_to(app) as channel:
             health = health_pb2_grpc.HealthStub(channel)
@@ -42,7 +42,7 @@ async def test_a_server_on_port_0_gets_a_port_and_serves_health_and_its_service(
 async def test_reflection_describes_only_what_the_server_serves():
     # This process has loaded the public contract too (generation_pb2).
     assert generation_pb2.DESCRIPTOR.services_by_name["GenerationService"]
-    async with mock_ai("127.0.0.1:9") as app, channel_to(app) as channel:
+    async with mock_ai("127.0.0.1:9", joins=False) as app, channel_to(app) as channel:
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)
 
         async def reflect(**request: str) -> reflection_pb2.ServerReflectionResponse:
@@ -67,7 +67,7 @@ async def test_reflection_describes_only_what_the_server_serves():
 async def test_bytes_that_are_not_a_message_are_invalid_argument_not_internal():
     # Field 2 (prompt, a string) holding bytes that are not UTF-8; then a truncated varint.
     for garbage in (b"\x12\x02\xff\xfe", b"\x08\xff"):
-        async with mock_ai("127.0.0.1:9") as app, channel_to(app) as channel:
+        async with mock_ai("127.0.0.1:9", joins=False) as app, channel_to(app) as channel:
             call = channel.unary_unary(START, request_serializer=None, response_deserializer=None)
             try:
                 await call(garbage, timeout=5)

@@ -1,6 +1,7 @@
 """Progress while a generation is PENDING: the callback server applies the
-AI's reports (rules.decide_progress), and watchers of the whole mesh, run
-in process, see queue positions fall and percent rise to 100, then COMPLETE."""
+worker's percent reports (rules.decide_progress), and watchers of the whole
+mesh, run in process, see the mesh's queue positions fall, the phase go
+from queued to running and percent rise to 100, then COMPLETE."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 from PIL import Image
 
-from leo.ai.v1 import ai_pb2, ai_pb2_grpc
+from leo.ai.v1 import ai_pb2
 from leo.callback.v1 import callback_pb2
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
 from leo_mesh.db.keys import KeyStore
@@ -26,11 +27,7 @@ from tests.inprocess import api_server, callback_server, channel_to, media_setti
 from tests.integration.ai_side import OWNER, completed, dispatched, redispatch
 
 
-def report(generation_id, token: str, *, position: int | None = None, percent: int | None = None):
-    if position is not None:
-        return callback_pb2.ProgressReport(
-            generation_id=str(generation_id), callback_token=token, queue_position=position
-        )
+def report(generation_id, token: str, *, percent: int):
     return callback_pb2.ProgressReport(generation_id=str(generation_id), callback_token=token, percent=percent)
 
 
@@ -55,11 +52,11 @@ async def test_reports_move_a_pending_generation_forward_only(store, callbacks):
     generation_id, token = await dispatched(store, "progress")
     before = await store.get(generation_id, OWNER)
     assert before.progress == NO_PROGRESS
-    assert await send(callbacks, report(generation_id, token, position=3)) == ["OK"]
-    assert (await store.get(generation_id, OWNER)).progress == Progress(queue_position=3)
+    assert await send(callbacks, report(generation_id, token, percent=0)) == ["OK"]
+    assert (await store.get(generation_id, OWNER)).progress == Progress(percent=0)
     assert await send(callbacks, report(generation_id, token, percent=40)) == ["OK"]
-    # Behind what it shows: a late queue position, a smaller percent. Taken, changing nothing.
-    behind = await send(callbacks, report(generation_id, token, position=1), report(generation_id, token, percent=30))
+    # Behind what it shows: a late, smaller percent. Taken, changing nothing.
+    behind = await send(callbacks, report(generation_id, token, percent=30), report(generation_id, token, percent=40))
     assert behind == ["OK", "OK"]
     after = await store.get(generation_id, OWNER)
     assert after.progress == Progress(percent=40)
@@ -76,9 +73,9 @@ async def test_a_stale_token_changes_nothing_and_is_refused(store, callbacks):
     assert code_name(stale.code) == "UNAUTHENTICATED" and reason_of(stale) == "CALLBACK_TOKEN_INVALID"
     assert (await store.get(generation_id, OWNER)).progress == NO_PROGRESS
     unknown = uuid.uuid4()
-    codes = await send(callbacks, report(unknown, latest, percent=5), report(generation_id, latest, position=2))
+    codes = await send(callbacks, report(unknown, latest, percent=5), report(generation_id, latest, percent=2))
     assert codes == ["UNAUTHENTICATED", "OK"]  # an unknown generation looks like a wrong token
-    assert (await store.get(generation_id, OWNER)).progress == Progress(queue_position=2)
+    assert (await store.get(generation_id, OWNER)).progress == Progress(percent=2)
 
 
 async def test_a_final_generation_keeps_what_it_shows(store, callbacks):
@@ -102,11 +99,6 @@ async def test_a_final_generation_keeps_what_it_shows(store, callbacks):
         (callback_pb2.ProgressReport(generation_id="nope", callback_token="t", percent=1), "generation_id"),
         (callback_pb2.ProgressReport(generation_id=str(uuid.uuid4()), callback_token="t", percent=101), "percent"),
         (callback_pb2.ProgressReport(generation_id=str(uuid.uuid4()), callback_token="t", percent=-1), "percent"),
-        (
-            callback_pb2.ProgressReport(generation_id=str(uuid.uuid4()), callback_token="t", queue_position=0),
-            "queue_position",
-        ),
-        (callback_pb2.ProgressReport(generation_id=str(uuid.uuid4()), callback_token="t"), "stage"),
     ],
 )
 async def test_a_malformed_report_is_invalid_argument_naming_its_field_and_the_others_count(
@@ -176,9 +168,8 @@ async def mesh(database_url, **ai_settings):
     media = media_settings()
     async with (
         callback_server(database_url, media) as callback,
-        mock_ai(f"127.0.0.1:{callback.port}", media, **ai_settings) as ai,
-        channel_to(ai) as ai_channel,
-        api_server(database_url, ai=ai_pb2_grpc.AIServiceStub(ai_channel), media=media) as api,
+        mock_ai(f"127.0.0.1:{callback.port}", media, **ai_settings),
+        api_server(database_url, real_workers=True, media=media) as api,
         channel_to(api) as channel,
     ):
         key = await KeyStore(api.db).create("watcher")
@@ -188,7 +179,8 @@ async def mesh(database_url, **ai_settings):
 async def test_watchers_see_queue_positions_fall_and_progress_rise_to_100(database_url):
     async with mesh(
         database_url,
-        mock_ai_max_concurrent_jobs=2,
+        mock_ai_slots=2,
+        mock_ai_prefetch=0,
         mock_ai_min_delay_s=0.6,
         mock_ai_max_delay_s=0.8,
         mock_ai_progress_interval_s=0.02,
@@ -206,18 +198,21 @@ async def test_watchers_see_queue_positions_fall_and_progress_rise_to_100(databa
         assert states[-1].status == generation_pb2.STATUS_COMPLETE and states[-1].progress == 100
         pending = states[:-1]
         assert all(s.status == generation_pb2.STATUS_PENDING for s in pending)
+        assert states[-1].phase == generation_pb2.PHASE_UNSPECIFIED and not states[-1].HasField("queue_position")
         positions = [s.queue_position for s in pending if s.HasField("queue_position")]
         percents = [s.progress for s in states if s.HasField("progress")]
-        assert positions == sorted(positions, reverse=True) and len(set(positions)) == len(positions)
+        # A place never goes back (one class here); a new estimate may repeat it.
+        assert positions == sorted(positions, reverse=True)
         assert percents == sorted(percents) and percents[-1] == 100
-        # Queued, then running: a percent is never followed by a place in the queue.
-        stages = [
-            "queued" if s.HasField("queue_position") else "running"
-            for s in pending
-            if s.HasField("queue_position") or s.HasField("progress")
-        ]
-        assert stages == sorted(stages, key=["queued", "running"].index)
-        queued_long_enough += len(positions) >= 2
+        # Queued, then on a worker, then running: never back. Only the queued have a place,
+        # only the running a percent.
+        phases = [s.phase for s in pending]
+        order = [generation_pb2.PHASE_QUEUED, generation_pb2.PHASE_STARTING, generation_pb2.PHASE_RUNNING]
+        assert phases == sorted(phases, key=order.index)
+        for s in pending:
+            assert s.HasField("queue_position") == (s.phase == generation_pb2.PHASE_QUEUED)
+            assert not s.HasField("progress") or s.phase == generation_pb2.PHASE_RUNNING
+        queued_long_enough += len(set(positions)) >= 2
     # Six jobs, two at a time: the later ones wait and are seen moving up.
     assert queued_long_enough >= 1
     assert any(0 < s.progress < 100 for states in seen for s in states if s.HasField("progress"))

@@ -439,9 +439,9 @@ async def test_a_broken_watch_is_watched_again(database_url):
     ai = {"mock_ai_min_delay_s": 2, "mock_ai_max_delay_s": 3}
     async with (
         callback_server(database_url, media) as callback,
-        mock_ai(f"127.0.0.1:{callback.port}", media, **ai) as ai_server,
+        mock_ai(f"127.0.0.1:{callback.port}", media, **ai),
     ):
-        settings = {"ai_address": f"127.0.0.1:{ai_server.port}", "media": media}
+        settings = {"real_workers": True, "media": media}
         created: list = []
         outcome: list[object] = []
         async with contextlib.AsyncExitStack() as first_api_server:
@@ -456,6 +456,9 @@ async def test_a_broken_watch_is_watched_again(database_url):
             waiter = asyncio.create_task(asyncio.to_thread(wait))
             generation_id = (await until(lambda: created, "the create"))[0].id
             await until(lambda: len(api.watches) >= 1, "the wait's watch")
+            await until(
+                lambda: asyncio.to_thread(rows.on_workers, database_url, [generation_id]), "the job on the worker"
+            )
             assert (await asyncio.to_thread(rows.dispatch, database_url, generation_id)).status == "PENDING"
         # No api_server now: the AI and the callback server finish the generation.
         await until(

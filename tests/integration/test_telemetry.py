@@ -17,6 +17,7 @@ from opentelemetry.trace import SpanKind
 
 from leo.generation.v1 import generation_pb2
 from leo_mesh.telemetry import tracing
+from tests import rows
 from tests.inprocess import Client, FakeAi, api_server, channel_to, new_key
 from tests.log_lines import captured_lines
 from tests.scrape import Scrape
@@ -59,6 +60,25 @@ async def test_the_backlog_gauges_read_the_database(database_url):
         assert scrape(app).value("leo_dispatch_timeouts_total") == timeouts + 2
         await app.dispatcher.round()
         assert len(ai.requests) == 4
+
+
+async def test_generations_waiting_for_a_free_slot_are_queued_not_due(database_url):
+    """A full pool is the queue working, not the dispatch lagging: the
+    dispatch alerts read `due`, the queue's own gauges show the wait."""
+    await asyncio.to_thread(rows.add_worker, database_url, slots=1, prefetch=0, address=rows.FAKE_WORKER_ADDRESS)
+    async with api_server(database_url, background=False, fake_worker=False) as app:
+        client = Client(channel_to(app), await new_key(app))
+        for _ in range(3):
+            await client.create()
+        await app.gauges.read_backlog()
+        assert scrape(app).value("leo_dispatch_backlog_due") == 3
+        await app.dispatcher.round()
+        await app.gauges.read_backlog()
+        full = scrape(app)
+        assert full.value("leo_dispatch_in_flight") == 1
+        assert full.value("leo_dispatch_backlog_due") == 0
+        assert full.value("leo_dispatch_oldest_due_age_seconds") == 0
+        assert full.value("leo_generations_pending_oldest_age_seconds") > 0
 
 
 async def test_the_pool_gauges_count_connections_in_use(database_url):

@@ -225,7 +225,7 @@ async def test_a_watcher_on_one_replica_sees_a_generation_finished_through_anoth
     """The generations are created on the flow's api_server and finished by
     the callback server; the watches are on a second api_server of the same
     database, which hears of each change only through its own LISTEN."""
-    second_replica = api_server(mesh.database_url, ai_address=f"127.0.0.1:{mesh.ai.port}", media=mesh.media)
+    second_replica = api_server(mesh.database_url, real_workers=True, media=mesh.media)
     async with second_replica as second, channel_to(second) as channel:
         on_second = Client(channel, api.key)
         ids = [(await api.create(prompt=f"replicated {i}", width=64, height=64)).generation_id for i in range(10)]

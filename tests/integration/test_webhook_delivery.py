@@ -46,8 +46,9 @@ async def finished_generation(db, url: str | None, *, status=GenerationStatus.CO
     async with db.transaction() as conn, conn.cursor(row_factory=generation_rows) as cursor:
         await cursor.execute(
             'INSERT INTO generations (id, "generationId", prompt, status, images, "failureReason", attempts, owner,'
-            ' "webhookUrl", "updatedAt", "completedAt") VALUES (%s, %s, %s, %s::generation_status, %s, %s, 1, %s, %s,'
-            f" now(), now()) RETURNING {COLUMNS}",
+            ' "webhookUrl", phase, "updatedAt", "completedAt")'
+            " VALUES (%s, %s, %s, %s::generation_status, %s, %s, 1, %s, %s, NULL, now(), now())"
+            f" RETURNING {COLUMNS}",
             (
                 uuid.uuid4(),
                 uuid.uuid4(),

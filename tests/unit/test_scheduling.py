@@ -7,6 +7,7 @@ import itertools
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -372,3 +373,47 @@ def test_a_worker_s_slots_free_as_its_soonest_generations_end():
     assert made[(Model.SD, Kind.IMAGE)] == Pool((0.0, 0.0, 1.0, 5.0))
     assert made[(Model.SD, Kind.VIDEO)] == Pool((0.0, 0.0))
     assert (Model.SDXL, Kind.IMAGE) not in made
+
+
+# --- which workers are gone ---
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+LEASE_S = 3.0
+
+
+def lease(expires_in_s: float, alive_for_s: float) -> scheduling.Lease:
+    return scheduling.Lease(uuid.uuid4(), NOW + timedelta(seconds=expires_in_s), NOW - timedelta(seconds=alive_for_s))
+
+
+def test_a_silent_worker_is_gone_while_another_keeps_its_lease():
+    steady, silent = lease(2, 600), lease(-0.1, 600)
+    assert scheduling.gone([steady, silent], NOW, LEASE_S) == [silent.worker_id]
+
+
+def test_when_every_lease_ends_together_no_worker_is_gone():
+    """The callback server was away: the workers keep their jobs."""
+    leases = [lease(-5, 600), lease(-4.5, 600)]
+    assert scheduling.gone(leases, NOW, LEASE_S) == []
+
+
+def test_after_an_outage_the_first_back_does_not_condemn_the_others_at_once():
+    first_back, not_yet = lease(3, 0.5), lease(-20, 600)
+    assert scheduling.gone([first_back, not_yet], NOW, LEASE_S) == []
+    # A whole lease later with no heartbeat from it, it is gone.
+    later = NOW + timedelta(seconds=LEASE_S + 0.5)
+    assert scheduling.gone([lease(3 + LEASE_S, 0.5), not_yet], later, LEASE_S) == [not_yet.worker_id]
+
+
+@given(
+    st.lists(st.tuples(st.floats(-30, 30), st.floats(0, 600)), max_size=8),
+)
+def test_only_expired_workers_go_and_never_without_a_live_one(specs):
+    leases = [lease(expires, alive) for expires, alive in specs]
+    gone = set(scheduling.gone(leases, NOW, LEASE_S))
+    expired = {lease.worker_id for lease in leases if lease.expires_at < NOW}
+    assert gone <= expired
+    if len(expired) == len(leases):
+        assert gone == set()
+    # A live worker that has kept its lease for a whole lease witnesses every silence.
+    if any(lease.expires_at >= NOW and lease.alive_since <= NOW - timedelta(seconds=LEASE_S) for lease in leases):
+        assert gone == expired
