@@ -130,15 +130,17 @@ def add_worker(
     models: str = "{SD,SDXL}",
     kinds: str = "{IMAGE,VIDEO}",
     lease_s: float = 86400,
+    alive_for_s: float = 3600,
 ) -> uuid.UUID:
     """A worker in the pool that never heartbeats (its lease outlasts the
     test unless `lease_s` says otherwise); the same id again changes nothing."""
     worker_id = worker_id or uuid.uuid4()
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(
-            'INSERT INTO ai_workers (id, address, slots, prefetch, models, kinds, heartbeat, "leaseExpiresAt")'
-            " VALUES (%s, %s, %s, %s, %s, %s, 1, now() + make_interval(secs => %s)) ON CONFLICT (id) DO NOTHING",
-            (worker_id, address, slots, prefetch, models, kinds, lease_s),
+            'INSERT INTO ai_workers (id, address, slots, prefetch, models, kinds, heartbeat, "leaseExpiresAt",'
+            ' "aliveSince") VALUES (%s, %s, %s, %s, %s, %s, 1, now() + make_interval(secs => %s),'
+            " now() - make_interval(secs => %s)) ON CONFLICT (id) DO NOTHING",
+            (worker_id, address, slots, prefetch, models, kinds, lease_s, alive_for_s),
         )
     return worker_id
 

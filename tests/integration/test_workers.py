@@ -100,7 +100,7 @@ async def on_worker(store: GenerationStore, queue: QueueStore, n: int = 1, owner
     """`n` new generations, sent (STARTING) to the workers with room."""
     for i in range(n):
         await store.create(NewGeneration(owner, f"job {i}", Model.SDXL, 64, 64), max_pending=1000)
-    got = await queue.round(limit=n, max_running_per_owner=1000, max_attempts=5, start_lease_s=60)
+    got = await queue.round(limit=n, max_running_per_owner=1000, max_attempts=5, start_lease_s=60, worker_lease_s=3)
     assert len(got.starts) == n
     return got.starts
 
@@ -179,7 +179,7 @@ async def test_a_leaving_worker_leaves_the_pool_and_what_it_held_goes_back_to_th
             LEFT_ERROR,
         )
     other = await joined(workers, slots=3, prefetch=0)
-    again = await queue.round(limit=10, max_running_per_owner=10, max_attempts=5, start_lease_s=60)
+    again = await queue.round(limit=10, max_running_per_owner=10, max_attempts=5, start_lease_s=60, worker_lease_s=3)
     assert {(gid(s), s.worker_id) for s in again.starts} == {(gid(s), other) for s in (running, held, starting)}
 
 
@@ -192,7 +192,7 @@ async def test_a_draining_worker_gets_no_new_generation_and_keeps_its_own(store,
     other = await joined(workers, slots=1, prefetch=0)
     for i in range(3):
         await store.create(NewGeneration("bob", f"b{i}", Model.SDXL, 64, 64), max_pending=1000)
-    got = await queue.round(limit=10, max_running_per_owner=10, max_attempts=5, start_lease_s=60)
+    got = await queue.round(limit=10, max_running_per_owner=10, max_attempts=5, start_lease_s=60, worker_lease_s=3)
     assert [s.worker_id for s in got.starts] == [other]
     assert await asyncio.to_thread(rows.holding, db.url) == {draining: 1, other: 1}
     assert (await placement(db, mine)).phase == "RUNNING"
@@ -210,7 +210,9 @@ async def test_the_answer_names_the_jobs_that_are_no_longer_the_worker_s(store, 
     await asyncio.to_thread(rows.requeue, db.url, str(gid(moved)))
     await asyncio.to_thread(rows.set_draining, db.url, worker_id)
     other = await joined(workers, slots=1, prefetch=0)
-    (again,) = (await queue.round(limit=10, max_running_per_owner=10, max_attempts=5, start_lease_s=60)).starts
+    (again,) = (
+        await queue.round(limit=10, max_running_per_owner=10, max_attempts=5, start_lease_s=60, worker_lease_s=3)
+    ).starts
     assert (gid(again), again.worker_id) == (gid(moved), other)
     unknown = uuid.uuid4()
     reported = {gid(s): Reported(running=True) for s in (cancelled, finished, moved, kept)}
