@@ -5,8 +5,10 @@ exports. Shared by tests/unit/test_compose.py and tests/unit/test_deploy_*.py.
 
 from __future__ import annotations
 
+import enum
 import functools
 import inspect
+import itertools
 import re
 import tempfile
 import time
@@ -32,7 +34,9 @@ from leo.callback.v1 import callback_pb2
 from leo.generation.v1 import generation_pb2
 from leo_mesh import envoy_config, grpc_server
 from leo_mesh.media.settings import MediaSettings
+from leo_mesh.rules import Kind, Model
 from leo_mesh.rules import Status as GenerationStatus
+from leo_mesh.scheduling import Priority
 from leo_mesh.settings import TracingSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,9 +161,13 @@ class CatalogMetric:
 
 @functools.cache
 def catalog() -> dict[str, CatalogMetric]:
-    """Every series name the services export, mapped to its metric."""
+    """Every series name the services export, mapped to its metric (those
+    kept by prometheus_client and those read at each scrape)."""
     series = {}
     for metric in vars(leo_mesh.metrics).values():
+        if isinstance(metric, leo_mesh.metrics.ScrapedGauge):
+            series[metric.name] = CatalogMetric(metric.name, "gauge", frozenset(metric.labels), metric.documentation)
+            continue
         if not isinstance(metric, MetricWrapperBase):
             continue
         (family,) = metric.describe()
@@ -177,14 +185,31 @@ def documented_values(metric: CatalogMetric) -> set[str]:
     return {value.strip(" .") for value in listed.split(",")}
 
 
+def pool_names(members: type[enum.Enum]) -> set[str]:
+    """What a worker pool's `models` or `kinds` label may be: names of some
+    of `members`, sorted and comma-separated."""
+    names = sorted(member.value for member in members)
+    return {",".join(chosen) for count in range(1, len(names) + 1) for chosen in itertools.combinations(names, count)}
+
+
 def known_label_values(label: str, metric: CatalogMetric) -> set[str] | None:
     """The values a label of ours may take, or None where any value is fine."""
     if label == "grpc_code":
         return {code.name for code in grpc.StatusCode}
     if label == "status":
         return {status.value for status in GenerationStatus}
-    if label == "outcome":
+    if label in {"outcome", "state"}:
         return documented_values(metric)
+    if label == "model":
+        return {model.value for model in Model}
+    if label == "kind":
+        return {kind.value for kind in Kind}
+    if label == "priority":
+        return {priority.name for priority in Priority}
+    if label == "models":
+        return pool_names(Model)
+    if label == "kinds":
+        return pool_names(Kind)
     if label == "job":
         return set(JOBS)
     return None

@@ -87,6 +87,10 @@ def test_label_checks_catch_a_wrong_value():
     wrong = contract.selectors('leo_generations_finished_total{status="DONE"}')[0]
     with pytest.raises(AssertionError):
         contract.check_matchers(wrong)
+    for lowercase in ('leo_queue_depth{kind="image"}', 'leo_worker_slots{kinds="VIDEO,IMAGE"}'):
+        with pytest.raises(AssertionError):
+            contract.check_matchers(contract.selectors(lowercase)[0])
+    contract.check_matchers(contract.selectors('leo_worker_slots{kinds="IMAGE,VIDEO",state="busy"}')[0])
     unknown_label = contract.selectors('leo_dispatch_backlog_due{grpc_code="OK"}')[0]
     with pytest.raises(AssertionError):
         contract.check_matchers(unknown_label)
@@ -103,6 +107,18 @@ def test_stuck_pending_thresholds_follow_the_settings():
     )
     budget = settings.dispatch_max_attempts * (settings.completion_deadline_s + settings.dispatch_rpc_timeout_s)
     assert threshold("LeoGenerationsPendingBeyondRetryBudget") >= budget + backoff
+
+
+def test_the_queue_alert_names_the_waiting_model_and_kind():
+    import promql_parser
+
+    expr = promql_parser.parse(ALERTS["LeoQueueWaitTooLong"]["expr"])
+    assert isinstance(expr.lhs, promql_parser.AggregateExpr) and str(expr.lhs.op) == "max"
+    assert set(expr.lhs.modifier.labels) == {"model", "kind"}
+    assert [s.metric for s in contract.selectors(ALERTS["LeoQueueWaitTooLong"]["expr"])] == [
+        "leo_queue_oldest_wait_seconds"
+    ]
+    assert threshold("LeoQueueWaitTooLong") == 60 and ALERTS["LeoQueueWaitTooLong"]["for"] == "5m"
 
 
 def test_every_service_has_an_unreachable_alert():
