@@ -68,6 +68,17 @@ class Service:
     port_field: str
     metrics_port_field: str
     grpc_service: str  # the service it reports health for, beside ""
+    # Its Kubernetes Deployments and compose services, when not one named as above (pools of workers).
+    pools: tuple[str, ...] = ()
+    compose_pools: tuple[str, ...] = ()
+
+    @property
+    def deployments(self) -> tuple[str, ...]:
+        return self.pools or (self.name,)
+
+    @property
+    def compose_services(self) -> tuple[str, ...]:
+        return self.compose_pools or (self.module,)
 
     @property
     def port_var(self) -> str:
@@ -110,6 +121,8 @@ SERVICES = (
         "mock_ai_port",
         "mock_ai_metrics_port",
         ai_pb2.DESCRIPTOR.services_by_name["AIService"].full_name,
+        pools=("mock-ai-image", "mock-ai-video"),
+        compose_pools=("mock_ai_image", "mock_ai_video"),
     ),
     Service(
         "callback_server",
@@ -122,6 +135,9 @@ SERVICES = (
 )
 BY_MODULE = {service.module: service for service in SERVICES}
 BY_NAME = {service.name: service for service in SERVICES}
+# Each Kubernetes Deployment and compose service of ours, with the service it runs.
+BY_DEPLOYMENT = {deployment: service for service in SERVICES for deployment in service.deployments}
+BY_COMPOSE_SERVICE = {name: service for service in SERVICES for name in service.compose_services}
 
 ENVOY_JOB = "envoy"
 JOBS = frozenset({*BY_NAME, ENVOY_JOB})

@@ -44,7 +44,7 @@ def test_compose_config_scrapes_every_service_at_its_metrics_port():
     assert set(jobs) == contract.JOBS
     for service in contract.SERVICES:
         (sd,) = jobs[service.name]["dns_sd_configs"]
-        assert sd == {"names": [service.module], "type": "A", "port": service.metrics_port}
+        assert sd == {"names": list(service.compose_services), "type": "A", "port": service.metrics_port}
         assert jobs[service.name].get("metrics_path", "/metrics") == "/metrics"
     envoy = jobs[contract.ENVOY_JOB]
     assert envoy["metrics_path"] == "/stats/prometheus"
@@ -203,7 +203,12 @@ def test_kubernetes_scrape_job_finds_each_pod_by_its_annotations(k8s_base):
     (job,) = load("kubernetes.yml")["scrape_configs"]
     assert job["kubernetes_sd_configs"][0]["role"] == "pod"
     deployments = [obj for obj in k8s_base if obj["kind"] == "Deployment"]
-    assert {d["metadata"]["name"] for d in deployments} == contract.JOBS
+    # A job per service: the pools of AI workers share theirs.
+    job_of = {
+        d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
+        for d in deployments
+    }
+    assert set(job_of.values()) == contract.JOBS
     for deployment in deployments:
         template = deployment["spec"]["template"]
         pod = {"name": deployment["metadata"]["name"] + "-abc12", **template["metadata"]}
@@ -217,7 +222,7 @@ def test_kubernetes_scrape_job_finds_each_pod_by_its_annotations(k8s_base):
         annotations = template["metadata"]["annotations"]
         assert target["__address__"] == f"10.0.0.7:{annotations['prometheus.io/port']}"
         assert target["__metrics_path__"] == annotations["prometheus.io/path"]
-        assert target["job"] == deployment["metadata"]["name"]
+        assert target["job"] == job_of[deployment["metadata"]["name"]]
         assert target["instance"] == pod["name"]
 
 
