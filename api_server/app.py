@@ -20,6 +20,7 @@ from api_server.webhook_sender import WebhookSender
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
 from leo_mesh import logs
 from leo_mesh.convert import webhook_body
+from leo_mesh.db import queue_metrics
 from leo_mesh.db.generations import GenerationStore
 from leo_mesh.db.keys import KeyStore
 from leo_mesh.db.pool import Database
@@ -33,6 +34,7 @@ from leo_mesh.media.store import MediaStore, open_store
 from leo_mesh.telemetry import tracing
 from leo_mesh.telemetry.exposition import MetricsEndpoint
 from leo_mesh.telemetry.gauges import DatabaseGauges
+from leo_mesh.telemetry.queue import QueueCollector
 
 SERVICE_NAME = generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name
 # Its traces' service.name unless OTEL_SERVICE_NAME says otherwise.
@@ -175,7 +177,11 @@ def bootstrap(
         port=settings.api_server_port,
         interceptors=[AuthInterceptor(authenticator, signed=SIGNED_METHODS)],
     )
-    metrics = MetricsEndpoint(settings.listen_host, settings.api_server_metrics_port) if serve_metrics else None
+    metrics = (
+        MetricsEndpoint(settings.listen_host, settings.api_server_metrics_port, collectors=[queue_gauges(settings)])
+        if serve_metrics
+        else None
+    )
     return ApiServer(
         settings,
         webhook_settings,
@@ -191,6 +197,13 @@ def bootstrap(
         media,
         DatabaseGauges(db, backlog=True),
         metrics,
+    )
+
+
+def queue_gauges(settings: Settings) -> QueueCollector:
+    """The queue's gauges, read from the database by the process that serves /metrics."""
+    return QueueCollector(
+        functools.partial(queue_metrics.read, settings.database_url), max_age_s=settings.queue_metrics_max_age_s
     )
 
 

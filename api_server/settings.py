@@ -41,6 +41,10 @@ class Settings(DatabaseSettings, QueueSettings):
     queue_default_duration_s: float = Field(6.0, gt=0)
     # How old the queue's picture (places, estimates) may be when read.
     queue_snapshot_s: float = Field(0.5, gt=0)
+    # How old the queue's gauges (leo_queue_*, leo_worker_slots,
+    # leo_owner_running) may be when scraped: the database is read for them
+    # at most this often (0: at every scrape).
+    queue_metrics_max_age_s: float = Field(5.0, ge=0)
 
     # Database connections of this process, and how many calls may queue for one.
     db_pool_size: int = Field(10, ge=1)

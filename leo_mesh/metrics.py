@@ -8,15 +8,40 @@ A gauge's `multiprocess_mode` says how the api_server's worker processes'
 values add up on its one port (leo_mesh.telemetry.exposition): what each
 process holds is summed over the live ones; what each reads from the
 database (the same for all) is the largest live one.
+
+The queue's gauges (`ScrapedGauge`) are not kept between scrapes: the
+process serving /metrics reads them from the database when scraped
+(leo_mesh.telemetry.queue), so a label value (an owner, a pool of workers)
+shows only while it is current.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics_core import GaugeMetricFamily
 
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # From a create to its final state: seconds (a fast mock) to minutes (retries).
 LIFETIME_BUCKETS_S = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+
+
+@dataclass(frozen=True)
+class ScrapedGauge:
+    """A gauge whose series are made anew at each scrape."""
+
+    name: str
+    documentation: str
+    labels: tuple[str, ...]
+
+    def family(self, samples: Iterable[tuple[Iterable[str], float]] = ()) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(self.name, self.documentation, labels=self.labels)
+        for values, value in samples:
+            family.add_metric(list(values), value)
+        return family
+
 
 # --- gRPC servers (all three services) ---
 RPC_STARTED = Counter("grpc_server_started_total", "RPCs started on the server.", ["grpc_service", "grpc_method"])
@@ -77,6 +102,28 @@ PENDING_OLDEST_AGE = Gauge(
     multiprocess_mode="livemax",
 )
 
+# --- the queue and the AI workers (api_server; read from the database at each scrape) ---
+QUEUE_DEPTH = ScrapedGauge(
+    "leo_queue_depth",
+    "Generations waiting in the mesh's queue (phase QUEUED), by model, kind and priority.",
+    ("model", "kind", "priority"),
+)
+QUEUE_OLDEST_WAIT = ScrapedGauge(
+    "leo_queue_oldest_wait_seconds",
+    "Time since the create of the oldest generation waiting in the queue, by model and kind (0: none waits).",
+    ("model", "kind"),
+)
+WORKER_SLOTS = ScrapedGauge(
+    "leo_worker_slots",
+    "Slots of the live AI workers, by the models and kinds a worker serves (its pool) and by state: busy, free.",
+    ("models", "kinds", "state"),
+)
+OWNER_RUNNING = ScrapedGauge(
+    "leo_owner_running",
+    "Generations of one owner on AI workers (starting, held or running), for the owners that have any.",
+    ("owner",),
+)
+SCRAPED_GAUGES = (QUEUE_DEPTH, QUEUE_OLDEST_WAIT, WORKER_SLOTS, OWNER_RUNNING)
 # --- callbacks (callback_server) ---
 CALLBACK_RESULTS = Counter(
     "leo_callback_results_total",

@@ -5,8 +5,10 @@ exports. Shared by tests/unit/test_compose.py and tests/unit/test_deploy_*.py.
 
 from __future__ import annotations
 
+import enum
 import functools
 import inspect
+import itertools
 import re
 import tempfile
 import time
@@ -32,7 +34,9 @@ from leo.callback.v1 import callback_pb2
 from leo.generation.v1 import generation_pb2
 from leo_mesh import envoy_config, grpc_server
 from leo_mesh.media.settings import MediaSettings
+from leo_mesh.rules import Kind, Model
 from leo_mesh.rules import Status as GenerationStatus
+from leo_mesh.scheduling import Priority
 from leo_mesh.settings import TracingSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,6 +68,17 @@ class Service:
     port_field: str
     metrics_port_field: str
     grpc_service: str  # the service it reports health for, beside ""
+    # Its Kubernetes Deployments and compose services, when not one named as above (pools of workers).
+    pools: tuple[str, ...] = ()
+    compose_pools: tuple[str, ...] = ()
+
+    @property
+    def deployments(self) -> tuple[str, ...]:
+        return self.pools or (self.name,)
+
+    @property
+    def compose_services(self) -> tuple[str, ...]:
+        return self.compose_pools or (self.module,)
 
     @property
     def port_var(self) -> str:
@@ -106,6 +121,8 @@ SERVICES = (
         "mock_ai_port",
         "mock_ai_metrics_port",
         ai_pb2.DESCRIPTOR.services_by_name["AIService"].full_name,
+        pools=("mock-ai-image", "mock-ai-video"),
+        compose_pools=("mock_ai_image", "mock_ai_video"),
     ),
     Service(
         "callback_server",
@@ -118,6 +135,9 @@ SERVICES = (
 )
 BY_MODULE = {service.module: service for service in SERVICES}
 BY_NAME = {service.name: service for service in SERVICES}
+# Each Kubernetes Deployment and compose service of ours, with the service it runs.
+BY_DEPLOYMENT = {deployment: service for service in SERVICES for deployment in service.deployments}
+BY_COMPOSE_SERVICE = {name: service for service in SERVICES for name in service.compose_services}
 
 ENVOY_JOB = "envoy"
 JOBS = frozenset({*BY_NAME, ENVOY_JOB})
@@ -157,9 +177,13 @@ class CatalogMetric:
 
 @functools.cache
 def catalog() -> dict[str, CatalogMetric]:
-    """Every series name the services export, mapped to its metric."""
+    """Every series name the services export, mapped to its metric (those
+    kept by prometheus_client and those read at each scrape)."""
     series = {}
     for metric in vars(leo_mesh.metrics).values():
+        if isinstance(metric, leo_mesh.metrics.ScrapedGauge):
+            series[metric.name] = CatalogMetric(metric.name, "gauge", frozenset(metric.labels), metric.documentation)
+            continue
         if not isinstance(metric, MetricWrapperBase):
             continue
         (family,) = metric.describe()
@@ -177,14 +201,31 @@ def documented_values(metric: CatalogMetric) -> set[str]:
     return {value.strip(" .") for value in listed.split(",")}
 
 
+def pool_names(members: type[enum.Enum]) -> set[str]:
+    """What a worker pool's `models` or `kinds` label may be: names of some
+    of `members`, sorted and comma-separated."""
+    names = sorted(member.value for member in members)
+    return {",".join(chosen) for count in range(1, len(names) + 1) for chosen in itertools.combinations(names, count)}
+
+
 def known_label_values(label: str, metric: CatalogMetric) -> set[str] | None:
     """The values a label of ours may take, or None where any value is fine."""
     if label == "grpc_code":
         return {code.name for code in grpc.StatusCode}
     if label == "status":
         return {status.value for status in GenerationStatus}
-    if label == "outcome":
+    if label in {"outcome", "state"}:
         return documented_values(metric)
+    if label == "model":
+        return {model.value for model in Model}
+    if label == "kind":
+        return {kind.value for kind in Kind}
+    if label == "priority":
+        return {priority.name for priority in Priority}
+    if label == "models":
+        return pool_names(Model)
+    if label == "kinds":
+        return pool_names(Kind)
     if label == "job":
         return set(JOBS)
     return None

@@ -131,16 +131,17 @@ def add_worker(
     kinds: str = "{IMAGE,VIDEO}",
     lease_s: float = 86400,
     alive_for_s: float = 3600,
+    draining: bool = False,
 ) -> uuid.UUID:
     """A worker in the pool that never heartbeats (its lease outlasts the
     test unless `lease_s` says otherwise); the same id again changes nothing."""
     worker_id = worker_id or uuid.uuid4()
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(
-            'INSERT INTO ai_workers (id, address, slots, prefetch, models, kinds, heartbeat, "leaseExpiresAt",'
-            ' "aliveSince") VALUES (%s, %s, %s, %s, %s, %s, 1, now() + make_interval(secs => %s),'
-            " now() - make_interval(secs => %s)) ON CONFLICT (id) DO NOTHING",
-            (worker_id, address, slots, prefetch, models, kinds, lease_s, alive_for_s),
+            "INSERT INTO ai_workers (id, address, slots, prefetch, models, kinds, draining, heartbeat,"
+            ' "leaseExpiresAt", "aliveSince") VALUES (%s, %s, %s, %s, %s, %s, %s, 1,'
+            " now() + make_interval(secs => %s), now() - make_interval(secs => %s)) ON CONFLICT (id) DO NOTHING",
+            (worker_id, address, slots, prefetch, models, kinds, draining, lease_s, alive_for_s),
         )
     return worker_id
 
@@ -157,6 +158,15 @@ def requeue(database_url: str, generation_id: str) -> None:
             'UPDATE generations SET phase = \'QUEUED\', "workerId" = NULL, "takenAt" = NULL,'
             ' "nextAttemptAt" = now() WHERE "generationId" = %s AND status = \'PENDING\'',
             (generation_id,),
+        )
+
+
+def backdate(database_url: str, generation_id: str, seconds: float) -> None:
+    """As if the generation had been created `seconds` ago."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            'UPDATE generations SET "createdAt" = now() - make_interval(secs => %s) WHERE "generationId" = %s',
+            (seconds, generation_id),
         )
 
 

@@ -1,12 +1,15 @@
 """Serving the metrics (Prometheus text format at /metrics) on a port of their own.
 
-A single process serves its own registry. A service run as worker
+A single process serves its own registry (the process-wide one, and the
+collectors given to its endpoint: the api_server's queue gauges, read at
+scrape time). A service run as worker
 processes (leo_mesh.workers) uses prometheus_client's multiprocess mode:
 the supervising parent makes a directory and names it in
 PROMETHEUS_MULTIPROC_DIR before it starts the workers, so their metrics are
 kept in files there; the parent alone serves the port, adding up the files
 of all workers (each gauge as its `multiprocess_mode` in leo_mesh.metrics
-says), forgets a dead worker's gauges, and removes the directory at the end.
+says), forgets a dead worker's gauges, and removes the directory at the end; collectors that read at scrape time
+run in the parent.
 """
 
 from __future__ import annotations
@@ -17,23 +20,45 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 from prometheus_client import multiprocess as prometheus_multiprocess
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 log = logging.getLogger("leo.metrics")
 
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
-class MetricsEndpoint:
-    """/metrics of `registry` on host:port (0: a free port), in a thread."""
+class _Everything(Collector):
+    """All of a registry's metrics, as one collector of another registry."""
 
-    def __init__(self, host: str, port: int, registry: CollectorRegistry = REGISTRY) -> None:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterable[Metric]:
+        return self._registry.collect()
+
+
+class MetricsEndpoint:
+    """/metrics of `registry`, and of `collectors`, on host:port (0: a free
+    port), in a thread. The collectors are this endpoint's alone: two in one
+    process (tests) do not serve each other's."""
+
+    def __init__(
+        self, host: str, port: int, registry: CollectorRegistry = REGISTRY, *, collectors: Sequence[Collector] = ()
+    ) -> None:
         self._host = host
         self._port = port
+        if collectors:
+            served = CollectorRegistry()
+            served.register(_Everything(registry))
+            for collector in collectors:
+                served.register(collector)
+            registry = served
         self._registry = registry
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -58,10 +83,12 @@ class MetricsEndpoint:
 class WorkerMetrics:
     """The parent's side of multiprocess mode (see the module's docstring)."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, collectors: Sequence[Collector] = ()) -> None:
         self.directory = tempfile.mkdtemp(prefix="leo-metrics-")
         registry = CollectorRegistry()
         prometheus_multiprocess.MultiProcessCollector(registry, path=self.directory)
+        for collector in collectors:
+            registry.register(collector)
         self.endpoint = MetricsEndpoint(host, port, registry)
 
     def worker_exited(self, pid: int) -> None:
@@ -70,10 +97,11 @@ class WorkerMetrics:
 
 
 @contextlib.contextmanager
-def worker_metrics(host: str, port: int) -> Iterator[WorkerMetrics]:
+def worker_metrics(host: str, port: int, collectors: Sequence[Collector] = ()) -> Iterator[WorkerMetrics]:
     """Multiprocess mode for the workers started inside the block (spawned
-    workers inherit the environment, and read it when they import prometheus_client)."""
-    metrics = WorkerMetrics(host, port)
+    workers inherit the environment, and read it when they import
+    prometheus_client); `collectors` are served beside their sums."""
+    metrics = WorkerMetrics(host, port, collectors)
     os.environ.update({MULTIPROC_DIR_VARIABLE: metrics.directory})
     try:
         metrics.endpoint.start()

@@ -21,6 +21,7 @@ import grpc
 import pytest
 
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
+from mock_ai_server.settings import Settings as MockAiSettings
 from tests import rows
 from tests.clients import Api, wait_for
 from tests.scrape import Scrape
@@ -40,6 +41,7 @@ FLOW = {
     "WEBHOOK_POLL_INTERVAL_S": "0.1",
     "WEBHOOK_BACKOFF_BASE_S": "0.1",
     "WEBHOOK_BACKOFF_CAP_S": "0.2",
+    "QUEUE_METRICS_MAX_AGE_S": "0",
 }
 N = 8
 SIMULATED_FAILURE = "the model could not render this prompt (simulated failure)"
@@ -160,6 +162,11 @@ def test_each_process_counts_exactly_what_the_flow_did(mesh):
     assert api.value("leo_webhook_deliveries_total") == 2
     assert api.value("leo_webhook_delivery_seconds_count") == 2
     assert api.has("leo_db_pool_connections_in_use") and api.has("leo_dispatch_backlog_due")
+    # The supervisor reads the queue's gauges from the database itself: nothing
+    # waits, and the one AI worker's slots are free.
+    assert api.value("leo_queue_depth") == 0 and api.value("leo_owner_running") == 0
+    assert api.value("leo_worker_slots", state="busy") == 0
+    assert api.value("leo_worker_slots", state="free") == MockAiSettings().mock_ai_slots
 
     callbacks = Scrape(callback)
     for (status, model), count in Counter(finished_by_ai).items():

@@ -81,6 +81,28 @@ async def test_generations_waiting_for_a_free_slot_are_queued_not_due(database_u
         assert full.value("leo_generations_pending_oldest_age_seconds") > 0
 
 
+async def test_generations_are_counted_under_their_own_kind(database_url):
+    async with api_server(database_url, background=False) as app:
+        client = Client(channel_to(app), await new_key(app))
+        before = scrape(app)
+        video = await client.create(model=generation_pb2.MODEL_SD, kind=generation_pb2.KIND_VIDEO)
+        await client.create(model=generation_pb2.MODEL_SD)
+        await client.cancel(video.generation_id)
+        after = scrape(app)
+        for kind in ("IMAGE", "VIDEO"):
+            created = {"model": "SD", "kind": kind}
+            assert after.value("leo_generations_created_total", **created) == (
+                before.value("leo_generations_created_total", **created) + 1
+            )
+        cancelled = {"status": "CANCELLED", "model": "SD"}
+        assert after.value("leo_generations_finished_total", **cancelled, kind="VIDEO") == (
+            before.value("leo_generations_finished_total", **cancelled, kind="VIDEO") + 1
+        )
+        assert after.value("leo_generations_finished_total", **cancelled, kind="IMAGE") == (
+            before.value("leo_generations_finished_total", **cancelled, kind="IMAGE")
+        )
+
+
 async def test_the_pool_gauges_count_connections_in_use(database_url):
     async with api_server(database_url, background=False) as app:
         # Connections the pool is still opening count as in use until they are ready.

@@ -27,6 +27,7 @@ import callback_server.settings
 import mock_ai_server.settings
 from devstack.mesh import Ports
 from leo_mesh import envoy_config
+from leo_mesh.rules import Kind, Model
 from tests import deploy_contract
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,13 +35,14 @@ COMPOSE = ROOT / "compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 
 DATABASE_URL = "postgresql://leo:leo@postgres:5432/leo"
-# Our services run from our image as `python -m <module>`.
+# Our services run from our image as `python -m <module>`: compose service -> module.
 MODULES = {
     "migrate": "leo_mesh.db.migrate",
-    "callback_server": "callback_server",
-    "mock_ai_server": "mock_ai_server",
-    "api_server": "api_server",
+    **{name: service.module for name, service in deploy_contract.BY_COMPOSE_SERVICE.items()},
 }
+# The pools of AI workers.
+WORKERS = deploy_contract.BY_MODULE["mock_ai_server"].compose_services
+# By module.
 SETTINGS = {
     "api_server": api_server.settings.Settings,
     "mock_ai_server": mock_ai_server.settings.Settings,
@@ -51,6 +53,8 @@ PORT_VARS = {
     "mock_ai_server": "MOCK_AI_PORT",
     "callback_server": "CALLBACK_SERVER_PORT",
 }
+# The compose services that serve gRPC (a module of PORT_VARS).
+SERVING = [name for name, module in MODULES.items() if module in PORT_VARS]
 # Metrics, dashboards and traces (tests/unit/test_deploy_compose.py checks them).
 OBSERVABILITY = {"prometheus", "grafana", "jaeger"}
 
@@ -95,17 +99,27 @@ def test_services(services):
 def test_generated_files_go_to_minio_and_links_are_signed_alike(services):
     """The mock AI writes and the api_server reads the same bucket; the
     api_server and the callback_server (webhook bodies) sign links with one key."""
-    writer, reader = env(services["mock_ai_server"]), env(services["api_server"])
-    store = {name: value for name, value in writer.items() if name.startswith("MEDIA_S3_") or name == "MEDIA_STORE"}
+    creator, *writers = WORKERS
+    reader = env(services["api_server"])
+    store = {
+        name: value
+        for name, value in env(services[creator]).items()
+        if name.startswith("MEDIA_S3_") or name == "MEDIA_STORE"
+    }
     assert store.pop("MEDIA_S3_CREATE_BUCKET") == "true" and store["MEDIA_STORE"] == "s3"
     assert store == {name: value for name, value in reader.items() if name in store}
+    # The other pools write there too, once the first made the bucket.
+    for writer in writers:
+        assert {name: value for name, value in env(services[writer]).items() if name in store} == store
+        assert "MEDIA_S3_CREATE_BUCKET" not in env(services[writer])
+        assert depends(services[writer])[creator] == "service_healthy"
     assert store["MEDIA_S3_ENDPOINT_URL"] == "http://minio:9000"
     minio = env(services["minio"])
     assert (minio["MINIO_ROOT_USER"], minio["MINIO_ROOT_PASSWORD"]) == (
         store["MEDIA_S3_ACCESS_KEY_ID"],
         store["MEDIA_S3_SECRET_ACCESS_KEY"],
     )
-    assert depends(services["mock_ai_server"])["minio"] == "service_healthy"
+    assert depends(services[creator])["minio"] == "service_healthy"
     signing = {name: env(services[name])["MEDIA_URL_SIGNING_KEY"] for name in ("api_server", "callback_server")}
     assert len(set(signing.values())) == 1
     public = env(services["api_server"])["MEDIA_PUBLIC_BASE_URL"]
@@ -131,7 +145,7 @@ def test_runs_an_importable_module(services, name):
 
 @pytest.mark.parametrize("name", MODULES)
 def test_sets_only_variables_it_reads(services, name):
-    known = {"DATABASE_URL"} if name == "migrate" else deploy_contract.BY_MODULE[name].variables_read()
+    known = {"DATABASE_URL"} if name == "migrate" else deploy_contract.BY_MODULE[MODULES[name]].variables_read()
     assert set(env(services[name])) <= known
 
 
@@ -145,27 +159,45 @@ def test_envoy_sets_the_rate_limits(services):
     }
 
 
-@pytest.mark.parametrize("name", PORT_VARS)
+@pytest.mark.parametrize("name", SERVING)
 def test_ports_are_the_local_defaults(services, default_ports, name):
-    service_env = env(services[name])
+    service_env, module = env(services[name]), MODULES[name]
     assert service_env["LISTEN_HOST"] == "0.0.0.0"
-    assert service_env[PORT_VARS[name]] == str(default_ports[name])
+    assert service_env[PORT_VARS[module]] == str(default_ports[module])
     # The healthcheck asks the same port.
-    assert services[name]["healthcheck"]["test"][-1] == f"127.0.0.1:{default_ports[name]}"
+    assert services[name]["healthcheck"]["test"][-1] == f"127.0.0.1:{default_ports[module]}"
 
 
 def test_addresses_point_at_the_services(services, default_ports):
-    # The api_server learns the AI workers' addresses from their heartbeats.
+    # The api_server learns the AI workers' addresses from their heartbeats:
+    # each advertises its own service, where it listens.
     assert "AI_SERVER_ADDRESS" not in env(services["api_server"])
-    assert (
-        env(services["mock_ai_server"])["CALLBACK_SERVER_ADDRESS"]
-        == f"callback_server:{default_ports['callback_server']}"
-    )
+    for worker in WORKERS:
+        worker_env = env(services[worker])
+        assert worker_env["CALLBACK_SERVER_ADDRESS"] == f"callback_server:{default_ports['callback_server']}"
+        assert worker_env["MOCK_AI_ADVERTISE_ADDRESS"] == f"{worker}:{worker_env['MOCK_AI_PORT']}"
     envoy_env = env(services["envoy"])
     assert (envoy_env["API_SERVER_HOST"], envoy_env["API_SERVER_PORT"]) == (
         "api_server",
         str(default_ports["api_server"]),
     )
+
+
+def worker_settings(service: dict) -> mock_ai_server.settings.Settings:
+    """The mock AI's settings as the service's variables make them (their values validated)."""
+    fields = mock_ai_server.settings.Settings.model_fields
+    return mock_ai_server.settings.Settings(
+        **{name.lower(): value for name, value in env(service).items() if name.lower() in fields}
+    )
+
+
+def test_an_image_pool_and_a_video_pool_of_one_worker_each(services):
+    kinds = [worker_settings(services[worker]).kinds for worker in WORKERS]
+    assert [set(pool) for pool in kinds] == [{Kind.IMAGE}, {Kind.VIDEO}]
+    for worker in WORKERS:
+        # One container: its service name is its own address.
+        assert "deploy" not in services[worker] and "scale" not in services[worker]
+        assert worker_settings(services[worker]).models == frozenset(Model)
 
 
 def test_database_url(services):
@@ -174,7 +206,12 @@ def test_database_url(services):
         f"postgresql://{postgres['POSTGRES_USER']}:{postgres['POSTGRES_PASSWORD']}@postgres:5432/{postgres['POSTGRES_DB']}"
     ) == DATABASE_URL
     users = {name for name in MODULES if "DATABASE_URL" in env(services[name])}
-    assert users == {"migrate", *(name for name, s in SETTINGS.items() if "database_url" in s.model_fields)}
+    readers = {
+        name
+        for name, module in MODULES.items()
+        if module in SETTINGS and "database_url" in SETTINGS[module].model_fields
+    }
+    assert users == {"migrate", *readers}
     assert all(env(services[name])["DATABASE_URL"] == DATABASE_URL for name in users)
 
 
@@ -263,7 +300,7 @@ def test_grpc_healthcheck_runs_with_our_python(services, health_server):
     assert subprocess.run(check, capture_output=True, timeout=30).returncode == 0
     servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
     assert subprocess.run(check, capture_output=True, timeout=30).returncode != 0
-    assert {tuple(services[name]["healthcheck"]["test"][:4]) for name in PORT_VARS} == {tuple(command[:4])}
+    assert {tuple(services[name]["healthcheck"]["test"][:4]) for name in SERVING} == {tuple(command[:4])}
 
 
 def test_dockerfile():

@@ -88,18 +88,21 @@ def test_jaeger_takes_otlp_grpc_on_the_compose_network():
     assert not any(str(OTLP_GRPC_PORT) in port for s in SERVICES.values() for port in s.get("ports", []))
 
 
-@pytest.mark.parametrize("service", contract.SERVICES, ids=lambda s: s.module)
-def test_service_traces_to_jaeger_under_its_name(service):
-    service_env = env(service.module)
+OURS = list(contract.BY_COMPOSE_SERVICE.items())
+
+
+@pytest.mark.parametrize(("name", "service"), OURS, ids=[name for name, _ in OURS])
+def test_service_traces_to_jaeger_under_its_name(name, service):
+    service_env = env(name)
     assert service_env["OTEL_EXPORTER_OTLP_ENDPOINT"] == f"http://jaeger:{OTLP_GRPC_PORT}"
     assert service_env["OTEL_SERVICE_NAME"] == service.name
     assert service_env["OTEL_TRACES_SAMPLER"] in SAMPLERS
 
 
-@pytest.mark.parametrize("service", contract.SERVICES, ids=lambda s: s.module)
-def test_service_serves_metrics_on_its_port_unpublished(service):
-    assert env(service.module)[service.metrics_port_var] == str(service.metrics_port)
-    assert "ports" not in SERVICES[service.module]
+@pytest.mark.parametrize(("name", "service"), OURS, ids=[name for name, _ in OURS])
+def test_service_serves_metrics_on_its_port_unpublished(name, service):
+    assert env(name)[service.metrics_port_var] == str(service.metrics_port)
+    assert "ports" not in SERVICES[name]
 
 
 def test_migrate_and_envoy_are_not_traced_by_variables():

@@ -77,6 +77,10 @@ def test_dashboard_shows_what_operators_asked_for():
         "leo_webhook_delivery_seconds_bucket",
         "leo_db_pool_connections_in_use",
         "leo_db_pool_requests_waiting",
+        "leo_queue_depth",  # the queue: depth, oldest wait
+        "leo_queue_oldest_wait_seconds",
+        "leo_worker_slots",  # slot utilisation
+        "leo_owner_running",  # each owner's share
     } <= used_series()
     exprs = " ".join(target["expr"] for _, target in TARGETS)
     for quantile in ("0.5", "0.99"):

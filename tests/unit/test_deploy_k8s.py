@@ -1,7 +1,8 @@
 """deploy/k8s: the base and the production overlay validate against the
 Kubernetes schemas (bundled with kubernetes-validate: no cluster, no network)
-and agree with the services: commands, ports, variables, probes, shutdown,
-Services, autoscaling, disruption budgets and NetworkPolicies."""
+and KEDA's (its CRDs as cloudcoil's models) and agree with the services:
+commands, ports, variables, probes, shutdown, Services, autoscaling (the AI
+worker pools' on the queue), disruption budgets and NetworkPolicies."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ import shutil
 
 import kubernetes_validate
 import pytest
+from cloudcoil.models.keda.v1alpha1 import ScaledObject
 
+import mock_ai_server.settings
+from leo_mesh.rules import Kind, Model
 from tests import deploy_contract as contract
 from tests import kustomize_build
 from tests.kustomize_build import pod_spec
@@ -25,7 +29,13 @@ IMAGE = "leo-generation-mesh"
 # policy/v1) and the newest whose schemas kubernetes-validate bundles.
 KUBERNETES_VERSIONS = ["1.30", kubernetes_validate.utils.latest_version()]
 # Workload name -> `python -m` module of its one container.
-MODULES = {**{service.name: service.module for service in contract.SERVICES}, "leo-migrate": "leo_mesh.db.migrate"}
+MODULES = {
+    **{name: service.module for name, service in contract.BY_DEPLOYMENT.items()},
+    "leo-migrate": "leo_mesh.db.migrate",
+}
+DEPLOYMENTS = list(contract.BY_DEPLOYMENT.items())
+WORKER_POOLS = contract.BY_NAME["mock-ai-server"].deployments
+KEDA_API_VERSION = "keda.sh/v1alpha1"
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +91,8 @@ def workloads(objects: list[dict]) -> list[dict]:
 def test_every_object_validates_against_the_kubernetes_schema(built, version):
     assert built
     for obj in built:
+        if obj["apiVersion"] == KEDA_API_VERSION:
+            continue  # a custom resource: test_scaled_objects_validate_against_keda
         try:
             kubernetes_validate.validate(obj, version, strict=True)
         except kubernetes_validate.ValidationError as error:
@@ -97,11 +109,13 @@ def test_schema_validation_catches_a_wrong_field(base):
 
 def test_the_objects(base):
     kinds = {(o["kind"], o["metadata"]["name"]) for o in base}
-    services = {service.name for service in contract.SERVICES}
-    assert {name for kind, name in kinds if kind == "Deployment"} == services | {"envoy"}
+    assert {name for kind, name in kinds if kind == "Deployment"} == set(contract.BY_DEPLOYMENT) | {"envoy"}
+    # The mesh reaches each AI worker at its own address (its heartbeats): no Service.
+    services = {service.name for service in contract.SERVICES if service.deployments == (service.name,)}
     assert {name for kind, name in kinds if kind == "Service"} == services | {"envoy"}
     assert {name for kind, name in kinds if kind == "Job"} == {"leo-migrate"}
     assert {name for kind, name in kinds if kind == "HorizontalPodAutoscaler"} == {"api-server"}
+    assert {name for kind, name in kinds if kind == "ScaledObject"} == set(WORKER_POOLS)
     assert {name for kind, name in kinds if kind == "ConfigMap"} == {"envoy-config", "leo-otel"}
     # The database URL is not in the base: an overlay (or kubectl) makes the Secret.
     assert not named(base, "Secret")
@@ -125,9 +139,9 @@ def test_overlay_pulls_the_released_image(overlay):
     assert re.fullmatch(r"[\w.-]+(/[\w.-]+)+/" + IMAGE + r":\d+\.\d+\.\d+", image)
 
 
-@pytest.mark.parametrize("service", contract.SERVICES, ids=lambda s: s.name)
-def test_ports_are_the_settings(built, service):
-    deployment = one(built, "Deployment", service.name)
+@pytest.mark.parametrize(("name", "service"), DEPLOYMENTS, ids=[name for name, _ in DEPLOYMENTS])
+def test_ports_are_the_settings(built, name, service):
+    deployment = one(built, "Deployment", name)
     env = plain_env(deployment)
     assert ports(deployment) == {"grpc": service.default_port, "metrics": service.metrics_port}
     assert env[service.port_var] == str(service.default_port)
@@ -144,9 +158,9 @@ def defined_variables(objects: list[dict], workload: dict) -> list[str]:
     return names + [var["name"] for var in container(workload).get("env", [])]
 
 
-@pytest.mark.parametrize("service", contract.SERVICES, ids=lambda s: s.name)
-def test_sets_only_variables_the_service_reads(built, service):
-    deployment = one(built, "Deployment", service.name)
+@pytest.mark.parametrize(("name", "service"), DEPLOYMENTS, ids=[name for name, _ in DEPLOYMENTS])
+def test_sets_only_variables_the_service_reads(built, name, service):
+    deployment = one(built, "Deployment", name)
     # POD_NAME and POD_IP only feed other variables ($(POD_NAME), $(POD_IP)).
     assert set(defined_variables(built, deployment)) - {"POD_NAME", "POD_IP"} <= service.variables_read()
 
@@ -198,9 +212,9 @@ def test_overlay_makes_the_database_secret(overlay):
 # --- Probes and shutdown ---
 
 
-@pytest.mark.parametrize("service", contract.SERVICES, ids=lambda s: s.name)
-def test_grpc_probes_ask_the_health_service(built, service):
-    probe_of = container(one(built, "Deployment", service.name))
+@pytest.mark.parametrize(("name", "service"), DEPLOYMENTS, ids=[name for name, _ in DEPLOYMENTS])
+def test_grpc_probes_ask_the_health_service(built, name, service):
+    probe_of = container(one(built, "Deployment", name))
     for kind in ("startupProbe", "livenessProbe"):
         # "" is SERVING while the process is up, even while it drains.
         assert probe_of[kind]["grpc"] == {"port": service.default_port}
@@ -214,9 +228,16 @@ def prestop_sleep_s(workload: dict) -> float:
     return float(command[1])
 
 
-@pytest.mark.parametrize("service", contract.SERVICES, ids=lambda s: s.name)
-def test_termination_grace_covers_the_drain(built, service):
-    deployment = one(built, "Deployment", service.name)
+@pytest.mark.parametrize(("name", "service"), DEPLOYMENTS, ids=[name for name, _ in DEPLOYMENTS])
+def test_termination_grace_covers_the_drain(built, name, service):
+    deployment = one(built, "Deployment", name)
+    if name in WORKER_POOLS:
+        # No Service to leave first: on SIGTERM the worker tells the mesh at
+        # once, finishes its running jobs, then its in-flight calls.
+        assert "lifecycle" not in container(deployment)
+        drain_s = pool_settings(deployment).mock_ai_drain_timeout_s
+        assert pod_spec(deployment)["terminationGracePeriodSeconds"] >= drain_s + contract.GRPC_GRACE_S
+        return
     needed = prestop_sleep_s(deployment) + contract.GRPC_GRACE_S
     if service.module == "api_server":
         needed += contract.api_server_last_rounds_s()
@@ -308,9 +329,10 @@ def service_port(objects: list[dict], address: str) -> dict:
     return match
 
 
-def test_addresses_point_at_the_services(built):
+@pytest.mark.parametrize("pool", WORKER_POOLS)
+def test_addresses_point_at_the_services(built, pool):
     api = plain_env(one(built, "Deployment", "api-server"))
-    worker = one(built, "Deployment", "mock-ai-server")
+    worker = one(built, "Deployment", pool)
     mock_ai = plain_env(worker)
     # The api_server learns each worker's address from its heartbeats: the pod's own.
     assert "AI_SERVER_ADDRESS" not in api
@@ -426,10 +448,10 @@ def test_network_policies_allow_exactly_the_mesh_paths(built):
         # The edge takes anyone, from outside the cluster too.
         ("envoy", contract.ENVOY_LISTEN_PORT): set(everyone),
         ("api-server", grpc["api-server"]): {"envoy"},
-        ("mock-ai-server", grpc["mock-ai-server"]): {"api-server"},
-        ("callback-server", grpc["callback-server"]): {"mock-ai-server"},
+        **{(pool, grpc["mock-ai-server"]): {"api-server"} for pool in WORKER_POOLS},
+        ("callback-server", grpc["callback-server"]): set(WORKER_POOLS),
         ("envoy", contract.ENVOY_ADMIN_PORT): {"prometheus"},
-        **{(s.name, s.metrics_port): {"prometheus"} for s in contract.SERVICES},
+        **{(name, s.metrics_port): {"prometheus"} for name, s in DEPLOYMENTS},
     }
     unused_port = 12345
     for target in (w["metadata"]["name"] for w in workloads(built)):
@@ -455,3 +477,74 @@ def test_the_kubernetes_docs_give_the_commands():
     text = (contract.ROOT / "docs" / "operations.md").read_text()
     for command in ("kubectl apply -k deploy/k8s/overlays/production", "database.env", "leo-migrate"):
         assert command in text
+
+
+# --- The AI worker pools and their autoscaling (KEDA) ---
+
+
+def pool_settings(deployment: dict) -> mock_ai_server.settings.Settings:
+    """The mock AI's settings as the pod's plain variables make them (their values validated)."""
+    fields = mock_ai_server.settings.Settings.model_fields
+    given = {name.lower(): value for name, value in plain_env(deployment).items() if name.lower() in fields}
+    return mock_ai_server.settings.Settings(**given)
+
+
+def test_each_pool_serves_its_own_kinds_and_together_every_kind(built):
+    kinds = [pool_settings(one(built, "Deployment", pool)).kinds for pool in WORKER_POOLS]
+    assert all(len(pool_kinds) == 1 for pool_kinds in kinds)
+    assert frozenset().union(*kinds) == frozenset(Kind) and sum(map(len, kinds)) == len(Kind)
+    for pool in WORKER_POOLS:
+        assert pool_settings(one(built, "Deployment", pool)).models == frozenset(Model)
+        # KEDA owns the count; an apply must not reset it.
+        assert "replicas" not in one(built, "Deployment", pool)["spec"]
+
+
+def test_scaled_objects_validate_against_keda(built):
+    for obj in named(built, "ScaledObject"):
+        assert obj["apiVersion"] == KEDA_API_VERSION
+        parsed = ScaledObject.model_validate(obj)
+        # Every field known to KEDA's schema: a misspelt one would be dropped here.
+        assert parsed.model_dump(by_alias=True, exclude_unset=True) == obj
+
+
+def test_keda_validation_catches_a_wrong_field(base):
+    scaled = one(base, "ScaledObject", "mock-ai-image")
+    misspelt = {**scaled, "spec": {**scaled["spec"], "minReplicas": 1}}
+    assert ScaledObject.model_validate(misspelt).model_dump(by_alias=True, exclude_unset=True) != misspelt
+    with pytest.raises(ValueError):
+        ScaledObject.model_validate({**scaled, "spec": {**scaled["spec"], "minReplicaCount": "one"}})
+
+
+def trigger_query(scaled: dict) -> tuple[str, dict]:
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["type"] == "prometheus" and trigger["metricType"] == "AverageValue"
+    return trigger["metadata"]["query"], trigger["metadata"]
+
+
+@pytest.mark.parametrize("pool", WORKER_POOLS)
+def test_each_pool_scales_on_its_kinds_queue_and_busy_slots(built, pool):
+    scaled = one(built, "ScaledObject", pool)
+    deployment = one(built, "Deployment", pool)
+    assert scaled["spec"]["scaleTargetRef"] == {"name": deployment["metadata"]["name"]}
+    spec = scaled["spec"]
+    assert 1 <= spec["minReplicaCount"] < spec["maxReplicaCount"]
+    assert spec["minReplicaCount"] <= spec["fallback"]["replicas"] <= spec["maxReplicaCount"]
+    query, metadata = trigger_query(scaled)
+    assert re.fullmatch(r"http://[\w.-]+:\d+", metadata["serverAddress"])
+    settings = pool_settings(deployment)
+    (kind,) = settings.kinds
+    found = contract.selectors(query)
+    for selector in found:
+        assert selector.metric and contract.metric_allowed(selector.metric), selector
+        contract.check_matchers(selector)
+    assert {(s.metric, m) for s in found for m in s.matchers} == {
+        ("leo_queue_depth", ("kind", "=", kind.value)),
+        ("leo_worker_slots", ("kinds", "=", kind.value)),
+        ("leo_worker_slots", ("state", "=", "busy")),
+    }
+    # One worker's share of the demand is what it runs at once.
+    assert float(metadata["threshold"]) == settings.mock_ai_slots
+    # Scaling down removes one draining worker at a time, after a steady spell.
+    down = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]
+    assert down["stabilizationWindowSeconds"] >= 300
+    assert all(p["type"] == "Pods" and p["value"] == 1 for p in down["policies"])

@@ -44,7 +44,7 @@ def test_compose_config_scrapes_every_service_at_its_metrics_port():
     assert set(jobs) == contract.JOBS
     for service in contract.SERVICES:
         (sd,) = jobs[service.name]["dns_sd_configs"]
-        assert sd == {"names": [service.module], "type": "A", "port": service.metrics_port}
+        assert sd == {"names": list(service.compose_services), "type": "A", "port": service.metrics_port}
         assert jobs[service.name].get("metrics_path", "/metrics") == "/metrics"
     envoy = jobs[contract.ENVOY_JOB]
     assert envoy["metrics_path"] == "/stats/prometheus"
@@ -87,6 +87,10 @@ def test_label_checks_catch_a_wrong_value():
     wrong = contract.selectors('leo_generations_finished_total{status="DONE"}')[0]
     with pytest.raises(AssertionError):
         contract.check_matchers(wrong)
+    for lowercase in ('leo_queue_depth{kind="image"}', 'leo_worker_slots{kinds="VIDEO,IMAGE"}'):
+        with pytest.raises(AssertionError):
+            contract.check_matchers(contract.selectors(lowercase)[0])
+    contract.check_matchers(contract.selectors('leo_worker_slots{kinds="IMAGE,VIDEO",state="busy"}')[0])
     unknown_label = contract.selectors('leo_dispatch_backlog_due{grpc_code="OK"}')[0]
     with pytest.raises(AssertionError):
         contract.check_matchers(unknown_label)
@@ -103,6 +107,18 @@ def test_stuck_pending_thresholds_follow_the_settings():
     )
     budget = settings.dispatch_max_attempts * (settings.completion_deadline_s + settings.dispatch_rpc_timeout_s)
     assert threshold("LeoGenerationsPendingBeyondRetryBudget") >= budget + backoff
+
+
+def test_the_queue_alert_names_the_waiting_model_and_kind():
+    import promql_parser
+
+    expr = promql_parser.parse(ALERTS["LeoQueueWaitTooLong"]["expr"])
+    assert isinstance(expr.lhs, promql_parser.AggregateExpr) and str(expr.lhs.op) == "max"
+    assert set(expr.lhs.modifier.labels) == {"model", "kind"}
+    assert [s.metric for s in contract.selectors(ALERTS["LeoQueueWaitTooLong"]["expr"])] == [
+        "leo_queue_oldest_wait_seconds"
+    ]
+    assert threshold("LeoQueueWaitTooLong") == 60 and ALERTS["LeoQueueWaitTooLong"]["for"] == "5m"
 
 
 def test_every_service_has_an_unreachable_alert():
@@ -187,7 +203,12 @@ def test_kubernetes_scrape_job_finds_each_pod_by_its_annotations(k8s_base):
     (job,) = load("kubernetes.yml")["scrape_configs"]
     assert job["kubernetes_sd_configs"][0]["role"] == "pod"
     deployments = [obj for obj in k8s_base if obj["kind"] == "Deployment"]
-    assert {d["metadata"]["name"] for d in deployments} == contract.JOBS
+    # A job per service: the pools of AI workers share theirs.
+    job_of = {
+        d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
+        for d in deployments
+    }
+    assert set(job_of.values()) == contract.JOBS
     for deployment in deployments:
         template = deployment["spec"]["template"]
         pod = {"name": deployment["metadata"]["name"] + "-abc12", **template["metadata"]}
@@ -201,7 +222,7 @@ def test_kubernetes_scrape_job_finds_each_pod_by_its_annotations(k8s_base):
         annotations = template["metadata"]["annotations"]
         assert target["__address__"] == f"10.0.0.7:{annotations['prometheus.io/port']}"
         assert target["__metrics_path__"] == annotations["prometheus.io/path"]
-        assert target["job"] == deployment["metadata"]["name"]
+        assert target["job"] == job_of[deployment["metadata"]["name"]]
         assert target["instance"] == pod["name"]
 
 

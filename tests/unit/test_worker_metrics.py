@@ -8,7 +8,9 @@ import multiprocessing
 import os
 
 from leo_mesh import metrics
+from leo_mesh.db.queue_metrics import QueueMetrics
 from leo_mesh.telemetry.exposition import worker_metrics
+from leo_mesh.telemetry.queue import QueueCollector
 from tests.scrape import Scrape
 
 
@@ -39,3 +41,11 @@ def test_workers_add_up_and_a_dead_one_is_forgotten_but_its_counts_are_not():
         assert after.value("leo_dispatch_timeouts_total") == 5
         directory = served.directory
     assert not os.path.exists(directory)
+
+
+def test_the_supervisor_serves_its_own_collectors_beside_the_sums():
+    queue = QueueCollector(lambda: QueueMetrics(owners_running={"dave": 2}), max_age_s=0)
+    with worker_metrics("127.0.0.1", 0, [queue]) as served:
+        scraped = Scrape(f"http://127.0.0.1:{served.endpoint.port}/metrics")
+    assert scraped.value("leo_owner_running", owner="dave") == 2
+    assert scraped.has("leo_queue_depth")
