@@ -32,6 +32,7 @@ from leo.callback.v1 import callback_pb2
 from leo.generation.v1 import generation_pb2
 from leo_mesh import envoy_config, grpc_server
 from leo_mesh.media.settings import MediaSettings
+from leo_mesh.rules import Kind as GenerationKind
 from leo_mesh.rules import Status as GenerationStatus
 from leo_mesh.settings import TracingSettings
 
@@ -183,6 +184,8 @@ def known_label_values(label: str, metric: CatalogMetric) -> set[str] | None:
         return {code.name for code in grpc.StatusCode}
     if label == "status":
         return {status.value for status in GenerationStatus}
+    if label == "kind":
+        return {kind.value for kind in GenerationKind}
     if label == "outcome":
         return documented_values(metric)
     if label == "job":
