@@ -38,6 +38,7 @@ from leo_mesh.rules import Kind, Model
 from leo_mesh.rules import Status as GenerationStatus
 from leo_mesh.scheduling import Priority
 from leo_mesh.settings import TracingSettings
+from tests import settings_catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -56,8 +57,7 @@ OTEL_VARIABLES = frozenset(
 
 
 def env_names(settings_class: type[BaseSettings]) -> set[str]:
-    prefix = settings_class.model_config.get("env_prefix", "")
-    return {(prefix + name).upper() for name in settings_class.model_fields}
+    return set(settings_catalog.env_names(settings_class))
 
 
 @dataclass(frozen=True)

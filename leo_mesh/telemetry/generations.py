@@ -1,6 +1,8 @@
 """The generation metrics, counted once per generation where the database
 says it happened: by the stores, after the transaction that made it
-committed (a create or completion batched with others counts for itself)."""
+committed (a create or completion batched with others counts for itself).
+Each is labelled with what the row says of the generation: its model and
+kind (IMAGE or VIDEO)."""
 
 from __future__ import annotations
 

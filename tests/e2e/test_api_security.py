@@ -3,6 +3,7 @@ create, rate limits and the gRPC → HTTP status table, on the real mesh."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,7 @@ import psycopg
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from leo.ai.v1 import ai_pb2
 from leo.callback.v1 import callback_pb2, callback_pb2_grpc
 from leo.generation.v1 import generation_pb2, generation_pb2_grpc
 from tests.clients import (
@@ -371,6 +373,28 @@ def test_internal_services_are_not_routed(mesh):
         request = callback_pb2.CompleteGenerationRequest(generation_id=MISSING, failure_reason="forged")
         assert code_of(lambda: callback.CompleteGeneration(request, timeout=5)) == grpc.StatusCode.UNIMPLEMENTED
     assert len(mesh.callback_server.log_records()) + len(mesh.mock_ai.log_records()) == before
+
+
+def test_a_call_to_an_internal_service_still_sending_is_refused_on_its_headers(mesh):
+    """A client that keeps its request stream open (a streaming call) gets
+    UNIMPLEMENTED as a unary call does, not Envoy's request timeout (30 s,
+    beyond this call's deadline): nothing waits for the rest of a request
+    that goes nowhere."""
+    sending = threading.Event()
+    call_over = threading.Event()
+
+    def requests():
+        yield ai_pb2.StartGenerationsRequest().SerializeToString()
+        sending.set()
+        call_over.wait(timeout=30)  # the stream stays open until the answer came
+
+    with grpc.insecure_channel(f"127.0.0.1:{mesh.ports.envoy}") as channel:
+        stream = channel.stream_unary("/leo.ai.v1.AIService/StartGenerations")
+        try:
+            assert code_of(lambda: stream(requests(), timeout=10)) == grpc.StatusCode.UNIMPLEMENTED
+        finally:
+            call_over.set()
+    assert sending.is_set()
 
 
 def test_reflection_through_envoy_shows_only_the_public_api(mesh):

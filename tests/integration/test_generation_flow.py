@@ -12,6 +12,7 @@ import pytest
 from leo.generation.v1 import generation_pb2
 from tests.inprocess import flow
 from tests.mesh_fixtures import migrated_database
+from tests.scrape import Scrape
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +67,23 @@ async def test_many_generations_all_finish(mesh):
     finished = await asyncio.gather(*map(api.wait_final, ids))
     assert [g.status for g in finished] == [generation_pb2.STATUS_COMPLETE] * 30
     assert [(await api.get(i)).status for i in ids] == [generation_pb2.STATUS_COMPLETE] * 30
+
+
+async def test_a_video_is_counted_as_a_video_when_created_and_when_finished(mesh):
+    # Both servers run in this process, so the api_server's /metrics shows
+    # the callback_server's counters too.
+    metrics = f"http://127.0.0.1:{mesh.api.metrics.port}/metrics"
+    before = Scrape(metrics)
+    api = await mesh.client()
+    created = await api.create(prompt="a whale breaching", kind=generation_pb2.KIND_VIDEO, width=64, height=64)
+    done = await api.wait_final(created.generation_id)
+    assert done.status == generation_pb2.STATUS_COMPLETE
+    after = Scrape(metrics)
+
+    def moved(name: str, **labels: str) -> float:
+        return after.value(name, **labels) - before.value(name, **labels)
+
+    assert moved("leo_generations_created_total", model="SDXL", kind="VIDEO") == 1
+    assert moved("leo_generations_created_total", kind="IMAGE") == 0
+    assert moved("leo_generations_finished_total", status="COMPLETE", model="SDXL", kind="VIDEO") == 1
+    assert moved("leo_generations_finished_total", kind="IMAGE") == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import promql_parser
 import pytest
 import yaml
 
@@ -95,3 +96,15 @@ def test_every_gauge_of_the_catalog_is_on_the_dashboard():
 def test_dashboards_are_provisioned_from_the_mounted_folder():
     (provider,) = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "dashboards.yml").read_text())["providers"]
     assert provider["type"] == "file" and provider["allowUiUpdates"] is False
+
+
+def test_generation_panels_tell_images_from_videos():
+    """Both generation counters are labelled with the generation's kind
+    (IMAGE or VIDEO): the panels on them split by it and name it."""
+    for title in ("Created", "Finished by status and kind"):
+        (panel,) = [panel for panel in PANELS if panel["title"] == title]
+        (target,) = panel["targets"]
+        aggregate = promql_parser.parse(contract.without_grafana_macros(target["expr"]))
+        assert isinstance(aggregate, promql_parser.AggregateExpr), title
+        assert "kind" in aggregate.modifier.labels, title
+        assert "{{kind}}" in target["legendFormat"], title

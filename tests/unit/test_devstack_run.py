@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from devstack.__main__ import paste_line
-from devstack.mesh import Ports
+from devstack.mesh import Mesh, Ports
 from devstack.run_dir import AlreadyRunning, RunDir
 from devstack.settings import WORKER_PORT_STEP, DevStackSettings
 
@@ -111,3 +111,35 @@ def test_the_pasted_line_sets_what_the_examples_use(tmp_path):
         "leo_k'ey",
         "postgresql://postgres@127.0.0.1:54329/leo",
     ]
+
+
+def test_each_process_gets_the_environment_with_what_make_run_decided_set_over_it(clean_env, tmp_path):
+    for name, value in {
+        "AI_SERVER_ADDRESS": "elsewhere:1",
+        "CALLBACK_SERVER_ADDRESS": "elsewhere:2",
+        "DATABASE_URL": "postgresql://elsewhere/other",
+        "MEDIA_PUBLIC_BASE_URL": "https://media.example",
+        "LOG_LEVEL": "DEBUG",
+    }.items():
+        clean_env.setenv(name, value)
+    ports = Ports.free()
+    mesh = Mesh("postgresql://postgres@127.0.0.1:1/leo", tmp_path, ports=ports, env={"API_SERVER_WORKERS": "3"})
+
+    def env_of(process) -> dict[str, str]:
+        return {**os.environ, **process.env}  # as ManagedProcess starts it
+
+    (api,) = mesh.api_servers
+    ai, callback = env_of(mesh.mock_ai), env_of(mesh.callback_server)
+    assert env_of(api)["AI_SERVER_ADDRESS"] == f"127.0.0.1:{ports.ai}"
+    assert ai["CALLBACK_SERVER_ADDRESS"] == f"127.0.0.1:{ports.callback}"
+    assert (env_of(api)["API_SERVER_PORT"], env_of(api)["API_SERVER_METRICS_PORT"]) == (
+        str(ports.api[0]),
+        str(ports.api_metrics[0]),
+    )
+    assert (ai["MOCK_AI_PORT"], callback["CALLBACK_SERVER_PORT"]) == (str(ports.ai), str(ports.callback))
+    for env in (env_of(api), ai, callback):
+        assert env["DATABASE_URL"] == "postgresql://postgres@127.0.0.1:1/leo"
+        assert env["LOG_LEVEL"] == "DEBUG"  # the rest passes as it is
+        assert env["MEDIA_PUBLIC_BASE_URL"] == "https://media.example"  # set: kept
+        assert env["MEDIA_LOCAL_DIR"] == str(tmp_path / "media")  # unset: the run's
+    assert env_of(api)["API_SERVER_WORKERS"] == "3"

@@ -378,7 +378,20 @@ def test_other_methods_under_the_console_are_405_and_the_root_redirects(config):
 def test_the_console_routes_come_before_the_catch_all(config):
     routes = routes_of(config)
     console = [i for i, r in enumerate(routes) if "/console" in str(r["match"]) or r["match"].get("path") == "/"]
-    assert routes[-1]["match"] == {"prefix": "/"} and max(console) == len(routes) - 2
+    catch_alls = [i for i, r in enumerate(routes) if r["match"].get("prefix") == "/"]
+    assert catch_alls == [len(routes) - 2, len(routes) - 1] and routes[-1]["match"] == {"prefix": "/"}
+    assert max(console) == len(routes) - 3
+
+
+def test_native_grpc_calls_to_other_services_are_refused_unbuffered(config):
+    """The buffer filter would wait for a streaming call's whole request
+    before the 404 (UNIMPLEMENTED to gRPC) could be sent."""
+    grpc_catch_all = routes_of(config)[-2]
+    assert grpc_catch_all["match"]["headers"] == [
+        {"name": "content-type", "string_match": {"prefix": "application/grpc"}}
+    ]
+    assert grpc_catch_all["direct_response"]["status"] == 404
+    assert grpc_catch_all["typed_per_filter_config"]["envoy.filters.http.buffer"]["disabled"] is True
 
 
 @pytest.mark.parametrize(

@@ -1,39 +1,13 @@
 """The README documents every setting the services read."""
 
-import importlib
-import pkgutil
 from pathlib import Path
 
 import pytest
-from pydantic_settings import BaseSettings
 
 from devstack.mesh import Ports
-
-PACKAGES = ["api_server", "callback_server", "mock_ai_server", "leo_mesh", "leo_client", "devstack"]
-
-
-def settings_classes() -> list[type[BaseSettings]]:
-    """Every settings class our packages define (each module imported)."""
-    for package in PACKAGES:
-        root = importlib.import_module(package)
-        for module in pkgutil.walk_packages(root.__path__, f"{package}."):
-            if not module.name.endswith("__main__"):
-                importlib.import_module(module.name)
-    found, todo = set(), [BaseSettings]
-    while todo:
-        for sub in todo.pop().__subclasses__():
-            if sub.__module__.split(".")[0] in PACKAGES and sub not in found:
-                found.add(sub)
-                todo.append(sub)
-    return sorted(found, key=lambda cls: f"{cls.__module__}.{cls.__qualname__}")
-
+from tests.settings_catalog import env_names, settings_classes
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-
-
-def env_names(settings_class) -> list[str]:
-    prefix = settings_class.model_config.get("env_prefix", "")
-    return [(prefix + name).upper() for name in settings_class.model_fields]
 
 
 def test_the_settings_classes_are_found():
