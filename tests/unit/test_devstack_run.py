@@ -115,7 +115,6 @@ def test_the_pasted_line_sets_what_the_examples_use(tmp_path):
 
 def test_each_process_gets_the_environment_with_what_make_run_decided_set_over_it(clean_env, tmp_path):
     for name, value in {
-        "AI_SERVER_ADDRESS": "elsewhere:1",
         "CALLBACK_SERVER_ADDRESS": "elsewhere:2",
         "DATABASE_URL": "postgresql://elsewhere/other",
         "MEDIA_PUBLIC_BASE_URL": "https://media.example",
@@ -130,13 +129,12 @@ def test_each_process_gets_the_environment_with_what_make_run_decided_set_over_i
 
     (api,) = mesh.api_servers
     ai, callback = env_of(mesh.mock_ai), env_of(mesh.callback_server)
-    assert env_of(api)["AI_SERVER_ADDRESS"] == f"127.0.0.1:{ports.ai}"
     assert ai["CALLBACK_SERVER_ADDRESS"] == f"127.0.0.1:{ports.callback}"
     assert (env_of(api)["API_SERVER_PORT"], env_of(api)["API_SERVER_METRICS_PORT"]) == (
         str(ports.api[0]),
         str(ports.api_metrics[0]),
     )
-    assert (ai["MOCK_AI_PORT"], callback["CALLBACK_SERVER_PORT"]) == (str(ports.ai), str(ports.callback))
+    assert (ai["MOCK_AI_PORT"], callback["CALLBACK_SERVER_PORT"]) == (str(ports.ai[0]), str(ports.callback))
     for env in (env_of(api), ai, callback):
         assert env["DATABASE_URL"] == "postgresql://postgres@127.0.0.1:1/leo"
         assert env["LOG_LEVEL"] == "DEBUG"  # the rest passes as it is
