@@ -32,6 +32,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
@@ -146,10 +147,11 @@ REQUEUE = (
 )
 
 
-async def _now(conn: AsyncConnection):
+async def _now(conn: AsyncConnection) -> datetime:
     """The transaction's now(), as every statement of the round sees it."""
-    (now,) = await (await conn.execute("SELECT now()")).fetchone()
-    return now
+    row = await (await conn.execute("SELECT now()")).fetchone()
+    assert row is not None
+    return row[0]
 
 
 class QueueStore:
@@ -187,11 +189,11 @@ class QueueStore:
         return Round([*again, *starts], drops, failed, full)
 
     async def _requeue_from_gone_workers(self, conn: AsyncConnection, worker_lease_s: float) -> list[uuid.UUID]:
-        async with conn.cursor(row_factory=class_row(scheduling.Lease)) as cursor:
-            await cursor.execute(
+        async with conn.cursor(row_factory=class_row(scheduling.Lease)) as lease_rows:
+            await lease_rows.execute(
                 'SELECT id AS worker_id, "leaseExpiresAt" AS expires_at, "aliveSince" AS alive_since FROM ai_workers'
             )
-            leases = await cursor.fetchall()
+            leases = await lease_rows.fetchall()
         now = await _now(conn)
         gone = scheduling.gone(leases, now, worker_lease_s)
         if not gone:
