@@ -160,7 +160,10 @@ async def mock_ai(
     callback_address: str, media: MediaSettings | None = None, *, joins: bool = True, **settings
 ) -> AsyncIterator[MockAi]:
     """An AI worker, in the pool once its first heartbeat was answered (or
-    at once, when `joins` is False: no callback server to join through)."""
+    at once, when `joins` is False: no callback server to join through).
+    Stopped at the end, it drains for `mock_ai_drain_timeout_s` (none
+    unless the test says: what it runs then is of no interest)."""
+    settings.setdefault("mock_ai_drain_timeout_s", 0)
     app = mock_ai_bootstrap(
         MockAiSettings(callback_server_address=callback_address, mock_ai_port=0, mock_ai_metrics_port=0, **settings),
         media or media_settings(),
@@ -282,11 +285,14 @@ async def flow(
 ) -> AsyncIterator[Flow]:
     """The whole flow in this event loop: `ai` holds the mock AI's settings
     (mock_ai_min_delay_s=...), `webhooks` the WebhookSettings, the rest the
-    api_server's."""
+    api_server's. The worker is ample (64 slots, as many running per owner)
+    unless they say otherwise: tests of the pool's limits set their own."""
     media = media or media_settings()
+    ai = {"mock_ai_slots": 64, **(ai or {})}
+    api_settings.setdefault("max_running_per_owner", 64)
     async with (
         callback_server(database_url, media) as callback,
-        mock_ai(f"127.0.0.1:{callback.port}", media, **(ai or {})) as mock,
+        mock_ai(f"127.0.0.1:{callback.port}", media, **ai) as mock,
         api_server(database_url, real_workers=True, webhooks=webhooks, media=media, **api_settings) as api,
     ):
         running = Flow(database_url, media, callback, mock, api)

@@ -175,6 +175,8 @@ class AiWorker(Base):
         "heartbeatAt", Timestamp, nullable=False, server_default=text("now()")
     )
     lease_expires_at: Mapped[datetime] = mapped_column("leaseExpiresAt", Timestamp, nullable=False)
+    # Since when it has kept its lease without a break (scheduling.gone).
+    alive_since: Mapped[datetime] = mapped_column("aliveSince", Timestamp, nullable=False, server_default=text("now()"))
 
     __table_args__ = (
         CheckConstraint("slots >= 1", name="ai_workers_slots_check"),
