@@ -27,6 +27,10 @@ OTEL_SERVICE_NAME = "callback-server"
 class CallbackServer(GrpcService):
     settings: Settings
     db: Database
+    # The workers' heartbeats renew their leases on connections of their
+    # own: completions and progress filling the main pool must not make a
+    # live worker's lease run out (and its jobs run twice).
+    leases: Database
     store: GenerationStore
     grpc: GrpcApp
     gauges: DatabaseGauges
@@ -36,12 +40,14 @@ class CallbackServer(GrpcService):
 
     async def start(self) -> None:
         await self.db.open()
+        await self.leases.open()
         self.metrics.start()
         await self.grpc.start()
         self.grpc.background.start("gauges", self.gauges.run())
 
     async def stop(self) -> None:
         await self.grpc.background.stop(0)
+        await self.leases.close()
         await self.db.close()
         self.metrics.stop()
 
@@ -61,7 +67,8 @@ def bootstrap(settings: Settings, media: MediaSettings | None = None) -> Callbac
         webhook_body=functools.partial(webhook_body, links=links),
         completion_deadline_s=settings.completion_deadline_s,
     )
-    servicer = CallbackService(store, WorkerStore(db), settings)
+    leases = Database(settings.database_url, name="callback_server leases", max_size=2)
+    servicer = CallbackService(store, WorkerStore(leases), settings)
     server = GrpcApp(
         "callback_server",
         [Service(SERVICE_NAME, lambda s: callback_pb2_grpc.add_CallbackServiceServicer_to_server(servicer, s))],
@@ -69,4 +76,4 @@ def bootstrap(settings: Settings, media: MediaSettings | None = None) -> Callbac
         port=settings.callback_server_port,
     )
     metrics = MetricsEndpoint(settings.listen_host, settings.callback_server_metrics_port)
-    return CallbackServer(settings, db, store, server, DatabaseGauges(db, backlog=False), metrics)
+    return CallbackServer(settings, db, leases, store, server, DatabaseGauges(db, backlog=False), metrics)

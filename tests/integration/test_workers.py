@@ -7,6 +7,7 @@ callback_server's Heartbeat (in process)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from datetime import timedelta
 
@@ -158,6 +159,21 @@ async def test_a_heartbeat_through_the_callback_server_joins_the_pool_and_is_ans
         ["IMAGE"],
         1,
     )
+
+
+async def test_heartbeats_renew_leases_while_results_take_every_connection_of_the_pool(database_url):
+    """A callback server whose pool is all taken (a flood of results) still
+    renews a live worker's lease at once: otherwise the worker would count
+    as gone and its jobs run twice."""
+    async with callback_server(database_url) as app, channel_to(app) as channel:
+        callbacks = callback_pb2_grpc.CallbackServiceStub(channel)
+        async with contextlib.AsyncExitStack() as taken:
+            for _ in range(app.settings.db_pool_size):
+                await taken.enter_async_context(app.db.connection())
+            worker_id = uuid.uuid4()
+            answer = await callbacks.Heartbeat(heartbeat_request(worker_id=str(worker_id)), timeout=5)
+            assert answer.lease.ToTimedelta() == timedelta(seconds=QueueSettings().worker_lease_s)
+            assert await asyncio.to_thread(rows.worker, database_url, worker_id) is not None
 
 
 async def test_a_leaving_worker_leaves_the_pool_and_what_it_held_goes_back_to_the_queue(store, workers, queue, db):
