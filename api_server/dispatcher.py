@@ -166,9 +166,13 @@ class Dispatcher(OutboxLoop):
             tracing.set_code(span, code, details)
             return outcome
 
-    async def _attempt(self, start: Start) -> tuple[str, str | None, Taken | NotTaken]:
-        """The job's outcome: (its code, its error, what follows). Whatever
-        the call raises is this attempt's failure, no other generation's."""
+    async def _attempt(self, start: Start) -> tuple[str, str | None, Taken | NotTaken | None]:
+        """The job's outcome: (its code, its error, what follows). The
+        worker's answer for this job says whether it took it. When the whole
+        call fails (a timeout, a cut connection) the worker may have taken
+        it anyway: nothing is recorded, and after the start lease it is sent
+        again to the same worker (which keeps a job it holds), never to
+        another one while this worker lives: one job never runs on two."""
         row = start.row
         request = ai_pb2.StartGenerationRequest(
             generation_id=str(row.generation_id),
@@ -184,11 +188,13 @@ class Dispatcher(OutboxLoop):
             outcome = await self._workers.starts(start.address)(request)
         except grpc.aio.AioRpcError as exc:
             code, details = exc.code().name, exc.details() or ""
-            return code, details, self._failed(start, code, details, None)
-        except Exception as exc:  # not a status: still this attempt's failure
+            self._unanswered(start, code, details)
+            return code, details, None
+        except Exception as exc:  # not a status: still unanswered
             log.exception("StartGenerations raised", extra={"generation_id": str(row.generation_id)})
             code, details = grpc.StatusCode.INTERNAL.name, f"{type(exc).__name__}: {exc}"
-            return code, details, self._failed(start, code, details, None)
+            self._unanswered(start, code, details)
+            return code, details, None
         if outcome.status.code != grpc.StatusCode.OK.value[0]:
             code, details = code_name(outcome.status.code), outcome.status.message
             return code, details, self._failed(start, code, details, reason_of(outcome.status))
@@ -203,6 +209,18 @@ class Dispatcher(OutboxLoop):
             },
         )
         return "OK", None, Taken(start, taken.running, taken.taken_at_heartbeat)
+
+    def _unanswered(self, start: Start, code: str, details: str) -> None:
+        metrics.DISPATCH_RETRIES.labels(code).inc()
+        log.warning(
+            "start unanswered; sent again to the same worker after the start lease",
+            extra={
+                "generation_id": str(start.row.generation_id),
+                "attempt": start.row.attempts,
+                "worker": start.address,
+                "error": f"{code}: {details}",
+            },
+        )
 
     def _failed(self, start: Start, code: str, details: str, reason: str | None) -> NotTaken:
         row, generation_id = start.row, str(start.row.generation_id)

@@ -78,6 +78,7 @@ class AIService(ai_pb2_grpc.AIServiceServicer):
             metrics.MOCK_AI_STARTS.labels("no_room").inc()
             raise
         metrics.MOCK_AI_STARTS.labels("new" if taken.new else "held").inc()
+        log.info("job taken", extra={"generation_id": generation_id, "new": taken.new, "running": taken.running})
         return ai_pb2.StartGenerationResponse(
             accepted_new=taken.new, running=taken.running, taken_at_heartbeat=taken.taken_at
         )

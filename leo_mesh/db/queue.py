@@ -28,6 +28,7 @@ What a round does, in order:
 
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
 from collections.abc import Callable, Sequence
@@ -46,6 +47,8 @@ from leo_mesh.db.rows import COLUMNS, GenerationRow, generation_rows
 from leo_mesh.rules import Kind, Model
 from leo_mesh.scheduling import Phase
 from leo_mesh.telemetry import generations as counted
+
+log = logging.getLogger("leo_mesh.queue")
 
 # pg_advisory_xact_lock's key for a dispatch round ("leoqueue" in ASCII).
 ROUND_LOCK = int.from_bytes(b"leoqueue", "big") & 0x7FFF_FFFF_FFFF_FFFF
@@ -198,6 +201,7 @@ class QueueStore:
         gone = scheduling.gone(leases, now, worker_lease_s)
         if not gone:
             return []
+        log.warning("AI workers gone: their lease ended while others kept theirs", extra={"workers": len(gone)})
         await conn.execute("DELETE FROM ai_workers WHERE id = ANY(%s)", (gone,))
         cursor = await conn.execute(
             f'UPDATE generations AS g SET {REQUEUE}, "nextAttemptAt" = {DUE_NOW}, "lastError" = %s'
@@ -225,15 +229,19 @@ class QueueStore:
             due = await on_workers.fetchall()
         unacknowledged = [d for d in due if d.phase == Phase.STARTING.value and d.address is not None]
         late = [d for d in due if d.phase == Phase.RUNNING.value]
-        again = await self._send_again(conn, unacknowledged, start_lease_s)
-        drops: dict[str, list[str]] = {}
-        for d in late:
-            if d.address is not None:
-                drops.setdefault(d.address, []).append(str(d.generation_id))
+        # Each send is an attempt: a worker that heartbeats but never answers
+        # does not keep a generation forever.
+        given_up = {d.id: rules.when_due(d.attempts, max_attempts) for d in unacknowledged}
+        again = await self._send_again(conn, [d for d in unacknowledged if given_up[d.id] is None], start_lease_s)
         verdicts = {d.id: rules.when_due(d.attempts, max_attempts) for d in late}
         failed = await self._fail(
-            conn, {row_id: verdict.reason for row_id, verdict in verdicts.items() if verdict is not None}
+            conn, {row_id: v.reason for row_id, v in {**verdicts, **given_up}.items() if v is not None}
         )
+        # Off their workers: the late ones, and those whose last send went unanswered.
+        drops: dict[str, list[str]] = {}
+        for d in [*late, *(d for d in unacknowledged if given_up[d.id] is not None)]:
+            if d.address is not None:
+                drops.setdefault(d.address, []).append(str(d.generation_id))
         back = [row_id for row_id, verdict in verdicts.items() if verdict is None]
         requeued: dict[uuid.UUID, uuid.UUID] = {}
         if back:
@@ -252,7 +260,7 @@ class QueueStore:
         tokens = {d.id: secrets.token_urlsafe(32) for d in due}
         rows = await _rows(
             conn,
-            'UPDATE generations AS g SET "callbackTokenHash" = t.hash,'
+            'UPDATE generations AS g SET "callbackTokenHash" = t.hash, attempts = g.attempts + 1,'
             ' "nextAttemptAt" = now() + make_interval(secs => %s)'
             " FROM unnest(%s::uuid[], %s::bytea[]) AS t(row_id, hash) WHERE g.id = t.row_id"
             f" RETURNING {COLUMNS}",

@@ -30,8 +30,9 @@ QUICK_RETRIES = {
     "DISPATCH_BACKOFF_CAP_S": "0.2",
     "DISPATCH_POLL_INTERVAL_S": "0.2",
     "DISPATCH_RPC_TIMEOUT_S": "2",
-    # A worker that stops heartbeating is gone after a second.
-    "WORKER_LEASE_S": "1",
+    # A worker that stops heartbeating is gone after 3 s (the default): a
+    # shorter lease counts a worker whose event loop is busy on a loaded
+    # machine as gone.
     "MOCK_AI_HEARTBEAT_INTERVAL_S": "0.2",
     "MOCK_AI_MIN_DELAY_S": "0.2",
     "MOCK_AI_MAX_DELAY_S": "0.5",
@@ -57,6 +58,11 @@ def create_many(api: Api, count: int, prefix: str = "p") -> list[str]:
         return list(pool.map(lambda i: api.create(f"{prefix} {i}", **SMALL).generation_id, range(count)))
 
 
+def workers_gone(mesh) -> int:
+    """How many times an api_server found workers gone."""
+    return sum(r.get("event", "").startswith("AI workers gone") for api in mesh.api_servers for r in api.log_records())
+
+
 def wait_all_final(database_url: str, ids: list[str], timeout_s: float) -> dict[str, int]:
     return wait_for(
         lambda: (counts := rows.statuses(database_url, ids=ids)).get("PENDING", 0) == 0 and counts,
@@ -67,22 +73,24 @@ def wait_all_final(database_url: str, ids: list[str], timeout_s: float) -> dict[
 
 
 def started_on(mesh, ids: list[str]) -> dict[str, set[int]]:
-    """For each generation, the workers (by index) that were asked to start it."""
+    """For each generation, the workers (by index) that took a job for it."""
     wanted, found = set(ids), {}
     for index, worker in enumerate(mesh.mock_ais):
         for record in worker.log_records():
-            if record.get("event") == "start_generation" and record["generation_id"] in wanted:
+            if record.get("event") == "job taken" and record["new"] and record["generation_id"] in wanted:
                 found.setdefault(record["generation_id"], set()).add(index)
     return found
 
 
-def start_calls(mesh, ids: list[str]) -> Counter:
+def jobs_taken(mesh, ids: list[str]) -> Counter:
+    """How many jobs the workers took for each generation (a start repeated
+    to a worker that holds its job takes none)."""
     wanted = set(ids)
     return Counter(
         r["generation_id"]
         for worker in mesh.mock_ais
         for r in worker.log_records()
-        if r.get("event") == "start_generation" and r["generation_id"] in wanted
+        if r.get("event") == "job taken" and r["new"] and r["generation_id"] in wanted
     )
 
 
@@ -104,7 +112,7 @@ def test_two_api_servers_send_each_generation_exactly_once(replicas):
     with ThreadPoolExecutor(16) as pool:
         ids = list(pool.map(lambda i: clients[i % 2].create(f"shared {i}", **SMALL).generation_id, range(total)))
     assert wait_all_final(replicas.database_url, ids, timeout_s=90) == {"COMPLETE": total}
-    calls = start_calls(replicas, ids)
+    calls = jobs_taken(replicas, ids)
     assert set(calls) == set(ids)
     assert Counter(calls.values()) == {1: total}
     # Never two workers for one job; both workers had their share.
@@ -125,7 +133,7 @@ def test_kill_9_api_server_right_after_creates_the_other_replica_takes_over(repl
     ids = create_many(api, 120, prefix="orphan")
     victim.kill()
     assert wait_all_final(replicas.database_url, ids, timeout_s=60) == {"COMPLETE": 120}
-    assert set(start_calls(replicas, ids)) == set(ids)
+    assert set(jobs_taken(replicas, ids)) == set(ids)
     assert all(len(workers) == 1 for workers in started_on(replicas, ids).values())
     # Restarted, the victim serves again and work still flows.
     replicas.start_process(victim)
@@ -143,7 +151,7 @@ def test_kill_9_every_api_server_then_restart(replicas):
     for server in replicas.api_servers:
         replicas.start_process(server)
     assert wait_all_final(replicas.database_url, ids, timeout_s=60) == {"COMPLETE": 120}
-    assert set(start_calls(replicas, ids)) == set(ids)
+    assert set(jobs_taken(replicas, ids)) == set(ids)
 
 
 def test_dispatch_resumes_promptly_when_the_pool_comes_back(replicas):
@@ -155,15 +163,18 @@ def test_dispatch_resumes_promptly_when_the_pool_comes_back(replicas):
     for worker in replicas.mock_ais:
         worker.kill()
     during = [api.create(f"during {i}", **SMALL).generation_id for i in range(20)]
-    time.sleep(3)  # several leases: nothing to send them to
+    time.sleep(4)  # past every lease: nothing to send them to
     assert rows.statuses(replicas.database_url, ids=during) == {"PENDING": 20}
-    assert rows.phases(replicas.database_url, during) == {"QUEUED": 20}
+    # Queued, or sent to a worker in the moment before its death was known
+    # (kept there until it counts as gone): none running, none failed.
+    assert set(rows.phases(replicas.database_url, during)) <= {"QUEUED", "STARTING"}
     for worker in replicas.mock_ais:
         replicas.start_process(worker)
     back = time.time()
     ids = [api.create(f"after {i}", **SMALL).generation_id for i in range(20)]
     assert wait_all_final(replicas.database_url, during + ids, timeout_s=30) == {"COMPLETE": 40}
-    assert rows.attempts(replicas.database_url, ids=during + ids) == [1] * 40
+    # Each ran once: a start repeated to the worker that holds it takes no second job.
+    assert jobs_taken(replicas, during + ids) == Counter({g: 1 for g in during + ids})
     starts = [
         datetime.fromisoformat(r["ts"]).timestamp()
         for worker in replicas.mock_ais
@@ -246,6 +257,7 @@ def test_results_wait_out_a_callback_server_outage(pool):
     their jobs and their results, which count when it is back: no job is
     run twice."""
     api = api_for(pool, "outage")
+    gone_before = workers_gone(pool)
     ids = create_many(api, 40, prefix="outage")
     wait_for(lambda: len(started_on(pool, ids)) == 40, timeout_s=20, what="every job started")
     pool.callback_server.stop()
@@ -259,5 +271,7 @@ def test_results_wait_out_a_callback_server_outage(pool):
     assert rows.statuses(pool.database_url, ids=ids) == {"PENDING": 40}
     pool.start_process(pool.callback_server)
     assert wait_all_final(pool.database_url, ids, timeout_s=30) == {"COMPLETE": 40}
-    assert rows.attempts(pool.database_url, ids=ids) == [1] * 40
-    assert all(len(workers) == 1 for workers in started_on(pool, ids).values())
+    # No job ran twice (a start unanswered meanwhile is repeated to the worker
+    # that holds it, which takes no second job), and no worker counted as gone.
+    assert jobs_taken(pool, ids) == Counter({g: 1 for g in ids})
+    assert workers_gone(pool) == gone_before

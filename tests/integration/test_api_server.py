@@ -16,6 +16,7 @@ from api_server.app import ApiServer
 from leo.generation.v1 import generation_pb2
 from leo_mesh.db.keys import KeyStore
 from leo_mesh.errors import BackendOverloaded
+from tests import rows
 from tests.inprocess import Client, FakeAi, api_server, channel_to, new_key, until
 
 
@@ -69,15 +70,26 @@ async def after_dispatch(app: ApiServer) -> dict[str, tuple[str, int, str | None
         return {generation_id: tuple(rest) for generation_id, *rest in await cursor.fetchall()}
 
 
-async def test_an_ai_call_that_raises_anything_is_that_generation_s_failed_attempt(database_url):
+async def test_an_ai_call_that_fails_as_a_whole_leaves_its_generations_with_their_worker(database_url):
+    """The worker may have taken them before the call broke: they are sent
+    again to the same worker after the start lease, never to another."""
     ai = FakeAi()
     async with three_due(database_url, ai) as (app, created):
         ai.answer = RuntimeError("the stub broke")
         assert await app.dispatcher.round() is False  # the round itself ends normally
-        assert await after_dispatch(app) == {
-            generation_id: ("PENDING", 1, "INTERNAL: RuntimeError: the stub broke") for generation_id in created
-        }
+        assert await after_dispatch(app) == {generation_id: ("PENDING", 1, None) for generation_id in created}
+        assert await asyncio.to_thread(rows.phases, database_url, created) == {"STARTING": 3}
         assert len(ai.requests) == 3 and ai.calls == 1
+        await app.dispatcher.round()
+        assert ai.calls == 1  # not before the start lease ends
+        ai.answer = None
+        for generation_id in created:
+            await asyncio.to_thread(rows.make_due, database_url, generation_id)
+        await app.dispatcher.round()
+        assert ai.calls == 2 and [r.generation_id for r in ai.requests[3:]] == [
+            r.generation_id for r in ai.requests[:3]
+        ]
+        assert await asyncio.to_thread(rows.phases, database_url, created) == {"RUNNING": 3}
 
 
 async def test_a_round_goes_in_one_call_and_a_refused_job_fails_only_its_own_attempt(database_url):

@@ -184,7 +184,8 @@ async def test_an_unacknowledged_start_is_sent_again_to_the_same_worker_with_a_n
     assert again.again and again.worker_id == first.worker_id and again.address == first.address
     assert again.callback_token != first.callback_token
     still = await placement(db, row.generation_id)
-    assert (still.phase, still.attempts, still.next_attempt_at > still.read_at) == ("STARTING", 1, True)
+    # Each send is an attempt: a worker that never answers does not keep it forever.
+    assert (still.phase, still.attempts, still.next_attempt_at > still.read_at) == ("STARTING", 2, True)
     await taken(queue, again)
     assert (await placement(db, row.generation_id)).phase == "RUNNING"
     assert await store.complete(row.generation_id, first.callback_token, DONE) is Completion.BAD_TOKEN
