@@ -183,6 +183,7 @@ class Dispatcher(OutboxLoop):
             callback_token=start.callback_token,
             kind=wire.AI_KIND.to_wire(row.kind),
             traceparent=tracing.traceparent() or "",
+            worker_id=str(start.worker_id),
         )
         try:
             outcome = await self._workers.starts(start.address)(request)

@@ -153,6 +153,13 @@ class WorkerDraining(DomainError):
         super().__init__("the AI worker is draining: it takes no new job")
 
 
+class WrongWorker(DomainError):
+    """A start meant for another worker (a new process at the address of one that is gone)."""
+
+    def __init__(self, meant: str) -> None:
+        super().__init__(f"this AI worker is not worker {meant}: it takes no job meant for another")
+
+
 class JobNotHeld(DomainError):
     def __init__(self, generation_id: object) -> None:
         super().__init__(f"the AI worker holds no job for generation {generation_id}")

@@ -200,11 +200,11 @@ def virtual_time_after(virtual_time: float, handed_out: Iterable[float]) -> floa
 # ErrorInfo reasons of leo_mesh.status): the generation goes back to the
 # queue at once and the attempt does not count; a busy pool never fails a
 # generation.
-NO_ROOM_REASONS = frozenset({"WORKER_FULL", "WORKER_DRAINING"})
+NOT_COUNTED_REFUSALS = frozenset({"WORKER_FULL", "WORKER_DRAINING", "WRONG_WORKER"})
 
 
 def counts_as_attempt(reason: str | None) -> bool:
-    return reason not in NO_ROOM_REASONS
+    return reason not in NOT_COUNTED_REFUSALS
 
 
 # --- where a waiting generation stands ---
@@ -317,28 +317,37 @@ def pools(workers: Iterable[Serving]) -> dict[tuple[Model, Kind], Pool]:
 
 @dataclass(frozen=True)
 class Lease:
-    """A worker's lease: until when its last heartbeat keeps it in the pool,
-    and since when it has kept its lease without a break."""
+    """A worker's lease: its latest heartbeat, until when that keeps it in
+    the pool, and since when it has kept its lease without a break."""
 
     worker_id: uuid.UUID
+    heartbeat_at: datetime
     expires_at: datetime
     alive_since: datetime
 
 
 def gone(leases: Iterable[Lease], now: datetime, lease_s: float) -> list[uuid.UUID]:
-    """The workers that are gone: their lease ended while heartbeats were
-    seen to arrive, i.e. while another worker kept its own lease, either
-    since before this one's ended or for a whole lease since. When every
-    lease ends together, the heartbeats' path (the callback server) is what
-    failed, not the workers: they keep their jobs, and their results still
-    count when it is back. Nothing could run the jobs elsewhere meanwhile."""
+    """The workers that are gone: their lease ended, and a heartbeat of
+    another worker arrived after that, from a worker that was in the pool
+    before it ended or has been for a whole lease since. So heartbeats were
+    seen to arrive while this one sent none. When every lease ends together
+    (the heartbeats' path, the callback server, failed, not the workers),
+    none is gone: they keep their jobs, whose results count when it is back,
+    and nothing could run them elsewhere meanwhile. Workers back from such
+    an outage one after the other are not taken for gone either, as long as
+    each is back within a lease of the first."""
     leases = list(leases)
-    live = [lease.alive_since for lease in leases if lease.expires_at >= now]
-    if not live:
-        return []
-    earliest = min(live)
-    steady = earliest.timestamp() <= now.timestamp() - lease_s
-    return [lease.worker_id for lease in leases if lease.expires_at < now and (steady or earliest <= lease.expires_at)]
+    live = [lease for lease in leases if lease.expires_at >= now]
+    steady_since = now.timestamp() - lease_s
+
+    def witnessed(silent: Lease) -> bool:
+        return any(
+            w.heartbeat_at > silent.expires_at
+            and (w.alive_since <= silent.expires_at or w.alive_since.timestamp() <= steady_since)
+            for w in live
+        )
+
+    return [lease.worker_id for lease in leases if lease.expires_at < now and witnessed(lease)]
 
 
 # --- what a worker's heartbeat says about the generations it holds ---

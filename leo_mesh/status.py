@@ -42,6 +42,7 @@ ERROR_TABLE: dict[type[errors.DomainError], tuple[grpc.StatusCode, str]] = {
     errors.WorkerFull: (Code.RESOURCE_EXHAUSTED, "WORKER_FULL"),
     errors.WorkerDraining: (Code.UNAVAILABLE, "WORKER_DRAINING"),
     errors.JobNotHeld: (Code.NOT_FOUND, "JOB_NOT_HELD"),
+    errors.WrongWorker: (Code.FAILED_PRECONDITION, "WRONG_WORKER"),
 }
 
 # What a client gets for an error nobody expected (the details are logged).

@@ -79,10 +79,11 @@ def bootstrap(settings: Settings, media: MediaSettings | None = None) -> MockAi:
     store = open_store(media)
     channel = internal_channel(settings.callback_server_address)
     callbacks = callback_pb2_grpc.CallbackServiceStub(channel)
-    heartbeats = Heartbeats(callbacks, settings, uuid.uuid4())
+    worker_id = uuid.uuid4()
+    heartbeats = Heartbeats(callbacks, settings, worker_id)
     jobs = Jobs(settings, callbacks, store, heartbeat=lambda: heartbeats.number)
     heartbeats.jobs = jobs
-    servicer = AIService(jobs, settings)
+    servicer = AIService(jobs, settings, worker_id)
     server = GrpcApp(
         "mock_ai_server",
         [Service(SERVICE_NAME, lambda s: ai_pb2_grpc.add_AIServiceServicer_to_server(servicer, s))],

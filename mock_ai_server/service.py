@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import logging
 import random
+import uuid
 from collections import Counter
 
 from leo.ai.v1 import ai_pb2, ai_pb2_grpc
 from leo_mesh import metrics
 from leo_mesh.batched_calls import answer_each
-from leo_mesh.errors import BackendOverloaded, FieldViolation, InvalidArgument, WorkerDraining, WorkerFull
+from leo_mesh.errors import (
+    BackendOverloaded,
+    FieldViolation,
+    InvalidArgument,
+    WorkerDraining,
+    WorkerFull,
+    WrongWorker,
+)
 from leo_mesh.telemetry import tracing
 from mock_ai_server.jobs import Jobs
 from mock_ai_server.settings import Settings
@@ -21,8 +29,9 @@ MAX_JOBS_PER_CALL = 1000
 
 
 class AIService(ai_pb2_grpc.AIServiceServicer):
-    def __init__(self, jobs: Jobs, settings: Settings, rng: random.Random | None = None) -> None:
+    def __init__(self, jobs: Jobs, settings: Settings, worker_id: uuid.UUID, rng: random.Random | None = None) -> None:
         self._jobs = jobs
+        self._worker_id = str(worker_id)
         self._settings = settings
         self._rng = rng or random.Random()
         self._calls: Counter[str] = Counter()  # StartGeneration requests per generation
@@ -62,6 +71,11 @@ class AIService(ai_pb2_grpc.AIServiceServicer):
         """Take the job (Jobs.start); BackendOverloaded when a failure is injected."""
         generation_id = request.generation_id
         tracing.about_generation(generation_id)
+        if request.worker_id and request.worker_id != self._worker_id:
+            # Meant for the process this address had before: the mesh has its
+            # job on record there, and runs it elsewhere once that one is gone.
+            metrics.MOCK_AI_STARTS.labels("no_room").inc()
+            raise WrongWorker(request.worker_id)
         self._calls[generation_id] += 1
         calls = self._calls[generation_id]
         settings = self._settings

@@ -194,7 +194,8 @@ class QueueStore:
     async def _requeue_from_gone_workers(self, conn: AsyncConnection, worker_lease_s: float) -> list[uuid.UUID]:
         async with conn.cursor(row_factory=class_row(scheduling.Lease)) as lease_rows:
             await lease_rows.execute(
-                'SELECT id AS worker_id, "leaseExpiresAt" AS expires_at, "aliveSince" AS alive_since FROM ai_workers'
+                'SELECT id AS worker_id, "heartbeatAt" AS heartbeat_at, "leaseExpiresAt" AS expires_at,'
+                ' "aliveSince" AS alive_since FROM ai_workers'
             )
             leases = await lease_rows.fetchall()
         now = await _now(conn)

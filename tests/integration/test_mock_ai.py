@@ -138,3 +138,19 @@ async def test_a_draining_worker_gives_back_what_waits_and_takes_nothing_new():
         assert sorted(app.jobs.drain()) == sorted(ids[1:])
         assert await start(ai, str(uuid.uuid4())) == ("UNAVAILABLE", False, "WORKER_DRAINING")
         assert [job.request.generation_id for job in app.jobs.held()] == ids[:1]  # it finishes what it runs
+
+
+async def test_a_start_meant_for_another_worker_takes_no_job():
+    """A new process at the address of a worker that is gone: the mesh's
+    record says the old one holds the job, so this one must not run it."""
+    async with mock_ai(NOWHERE, joins=False, **HELD) as app, channel_to(app) as channel:
+        ai = ai_pb2_grpc.AIServiceStub(channel)
+        meant_elsewhere = job(str(uuid.uuid4()))
+        meant_elsewhere.worker_id = str(uuid.uuid4())
+        request = ai_pb2.StartGenerationsRequest(generations=[meant_elsewhere])
+        (outcome,) = (await ai.StartGenerations(request, timeout=5)).outcomes
+        assert (code_name(outcome.status.code), reason(outcome.status)) == ("FAILED_PRECONDITION", "WRONG_WORKER")
+        assert len(app.jobs) == 0
+        meant_here = job(str(uuid.uuid4()))
+        meant_here.worker_id = str(app.heartbeats.worker_id)
+        assert (await ai.StartGeneration(meant_here, timeout=5)).accepted_new is True

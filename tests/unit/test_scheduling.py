@@ -381,12 +381,20 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 LEASE_S = 3.0
 
 
-def lease(expires_in_s: float, alive_for_s: float) -> scheduling.Lease:
-    return scheduling.Lease(uuid.uuid4(), NOW + timedelta(seconds=expires_in_s), NOW - timedelta(seconds=alive_for_s))
+def lease(expires_in_s: float, alive_for_s: float, beat_ago_s: float | None = None) -> scheduling.Lease:
+    """A lease ending in `expires_in_s`, kept for `alive_for_s`; its last
+    heartbeat a lease before it ends unless `beat_ago_s` says when."""
+    beat_ago_s = LEASE_S - expires_in_s if beat_ago_s is None else beat_ago_s
+    return scheduling.Lease(
+        uuid.uuid4(),
+        NOW - timedelta(seconds=beat_ago_s),
+        NOW + timedelta(seconds=expires_in_s),
+        NOW - timedelta(seconds=alive_for_s),
+    )
 
 
-def test_a_silent_worker_is_gone_while_another_keeps_its_lease():
-    steady, silent = lease(2, 600), lease(-0.1, 600)
+def test_a_silent_worker_is_gone_while_another_keeps_beating():
+    steady, silent = lease(3, 600), lease(-0.1, 600)
     assert scheduling.gone([steady, silent], NOW, LEASE_S) == [silent.worker_id]
 
 
@@ -396,24 +404,30 @@ def test_when_every_lease_ends_together_no_worker_is_gone():
     assert scheduling.gone(leases, NOW, LEASE_S) == []
 
 
+def test_a_lease_ending_first_is_not_gone_when_the_others_have_not_beaten_since():
+    """The callback server went away: one lease ends a moment before the
+    other, whose last heartbeat came before that end."""
+    first, second = lease(-0.05, 600), lease(0.05, 600)
+    assert scheduling.gone([first, second], NOW, LEASE_S) == []
+
+
 def test_after_an_outage_the_first_back_does_not_condemn_the_others_at_once():
-    first_back, not_yet = lease(3, 0.5), lease(-20, 600)
+    first_back, not_yet = lease(LEASE_S, 0.5, beat_ago_s=0), lease(-20, 600)
     assert scheduling.gone([first_back, not_yet], NOW, LEASE_S) == []
     # A whole lease later with no heartbeat from it, it is gone.
     later = NOW + timedelta(seconds=LEASE_S + 0.5)
-    assert scheduling.gone([lease(3 + LEASE_S, 0.5), not_yet], later, LEASE_S) == [not_yet.worker_id]
+    beating = scheduling.Lease(first_back.worker_id, later, later + timedelta(seconds=LEASE_S), first_back.alive_since)
+    assert scheduling.gone([beating, not_yet], later, LEASE_S) == [not_yet.worker_id]
 
 
-@given(
-    st.lists(st.tuples(st.floats(-30, 30), st.floats(0, 600)), max_size=8),
-)
-def test_only_expired_workers_go_and_never_without_a_live_one(specs):
-    leases = [lease(expires, alive) for expires, alive in specs]
+@given(st.lists(st.tuples(st.floats(-30, 30), st.floats(0, 600), st.floats(0, 60)), max_size=8))
+def test_only_expired_workers_go_and_only_when_a_heartbeat_came_after(specs):
+    leases = [lease(expires, alive, beat_ago) for expires, alive, beat_ago in specs]
     gone = set(scheduling.gone(leases, NOW, LEASE_S))
     expired = {lease.worker_id for lease in leases if lease.expires_at < NOW}
     assert gone <= expired
     if len(expired) == len(leases):
         assert gone == set()
-    # A live worker that has kept its lease for a whole lease witnesses every silence.
-    if any(lease.expires_at >= NOW and lease.alive_since <= NOW - timedelta(seconds=LEASE_S) for lease in leases):
-        assert gone == expired
+    for silent in leases:
+        if silent.worker_id in gone:
+            assert any(w.heartbeat_at > silent.expires_at and w.expires_at >= NOW for w in leases)

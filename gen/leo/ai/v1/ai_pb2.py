@@ -25,33 +25,33 @@ _sym_db = _symbol_database.Default()
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12leo/ai/v1/ai.proto\x12\tleo.ai.v1\x1a\x17google/rpc/status.proto\"\xcb\x01\n\x16StartGenerationRequest\x12\x15\n\rgeneration_id\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x1f\n\x05model\x18\x03 \x01(\x0e\x32\x10.leo.ai.v1.Model\x12\r\n\x05width\x18\x04 \x01(\x05\x12\x0e\n\x06height\x18\x05 \x01(\x05\x12\x16\n\x0e\x63\x61llback_token\x18\x06 \x01(\t\x12\x1d\n\x04kind\x18\x07 \x01(\x0e\x32\x0f.leo.ai.v1.Kind\x12\x13\n\x0btraceparent\x18\x08 \x01(\t\"\\\n\x17StartGenerationResponse\x12\x14\n\x0c\x61\x63\x63\x65pted_new\x18\x01 \x01(\x08\x12\x0f\n\x07running\x18\x02 \x01(\x08\x12\x1a\n\x12taken_at_heartbeat\x18\x03 \x01(\x04\"Q\n\x17StartGenerationsRequest\x12\x36\n\x0bgenerations\x18\x01 \x03(\x0b\x32!.leo.ai.v1.StartGenerationRequest\"O\n\x18StartGenerationsResponse\x12\x33\n\x08outcomes\x18\x01 \x03(\x0b\x32!.leo.ai.v1.StartGenerationOutcome\"r\n\x16StartGenerationOutcome\x12\"\n\x06status\x18\x01 \x01(\x0b\x32\x12.google.rpc.Status\x12\x34\n\x08response\x18\x02 \x01(\x0b\x32\".leo.ai.v1.StartGenerationResponse\"2\n\x18\x43\x61ncelGenerationsRequest\x12\x16\n\x0egeneration_ids\x18\x01 \x03(\t\"Q\n\x19\x43\x61ncelGenerationsResponse\x12\x34\n\x08outcomes\x18\x01 \x03(\x0b\x32\".leo.ai.v1.CancelGenerationOutcome\"=\n\x17\x43\x61ncelGenerationOutcome\x12\"\n\x06status\x18\x01 \x01(\x0b\x32\x12.google.rpc.Status*<\n\x05Model\x12\x15\n\x11MODEL_UNSPECIFIED\x10\x00\x12\x0c\n\x08MODEL_SD\x10\x01\x12\x0e\n\nMODEL_SDXL\x10\x02*<\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0e\n\nKIND_IMAGE\x10\x01\x12\x0e\n\nKIND_VIDEO\x10\x02\x32\xa2\x02\n\tAIService\x12X\n\x0fStartGeneration\x12!.leo.ai.v1.StartGenerationRequest\x1a\".leo.ai.v1.StartGenerationResponse\x12[\n\x10StartGenerations\x12\".leo.ai.v1.StartGenerationsRequest\x1a#.leo.ai.v1.StartGenerationsResponse\x12^\n\x11\x43\x61ncelGenerations\x12#.leo.ai.v1.CancelGenerationsRequest\x1a$.leo.ai.v1.CancelGenerationsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12leo/ai/v1/ai.proto\x12\tleo.ai.v1\x1a\x17google/rpc/status.proto\"\xde\x01\n\x16StartGenerationRequest\x12\x15\n\rgeneration_id\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x1f\n\x05model\x18\x03 \x01(\x0e\x32\x10.leo.ai.v1.Model\x12\r\n\x05width\x18\x04 \x01(\x05\x12\x0e\n\x06height\x18\x05 \x01(\x05\x12\x16\n\x0e\x63\x61llback_token\x18\x06 \x01(\t\x12\x1d\n\x04kind\x18\x07 \x01(\x0e\x32\x0f.leo.ai.v1.Kind\x12\x13\n\x0btraceparent\x18\x08 \x01(\t\x12\x11\n\tworker_id\x18\t \x01(\t\"\\\n\x17StartGenerationResponse\x12\x14\n\x0c\x61\x63\x63\x65pted_new\x18\x01 \x01(\x08\x12\x0f\n\x07running\x18\x02 \x01(\x08\x12\x1a\n\x12taken_at_heartbeat\x18\x03 \x01(\x04\"Q\n\x17StartGenerationsRequest\x12\x36\n\x0bgenerations\x18\x01 \x03(\x0b\x32!.leo.ai.v1.StartGenerationRequest\"O\n\x18StartGenerationsResponse\x12\x33\n\x08outcomes\x18\x01 \x03(\x0b\x32!.leo.ai.v1.StartGenerationOutcome\"r\n\x16StartGenerationOutcome\x12\"\n\x06status\x18\x01 \x01(\x0b\x32\x12.google.rpc.Status\x12\x34\n\x08response\x18\x02 \x01(\x0b\x32\".leo.ai.v1.StartGenerationResponse\"2\n\x18\x43\x61ncelGenerationsRequest\x12\x16\n\x0egeneration_ids\x18\x01 \x03(\t\"Q\n\x19\x43\x61ncelGenerationsResponse\x12\x34\n\x08outcomes\x18\x01 \x03(\x0b\x32\".leo.ai.v1.CancelGenerationOutcome\"=\n\x17\x43\x61ncelGenerationOutcome\x12\"\n\x06status\x18\x01 \x01(\x0b\x32\x12.google.rpc.Status*<\n\x05Model\x12\x15\n\x11MODEL_UNSPECIFIED\x10\x00\x12\x0c\n\x08MODEL_SD\x10\x01\x12\x0e\n\nMODEL_SDXL\x10\x02*<\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0e\n\nKIND_IMAGE\x10\x01\x12\x0e\n\nKIND_VIDEO\x10\x02\x32\xa2\x02\n\tAIService\x12X\n\x0fStartGeneration\x12!.leo.ai.v1.StartGenerationRequest\x1a\".leo.ai.v1.StartGenerationResponse\x12[\n\x10StartGenerations\x12\".leo.ai.v1.StartGenerationsRequest\x1a#.leo.ai.v1.StartGenerationsResponse\x12^\n\x11\x43\x61ncelGenerations\x12#.leo.ai.v1.CancelGenerationsRequest\x1a$.leo.ai.v1.CancelGenerationsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'leo.ai.v1.ai_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MODEL']._serialized_start=836
-  _globals['_MODEL']._serialized_end=896
-  _globals['_KIND']._serialized_start=898
-  _globals['_KIND']._serialized_end=958
+  _globals['_MODEL']._serialized_start=855
+  _globals['_MODEL']._serialized_end=915
+  _globals['_KIND']._serialized_start=917
+  _globals['_KIND']._serialized_end=977
   _globals['_STARTGENERATIONREQUEST']._serialized_start=59
-  _globals['_STARTGENERATIONREQUEST']._serialized_end=262
-  _globals['_STARTGENERATIONRESPONSE']._serialized_start=264
-  _globals['_STARTGENERATIONRESPONSE']._serialized_end=356
-  _globals['_STARTGENERATIONSREQUEST']._serialized_start=358
-  _globals['_STARTGENERATIONSREQUEST']._serialized_end=439
-  _globals['_STARTGENERATIONSRESPONSE']._serialized_start=441
-  _globals['_STARTGENERATIONSRESPONSE']._serialized_end=520
-  _globals['_STARTGENERATIONOUTCOME']._serialized_start=522
-  _globals['_STARTGENERATIONOUTCOME']._serialized_end=636
-  _globals['_CANCELGENERATIONSREQUEST']._serialized_start=638
-  _globals['_CANCELGENERATIONSREQUEST']._serialized_end=688
-  _globals['_CANCELGENERATIONSRESPONSE']._serialized_start=690
-  _globals['_CANCELGENERATIONSRESPONSE']._serialized_end=771
-  _globals['_CANCELGENERATIONOUTCOME']._serialized_start=773
-  _globals['_CANCELGENERATIONOUTCOME']._serialized_end=834
-  _globals['_AISERVICE']._serialized_start=961
-  _globals['_AISERVICE']._serialized_end=1251
+  _globals['_STARTGENERATIONREQUEST']._serialized_end=281
+  _globals['_STARTGENERATIONRESPONSE']._serialized_start=283
+  _globals['_STARTGENERATIONRESPONSE']._serialized_end=375
+  _globals['_STARTGENERATIONSREQUEST']._serialized_start=377
+  _globals['_STARTGENERATIONSREQUEST']._serialized_end=458
+  _globals['_STARTGENERATIONSRESPONSE']._serialized_start=460
+  _globals['_STARTGENERATIONSRESPONSE']._serialized_end=539
+  _globals['_STARTGENERATIONOUTCOME']._serialized_start=541
+  _globals['_STARTGENERATIONOUTCOME']._serialized_end=655
+  _globals['_CANCELGENERATIONSREQUEST']._serialized_start=657
+  _globals['_CANCELGENERATIONSREQUEST']._serialized_end=707
+  _globals['_CANCELGENERATIONSRESPONSE']._serialized_start=709
+  _globals['_CANCELGENERATIONSRESPONSE']._serialized_end=790
+  _globals['_CANCELGENERATIONOUTCOME']._serialized_start=792
+  _globals['_CANCELGENERATIONOUTCOME']._serialized_end=853
+  _globals['_AISERVICE']._serialized_start=980
+  _globals['_AISERVICE']._serialized_end=1270
 # @@protoc_insertion_point(module_scope)

@@ -82,6 +82,7 @@ class StartGenerationRequest(_message.Message):
     CALLBACK_TOKEN_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
     TRACEPARENT_FIELD_NUMBER: _builtins.int
+    WORKER_ID_FIELD_NUMBER: _builtins.int
     generation_id: _builtins.str
     """UUID of the generation; the callback names it."""
     prompt: _builtins.str
@@ -101,6 +102,11 @@ class StartGenerationRequest(_message.Message):
     continue. A call's metadata carries one trace; each job of a
     StartGenerations call carries its own here.
     """
+    worker_id: _builtins.str
+    """The worker the mesh means (the id of its heartbeats). A worker with
+    another id, e.g. a new process at the same address, takes no job:
+    FAILED_PRECONDITION, reason WRONG_WORKER.
+    """
     def __init__(
         self,
         *,
@@ -112,10 +118,11 @@ class StartGenerationRequest(_message.Message):
         callback_token: _builtins.str = ...,
         kind: Global___Kind.ValueType = ...,
         traceparent: _builtins.str = ...,
+        worker_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback_token", b"callback_token", "generation_id", b"generation_id", "height", b"height", "kind", b"kind", "model", b"model", "prompt", b"prompt", "traceparent", b"traceparent", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback_token", b"callback_token", "generation_id", b"generation_id", "height", b"height", "kind", b"kind", "model", b"model", "prompt", b"prompt", "traceparent", b"traceparent", "width", b"width", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
