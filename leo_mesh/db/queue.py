@@ -292,7 +292,8 @@ class QueueStore:
             ],
             on_workers,
             max_running_per_owner,
-        )[:wanted]
+            limit=wanted,
+        )
         if not made:
             return [], failed, False
         tokens = {a.candidate.row_id: secrets.token_urlsafe(32) for a in made}
