@@ -56,9 +56,11 @@ console-screenshot: setup
 	LEO_CONSOLE_SCREENSHOT=docs/console.png PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -n 0 -q \
 		tests/e2e/test_console.py -k test_create_shows_progress_then_images_of_the_requested_size
 
-# The mesh beside an echo of the same contract (docs/performance.md); QUICK=1 for a short run.
+# The mesh beside an echo of the same contract, then the queue's rows against
+# their targets (docs/performance.md); QUICK=1 for a short run, ROWS=queue
+# for the queue's rows alone.
 bench: setup
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m bench $(if $(QUICK),--quick)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m bench $(if $(QUICK),--quick) $(if $(ROWS),--only $(ROWS))
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache .test-artifacts tests/node/node_modules

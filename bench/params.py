@@ -21,6 +21,11 @@ class Params:
     watch_streams: int
     watch_workers: int
     statement_probe_generations: int
+    # The queue's rows (bench.queue_rows): cancels timed (C1), the window a
+    # share is measured over (S2, S3), CPU time spent on each decision size (S4).
+    queue_cancels: int
+    queue_window_s: float
+    queue_decision_s: float
 
 
 FULL = Params(
@@ -34,6 +39,9 @@ FULL = Params(
     watch_streams=10_000,
     watch_workers=4,
     statement_probe_generations=20,
+    queue_cancels=100,
+    queue_window_s=30,
+    queue_decision_s=2,
 )
 QUICK = Params(
     repeats=1,
@@ -46,4 +54,7 @@ QUICK = Params(
     watch_streams=500,
     watch_workers=2,
     statement_probe_generations=10,
+    queue_cancels=30,
+    queue_window_s=12,
+    queue_decision_s=0.5,
 )

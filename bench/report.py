@@ -19,6 +19,8 @@ SHORT_NAMES = {
 }
 COLUMNS = ["#", "figure", "unit", "echo", "ours", "ours/echo", "p50/p99 ms echo", "p50/p99 ms ours"]
 COLUMNS += ["CPU ms/call echo", "CPU ms/call ours", "db writes/call ours"]
+# Rows measured against a target of their own (no echo): the queue's.
+TARGET_COLUMNS = ["#", "figure", "unit", "measured", "target", "met", "p50/p99 ms", "detail"]
 # CPU below this many ms per call is left out of the table (not the JSON).
 CPU_SHOWN_FROM_MS = 0.005
 
@@ -47,6 +49,10 @@ class Row:
     echo: Side | None = None
     ours: Side | None = None
     error: str | None = None
+    # A row with a target says what the measured value (ours) must be, and
+    # whether it is; such a row has no echo side.
+    target: str | None = None
+    met: bool | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -131,6 +137,29 @@ def table_rows(rows: list[Row]) -> list[list[str]]:
     return cells
 
 
+def fmt_met(met: bool | None) -> str:
+    return "—" if met is None else ("yes" if met else "NO")
+
+
+def target_table_rows(rows: list[Row]) -> list[list[str]]:
+    cells = []
+    for row in rows:
+        measured = row.ours
+        cells.append(
+            [
+                row.key,
+                f"FAILED: {row.figure}" if row.error else row.figure,
+                row.unit,
+                fmt_number(measured.value) if measured else "—",
+                row.target or "",
+                fmt_met(row.met),
+                fmt_latency(measured),
+                measured.detail if measured else "",
+            ]
+        )
+    return cells
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
@@ -147,10 +176,19 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def render(rows: list[Row], notes: list[str]) -> str:
-    text = markdown_table(COLUMNS, table_rows(rows))
+    """The comparisons with the echo, then the rows with targets of their own."""
+    compared = [row for row in rows if row.target is None]
+    targeted = [row for row in rows if row.target is not None]
+    tables = [markdown_table(COLUMNS, table_rows(compared))] if compared else []
+    if targeted:
+        tables.append(markdown_table(TARGET_COLUMNS, target_table_rows(targeted)))
+    text = "\n\n".join(tables)
     failures = [f"{row.key} {row.figure}: {row.error}" for row in rows if row.error]
     if failures:
         text += "\n\nFAILED:\n" + "\n".join(f"- {failure}" for failure in failures)
+    missed = [f"{row.key} {row.figure}: {fmt_value(row.ours)}, target {row.target}" for row in rows if row.met is False]
+    if missed:
+        text += "\n\nTARGET MISSED:\n" + "\n".join(f"- {line}" for line in missed)
     if notes:
         text += "\n\n" + "\n".join(f"- {note}" for note in notes)
     return text

@@ -8,7 +8,9 @@ meter, and how to count the calls it served (bench.verify).
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,8 +35,11 @@ ROOT = Path(__file__).resolve().parents[1]
 OWNER = "bench"
 # A rate limit far above anything two cores can serve.
 UNCAPPED_RPS = 1_000_000
-# The per-owner PENDING cap, raised so that no figure meets it.
+# The per-owner PENDING cap, raised so that no figure meets it (and the
+# per-owner RUNNING cap, except in the queue's rows).
 UNCAPPED_PENDING = 1_000_000_000
+# A mock AI worker's most slots: jobs at delay 0 never wait for one.
+AMPLE_SLOTS = 1024
 
 
 # Every Envoy rate-limit bucket, raised out of the way (the settings of
@@ -179,13 +184,21 @@ class MeshTarget(Target):
     """The mesh on its own database, with its caps raised for the bench."""
 
     def __init__(
-        self, postgres: Postgres, run_dir: Path, *, label: str, env: dict[str, str], with_envoy: bool = True
+        self,
+        postgres: Postgres,
+        run_dir: Path,
+        *,
+        label: str,
+        env: dict[str, str],
+        with_envoy: bool = True,
+        ai_workers: int = 1,
     ) -> None:
         self.label = label
         self.postgres = postgres
         self.database_url = postgres.new_database(f"bench_{label.replace('-', '_')}")
         self.env = {"MAX_PENDING_PER_OWNER": str(UNCAPPED_PENDING), **UNCAPPED_RATE_LIMITS, **env}
-        self.mesh = Mesh(self.database_url, run_dir / label, ports=Ports.free(), env=self.env, with_envoy=with_envoy)
+        ports = Ports.free(ai_workers=ai_workers)
+        self.mesh = Mesh(self.database_url, run_dir / label, ports=ports, env=self.env, with_envoy=with_envoy)
         if self.mesh.envoy is not None:
             self.json_url = self.mesh.envoy_url
         self.grpc_address = self.mesh.api_address
@@ -213,9 +226,20 @@ class MeshTarget(Target):
                     raise verify.FigureFailed(f"{self.label}: generations still PENDING after {timeout_s:.0f} s")
                 time.sleep(0.2)
 
-    def new_owner(self, owner: str) -> dict[str, str]:
-        """Headers of a new API key of `owner`."""
-        return {"authorization": f"Bearer {self.mesh.create_api_key(owner)}"}
+    def new_owner(self, owner: str, *, weight: int | None = None, max_priority: str | None = None) -> dict[str, str]:
+        """Headers of a new API key of `owner`. A key with a tier (its weight,
+        its highest priority: low, normal or high) is made as an operator
+        makes it, with the keys CLI."""
+        if weight is None and max_priority is None:
+            return {"authorization": f"Bearer {self.mesh.create_api_key(owner)}"}
+        argv = [sys.executable, "-m", "api_server.keys", "--database-url", self.database_url, "create"]
+        argv += ["--owner", owner, "--json"]
+        argv += ["--weight", str(weight)] if weight is not None else []
+        argv += ["--max-priority", max_priority] if max_priority is not None else []
+        made = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
+        if made.returncode:
+            raise RuntimeError(f"keys create for {owner} exited {made.returncode}: {made.stderr.strip()}")
+        return {"authorization": f"Bearer {json.loads(made.stdout)['key']}"}
 
 
 def metadata(headers: dict[str, str]) -> list[tuple[str, str]]:

@@ -157,20 +157,26 @@ def assign(
     workers: Iterable[Worker],
     on_workers_by_owner: Mapping[str, int],
     max_running_per_owner: int,
+    limit: int | None = None,
 ) -> list[Assignment]:
-    """Hand out candidates, in their order, to workers with room.
+    """Hand out candidates, in their order, to workers with room: at most
+    `limit` of them (None: all that fit).
 
     A candidate is passed over only when its owner already has
     `max_running_per_owner` generations on workers, or no worker that serves
     its model and kind has room; the ones after it still get their turn. A
     free slot is filled before any worker's prefetch: a candidate goes to the
     serving worker with the most free slots (then the most room, then the
-    lowest id, so the choice is deterministic).
+    lowest id, so the choice is deterministic). No candidate is looked at
+    once `limit` are handed out or no worker has room left.
     """
     holding = {worker.id: worker.holding for worker in workers}
     pool = {worker.id: worker for worker in workers}
     owners = dict(on_workers_by_owner)
     made: list[Assignment] = []
+    room_left = sum(max(0, worker.slots + worker.prefetch - worker.holding) for worker in pool.values())
+    if room_left == 0 or limit == 0:
+        return made
     for candidate in candidates:
         if owners.get(candidate.owner, 0) >= max_running_per_owner:
             continue
@@ -188,6 +194,9 @@ def assign(
         made.append(Assignment(candidate, chosen.id, runs_at_once=holding[chosen.id] < chosen.slots))
         holding[chosen.id] += 1
         owners[candidate.owner] = owners.get(candidate.owner, 0) + 1
+        room_left -= 1
+        if room_left == 0 or len(made) == limit:
+            break
     return made
 
 

@@ -95,6 +95,8 @@ class Job:
     task: asyncio.Task | None = None
     # When it began to run in a slot (the event loop's clock); None while held.
     started: float | None = None
+    # It waited here for a slot (the mesh was told it is held, not running).
+    waited: bool = False
     # Set when a newer dispatch of the generation hands over its token.
     new_token: asyncio.Event = field(default_factory=asyncio.Event)
     # The latest StartGeneration's span, which the callback continues.
@@ -190,6 +192,7 @@ class Jobs:
         if self._running < settings.mock_ai_slots:
             self._run(job)
         else:
+            job.waited = True
             self._waiting.append(job)
         return Taken(new=True, running=job.running, taken_at=job.taken_at)
 
@@ -281,7 +284,9 @@ class Jobs:
         delay = self._rng.uniform(settings.mock_ai_min_delay_s, settings.mock_ai_max_delay_s)
         fails = self._rng.random() < settings.mock_ai_generation_failure_rate
         started = loop.time()
-        self.reporter.report(job, Progress(percent=0))
+        # The mesh knows that a job taken into a free slot runs (the start's
+        # answer said so); of one that waited here, only this report tells it.
+        self.reporter.report(job, Progress(percent=0), at_once=job.waited)
         files = None if fails else asyncio.ensure_future(self._files(job))
         try:
             for step in range(1, STEPS):

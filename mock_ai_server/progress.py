@@ -4,7 +4,10 @@ CallbackService.ReportProgress in batches.
 Jobs say where they are (`report`); the reporter keeps only the latest
 report of each job and sends what changed once per interval, so a
 generation gets at most one update per interval however fast its job
-moves. (Where a waiting generation stands is the mesh's queue's to say.)
+moves. A report that tells the mesh something it cannot otherwise know
+in time goes at once (`at_once`: the start of a job that waited on the
+worker for a slot), with whatever else is waiting. (Where a waiting
+generation stands is the mesh's queue's to say.)
 Reports are best effort: one that fails is not sent again (a later one
 supersedes it), except that a job waiting for its last report
 (`report_and_wait`) goes on either way.
@@ -13,6 +16,7 @@ supersedes it), except that a job waiting for its last report
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
 from typing import Protocol
@@ -53,12 +57,18 @@ class ProgressReporter:
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._refused: dict[str, str] = {}  # generation id → the token refused
         self._wake = asyncio.Event()
+        # Set by a report that must not wait out the interval.
+        self._now = asyncio.Event()
 
-    def report(self, job: Reporting, progress: Progress) -> None:
-        """Send this with the next batch (replacing an unsent report of the job)."""
+    def report(self, job: Reporting, progress: Progress, *, at_once: bool = False) -> None:
+        """Send this with the next batch (replacing an unsent report of the
+        job); `at_once`: that batch goes now, or as soon as the one in
+        flight is answered."""
         if self.enabled:
             self._pending[job.request.generation_id] = (job, progress)
             self._wake.set()
+            if at_once:
+                self._now.set()
 
     async def report_and_wait(self, job: Reporting, progress: Progress) -> None:
         """Report, and return once that batch was answered (or failed)."""
@@ -74,12 +84,15 @@ class ProgressReporter:
         self._refused.pop(generation_id, None)
 
     async def run(self) -> None:
-        """Send batches until cancelled, at most one per interval."""
+        """Send batches until cancelled, at most one per interval unless a
+        report is sent at once."""
         while True:
             await self._wake.wait()
             self._wake.clear()
+            self._now.clear()
             await self.flush()
-            await asyncio.sleep(self._interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._now.wait(), self._interval_s)
 
     async def flush(self) -> None:
         """Send what is pending now."""

@@ -336,7 +336,8 @@ class QueueStore:
             ],
             on_workers,
             max_running_per_owner,
-        )[:wanted]
+            limit=wanted,
+        )
         if not made:
             return [], failed, False
         tokens = {a.candidate.row_id: secrets.token_urlsafe(32) for a in made}
@@ -405,6 +406,12 @@ class QueueStore:
         changed: list[uuid.UUID] = []
         failed: list[GenerationRow] = []
         async with self._db.transaction() as conn:
+            # By id, as every statement that locks several generations does:
+            # a batch of results or a heartbeat on the same rows waits, not deadlocks.
+            await conn.execute(
+                "SELECT 1 FROM generations WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                (sorted({o.start.row.id for o in outcomes}),),
+            )
             if taken:
                 cursor = await conn.execute(
                     "UPDATE generations AS g SET"

@@ -104,10 +104,12 @@ class WorkerStore:
                         lease_s,
                     ),
                 )
+            # By id, as every statement that locks several generations does:
+            # a batch of results or reports of this worker waits, not deadlocks.
             async with conn.cursor(row_factory=class_row(_Assigned)) as cursor:
                 await cursor.execute(
                     'SELECT id, "generationId" AS generation_id, phase::text AS phase, "takenAt" AS taken_at'
-                    " FROM generations WHERE \"workerId\" = %s AND status = 'PENDING' FOR UPDATE",
+                    " FROM generations WHERE \"workerId\" = %s AND status = 'PENDING' ORDER BY id FOR UPDATE",
                     (beat.worker_id,),
                 )
                 assigned = {a.generation_id: a for a in await cursor.fetchall()}

@@ -7,6 +7,7 @@ from collections import Counter
 
 from bench.report import (
     COLUMNS,
+    TARGET_COLUMNS,
     Row,
     Side,
     describe_codes,
@@ -105,3 +106,28 @@ def test_status_codes_and_statuses_read_shortly():
 
 def test_a_pipe_inside_a_cell_does_not_split_it():
     assert markdown_table(["a|b"], [["x|y"]]).splitlines()[2] == "| x\\|y |"
+
+
+def test_rows_with_targets_get_a_table_of_their_own_saying_whether_each_is_met():
+    rows = [
+        Row("P1", "gRPC create", "calls/s", echo=Side(value=100.0), ours=Side(value=25.0)),
+        Row(
+            "C1",
+            "cancel to next start",
+            "ms p99",
+            ours=Side(value=42.0, p50_ms=20.0, p99_ms=42.0, detail="60 cancels"),
+            target="≤ 100",
+            met=True,
+        ),
+        Row("C2", "slot utilisation", "%", ours=Side(value=91.0), target="≥ 95", met=False),
+    ]
+    text = render(rows, [])
+    tables = text.split("\n\n")
+    assert [cell.strip() for cell in tables[0].splitlines()[0].strip("|").split("|")] == COLUMNS
+    assert len(tables[0].splitlines()) == 3  # header, rule, P1
+    assert [cell.strip() for cell in tables[1].splitlines()[0].strip("|").split("|")] == TARGET_COLUMNS
+    c1, c2 = ([cell.strip() for cell in line.strip("|").split("|")] for line in tables[1].splitlines()[2:])
+    assert c1 == ["C1", "cancel to next start", "ms p99", "42.0", "≤ 100", "yes", "20.0 / 42.0", "60 cancels"]
+    assert c2[:6] == ["C2", "slot utilisation", "%", "91.0", "≥ 95", "NO"]
+    assert "TARGET MISSED:\n- C2 slot utilisation: 91.0, target ≥ 95" in text
+    assert "FAILED" not in text

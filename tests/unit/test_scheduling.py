@@ -223,6 +223,35 @@ def test_assignments_fit_every_worker_s_room_and_every_owner_s_cap_and_leave_not
             assert owners[candidate.owner] >= cap or not room
 
 
+@given(
+    candidates_strategy,
+    workers_strategy,
+    st.dictionaries(st.sampled_from("abc"), st.integers(0, 4)),
+    st.integers(1, 5),
+    st.integers(0, 30),
+)
+def test_a_limit_keeps_the_first_assignments(candidates, workers, on_workers, cap, limit):
+    everything = scheduling.assign(candidates, workers, on_workers, cap)
+    assert scheduling.assign(candidates, workers, on_workers, cap, limit=limit) == everything[:limit]
+
+
+def test_no_candidate_is_read_past_the_limit_or_once_no_worker_has_room():
+    read: list[int] = []
+
+    def candidates():
+        for i in range(100):
+            read.append(i)
+            yield Candidate(uuid.UUID(int=i + 1), "abcd"[i % 4], Model.SD, Kind.IMAGE, float(i))
+
+    roomy = Worker(uuid.UUID(int=1), slots=8, prefetch=2, models=frozenset(Model), kinds=frozenset(Kind), holding=0)
+    assert len(scheduling.assign(candidates(), [roomy], {}, 100, limit=3)) == 3
+    assert len(read) == 3
+    read.clear()
+    two_free = Worker(uuid.UUID(int=2), slots=2, prefetch=1, models=frozenset(Model), kinds=frozenset(Kind), holding=1)
+    assert len(scheduling.assign(candidates(), [two_free], {}, 100)) == 2
+    assert len(read) == 2
+
+
 def test_a_free_slot_is_filled_before_any_prefetch():
     full, idle = (
         Worker(uuid.UUID(int=1), slots=2, prefetch=2, models=frozenset(Model), kinds=frozenset(Kind), holding=2),
