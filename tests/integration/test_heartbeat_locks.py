@@ -78,7 +78,7 @@ async def test_a_round_s_record_of_its_sends_and_a_batch_locking_the_same_rows_b
     for i in range(6):
         await store.create(NewGeneration(OWNER, f"sent {i}", Model.SDXL, 64, 64), max_pending=100)
     queue = QueueStore(db, webhook_body=signed_webhook_body)
-    planned = await queue.round(limit=10, max_running_per_owner=10, max_attempts=5, start_lease_s=60)
+    planned = await queue.round(limit=10, max_running_per_owner=10, max_attempts=5, start_lease_s=60, worker_lease_s=3)
     a, b = await _out_of_order_pair(database_url)
     # The worker's answers, b first (in the table's order too, whichever way the update meets them).
     starts = {start.row.id: start for start in planned.starts}
