@@ -90,7 +90,7 @@ def _listed(keys: list[KeyInfo]) -> dict:
 
 
 def _table(keys: list[KeyInfo]) -> str:
-    rows = [("PREFIX", "OWNER", "CREATED", "WEIGHT", "MAX PRIORITY", "STATE")] + [
+    rows = [("PREFIX", "OWNER", "CREATED", "WEIGHT", "MAX_PRIORITY", "STATE")] + [
         (
             k.prefix,
             k.owner,

@@ -114,6 +114,11 @@ export const KIND = { KIND_IMAGE: "Images", KIND_VIDEO: "Video" };
 export const PRIORITY = { PRIORITY_LOW: "Low", PRIORITY_NORMAL: "Normal", PRIORITY_HIGH: "High" };
 
 /** A known enum value's words, else the value itself (a newer API's value still shows). */
+// A generation's phase, or null once final (JSON may spell that PHASE_UNSPECIFIED).
+export function phaseOf(g) {
+  return g.phase && g.phase !== "PHASE_UNSPECIFIED" ? g.phase : null;
+}
+
 export function words(table, value) {
   return table[value] || value || "";
 }

@@ -3,7 +3,22 @@
 // as phase, priority or estimates, show when present and are never needed).
 
 import { explain } from "./api.js";
-import { bytes, duration, fill, h, KIND, MODEL, PHASE, PRIORITY, sameOriginUrl, STATUS, time, took, words } from "./dom.js";
+import {
+  bytes,
+  duration,
+  fill,
+  h,
+  KIND,
+  MODEL,
+  PHASE,
+  phaseOf,
+  PRIORITY,
+  sameOriginUrl,
+  STATUS,
+  time,
+  took,
+  words,
+} from "./dom.js";
 import { FINAL, Watch } from "./watch.js";
 
 const reducedMotion = matchMedia("(prefers-reduced-motion: reduce)");
@@ -118,8 +133,9 @@ export class GenerationView {
   show(g) {
     const before = this.generation;
     this.generation = g;
-    if (!before || before.status !== g.status || before.phase !== g.phase) {
-      this.announce(`${words(STATUS, g.status)}${g.phase ? `, ${words(PHASE, g.phase).toLowerCase()}` : ""}.`);
+    const phase = phaseOf(g);
+    if (!before || before.status !== g.status || phaseOf(before) !== phase) {
+      this.announce(`${words(STATUS, g.status)}${phase ? `, ${words(PHASE, phase).toLowerCase()}` : ""}.`);
     }
     if (before && before.generationId === g.generationId && before.status === g.status) {
       // The same state with news (progress, queue, phase): only what changed
@@ -155,7 +171,7 @@ export class GenerationView {
       "p",
       { class: `status status-${(g.status || "").replace("STATUS_", "").toLowerCase()}`, tabindex: -1 },
       words(STATUS, g.status),
-      g.phase ? h("span", { class: "phase" }, ` · ${words(PHASE, g.phase)}`) : null,
+      phaseOf(g) ? h("span", { class: "phase" }, ` · ${words(PHASE, phaseOf(g))}`) : null,
     );
   }
 

@@ -9,12 +9,14 @@ import os
 import shlex
 import socket
 from pathlib import Path
+from unittest import mock
 
 import httpx
 import pytest
 
 from devstack.mesh import Mesh, Ports
 from devstack.ports import in_use
+from devstack.settings import DevStackSettings
 from tests.clients import wait_for
 from tests.make_run import PORT_VARIABLES, MakeRun
 from tests.mesh_fixtures import new_migrated_database
@@ -72,7 +74,9 @@ def test_it_prints_where_the_web_console_is(running):
 def test_a_second_make_run_says_it_is_already_running(running):
     second = MakeRun(running.env)
     assert second.run_to_end() == 1
-    ports = ", ".join(f"{running.env[name]} {name}" for name in PORT_VARIABLES)
+    with mock.patch.dict(os.environ, running.env):  # every worker's ports, as make run plans them
+        planned = DevStackSettings().ports().by_variable()
+    ports = ", ".join(f"{port} {name}" for name, port in planned)
     run_dir = Path(running.env["LEO_DEV_RUN_DIR"]).resolve()
     assert second.stderr.splitlines() == [f"make run: already running (pid {running.pid}, ports {ports}) in {run_dir}"]
     assert second.lines == []

@@ -124,9 +124,10 @@ def grpcurl(out: str, cwd: Path, terminal: Terminal) -> None:
 
 def keys(out: str, cwd: Path, terminal: Terminal) -> None:
     header, row, rest = out.split("\n", 2)
-    assert header.split() == ["PREFIX", "OWNER", "CREATED", "STATE"]
-    prefix, owner, *_, state = row.split()
-    assert (owner, state) == ("alice", "live") and re.fullmatch(r"leo_\S{8}", prefix)
+    assert header.split() == ["PREFIX", "OWNER", "CREATED", "WEIGHT", "MAX_PRIORITY", "STATE"]
+    prefix, owner, *_, weight, max_priority, state = row.split()
+    assert (owner, weight, max_priority, state) == ("alice", "1", "normal", "live")
+    assert re.fullmatch(r"leo_\S{8}", prefix)
     listed, refused = json_documents(rest)
     assert listed == {"generations": [], "nextPageToken": ""}
     assert refused["code"] == 16
