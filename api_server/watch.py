@@ -309,6 +309,10 @@ class Watches:
                         if message.event_id != after:
                             with self._write_deadline(context):
                                 yield message
+                        else:
+                            # Nothing new to send yet: open the stream anyway
+                            # (a proxy's client sees it open once headers come).
+                            await context.send_initial_metadata(())
                         sent, after = generation, None
                     if row.status in FINAL:
                         return

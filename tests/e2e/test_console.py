@@ -269,7 +269,7 @@ def test_create_shows_progress_then_images_of_the_requested_size(signed_in, key,
     view = result(page)
     wait_status(page, "Complete")
     states = page.evaluate("() => window.states")
-    pending = [s for s in states if s[0] == "Pending"]
+    pending = [s for s in states if s[0].startswith("Pending")]
     assert pending and all(bar for _, bar, _ in pending), states
     assert any(re.fullmatch(r"(Waiting|Running) for \d+:\d\d", elapsed) for _, _, elapsed in pending), states
     images = view.locator("img.image")
@@ -312,7 +312,7 @@ def test_cancel_while_pending(signed_in, mesh, key):
     with ai_paused(mesh):
         generate(page, "never finished")
         view = result(page)
-        expect(view.locator(".status")).to_have_text("Pending")
+        expect(view.locator(".status")).to_have_text(re.compile(r"^Pending( · (Queued|Starting))?$"))
         expect(view.locator(".connection")).to_have_text("Live")
         view.get_by_role("button", name="Cancel").click()
         expect(view.locator(".status")).to_have_text("Cancelled")

@@ -75,6 +75,9 @@ async def test_resumed_after_the_current_state_it_waits_for_the_next_one(app, cl
     resumed = client.stub.WatchGeneration(
         request, metadata=(*client.metadata, (watch_events.LAST_EVENT_ID_HEADER, current.event_id))
     )
+    # It opens at once (its headers sent, so that a proxy's client sees the
+    # stream open) though it has no state to send yet.
+    assert await asyncio.wait_for(resumed.initial_metadata(), timeout=10) is not None
     # Once subscribed, the resumed watch has been through the current state (the topic has it).
     await asyncio.wait_for(subscribed(app, 2), timeout=10)
     await cancel(client, generation.generation_id)
