@@ -25,6 +25,7 @@ from leo_mesh import envoy_config
 from leo_mesh.db.keys import KeyStore
 from leo_mesh.db.pool import Database
 from leo_mesh.media.settings import MediaSettings
+from leo_mesh.scheduling import Priority
 from mock_ai_server.settings import Settings as MockAiSettings
 
 GENERATION_SERVICE = "leo.generation.v1.GenerationService"
@@ -264,12 +265,13 @@ class Mesh:
             time.sleep(0.1)
         raise TimeoutError("envoy not ready")
 
-    def create_api_key(self, owner: str, key: str | None = None) -> str:
-        """Store an API key for `owner` in the mesh's database; returns it."""
+    def create_api_key(self, owner: str, key: str | None = None, *, max_priority: Priority = Priority.NORMAL) -> str:
+        """Store an API key for `owner` in the mesh's database, allowed up to
+        `max_priority`; returns it."""
 
         async def create() -> str:
             async with Database(self.database_url, name="devstack", max_size=1) as db:
-                return await KeyStore(db).create(owner, key)
+                return await KeyStore(db).create(owner, key, max_priority=max_priority)
 
         return asyncio.run(create())
 
