@@ -14,6 +14,7 @@ const FIELD_CONTROLS = {
   height: "height",
   webhook_url: "webhook-url",
   webhookUrl: "webhook-url",
+  priority: "priority",
 };
 
 export class CreateForm {
@@ -76,6 +77,10 @@ export class CreateForm {
     };
     const webhook = value("webhook-url").trim();
     if (webhook) body.webhookUrl = webhook;
+    // Normal is the API's default: left out, a Normal create is the same
+    // request as before the API had priorities.
+    const priority = value("priority");
+    if (priority !== "PRIORITY_NORMAL") body.priority = priority;
     return body;
   }
 

@@ -21,6 +21,7 @@ import pytest
 from playwright.sync_api import Page, Request, expect
 
 from leo_mesh import envoy_console
+from leo_mesh.scheduling import Priority
 from tests.browser import ARTIFACTS
 from tests.clients import json_client, wait_for
 
@@ -80,12 +81,18 @@ def new_page(browser_pages, seen, dialogs):
     return make
 
 
-@pytest.fixture
-def key(mesh, request) -> str:
+def new_key(mesh, request, *, max_priority: Priority = Priority.NORMAL) -> str:
     """A key of an owner of the test's own (made in a thread of its own:
     Playwright's event loop runs in this one, and asyncio.run refuses it)."""
+    owner = re.sub(r"\W+", "-", request.node.name)[:60]
     with ThreadPoolExecutor(1) as thread:
-        return thread.submit(mesh.create_api_key, re.sub(r"\W+", "-", request.node.name)[:60]).result()
+        return thread.submit(mesh.create_api_key, owner, max_priority=max_priority).result()
+
+
+@pytest.fixture
+def key(mesh, request) -> str:
+    """A key with the default tier (up to NORMAL priority)."""
+    return new_key(mesh, request)
 
 
 def sign_in(page: Page, console: str, key: str) -> Page:
@@ -330,6 +337,34 @@ def test_a_bad_size_is_shown_beside_the_field(signed_in, key, mesh):
     expect(page.get_by_label("Width (pixels)")).to_have_attribute("aria-invalid", "true")
     expect(page.get_by_label("Width (pixels)")).to_be_focused()
     expect(page.locator("#height-error")).to_be_hidden()
+    expect(page.locator("#create-error")).to_contain_text("fields need a change")
+    with json_client(mesh, key) as http:
+        assert http.get("/v1/generations").json()["generations"] == []
+
+
+def test_a_key_allowed_high_creates_with_high_priority(new_page, console, mesh, request):
+    key = new_key(mesh, request, max_priority=Priority.HIGH)
+    page = sign_in(new_page(viewport={"width": 1280, "height": 900}), console, key)
+    page.get_by_label("Priority", exact=True).select_option(label="High")
+    generate(page, "ahead of the queue")
+    wait_status(page, "Complete")
+    page.get_by_role("link", name="History").click()
+    page.get_by_role("link", name="ahead of the queue").click()
+    expect(page.get_by_role("heading", name="Generation")).to_be_visible()
+    expect(page.locator("#detail-body .facts dt:text-is('Priority') + dd")).to_have_text("High")
+    with json_client(mesh, key) as http:
+        [generation] = http.get("/v1/generations").json()["generations"]
+    assert generation["priority"] == "PRIORITY_HIGH"
+
+
+def test_a_priority_above_the_key_is_shown_beside_the_field(signed_in, key, mesh):
+    page = signed_in
+    control = page.get_by_label("Priority", exact=True)
+    control.select_option(label="High")
+    generate(page, "a fox in a hurry")
+    expect(page.locator("#priority-error")).to_contain_text("at most PRIORITY_NORMAL")
+    expect(control).to_have_attribute("aria-invalid", "true")
+    expect(control).to_be_focused()
     expect(page.locator("#create-error")).to_contain_text("fields need a change")
     with json_client(mesh, key) as http:
         assert http.get("/v1/generations").json()["generations"] == []
