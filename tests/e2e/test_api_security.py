@@ -275,25 +275,6 @@ def test_cancel_of_a_final_generation_is_failed_precondition(mesh, alice):
     assert "only PENDING" in response.json()["message"]
 
 
-def test_dispatcher_never_sends_a_cancelled_generation(make_mesh):
-    mesh = make_mesh(
-        env={
-            **ENV,
-            "MOCK_AI_START_FAILURES_PER_GENERATION": "1",
-            "DISPATCH_BACKOFF_BASE_S": "3",
-            "DISPATCH_BACKOFF_CAP_S": "3",
-        },
-        with_envoy=False,
-    )
-    api = api_for(mesh)
-    generation_id = api.create("cancel during backoff").generation_id
-    wait_for(lambda: api.get(generation_id).attempts == 1, timeout_s=10, what="the first, refused, attempt")
-    api.cancel(generation_id)
-    time.sleep(4)  # past the retry time
-    calls = [r for r in mesh.mock_ai.log_records() if r.get("event") == "start_generation"]
-    assert len(calls) == 1 and api.get(generation_id).attempts == 1
-
-
 # --- idempotent create ----------------------------------------------------
 
 
