@@ -47,7 +47,9 @@ def collector():
 
 
 @pytest.fixture(scope="module")
-def mesh(make_mesh, collector):
+def mesh(collector, make_mesh):
+    # The collector first: its teardown then comes after the mesh's, whose
+    # processes send their last spans as they stop (to a collector that is gone, they wait).
     return make_mesh(
         env={**TRACED, "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint, "ENVOY_OTLP_ENDPOINT": collector.endpoint}
     )
