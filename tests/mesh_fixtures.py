@@ -17,6 +17,11 @@ _templates: dict[int, str] = {}
 # Signed links last a day, so they change only every 2.4 h (a tenth of it):
 # two reads of a generation in a test show the same links.
 LONG_LINKS = {"MEDIA_URL_TTL_S": "86400"}
+# A mock AI told to stop leaves at once instead of finishing its jobs (as the
+# in-process harness's does): a mesh stopped with jobs running, or with its
+# callback server gone, would otherwise wait out ManagedProcess.stop's 15 s.
+# A test of the drain sets MOCK_AI_DRAIN_TIMEOUT_S itself.
+NO_DRAIN = {"MOCK_AI_DRAIN_TIMEOUT_S": "0"}
 _template_lock = threading.Lock()
 
 
@@ -50,7 +55,7 @@ def new_mesh(
         new_migrated_database(postgres),
         run_dir,
         ports=Ports.free(api_replicas, ai_workers),
-        env={**LONG_LINKS, **(env or {})},
+        env={**LONG_LINKS, **NO_DRAIN, **(env or {})},
         with_envoy=with_envoy,
     )
 

@@ -189,7 +189,8 @@ def test_dispatch_resumes_promptly_when_the_pool_comes_back(replicas):
 
 @pytest.fixture(scope="module")
 def pool(make_mesh):
-    env = {**QUICK_RETRIES, "MOCK_AI_MIN_DELAY_S": "2", "MOCK_AI_MAX_DELAY_S": "3"}
+    # A worker told to stop finishes its jobs (the default drain; tests' meshes have none).
+    env = {**QUICK_RETRIES, "MOCK_AI_MIN_DELAY_S": "2", "MOCK_AI_MAX_DELAY_S": "3", "MOCK_AI_DRAIN_TIMEOUT_S": "60"}
     return make_mesh(env=env, ai_workers=2, with_envoy=False)
 
 

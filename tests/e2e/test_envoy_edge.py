@@ -243,8 +243,7 @@ def envoy_clusters(mesh) -> str:
         return reply.read().decode()
 
 
-def test_a_stalled_api_server_keeps_its_traffic(make_mesh):
-    mesh = make_mesh(env=UNLIMITED)
+def test_a_stalled_api_server_keeps_its_traffic(mesh):
     key = mesh.create_api_key("patient")
     group = mesh.api_servers[0].proc.pid
     with json_client(mesh, key, timeout_s=60) as http:
@@ -266,8 +265,8 @@ def test_a_stalled_api_server_keeps_its_traffic(make_mesh):
     assert "failed_active_hc" not in envoy_clusters(mesh)
 
 
-def test_a_dead_api_server_is_a_503_json_then_ejected_then_back(make_mesh):
-    mesh = make_mesh(env=UNLIMITED)
+def test_a_dead_api_server_is_a_503_json_then_ejected_then_back(mesh):
+    """It leaves the mesh as it found it: the api_server serving again."""
     key = mesh.create_api_key("survivor")
     api_server = mesh.api_servers[0]
     api_server.kill()

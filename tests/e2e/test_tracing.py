@@ -47,7 +47,9 @@ def collector():
 
 
 @pytest.fixture(scope="module")
-def mesh(make_mesh, collector):
+def mesh(collector, make_mesh):
+    # The collector first: its teardown then comes after the mesh's, whose
+    # processes send their last spans as they stop (to a collector that is gone, they wait).
     return make_mesh(
         env={**TRACED, "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint, "ENVOY_OTLP_ENDPOINT": collector.endpoint}
     )
@@ -136,6 +138,28 @@ def test_one_trace_follows_a_generation_through_every_hop(mesh, collector):
     assert (completion["trace_id"], completion["span_id"]) == (client_trace, complete.span_id)
 
 
+def test_envoy_s_span_records_the_url_without_its_query(mesh, collector):
+    """Envoy's span named the whole URL (http.url): a signed link's
+    signature or a key sent as a query parameter went to the trace store."""
+    key = mesh.create_api_key("traced-query")
+    signature, token = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    paths = [f"/v1/generations/{uuid.uuid4()}/assets/0", f"/v1/generations/{uuid.uuid4()}"]
+    with json_client(mesh, key) as http:
+        assert http.get(f"{paths[0]}?expires=1&signature={signature}").status_code == 403
+        assert http.get(f"{paths[1]}?access_token={token}").status_code == 404
+
+    def by_path(spans: list[Span]) -> dict[str, Span]:
+        urls = {span.attributes.get("http.url"): span for span in spans if span.service == "envoy"}
+        return {path: span for path in paths for url, span in urls.items() if str(url).split("?")[0].endswith(path)}
+
+    collector.wait_spans("Envoy's spans of both requests", lambda spans: len(by_path(spans)) == 2)
+    text = repr(collector.spans())
+    assert signature not in text and token not in text
+    assert [span.attributes["http.url"] for span in by_path(collector.spans()).values()] == [
+        mesh.envoy_url + path for path in paths
+    ]
+
+
 def test_a_dispatch_after_an_api_server_restart_joins_the_create_trace(mesh, collector):
     """Last: it restarts the mock AI and the api_server."""
     (server,) = mesh.api_servers
@@ -160,25 +184,3 @@ def test_a_dispatch_after_an_api_server_restart_joins_the_create_trace(mesh, col
     create = only(about(collector.spans(), generation_id), CREATE)
     assert dispatch.pid != create.pid  # another process, after the restart
     assert (dispatch.trace_id, dispatch.parent_id) == (create.trace_id, create.span_id)
-
-
-def test_envoy_s_span_records_the_url_without_its_query(mesh, collector):
-    """Envoy's span named the whole URL (http.url): a signed link's
-    signature or a key sent as a query parameter went to the trace store."""
-    key = mesh.create_api_key("traced-query")
-    signature, token = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
-    paths = [f"/v1/generations/{uuid.uuid4()}/assets/0", f"/v1/generations/{uuid.uuid4()}"]
-    with json_client(mesh, key) as http:
-        assert http.get(f"{paths[0]}?expires=1&signature={signature}").status_code == 403
-        assert http.get(f"{paths[1]}?access_token={token}").status_code == 404
-
-    def by_path(spans: list[Span]) -> dict[str, Span]:
-        urls = {span.attributes.get("http.url"): span for span in spans if span.service == "envoy"}
-        return {path: span for path in paths for url, span in urls.items() if str(url).split("?")[0].endswith(path)}
-
-    collector.wait_spans("Envoy's spans of both requests", lambda spans: len(by_path(spans)) == 2)
-    text = repr(collector.spans())
-    assert signature not in text and token not in text
-    assert [span.attributes["http.url"] for span in by_path(collector.spans()).values()] == [
-        mesh.envoy_url + path for path in paths
-    ]

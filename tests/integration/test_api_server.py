@@ -105,6 +105,29 @@ async def test_a_round_goes_in_one_call_and_a_refused_job_fails_only_its_own_att
         }
 
 
+async def test_a_generation_cancelled_while_it_waits_for_its_retry_is_never_sent_again(database_url):
+    """Both refused once, both due again: the round sends the other one
+    again, never the cancelled one."""
+    ai = FakeAi()
+    async with (
+        api_server(database_url, ai=ai, background=False, dispatch_backoff_base_s=5) as app,
+        channel_to(app) as channel,
+    ):
+        client = Client(channel, await new_key(app))
+        cancelled, other = [(await client.create(prompt=p)).generation_id for p in ("cancelled", "other")]
+        ai.refuse = {cancelled: BackendOverloaded(), other: BackendOverloaded()}
+        await app.dispatcher.round()
+        assert sorted(job.generation_id for job in ai.requests) == sorted([cancelled, other])
+        await client.cancel(cancelled)
+        ai.refuse = {}
+        for generation_id in (cancelled, other):
+            await asyncio.to_thread(rows.make_due, database_url, generation_id)
+        await app.dispatcher.round()
+        assert [job.generation_id for job in ai.requests[2:]] == [other]
+        statuses = await after_dispatch(app)
+        assert statuses[cancelled][:2] == ("CANCELLED", 1) and statuses[other][:2] == ("PENDING", 2)
+
+
 # --- client input that must be a 4xx, never a 500 ---
 
 NUL_CREATES = [
