@@ -33,7 +33,6 @@ import secrets
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
@@ -150,13 +149,6 @@ REQUEUE = (
 )
 
 
-async def _now(conn: AsyncConnection) -> datetime:
-    """The transaction's now(), as every statement of the round sees it."""
-    row = await (await conn.execute("SELECT now()")).fetchone()
-    assert row is not None
-    return row[0]
-
-
 class QueueStore:
     def __init__(self, db: Database, *, webhook_body: Callable[[GenerationRow], str]) -> None:
         self._db = db
@@ -192,24 +184,20 @@ class QueueStore:
         return Round([*again, *starts], drops, failed, full)
 
     async def _requeue_from_gone_workers(self, conn: AsyncConnection, worker_lease_s: float) -> list[uuid.UUID]:
-        async with conn.cursor(row_factory=class_row(scheduling.Lease)) as lease_rows:
-            await lease_rows.execute(
-                'SELECT id AS worker_id, "heartbeatAt" AS heartbeat_at, "leaseExpiresAt" AS expires_at,'
-                ' "aliveSince" AS alive_since FROM ai_workers'
-            )
-            leases = await lease_rows.fetchall()
-        now = await _now(conn)
-        gone = scheduling.gone(leases, now, worker_lease_s)
+        # One read: the leases and the transaction's clock they are judged by.
+        cursor = await conn.execute('SELECT now(), id, "heartbeatAt", "leaseExpiresAt", "aliveSince" FROM ai_workers')
+        rows = await cursor.fetchall()
+        if not rows:
+            return []
+        gone = scheduling.gone((scheduling.Lease(*row[1:]) for row in rows), rows[0][0], worker_lease_s)
         if not gone:
             return []
         log.warning("AI workers gone: their lease ended while others kept theirs", extra={"workers": len(gone)})
         await conn.execute("DELETE FROM ai_workers WHERE id = ANY(%s)", (gone,))
         cursor = await conn.execute(
-            f'UPDATE generations AS g SET {REQUEUE}, "nextAttemptAt" = {DUE_NOW}, "lastError" = %s'
-            " WHERE g.\"workerId\" IS NOT NULL AND g.status = 'PENDING'"
-            ' AND NOT EXISTS (SELECT 1 FROM ai_workers w WHERE w.id = g."workerId")'
-            ' RETURNING g."generationId"',
-            (GONE_ERROR,),
+            f'UPDATE generations SET {REQUEUE}, "nextAttemptAt" = {DUE_NOW}, "lastError" = %s'
+            ' WHERE "workerId" = ANY(%s) AND status = \'PENDING\' RETURNING "generationId"',
+            (GONE_ERROR, gone),
         )
         return [generation_id for (generation_id,) in await cursor.fetchall()]
 
