@@ -1,5 +1,5 @@
 """`leo` as people and scripts run it: a subprocess against the real mesh.
-A failed generation's exit: tests/integration/test_leo_cli.py (the flow in
+A failed generation's exit: tests/integration/test_client_following.py (the flow in
 process, its mock AI failing every generation)."""
 
 from __future__ import annotations

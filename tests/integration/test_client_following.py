@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import pty
 import re
@@ -24,7 +25,7 @@ from devstack.ports import free_port
 from leo.callback.v1 import callback_pb2
 from leo_client import AsyncClient, ConnectionLost, Reconnected, Reconnecting, Status, Unavailable
 from leo_mesh.db.keys import KeyStore
-from tests.inprocess import FakeAi, api_server
+from tests.inprocess import FakeAi, api_server, flow
 from tests.integration.ai_side import OWNER, completed, dispatched, redispatch
 
 LEO = str(Path(sys.executable).parent / "leo")
@@ -114,6 +115,22 @@ async def piped(env: dict[str, str], *args: str):
     finally:
         leo.kill()
         await leo.process.wait()
+
+
+# --- how a wait ends ---------------------------------------------------------------
+
+
+async def test_a_failed_generation_exits_1_with_its_reason(database_url):
+    """Against the whole flow in process, whose mock AI fails every generation."""
+    failing = {"mock_ai_min_delay_s": 0.2, "mock_ai_max_delay_s": 0.5, "mock_ai_generation_failure_rate": 1}
+    async with flow(database_url, ai=failing) as mesh:
+        env = environment(mesh.api.port, await mesh.key())
+        async with piped(env, "generate", "doomed", "--wait", "--json") as leo:
+            assert await leo.exit_code() == 1
+    generation = json.loads(leo.out)["generation"]
+    assert generation["status"] == "STATUS_FAILED" and generation["failureReason"]
+    # One line, naming the reason.
+    assert leo.err.endswith("\n") and leo.err.count("\n") == 1 and generation["failureReason"] in leo.err
 
 
 # --- the api_server restarts, or stays away ------------------------------------
