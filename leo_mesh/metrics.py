@@ -153,7 +153,8 @@ MOCK_AI_JOBS_QUEUED = Gauge(
 )
 MOCK_AI_STARTS = Counter(
     "leo_mock_ai_starts_total",
-    "Jobs asked of the mock AI (alone or in a batch), by outcome: new, held (already running), refused (injected).",
+    "Jobs asked of the mock AI (alone or in a batch), by outcome: new, held (already its), refused (injected),"
+    " no_room (full or draining), wrong_worker (meant for another worker).",
     ["outcome"],
 )
 

@@ -74,7 +74,7 @@ class AIService(ai_pb2_grpc.AIServiceServicer):
         if request.worker_id and request.worker_id != self._worker_id:
             # Meant for the process this address had before: the mesh has its
             # job on record there, and runs it elsewhere once that one is gone.
-            metrics.MOCK_AI_STARTS.labels("no_room").inc()
+            metrics.MOCK_AI_STARTS.labels("wrong_worker").inc()
             raise WrongWorker(request.worker_id)
         self._calls[generation_id] += 1
         calls = self._calls[generation_id]
